@@ -1,0 +1,72 @@
+use pulldown_cmark::{Event, Options, Parser, Tag, TagEnd, html};
+
+fn options() -> Options {
+    Options::ENABLE_TABLES
+        | Options::ENABLE_FOOTNOTES
+        | Options::ENABLE_SMART_PUNCTUATION
+        | Options::ENABLE_STRIKETHROUGH
+}
+
+/// CommonMark (with tables, footnotes, strikethrough and smart punctuation) to HTML.
+/// The output is not yet safe: pass it through [`super::sanitize_html`].
+pub fn render_markdown(markdown: &str) -> String {
+    let mut out = String::with_capacity(markdown.len() * 3 / 2);
+    html::push_html(&mut out, Parser::new_ext(markdown, options()));
+    out
+}
+
+/// The text of the first paragraph, cut at a word boundary to at most `max` characters,
+/// for posts that give no summary of their own.
+pub fn plain_summary(markdown: &str, max: usize) -> Option<String> {
+    let mut text = String::new();
+    let mut in_paragraph = false;
+    for event in Parser::new_ext(markdown, options()) {
+        match event {
+            Event::Start(Tag::Paragraph) => in_paragraph = true,
+            Event::End(TagEnd::Paragraph) if in_paragraph && !text.trim().is_empty() => break,
+            Event::End(TagEnd::Paragraph) => in_paragraph = false,
+            Event::Text(t) | Event::Code(t) if in_paragraph => text.push_str(&t),
+            Event::SoftBreak | Event::HardBreak if in_paragraph => text.push(' '),
+            _ => {}
+        }
+    }
+    let text = text.split_whitespace().collect::<Vec<_>>().join(" ");
+    if text.is_empty() {
+        return None;
+    }
+    if text.chars().count() <= max {
+        return Some(text);
+    }
+    let cut: String = text.chars().take(max).collect();
+    let cut = match cut.rfind(' ') {
+        Some(i) if i > max / 2 => &cut[..i],
+        _ => &cut[..],
+    };
+    Some(format!("{}…", cut.trim_end_matches([',', ';', ':', '.', ' '])))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn renders_tables_footnotes_and_smart_quotes() {
+        let html = render_markdown("\"Hi\" -- there[^1]\n\n| a | b |\n|---|---|\n| 1 | 2 |\n\n[^1]: A note.\n");
+        assert!(html.contains("“Hi” – there"), "{html}");
+        assert!(html.contains("<table>"), "{html}");
+        assert!(html.contains("footnote-definition"), "{html}");
+    }
+
+    #[test]
+    fn summary_is_the_first_paragraph_without_markup() {
+        let md = "# Heading\n\nFirst *para*\nwith `code`.\n\nSecond.";
+        assert_eq!(plain_summary(md, 100).unwrap(), "First para with code.");
+    }
+
+    #[test]
+    fn long_summaries_are_cut_at_a_word() {
+        let md = "one two three four five six seven eight nine ten";
+        assert_eq!(plain_summary(md, 20).unwrap(), "one two three four…");
+        assert_eq!(plain_summary("", 20), None);
+    }
+}

@@ -1,0 +1,85 @@
+use std::borrow::Cow;
+
+use ammonia::{Builder, UrlRelative};
+use url::Url;
+
+/// Prefix of element ids inside post content, so a post cannot clobber the page's own ids.
+const ID_PREFIX: &str = "post-";
+
+struct Absolutise {
+    base: Url,
+    post: Url,
+}
+
+impl ammonia::UrlRelativeEvaluate<'_> for Absolutise {
+    fn evaluate<'a>(&self, url: &'a str) -> Option<Cow<'a, str>> {
+        if let Some(fragment) = url.strip_prefix('#') {
+            let mut absolute = self.post.clone();
+            absolute.set_fragment(Some(&format!("{ID_PREFIX}{fragment}")));
+            return Some(Cow::Owned(absolute.into()));
+        }
+        // Paths are relative to the site, not the post: `/img/x.png` and
+        // `img/x.png` both mean base_url's folder.
+        let joined = self.base.join(url.trim_start_matches('/')).ok()?;
+        Some(Cow::Owned(joined.into()))
+    }
+}
+
+/// Makes post HTML safe for feeds, pages and emails: an allow-list of tags and
+/// attributes (no scripts, event handlers, iframes, `javascript:` URLs) and every
+/// URL made absolute — paths against `base_url`, `#fragments` against `post_url`.
+pub fn sanitize_html(html: &str, base_url: &Url, post_url: &Url) -> String {
+    let rewrite = Absolutise {
+        base: base_url.clone(),
+        post: post_url.clone(),
+    };
+    Builder::default()
+        .url_relative(UrlRelative::Custom(Box::new(rewrite)))
+        .add_tag_attributes("div", &["id"])
+        .add_tag_attributes("sup", &["id"])
+        .add_tag_attributes("li", &["id"])
+        .id_prefix(Some(ID_PREFIX))
+        .add_allowed_classes("div", &["footnote-definition"])
+        .add_allowed_classes("sup", &["footnote-reference", "footnote-definition-label"])
+        .clean(html)
+        .to_string()
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn clean(html: &str) -> String {
+        let base = Url::parse("https://example.org/news/").unwrap();
+        let post = base.join("posts/a/").unwrap();
+        sanitize_html(html, &base, &post)
+    }
+
+    #[test]
+    fn strips_scripts_handlers_frames_and_javascript_urls() {
+        let out = clean(
+            r#"<p onclick="x()">Hi<script>alert(1)</script></p><img src="a.png" onerror="alert(1)">
+               <a href="javascript:alert(1)">x</a><iframe src="https://evil.example/"></iframe>
+               <a href="JaVaScRiPt:alert(1)">y</a><svg onload="alert(1)"></svg><style>p{}</style>"#,
+        );
+        for bad in ["<script", "onclick", "onerror", "javascript:", "JaVaScRiPt", "<iframe", "onload", "<style"] {
+            assert!(!out.contains(bad), "{bad} survived in {out}");
+        }
+        assert!(out.contains("<p>Hi</p>"), "{out}");
+    }
+
+    #[test]
+    fn makes_links_and_images_absolute() {
+        let out = clean(r#"<a href="/volunteer">v</a><img src="images/map.png" alt="m"><a href="https://other.example/x">o</a>"#);
+        assert!(out.contains(r#"href="https://example.org/news/volunteer""#), "{out}");
+        assert!(out.contains(r#"src="https://example.org/news/images/map.png""#), "{out}");
+        assert!(out.contains(r#"href="https://other.example/x""#), "{out}");
+    }
+
+    #[test]
+    fn footnote_links_point_into_the_post_page() {
+        let out = clean(r##"<sup class="footnote-reference"><a href="#1">1</a></sup><div class="footnote-definition" id="1">n</div>"##);
+        assert!(out.contains(r#"href="https://example.org/news/posts/a/#post-1""#), "{out}");
+        assert!(out.contains(r#"id="post-1""#), "{out}");
+    }
+}

@@ -1,0 +1,196 @@
+use std::collections::{HashMap, HashSet};
+use std::path::{Path, PathBuf};
+
+use anyhow::Context;
+use chrono::Utc;
+use sha2::{Digest, Sha256};
+use url::Url;
+
+use super::{PostError, RENDER_VERSION, parse_post_file};
+use crate::domain::PostDraft;
+use crate::store::{self, Db};
+
+const FILE_SOURCE: &str = "file:";
+/// Posts saved per transaction: large enough to be fast, small enough not to hold
+/// the SQLite write lock for long.
+const SAVE_BATCH: usize = 500;
+
+/// A post file that could not be published, and why.
+pub type SyncFailure = PostError;
+
+/// What a sync did, by count.
+#[derive(Debug, Default, Clone, PartialEq, Eq)]
+pub struct SyncReport {
+    pub added: usize,
+    pub updated: usize,
+    pub unchanged: usize,
+    pub unpublished: usize,
+    pub failed: Vec<SyncFailure>,
+}
+
+impl SyncReport {
+    /// Whether the store changed, so rendered feeds and pages are stale.
+    pub fn changed_anything(&self) -> bool {
+        self.added + self.updated + self.unpublished > 0
+    }
+}
+
+impl std::fmt::Display for SyncReport {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        write!(
+            f,
+            "{} added, {} updated, {} unchanged, {} unpublished, {} failed",
+            self.added,
+            self.updated,
+            self.unchanged,
+            self.unpublished,
+            self.failed.len()
+        )
+    }
+}
+
+struct FileRead {
+    path: PathBuf,
+    source: String,
+    hash: String,
+    text: Result<String, String>,
+}
+
+/// Every `.md` file under `dir` (recursively), sorted so runs are repeatable.
+fn post_files(dir: &Path) -> anyhow::Result<Vec<PathBuf>> {
+    let mut files = Vec::new();
+    let mut pending = vec![dir.to_path_buf()];
+    while let Some(folder) = pending.pop() {
+        let entries = std::fs::read_dir(&folder)
+            .with_context(|| format!("Failed to read the posts folder {}", folder.display()))?;
+        for entry in entries {
+            let entry = entry?;
+            let name = entry.file_name();
+            if name.to_string_lossy().starts_with('.') {
+                continue;
+            }
+            let kind = entry.file_type()?;
+            let path = entry.path();
+            if kind.is_dir() {
+                pending.push(path);
+            } else if path.extension().is_some_and(|e| e == "md") {
+                files.push(path);
+            }
+        }
+    }
+    files.sort();
+    Ok(files)
+}
+
+fn read_files(dir: &Path, base_url: &Url) -> anyhow::Result<Vec<FileRead>> {
+    let files = post_files(dir)?;
+    Ok(files
+        .into_iter()
+        .map(|path| {
+            let relative = path.strip_prefix(dir).unwrap_or(&path).to_string_lossy().replace('\\', "/");
+            let bytes = std::fs::read(&path);
+            let mut hasher = Sha256::new();
+            hasher.update(RENDER_VERSION);
+            hasher.update([0]);
+            hasher.update(base_url.as_str());
+            hasher.update([0]);
+            if let Ok(b) = &bytes {
+                hasher.update(b);
+            }
+            let text = match bytes {
+                Ok(b) => String::from_utf8(b).map_err(|e| format!("the file is not UTF-8 text (byte {})", e.utf8_error().valid_up_to())),
+                Err(e) => Err(format!("cannot read the file: {e}")),
+            };
+            FileRead {
+                source: format!("{FILE_SOURCE}{relative}"),
+                hash: hex::encode(hasher.finalize()),
+                path,
+                text,
+            }
+        })
+        .collect())
+}
+
+/// Reads every post file under the posts folder and brings the store in line with it.
+///
+/// Unchanged files (same content hash) are skipped without parsing. A broken file is
+/// reported with its path and line and its last good version, if any, stays
+/// published; every other post still syncs. A post whose file is gone is unpublished.
+#[tracing::instrument(skip_all, fields(dir = %posts_dir.display()))]
+pub async fn sync_posts(db: &Db, posts_dir: &Path, base_url: &Url) -> anyhow::Result<SyncReport> {
+    let dir = posts_dir.to_path_buf();
+    let base = base_url.clone();
+    let files = tokio::task::spawn_blocking(move || read_files(&dir, &base))
+        .await
+        .context("The posts reader stopped")??;
+
+    let known = store::posts::sources(db, FILE_SOURCE).await?;
+    let by_source: HashMap<&str, &store::posts::SourceEntry> = known.iter().map(|e| (e.source.as_str(), e)).collect();
+    let mut report = SyncReport::default();
+    let mut kept_sources: HashSet<String> = HashSet::new();
+    let mut claimed_slugs: HashMap<String, PathBuf> = HashMap::new();
+    let mut to_save: Vec<PostDraft> = Vec::new();
+
+    for file in files {
+        // A broken file keeps its last good version: its source counts as present.
+        kept_sources.insert(file.source.clone());
+        if let Some(entry) = by_source.get(file.source.as_str())
+            && entry.content_hash == file.hash
+            && !entry.removed
+        {
+            report.unchanged += 1;
+            claimed_slugs.insert(entry.slug.clone(), file.path);
+            continue;
+        }
+        let parsed = file.text.map_err(|message| PostError {
+            path: file.path.clone(),
+            line: 1,
+            message,
+        });
+        let draft = parsed.and_then(|text| parse_post_file(&file.path, &text, base_url, file.source.clone(), file.hash));
+        match draft {
+            Ok(draft) => {
+                if let Some(other) = claimed_slugs.get(draft.slug.as_str()) {
+                    report.failed.push(PostError {
+                        path: file.path.clone(),
+                        line: 1,
+                        message: format!("slug {:?} is already used by {}", draft.slug.as_str(), other.display()),
+                    });
+                    continue;
+                }
+                claimed_slugs.insert(draft.slug.as_str().to_owned(), file.path);
+                to_save.push(draft);
+            }
+            Err(e) => report.failed.push(e),
+        }
+    }
+
+    let now = Utc::now();
+    for batch in to_save.chunks(SAVE_BATCH) {
+        for saved in store::posts::save_all(db, batch, now).await? {
+            match saved {
+                store::posts::Saved::Added => report.added += 1,
+                store::posts::Saved::Updated => report.updated += 1,
+            }
+        }
+    }
+
+    // Gone: the file disappeared, or it now names another slug.
+    let new_slugs: HashMap<&str, &str> = to_save.iter().map(|d| (d.source.as_str(), d.slug.as_str())).collect();
+    let gone: Vec<i64> = known
+        .iter()
+        .filter(|e| !e.removed && !claimed_slugs.contains_key(&e.slug))
+        .filter(|e| {
+            !kept_sources.contains(&e.source)
+                || new_slugs.get(e.source.as_str()).is_some_and(|slug| *slug != e.slug)
+        })
+        .map(|e| e.id)
+        .collect();
+    report.unpublished = store::posts::mark_removed(db, &gone, now).await? as usize;
+
+    for failure in &report.failed {
+        tracing::warn!(%failure, "post not published");
+    }
+    tracing::info!(%report, "posts synced");
+    Ok(report)
+}

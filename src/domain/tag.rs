@@ -1,0 +1,87 @@
+use std::fmt;
+
+use super::Slug;
+
+/// A topic a post belongs to. Its `slug` names it in URLs and in subscribers'
+/// topic choices; its `name` is how the author first wrote it.
+#[derive(Debug, Clone, PartialEq, Eq, Hash, PartialOrd, Ord, serde::Serialize)]
+pub struct Tag {
+    slug: String,
+    name: String,
+}
+
+/// Why a string is not a tag.
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+pub enum TagError {
+    #[error("a tag needs at least one letter or digit, {0:?} has none")]
+    Empty(String),
+    #[error("a tag is at most {max} characters long")]
+    TooLong { max: usize },
+}
+
+impl Tag {
+    pub const MAX_LEN: usize = 64;
+
+    /// Parses a tag as an author writes it ("Water quality") into its slug
+    /// ("water-quality") and display name.
+    pub fn parse(s: &str) -> Result<Self, TagError> {
+        let name = s.trim();
+        if name.chars().count() > Self::MAX_LEN {
+            return Err(TagError::TooLong { max: Self::MAX_LEN });
+        }
+        let slug = Slug::slugify(name).ok_or_else(|| TagError::Empty(s.to_owned()))?;
+        Ok(Self {
+            slug: slug.as_str().to_owned(),
+            name: name.to_owned(),
+        })
+    }
+
+    /// Rebuilds a tag read back from the store.
+    pub fn from_parts(slug: String, name: String) -> Self {
+        Self { slug, name }
+    }
+
+    pub fn slug(&self) -> &str {
+        &self.slug
+    }
+
+    pub fn name(&self) -> &str {
+        &self.name
+    }
+}
+
+impl fmt::Display for Tag {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str(&self.name)
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use proptest::prelude::*;
+
+    #[test]
+    fn tags_are_compared_by_their_slug_form() {
+        let tag = Tag::parse(" Water Quality ").unwrap();
+        assert_eq!(tag.slug(), "water-quality");
+        assert_eq!(tag.name(), "Water Quality");
+        assert_eq!(Tag::parse("water-quality").unwrap().slug(), "water-quality");
+    }
+
+    #[test]
+    fn refuses_empty_and_overlong_tags() {
+        assert!(matches!(Tag::parse("  "), Err(TagError::Empty(_))));
+        assert!(matches!(Tag::parse("%%"), Err(TagError::Empty(_))));
+        assert!(matches!(Tag::parse(&"x".repeat(65)), Err(TagError::TooLong { .. })));
+    }
+
+    proptest! {
+        #[test]
+        fn every_parsed_tag_has_a_valid_slug(text in "\\PC{0,64}") {
+            if let Ok(tag) = Tag::parse(&text) {
+                prop_assert!(Slug::parse(tag.slug()).is_ok());
+            }
+        }
+    }
+}

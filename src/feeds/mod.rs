@@ -1,0 +1,143 @@
+//! Posts to feed documents: RSS 2.0, Atom 1.0 and JSON Feed 1.1. Pure functions
+//! of their input; the builders of the `rss` and `atom_syndication` crates escape.
+
+mod atom;
+mod json;
+mod rss;
+
+use chrono::{DateTime, Utc};
+
+use crate::domain::Post;
+
+pub use self::atom::atom;
+pub use self::json::json;
+pub use self::rss::rss;
+
+/// The formats a feed is published in.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
+pub enum FeedFormat {
+    Rss,
+    Atom,
+    Json,
+}
+
+impl FeedFormat {
+    pub const ALL: [FeedFormat; 3] = [FeedFormat::Rss, FeedFormat::Atom, FeedFormat::Json];
+
+    /// The file name it is served under (`feed.rss`, ...).
+    pub fn file_name(self) -> &'static str {
+        match self {
+            FeedFormat::Rss => "feed.rss",
+            FeedFormat::Atom => "feed.atom",
+            FeedFormat::Json => "feed.json",
+        }
+    }
+
+    pub fn content_type(self) -> &'static str {
+        match self {
+            FeedFormat::Rss => "application/rss+xml; charset=utf-8",
+            FeedFormat::Atom => "application/atom+xml; charset=utf-8",
+            FeedFormat::Json => "application/feed+json; charset=utf-8",
+        }
+    }
+
+    pub fn from_file_name(name: &str) -> Option<Self> {
+        Self::ALL.into_iter().find(|f| f.file_name() == name)
+    }
+
+    /// Renders `posts` (newest first) as this format.
+    pub fn render(self, meta: &FeedMeta, posts: &[Post]) -> String {
+        match self {
+            FeedFormat::Rss => rss(meta, posts),
+            FeedFormat::Atom => atom(meta, posts),
+            FeedFormat::Json => json(meta, posts),
+        }
+    }
+}
+
+/// What a feed says about itself.
+#[derive(Debug, Clone)]
+pub struct FeedMeta {
+    pub title: String,
+    pub description: String,
+    pub language: String,
+    /// The site's base URL, ending with `/`; post links are built on it.
+    pub site_url: String,
+    /// The page the feed belongs to (the home page or a tag's page).
+    pub home_url: String,
+    /// Where each format of this feed is served, for `rel="self"` and alternates.
+    pub rss_url: String,
+    pub atom_url: String,
+    pub json_url: String,
+    /// A permanent id (`urn:uuid:...`) that does not change if the site moves.
+    pub id: String,
+    /// Named as the author of posts that name none.
+    pub default_author: String,
+    /// When the feed has no posts, what to call its last update.
+    pub empty_updated: DateTime<Utc>,
+}
+
+impl FeedMeta {
+    fn self_url(&self, format: FeedFormat) -> &str {
+        match format {
+            FeedFormat::Rss => &self.rss_url,
+            FeedFormat::Atom => &self.atom_url,
+            FeedFormat::Json => &self.json_url,
+        }
+    }
+
+    /// `updated` of the feed: the newest entry's, so it changes only when content does.
+    fn updated(&self, posts: &[Post]) -> DateTime<Utc> {
+        posts.iter().map(|p| p.updated_at.max(p.published_at)).max().unwrap_or(self.empty_updated)
+    }
+
+    fn authors_of(&self, post: &Post) -> Vec<String> {
+        if post.authors.is_empty() && !self.default_author.is_empty() {
+            vec![self.default_author.clone()]
+        } else {
+            post.authors.clone()
+        }
+    }
+}
+
+#[cfg(test)]
+pub(crate) mod fixtures {
+    use chrono::TimeZone;
+
+    use super::*;
+    use crate::domain::{Slug, Tag};
+
+    pub fn meta() -> FeedMeta {
+        FeedMeta {
+            title: "Riverside & Friends".into(),
+            description: "News <from> the river".into(),
+            language: "en-gb".into(),
+            site_url: "https://example.org/".into(),
+            home_url: "https://example.org/".into(),
+            rss_url: "https://example.org/feed.rss".into(),
+            atom_url: "https://example.org/feed.atom".into(),
+            json_url: "https://example.org/feed.json".into(),
+            id: "urn:uuid:6f1c1c55-0000-4000-8000-000000000000".into(),
+            default_author: "The Trust".into(),
+            empty_updated: Utc.with_ymd_and_hms(2026, 1, 1, 0, 0, 0).unwrap(),
+        }
+    }
+
+    pub fn post(id: i64, slug: &str, day: u32) -> Post {
+        Post {
+            id,
+            uid: format!("urn:uuid:00000000-0000-4000-8000-{id:012}"),
+            slug: Slug::parse(slug).unwrap(),
+            title: format!("Post <{slug}> & more"),
+            published_at: Utc.with_ymd_and_hms(2026, 9, day, 9, 30, 0).unwrap(),
+            updated_at: Utc.with_ymd_and_hms(2026, 9, day, 10, 0, 0).unwrap(),
+            authors: if id % 2 == 0 { vec!["Ana".into()] } else { vec![] },
+            tags: vec![Tag::parse("Wildlife").unwrap()],
+            summary: Some("A summary".into()),
+            content_html: "<p>Body with <a href=\"https://example.org/x\">link</a></p>".into(),
+            image: Some("https://example.org/i.jpg".into()),
+            image_alt: Some("alt".into()),
+            draft: false,
+        }
+    }
+}

@@ -1,0 +1,72 @@
+use ::rss::extension::atom::{AtomExtension, Link};
+use ::rss::extension::dublincore::DublinCoreExtension;
+use ::rss::{CategoryBuilder, ChannelBuilder, GuidBuilder, ItemBuilder};
+
+use super::{FeedFormat, FeedMeta, Post};
+
+/// An RSS 2.0 document with `atom:link rel="self"`, full content in `content:encoded`
+/// and authors as `dc:creator` (RSS's own `author` must be an email address).
+pub fn rss(meta: &FeedMeta, posts: &[Post]) -> String {
+    let items = posts
+        .iter()
+        .map(|post| {
+            let link = format!("{}posts/{}/", meta.site_url, post.slug);
+            let dc = DublinCoreExtension {
+                creators: meta.authors_of(post),
+                ..Default::default()
+            };
+            ItemBuilder::default()
+                .title(Some(post.title.clone()))
+                .link(Some(link))
+                .guid(Some(GuidBuilder::default().value(post.uid.clone()).permalink(false).build()))
+                .pub_date(Some(post.published_at.to_rfc2822()))
+                .description(post.summary.clone())
+                .content(Some(post.content_html.clone()))
+                .categories(
+                    post.tags
+                        .iter()
+                        .map(|t| CategoryBuilder::default().name(t.name().to_owned()).build())
+                        .collect::<Vec<_>>(),
+                )
+                .dublin_core_ext(Some(dc))
+                .build()
+        })
+        .collect::<Vec<_>>();
+    let self_link = Link {
+        href: meta.self_url(FeedFormat::Rss).to_owned(),
+        rel: "self".into(),
+        mime_type: Some("application/rss+xml".into()),
+        ..Default::default()
+    };
+    let updated = meta.updated(posts).to_rfc2822();
+    let channel = ChannelBuilder::default()
+        .title(meta.title.clone())
+        .link(meta.home_url.clone())
+        .description(if meta.description.is_empty() { meta.title.clone() } else { meta.description.clone() })
+        .language(Some(meta.language.clone()))
+        .last_build_date(Some(updated.clone()))
+        .pub_date(Some(updated))
+        .generator(Some("Herald".to_owned()))
+        .atom_ext(Some(AtomExtension { links: vec![self_link] }))
+        .items(items)
+        .build();
+    let mut out = channel.to_string();
+    out.insert_str(0, "<?xml version=\"1.0\" encoding=\"utf-8\"?>\n");
+    out
+}
+
+#[cfg(test)]
+mod tests {
+    use super::super::fixtures::{meta, post};
+    use super::*;
+
+    #[test]
+    fn escapes_titles_and_marks_itself() {
+        let out = rss(&meta(), &[post(2, "b", 2), post(1, "a", 1)]);
+        assert!(out.starts_with("<?xml"));
+        assert!(out.contains("Post &lt;b&gt; &amp; more"), "{out}");
+        assert!(out.contains(r#"rel="self""#), "{out}");
+        assert!(out.contains("isPermaLink=\"false\""), "{out}");
+        assert!(out.contains("<dc:creator>The Trust</dc:creator>"), "{out}");
+    }
+}

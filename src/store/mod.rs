@@ -1,0 +1,133 @@
+//! Every SQL statement, the migrations and the connection pool. The rest of
+//! Herald calls the named functions here and never writes SQL.
+//!
+//! Both backends run the same SQL text (`$1` placeholders work on SQLite too);
+//! [`with_pool!`] expands a body once per backend so each is compiled against
+//! its own driver with its native types.
+
+pub mod posts;
+
+use std::str::FromStr;
+use std::time::Duration;
+
+use anyhow::Context;
+use sqlx::postgres::{PgPoolOptions, Postgres};
+use sqlx::sqlite::{SqliteConnectOptions, SqliteJournalMode, SqlitePoolOptions, SqliteSynchronous};
+use sqlx::{Pool, Sqlite, Transaction};
+
+use crate::config::Settings;
+
+/// A pool on one of the supported backends.
+#[derive(Clone, Debug)]
+pub enum Db {
+    Sqlite(Pool<Sqlite>),
+    Postgres(Pool<Postgres>),
+}
+
+/// Runs `$body` with `$pool` bound to the concrete pool of whichever backend `$db` is.
+macro_rules! with_pool {
+    ($db:expr, $pool:ident => $body:expr) => {
+        match $db {
+            $crate::store::Db::Sqlite($pool) => $body,
+            $crate::store::Db::Postgres($pool) => $body,
+        }
+    };
+}
+pub(crate) use with_pool;
+
+/// Starts a write transaction the right way for each backend.
+pub(crate) trait BeginWrite {
+    type Database: sqlx::Database;
+    async fn begin_write(&self) -> sqlx::Result<Transaction<'static, Self::Database>>;
+}
+
+impl BeginWrite for Pool<Sqlite> {
+    type Database = Sqlite;
+    // A deferred SQLite transaction that later writes can fail with SQLITE_BUSY
+    // whatever the busy timeout; taking the write lock up front makes it wait instead.
+    async fn begin_write(&self) -> sqlx::Result<Transaction<'static, Sqlite>> {
+        self.begin_with("BEGIN IMMEDIATE").await
+    }
+}
+
+impl BeginWrite for Pool<Postgres> {
+    type Database = Postgres;
+    async fn begin_write(&self) -> sqlx::Result<Transaction<'static, Postgres>> {
+        self.begin().await
+    }
+}
+
+impl Db {
+    /// Connects to the database named in the settings (creating a SQLite file if needed).
+    pub async fn connect(settings: &Settings) -> anyhow::Result<Self> {
+        Self::connect_url(&settings.database_url(), settings.database.max_connections).await
+    }
+
+    pub async fn connect_url(url: &str, max_connections: u32) -> anyhow::Result<Self> {
+        if url.starts_with("postgres://") || url.starts_with("postgresql://") {
+            let pool = PgPoolOptions::new()
+                .max_connections(max_connections)
+                .acquire_timeout(Duration::from_secs(10))
+                .connect(url)
+                .await
+                .context("Failed to connect to PostgreSQL (database.url)")?;
+            return Ok(Self::Postgres(pool));
+        }
+        let options = SqliteConnectOptions::from_str(url)
+            .with_context(|| format!("database.url is not a usable SQLite URL: {url}"))?
+            .create_if_missing(true)
+            .journal_mode(SqliteJournalMode::Wal)
+            .synchronous(SqliteSynchronous::Normal)
+            .busy_timeout(Duration::from_secs(10))
+            .foreign_keys(true);
+        let pool = SqlitePoolOptions::new()
+            .max_connections(max_connections)
+            .connect_with(options)
+            .await
+            .with_context(|| format!("Failed to open the SQLite database {url}"))?;
+        Ok(Self::Sqlite(pool))
+    }
+
+    /// Applies every migration not yet applied. On PostgreSQL sqlx holds an
+    /// advisory lock meanwhile, so instances starting together migrate once.
+    pub async fn migrate(&self) -> anyhow::Result<()> {
+        match self {
+            Db::Sqlite(pool) => sqlx::migrate!("./migrations/sqlite").run(pool).await,
+            Db::Postgres(pool) => sqlx::migrate!("./migrations/postgres").run(pool).await,
+        }
+        .context("Failed to apply database migrations")
+    }
+
+    /// Whether the database answers a trivial query.
+    pub async fn ping(&self) -> bool {
+        with_pool!(self, pool => sqlx::query("select 1").execute(pool).await.is_ok())
+    }
+
+    pub fn backend_name(&self) -> &'static str {
+        match self {
+            Db::Sqlite(_) => "sqlite",
+            Db::Postgres(_) => "postgres",
+        }
+    }
+
+    pub async fn close(&self) {
+        with_pool!(self, pool => pool.close().await)
+    }
+}
+
+/// A stable identifier for this installation (feed ids derive from it), created on first use.
+#[tracing::instrument(skip_all)]
+pub async fn site_uuid(db: &Db) -> anyhow::Result<uuid::Uuid> {
+    let fresh = uuid::Uuid::new_v4().to_string();
+    let value: String = with_pool!(db, pool => {
+        sqlx::query("insert into site_meta (key, value) values ('site_uuid', $1) on conflict (key) do nothing")
+            .bind(&fresh)
+            .execute(pool)
+            .await?;
+        sqlx::query_scalar("select value from site_meta where key = 'site_uuid'")
+            .fetch_one(pool)
+            .await
+    })
+    .context("Failed to read the site identifier")?;
+    uuid::Uuid::parse_str(&value).context("The stored site identifier is not a UUID")
+}

@@ -1,0 +1,385 @@
+//! Posts and their tags.
+
+use std::collections::HashMap;
+
+use anyhow::Context;
+use chrono::{DateTime, Utc};
+use sqlx::QueryBuilder;
+
+use super::{BeginWrite, Db, with_pool};
+use crate::domain::{Post, PostDraft, Slug, Tag};
+
+/// What the store already knows about a post's source, for cheap change detection.
+#[derive(Debug, Clone)]
+pub struct SourceEntry {
+    pub id: i64,
+    pub slug: String,
+    pub source: String,
+    pub content_hash: String,
+    pub removed: bool,
+}
+
+/// What saving a draft did.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Saved {
+    Added,
+    Updated,
+}
+
+/// A fingerprint of the published content: when it changes, rendered feeds and pages are stale.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct ContentStamp {
+    pub total: i64,
+    pub last_change: Option<DateTime<Utc>>,
+    /// The earliest scheduled post not yet public: cached pages expire then.
+    pub next_due: Option<DateTime<Utc>>,
+}
+
+#[derive(sqlx::FromRow)]
+struct PostRow {
+    id: i64,
+    uid: String,
+    slug: String,
+    title: String,
+    published_at: DateTime<Utc>,
+    updated_at: DateTime<Utc>,
+    authors: String,
+    summary: Option<String>,
+    content_html: String,
+    image: Option<String>,
+    image_alt: Option<String>,
+    draft: bool,
+}
+
+#[derive(sqlx::FromRow)]
+struct TagRow {
+    post_id: i64,
+    tag: String,
+    name: String,
+}
+
+#[derive(sqlx::FromRow)]
+struct SourceRow {
+    id: i64,
+    slug: String,
+    source: String,
+    content_hash: String,
+    removed: bool,
+}
+
+/// The columns a [`PostRow`] reads.
+macro_rules! post_columns {
+    () => {
+        "p.id, p.uid, p.slug, p.title, p.published_at, p.updated_at, p.authors, \
+         p.summary, p.content_html, p.image, p.image_alt, p.draft"
+    };
+}
+
+/// A query over public posts (`$1` is now): not drafts, not removed, date come.
+macro_rules! public_posts_sql {
+    ($select:expr, $extra:literal, $tail:literal) => {
+        concat!(
+            "select ",
+            $select,
+            " from posts p where not p.draft and p.removed_at is null and p.published_at <= $1 ",
+            $extra,
+            " ",
+            $tail
+        )
+    };
+}
+
+/// Every post whose source starts with `prefix` (e.g. `file:`), removed ones included.
+#[tracing::instrument(skip_all)]
+pub async fn sources(db: &Db, prefix: &str) -> anyhow::Result<Vec<SourceEntry>> {
+    let pattern = format!("{}%", prefix.replace('%', "\\%").replace('_', "\\_"));
+    let rows: Vec<SourceRow> = with_pool!(db, pool => {
+        sqlx::query_as(
+            "select id, slug, source, content_hash, removed_at is not null as removed \
+             from posts where source like $1 escape '\\'",
+        )
+        .bind(&pattern)
+        .fetch_all(pool)
+        .await
+    })
+    .context("Failed to read the known post sources")?;
+    Ok(rows
+        .into_iter()
+        .map(|r| SourceEntry {
+            id: r.id,
+            slug: r.slug,
+            source: r.source,
+            content_hash: r.content_hash,
+            removed: r.removed,
+        })
+        .collect())
+}
+
+/// Inserts or updates each draft by slug in one transaction; a removed post comes back.
+#[tracing::instrument(skip_all, fields(count = drafts.len()))]
+pub async fn save_all(db: &Db, drafts: &[PostDraft], now: DateTime<Utc>) -> anyhow::Result<Vec<Saved>> {
+    with_pool!(db, pool => {
+        let mut tx = pool.begin_write().await.context("Failed to start saving posts")?;
+        let mut outcomes = Vec::with_capacity(drafts.len());
+        for draft in drafts {
+            let authors = serde_json::to_string(&draft.authors)?;
+            let updated_at = draft.updated_at.unwrap_or(draft.published_at);
+            let existing: Option<i64> = sqlx::query_scalar("select id from posts where slug = $1")
+                .bind(draft.slug.as_str())
+                .fetch_optional(&mut *tx)
+                .await?;
+            let (id, saved) = match existing {
+                Some(id) => {
+                    sqlx::query(
+                        "update posts set title = $2, published_at = $3, updated_at = $4, authors = $5, \
+                         summary = $6, content_html = $7, image = $8, image_alt = $9, draft = $10, \
+                         source = $11, content_hash = $12, removed_at = null, changed_at = $13 where id = $1",
+                    )
+                    .bind(id)
+                    .bind(&draft.title)
+                    .bind(draft.published_at)
+                    .bind(updated_at)
+                    .bind(&authors)
+                    .bind(&draft.summary)
+                    .bind(&draft.content_html)
+                    .bind(&draft.image)
+                    .bind(&draft.image_alt)
+                    .bind(draft.draft)
+                    .bind(&draft.source)
+                    .bind(&draft.content_hash)
+                    .bind(now)
+                    .execute(&mut *tx)
+                    .await
+                    .with_context(|| format!("Failed to update post {}", draft.slug))?;
+                    sqlx::query("delete from post_tags where post_id = $1")
+                        .bind(id)
+                        .execute(&mut *tx)
+                        .await?;
+                    (id, Saved::Updated)
+                }
+                None => {
+                    let uid = format!("urn:uuid:{}", uuid::Uuid::new_v4());
+                    let id: i64 = sqlx::query_scalar(
+                        "insert into posts (uid, slug, title, published_at, updated_at, authors, summary, \
+                         content_html, image, image_alt, draft, source, content_hash, created_at, changed_at) \
+                         values ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11, $12, $13, $14, $14) returning id",
+                    )
+                    .bind(&uid)
+                    .bind(draft.slug.as_str())
+                    .bind(&draft.title)
+                    .bind(draft.published_at)
+                    .bind(updated_at)
+                    .bind(&authors)
+                    .bind(&draft.summary)
+                    .bind(&draft.content_html)
+                    .bind(&draft.image)
+                    .bind(&draft.image_alt)
+                    .bind(draft.draft)
+                    .bind(&draft.source)
+                    .bind(&draft.content_hash)
+                    .bind(now)
+                    .fetch_one(&mut *tx)
+                    .await
+                    .with_context(|| format!("Failed to insert post {}", draft.slug))?;
+                    (id, Saved::Added)
+                }
+            };
+            for (position, tag) in draft.tags.iter().enumerate() {
+                sqlx::query(
+                    "insert into post_tags (post_id, tag, name, position) values ($1, $2, $3, $4) \
+                     on conflict (post_id, tag) do nothing",
+                )
+                .bind(id)
+                .bind(tag.slug())
+                .bind(tag.name())
+                .bind(position as i32)
+                .execute(&mut *tx)
+                .await?;
+            }
+            outcomes.push(saved);
+        }
+        tx.commit().await.context("Failed to commit saved posts")?;
+        Ok(outcomes)
+    })
+}
+
+/// Unpublishes posts whose source is gone; they stay in the store and come back if it returns.
+#[tracing::instrument(skip_all, fields(count = ids.len()))]
+pub async fn mark_removed(db: &Db, ids: &[i64], now: DateTime<Utc>) -> anyhow::Result<u64> {
+    if ids.is_empty() {
+        return Ok(0);
+    }
+    with_pool!(db, pool => {
+        let mut tx = pool.begin_write().await?;
+        let mut removed = 0;
+        for id in ids {
+            removed += sqlx::query(
+                "update posts set removed_at = $2, changed_at = $2 where id = $1 and removed_at is null",
+            )
+            .bind(id)
+            .bind(now)
+            .execute(&mut *tx)
+            .await
+            .context("Failed to unpublish a post")?
+            .rows_affected();
+        }
+        tx.commit().await?;
+        Ok(removed)
+    })
+}
+
+/// Public posts, newest first (ties broken by id), optionally only those with a tag.
+#[tracing::instrument(skip_all)]
+pub async fn list_public(
+    db: &Db,
+    now: DateTime<Utc>,
+    tag: Option<&str>,
+    limit: u32,
+    offset: u32,
+) -> anyhow::Result<Vec<Post>> {
+    const PLAIN: &str = public_posts_sql!(
+        post_columns!(),
+        "",
+        "order by p.published_at desc, p.id desc limit $2 offset $3"
+    );
+    const TAGGED: &str = public_posts_sql!(
+        post_columns!(),
+        "and exists (select 1 from post_tags t where t.post_id = p.id and t.tag = $4)",
+        "order by p.published_at desc, p.id desc limit $2 offset $3"
+    );
+    let rows: Vec<PostRow> = with_pool!(db, pool => {
+        match tag {
+            None => sqlx::query_as(PLAIN)
+                .bind(now)
+                .bind(i64::from(limit))
+                .bind(i64::from(offset))
+                .fetch_all(pool)
+                .await,
+            Some(tag) => sqlx::query_as(TAGGED)
+                .bind(now)
+                .bind(i64::from(limit))
+                .bind(i64::from(offset))
+                .bind(tag)
+                .fetch_all(pool)
+                .await,
+        }
+    })
+    .context("Failed to list published posts")?;
+    with_tags(db, rows).await
+}
+
+/// How many posts are public, optionally with a tag.
+#[tracing::instrument(skip_all)]
+pub async fn count_public(db: &Db, now: DateTime<Utc>, tag: Option<&str>) -> anyhow::Result<i64> {
+    const PLAIN: &str = public_posts_sql!("count(*)", "", "");
+    const TAGGED: &str = public_posts_sql!(
+        "count(*)",
+        "and exists (select 1 from post_tags t where t.post_id = p.id and t.tag = $2)",
+        ""
+    );
+    with_pool!(db, pool => {
+        match tag {
+            None => sqlx::query_scalar(PLAIN).bind(now).fetch_one(pool).await,
+            Some(tag) => sqlx::query_scalar(TAGGED).bind(now).bind(tag).fetch_one(pool).await,
+        }
+    })
+    .context("Failed to count published posts")
+}
+
+/// The public post with this slug, if there is one.
+#[tracing::instrument(skip_all)]
+pub async fn find_public(db: &Db, slug: &Slug, now: DateTime<Utc>) -> anyhow::Result<Option<Post>> {
+    const SQL: &str = public_posts_sql!(
+        post_columns!(),
+        "and p.slug = $2",
+        ""
+    );
+    let rows: Vec<PostRow> = with_pool!(db, pool => {
+        sqlx::query_as(SQL).bind(now).bind(slug.as_str()).fetch_all(pool).await
+    })
+    .with_context(|| format!("Failed to read post {slug}"))?;
+    Ok(with_tags(db, rows).await?.pop())
+}
+
+/// Every tag that has at least one public post, with that count, by slug.
+#[tracing::instrument(skip_all)]
+pub async fn public_tags(db: &Db, now: DateTime<Utc>) -> anyhow::Result<Vec<(Tag, i64)>> {
+    const SQL: &str = "select t.tag, min(t.name) as name, count(*) as posts from post_tags t \
+         join posts p on p.id = t.post_id \
+         where not p.draft and p.removed_at is null and p.published_at <= $1 \
+         group by t.tag order by t.tag";
+    let rows: Vec<(String, String, i64)> = with_pool!(db, pool => {
+        sqlx::query_as(SQL).bind(now).fetch_all(pool).await
+    })
+    .context("Failed to list tags")?;
+    Ok(rows
+        .into_iter()
+        .map(|(slug, name, count)| (Tag::from_parts(slug, name), count))
+        .collect())
+}
+
+/// The tag with this slug if a public post carries it.
+pub async fn find_public_tag(db: &Db, slug: &str, now: DateTime<Utc>) -> anyhow::Result<Option<Tag>> {
+    const SQL: &str = "select min(t.name) from post_tags t join posts p on p.id = t.post_id \
+         where t.tag = $2 and not p.draft and p.removed_at is null and p.published_at <= $1";
+    let name: Option<String> = with_pool!(db, pool => {
+        sqlx::query_scalar(SQL).bind(now).bind(slug).fetch_one(pool).await
+    })
+    .context("Failed to read a tag")?;
+    Ok(name.map(|name| Tag::from_parts(slug.to_owned(), name)))
+}
+
+/// The fingerprint of everything published, read in one query.
+pub async fn stamp(db: &Db, now: DateTime<Utc>) -> anyhow::Result<ContentStamp> {
+    const SQL: &str = "select count(*), max(changed_at), \
+         min(case when published_at > $1 and not draft and removed_at is null then published_at end) \
+         from posts";
+    let (total, last_change, next_due): (i64, Option<DateTime<Utc>>, Option<DateTime<Utc>>) = with_pool!(db, pool => {
+        sqlx::query_as(SQL).bind(now).fetch_one(pool).await
+    })
+    .context("Failed to read the content stamp")?;
+    Ok(ContentStamp {
+        total,
+        last_change,
+        next_due,
+    })
+}
+
+async fn with_tags(db: &Db, rows: Vec<PostRow>) -> anyhow::Result<Vec<Post>> {
+    if rows.is_empty() {
+        return Ok(Vec::new());
+    }
+    let tag_rows: Vec<TagRow> = with_pool!(db, pool => {
+        let mut query = QueryBuilder::new("select post_id, tag, name from post_tags where post_id in (");
+        let mut ids = query.separated(", ");
+        for row in &rows {
+            ids.push_bind(row.id);
+        }
+        query.push(") order by post_id, position");
+        query.build_query_as().fetch_all(pool).await
+    })
+    .context("Failed to read the tags of posts")?;
+    let mut tags: HashMap<i64, Vec<Tag>> = HashMap::new();
+    for t in tag_rows {
+        tags.entry(t.post_id).or_default().push(Tag::from_parts(t.tag, t.name));
+    }
+    rows.into_iter()
+        .map(|r| {
+            Ok(Post {
+                id: r.id,
+                uid: r.uid,
+                slug: Slug::parse(&r.slug).with_context(|| format!("Stored slug {:?} is invalid", r.slug))?,
+                title: r.title,
+                published_at: r.published_at,
+                updated_at: r.updated_at,
+                authors: serde_json::from_str(&r.authors).unwrap_or_default(),
+                summary: r.summary,
+                content_html: r.content_html,
+                image: r.image,
+                image_alt: r.image_alt,
+                draft: r.draft,
+                tags: tags.remove(&r.id).unwrap_or_default(),
+            })
+        })
+        .collect()
+}
