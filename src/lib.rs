@@ -6,3 +6,8 @@ pub mod content;
 pub mod domain;
 pub mod feeds;
 pub mod store;
+pub mod app;
+pub mod export;
+pub mod schedule;
+pub mod site;
+pub mod web;

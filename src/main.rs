@@ -1,1 +1,111 @@
-fn main(){}
+//! The `herald` command line: parses arguments and calls into the library.
+
+use std::path::PathBuf;
+use std::process::ExitCode;
+
+use anyhow::Context;
+use clap::{Parser, Subcommand};
+use herald::app::{self, App};
+use herald::config::Settings;
+use herald::export;
+use tokio_util::sync::CancellationToken;
+
+#[derive(Parser)]
+#[command(name = "herald", version, about = "Posts in; feeds, pages and email digests out.")]
+struct Cli {
+    /// Configuration file; relative paths inside it are read from its folder.
+    #[arg(long, global = true, env = "HERALD_CONFIG", default_value = "config.toml")]
+    config: PathBuf,
+    #[command(subcommand)]
+    command: Command,
+}
+
+#[derive(Subcommand)]
+enum Command {
+    /// Serve the site and feeds, and run the scheduled jobs.
+    Serve,
+    /// Read the posts folder into the database.
+    Sync,
+    /// Sync, then write every page and feed as files into a folder.
+    Build {
+        /// Output folder (replaced if an earlier build wrote it).
+        #[arg(long, default_value = "site")]
+        out: PathBuf,
+    },
+    /// Apply database migrations.
+    Migrate,
+}
+
+fn init_tracing() {
+    use tracing_subscriber::EnvFilter;
+    let filter = EnvFilter::try_from_env("HERALD_LOG").unwrap_or_else(|_| EnvFilter::new("info,sqlx=warn,tower_http=warn"));
+    tracing_subscriber::fmt().with_env_filter(filter).with_writer(std::io::stderr).init();
+}
+
+#[tokio::main]
+async fn main() -> ExitCode {
+    init_tracing();
+    let cli = Cli::parse();
+    match run(cli).await {
+        Ok(code) => code,
+        Err(e) => {
+            eprintln!("error: {e:#}");
+            ExitCode::FAILURE
+        }
+    }
+}
+
+async fn run(cli: Cli) -> anyhow::Result<ExitCode> {
+    let settings = Settings::load(&cli.config)?;
+    match cli.command {
+        Command::Migrate => {
+            let db = herald::store::Db::connect(&settings).await?;
+            db.migrate().await?;
+            println!("migrations applied ({})", db.backend_name());
+            Ok(ExitCode::SUCCESS)
+        }
+        Command::Sync => {
+            let app = App::start(settings).await?;
+            let report = app.sync().await?;
+            for failure in &report.failed {
+                eprintln!("failed: {failure}");
+            }
+            println!("{report}");
+            Ok(if report.failed.is_empty() { ExitCode::SUCCESS } else { ExitCode::FAILURE })
+        }
+        Command::Build { out } => {
+            let app = App::start(settings).await?;
+            let report = app.sync().await?;
+            for failure in &report.failed {
+                eprintln!("failed: {failure}");
+            }
+            println!("sync: {report}");
+            let written = export::build(&app, &out).await?;
+            println!(
+                "wrote {} files ({} posts, {} tags) to {}",
+                written.files,
+                written.posts,
+                written.tags,
+                out.display()
+            );
+            Ok(if report.failed.is_empty() { ExitCode::SUCCESS } else { ExitCode::FAILURE })
+        }
+        Command::Serve => {
+            let listen = settings.server.listen;
+            let app = App::start(settings).await?;
+            let report = app.sync().await?;
+            for failure in &report.failed {
+                eprintln!("failed: {failure}");
+            }
+            println!("sync: {report}");
+            let listener = tokio::net::TcpListener::bind(listen)
+                .await
+                .with_context(|| format!("Failed to listen on {listen} (server.listen)"))?;
+            println!("serving {} on http://{}", app.settings.site.base_url, listener.local_addr()?);
+            let shutdown = CancellationToken::new();
+            app::cancel_on_signal(shutdown.clone());
+            app::serve(app, listener, shutdown).await?;
+            Ok(ExitCode::SUCCESS)
+        }
+    }
+}

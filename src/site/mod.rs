@@ -1,0 +1,316 @@
+//! The published site as documents: pages (tera templates) and feeds, rendered
+//! from the store. The web server and the static export both call these.
+
+mod templates;
+
+use anyhow::Context;
+use chrono::{DateTime, Utc};
+use serde::Serialize;
+
+pub use templates::Templates;
+
+use crate::config::Settings;
+use crate::domain::{Post, Slug, Tag};
+use crate::feeds::{FeedFormat, FeedMeta};
+use crate::store::{self, Db};
+
+/// A rendered page or feed, with what conditional GET needs.
+#[derive(Debug, Clone)]
+pub struct Document {
+    pub body: String,
+    pub content_type: &'static str,
+    /// The newest change among the posts it shows.
+    pub last_modified: DateTime<Utc>,
+}
+
+const HTML: &str = "text/html; charset=utf-8";
+
+/// Renders the site's pages and feeds.
+pub struct Site {
+    settings: Settings,
+    templates: Templates,
+    site_uuid: uuid::Uuid,
+}
+
+#[derive(Serialize)]
+struct SiteView<'a> {
+    title: &'a str,
+    description: &'a str,
+    language: &'a str,
+    author: &'a str,
+    base_url: &'a str,
+}
+
+#[derive(Serialize)]
+struct FeedLinks {
+    title: String,
+    rss: String,
+    atom: String,
+    json: String,
+}
+
+#[derive(Serialize)]
+struct TagView {
+    name: String,
+    slug: String,
+    url: String,
+    feed_url: String,
+}
+
+#[derive(Serialize)]
+struct PostView<'a> {
+    title: &'a str,
+    slug: &'a str,
+    url: String,
+    published: String,
+    published_human: String,
+    updated: String,
+    updated_human: String,
+    was_updated: bool,
+    authors: &'a [String],
+    tags: Vec<TagView>,
+    summary: Option<&'a str>,
+    image: Option<&'a str>,
+    image_alt: Option<&'a str>,
+    content_html: &'a str,
+}
+
+#[derive(Serialize)]
+struct Pagination {
+    page: u32,
+    total_pages: u32,
+    total_posts: i64,
+    newer_url: Option<String>,
+    older_url: Option<String>,
+}
+
+fn human_date(d: DateTime<Utc>) -> String {
+    d.format("%-d %B %Y").to_string()
+}
+
+impl Site {
+    pub async fn new(settings: Settings, db: &Db) -> anyhow::Result<Self> {
+        let templates = Templates::load(settings.templates_dir().as_deref())?;
+        let site_uuid = store::site_uuid(db).await?;
+        Ok(Self {
+            settings,
+            templates,
+            site_uuid,
+        })
+    }
+
+    pub fn settings(&self) -> &Settings {
+        &self.settings
+    }
+
+    fn base(&self) -> &str {
+        self.settings.site.base_url.as_str()
+    }
+
+    /// URL of page `n` of the home page (`None`) or of a tag's page.
+    pub fn listing_url(&self, tag: Option<&str>, page: u32) -> String {
+        let mut url = self.base().to_owned();
+        if let Some(tag) = tag {
+            url.push_str(&format!("tags/{tag}/"));
+        }
+        if page > 1 {
+            url.push_str(&format!("page/{page}/"));
+        }
+        url
+    }
+
+    pub fn post_url(&self, slug: &str) -> String {
+        format!("{}posts/{slug}/", self.base())
+    }
+
+    pub fn feed_url(&self, tag: Option<&str>, format: FeedFormat) -> String {
+        match tag {
+            Some(tag) => format!("{}tags/{tag}/{}", self.base(), format.file_name()),
+            None => format!("{}{}", self.base(), format.file_name()),
+        }
+    }
+
+    fn feed_links(&self, tag: Option<&Tag>) -> FeedLinks {
+        let slug = tag.map(Tag::slug);
+        FeedLinks {
+            title: match tag {
+                Some(t) => format!("{}: {}", self.settings.site.title, t.name()),
+                None => self.settings.site.title.clone(),
+            },
+            rss: self.feed_url(slug, FeedFormat::Rss),
+            atom: self.feed_url(slug, FeedFormat::Atom),
+            json: self.feed_url(slug, FeedFormat::Json),
+        }
+    }
+
+    fn tag_view(&self, tag: &Tag) -> TagView {
+        TagView {
+            name: tag.name().to_owned(),
+            slug: tag.slug().to_owned(),
+            url: self.listing_url(Some(tag.slug()), 1),
+            feed_url: self.feed_url(Some(tag.slug()), FeedFormat::Atom),
+        }
+    }
+
+    fn post_view<'a>(&self, post: &'a Post) -> PostView<'a> {
+        let updated = post.updated_at.max(post.published_at);
+        PostView {
+            title: &post.title,
+            slug: post.slug.as_str(),
+            url: self.post_url(post.slug.as_str()),
+            published: post.published_at.to_rfc3339(),
+            published_human: human_date(post.published_at),
+            updated: updated.to_rfc3339(),
+            updated_human: human_date(updated),
+            was_updated: updated.date_naive() != post.published_at.date_naive(),
+            authors: &post.authors,
+            tags: post.tags.iter().map(|t| self.tag_view(t)).collect(),
+            summary: post.summary.as_deref(),
+            image: post.image.as_deref(),
+            image_alt: post.image_alt.as_deref(),
+            content_html: &post.content_html,
+        }
+    }
+
+    fn context(&self, canonical_url: &str, feeds: Vec<FeedLinks>) -> tera::Context {
+        let s = &self.settings.site;
+        let mut ctx = tera::Context::new();
+        ctx.insert(
+            "site",
+            &SiteView {
+                title: &s.title,
+                description: &s.description,
+                language: &s.language,
+                author: &s.author,
+                base_url: self.base(),
+            },
+        );
+        ctx.insert("canonical_url", canonical_url);
+        ctx.insert("feeds", &feeds);
+        ctx
+    }
+
+    fn newest_change(&self, posts: &[Post]) -> DateTime<Utc> {
+        posts
+            .iter()
+            .map(|p| p.updated_at.max(p.published_at))
+            .max()
+            .unwrap_or(DateTime::UNIX_EPOCH)
+    }
+
+    /// Page `page` (from 1) of the home page, or of a tag's page; `None` past the last page
+    /// or for a tag no public post carries.
+    pub async fn listing(&self, db: &Db, tag: Option<&str>, page: u32, now: DateTime<Utc>) -> anyhow::Result<Option<Document>> {
+        let tag = match tag {
+            None => None,
+            Some(slug) => match store::posts::find_public_tag(db, slug, now).await? {
+                Some(tag) => Some(tag),
+                None => return Ok(None),
+            },
+        };
+        let slug = tag.as_ref().map(Tag::slug);
+        let per_page = self.settings.site.page_size;
+        let total = store::posts::count_public(db, now, slug).await?;
+        let total_pages = u32::try_from((total.max(0) as u64).div_ceil(u64::from(per_page))).unwrap_or(u32::MAX).max(1);
+        if page == 0 || page > total_pages {
+            return Ok(None);
+        }
+        let posts = store::posts::list_public(db, now, slug, per_page, (page - 1).saturating_mul(per_page)).await?;
+        let canonical = self.listing_url(slug, page);
+        let mut feeds = vec![self.feed_links(None)];
+        if let Some(t) = &tag {
+            feeds.insert(0, self.feed_links(Some(t)));
+        }
+        let mut ctx = self.context(&canonical, feeds);
+        ctx.insert("posts", &posts.iter().map(|p| self.post_view(p)).collect::<Vec<_>>());
+        ctx.insert("tag", &tag.as_ref().map(|t| self.tag_view(t)));
+        ctx.insert(
+            "pagination",
+            &Pagination {
+                page,
+                total_pages,
+                total_posts: total,
+                newer_url: (page > 1).then(|| self.listing_url(slug, page - 1)),
+                older_url: (page < total_pages).then(|| self.listing_url(slug, page + 1)),
+            },
+        );
+        Ok(Some(Document {
+            body: self.templates.render("web/index.html", &ctx)?,
+            content_type: HTML,
+            last_modified: self.newest_change(&posts),
+        }))
+    }
+
+    /// A post's page, if the slug names a public post.
+    pub async fn post(&self, db: &Db, slug: &str, now: DateTime<Utc>) -> anyhow::Result<Option<Document>> {
+        let Ok(slug) = Slug::parse(slug) else {
+            return Ok(None);
+        };
+        let Some(post) = store::posts::find_public(db, &slug, now).await? else {
+            return Ok(None);
+        };
+        self.post_document(&post).map(Some)
+    }
+
+    /// Renders a post's page from a post already read.
+    pub fn post_document(&self, post: &Post) -> anyhow::Result<Document> {
+        let slug = &post.slug;
+        let mut ctx = self.context(&self.post_url(slug.as_str()), vec![self.feed_links(None)]);
+        ctx.insert("post", &self.post_view(post));
+        Ok(Document {
+            body: self.templates.render("web/post.html", &ctx)?,
+            content_type: HTML,
+            last_modified: self.newest_change(std::slice::from_ref(post)),
+        })
+    }
+
+    /// The site-wide feed or a tag's, newest `[feeds] limit` posts first.
+    pub async fn feed(&self, db: &Db, format: FeedFormat, tag: Option<&str>, now: DateTime<Utc>) -> anyhow::Result<Option<Document>> {
+        let tag = match tag {
+            None => None,
+            Some(slug) => match store::posts::find_public_tag(db, slug, now).await? {
+                Some(tag) => Some(tag),
+                None => return Ok(None),
+            },
+        };
+        let slug = tag.as_ref().map(Tag::slug);
+        let posts = store::posts::list_public(db, now, slug, self.settings.feeds.limit, 0).await?;
+        let meta = self.feed_meta(tag.as_ref());
+        Ok(Some(Document {
+            body: format.render(&meta, &posts),
+            content_type: format.content_type(),
+            last_modified: self.newest_change(&posts),
+        }))
+    }
+
+    fn feed_meta(&self, tag: Option<&Tag>) -> FeedMeta {
+        let s = &self.settings.site;
+        let slug = tag.map(Tag::slug);
+        let id = match tag {
+            None => self.site_uuid,
+            Some(t) => uuid::Uuid::new_v5(&self.site_uuid, t.slug().as_bytes()),
+        };
+        FeedMeta {
+            title: self.feed_links(tag).title,
+            description: match tag {
+                Some(t) => format!("Posts about {} from {}", t.name(), s.title),
+                None => s.description.clone(),
+            },
+            language: s.language.clone(),
+            site_url: self.base().to_owned(),
+            home_url: self.listing_url(slug, 1),
+            rss_url: self.feed_url(slug, FeedFormat::Rss),
+            atom_url: self.feed_url(slug, FeedFormat::Atom),
+            json_url: self.feed_url(slug, FeedFormat::Json),
+            id: format!("urn:uuid:{id}"),
+            default_author: s.author.clone(),
+            empty_updated: DateTime::UNIX_EPOCH,
+        }
+    }
+
+    /// The page shown for an unknown address.
+    pub fn not_found(&self) -> anyhow::Result<String> {
+        let ctx = self.context(self.base(), vec![self.feed_links(None)]);
+        self.templates.render("web/404.html", &ctx).context("Failed to render the not-found page")
+    }
+}

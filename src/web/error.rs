@@ -1,0 +1,36 @@
+use axum::http::StatusCode;
+use axum::response::{IntoResponse, Response};
+
+/// Every way a request can fail. 5xx answers say nothing of the cause; the full
+/// error chain is logged once, here.
+#[derive(Debug, thiserror::Error)]
+pub enum WebError {
+    #[error("not found")]
+    NotFound,
+    #[error("{0}")]
+    Validation(String),
+    #[error("{0}")]
+    Conflict(String),
+    #[error("authentication required")]
+    Unauthorized,
+    #[error(transparent)]
+    Internal(#[from] anyhow::Error),
+}
+
+pub type Result<T, E = WebError> = std::result::Result<T, E>;
+
+impl IntoResponse for WebError {
+    fn into_response(self) -> Response {
+        match self {
+            WebError::NotFound => (StatusCode::NOT_FOUND, "Not found").into_response(),
+            WebError::Validation(m) => (StatusCode::UNPROCESSABLE_ENTITY, m).into_response(),
+            WebError::Conflict(m) => (StatusCode::CONFLICT, m).into_response(),
+            WebError::Unauthorized => (StatusCode::UNAUTHORIZED, "Authentication required").into_response(),
+            WebError::Internal(e) => {
+                tracing::error!(error = format!("{e:#}"), "request failed");
+                (StatusCode::INTERNAL_SERVER_ERROR, "Something went wrong on our side. Please try again later.")
+                    .into_response()
+            }
+        }
+    }
+}

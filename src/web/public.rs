@@ -1,0 +1,119 @@
+//! Public pages and feeds, answered from the document cache.
+
+use std::sync::Arc;
+
+use axum::extract::{Path, State};
+use axum::http::{HeaderMap, StatusCode, header};
+use axum::response::{Html, IntoResponse, Response};
+use chrono::Utc;
+
+use super::{CachedDocument, Result};
+use crate::app::App;
+use crate::feeds::FeedFormat;
+use crate::site::Document;
+
+/// What a request asks the site for.
+enum Wanted<'a> {
+    Listing { tag: Option<&'a str>, page: u32 },
+    Post(&'a str),
+    Feed(FeedFormat, Option<&'a str>),
+}
+
+/// Serves a document from the cache, rendering it on a miss; 404 page when there is none.
+async fn serve(app: &App, key: String, wanted: Wanted<'_>, headers: &HeaderMap) -> Result<Response> {
+    let now = Utc::now();
+    if app.cache.is_due(now) {
+        app.cache.refresh(&app.db).await?;
+    }
+    if let Some(doc) = app.cache.get(&key) {
+        return Ok(doc.respond(headers));
+    }
+    let generation = app.cache.generation();
+    let rendered: Option<Document> = match wanted {
+        Wanted::Listing { tag, page } => app.site.listing(&app.db, tag, page, now).await?,
+        Wanted::Post(slug) => app.site.post(&app.db, slug, now).await?,
+        Wanted::Feed(format, tag) => app.site.feed(&app.db, format, tag, now).await?,
+    };
+    let Some(doc) = rendered else {
+        return not_found(app);
+    };
+    let doc = Arc::new(CachedDocument::new(doc));
+    app.cache.put(key, generation, doc.clone());
+    Ok(doc.respond(headers))
+}
+
+fn not_found(app: &App) -> Result<Response> {
+    let page = app.site.not_found()?;
+    Ok((StatusCode::NOT_FOUND, Html(page)).into_response())
+}
+
+fn page_number(raw: &str) -> Option<u32> {
+    raw.parse().ok().filter(|n| *n >= 1)
+}
+
+pub async fn home(State(app): State<Arc<App>>, headers: HeaderMap) -> Result<Response> {
+    serve(&app, "/".into(), Wanted::Listing { tag: None, page: 1 }, &headers).await
+}
+
+pub async fn home_page(State(app): State<Arc<App>>, Path(page): Path<String>, headers: HeaderMap) -> Result<Response> {
+    let Some(page) = page_number(&page) else { return not_found(&app) };
+    serve(&app, format!("/page/{page}/"), Wanted::Listing { tag: None, page }, &headers).await
+}
+
+pub async fn post(State(app): State<Arc<App>>, Path(slug): Path<String>, headers: HeaderMap) -> Result<Response> {
+    serve(&app, format!("/posts/{slug}/"), Wanted::Post(&slug), &headers).await
+}
+
+pub async fn tag(State(app): State<Arc<App>>, Path(tag): Path<String>, headers: HeaderMap) -> Result<Response> {
+    let key = format!("/tags/{tag}/");
+    serve(&app, key, Wanted::Listing { tag: Some(&tag), page: 1 }, &headers).await
+}
+
+pub async fn tag_page(
+    State(app): State<Arc<App>>,
+    Path((tag, page)): Path<(String, String)>,
+    headers: HeaderMap,
+) -> Result<Response> {
+    let Some(page) = page_number(&page) else { return not_found(&app) };
+    let key = format!("/tags/{tag}/page/{page}/");
+    serve(&app, key, Wanted::Listing { tag: Some(&tag), page }, &headers).await
+}
+
+pub async fn tag_feed(
+    State(app): State<Arc<App>>,
+    Path((tag, file)): Path<(String, String)>,
+    headers: HeaderMap,
+) -> Result<Response> {
+    let Some(format) = FeedFormat::from_file_name(&file) else { return not_found(&app) };
+    let key = format!("/tags/{tag}/{file}");
+    serve(&app, key, Wanted::Feed(format, Some(&tag)), &headers).await
+}
+
+async fn site_feed(app: &App, format: FeedFormat, headers: &HeaderMap) -> Result<Response> {
+    serve(app, format!("/{}", format.file_name()), Wanted::Feed(format, None), headers).await
+}
+
+pub async fn feed_rss(State(app): State<Arc<App>>, headers: HeaderMap) -> Result<Response> {
+    site_feed(&app, FeedFormat::Rss, &headers).await
+}
+
+pub async fn feed_atom(State(app): State<Arc<App>>, headers: HeaderMap) -> Result<Response> {
+    site_feed(&app, FeedFormat::Atom, &headers).await
+}
+
+pub async fn feed_json(State(app): State<Arc<App>>, headers: HeaderMap) -> Result<Response> {
+    site_feed(&app, FeedFormat::Json, &headers).await
+}
+
+/// Ready when the database answers.
+pub async fn ready(State(app): State<Arc<App>>) -> Response {
+    if app.db.ping().await {
+        (StatusCode::OK, "ready").into_response()
+    } else {
+        (StatusCode::SERVICE_UNAVAILABLE, [(header::RETRY_AFTER, "5")], "database unreachable").into_response()
+    }
+}
+
+pub async fn fallback(State(app): State<Arc<App>>) -> Result<Response> {
+    not_found(&app)
+}
