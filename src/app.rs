@@ -9,10 +9,10 @@ use tokio_util::sync::CancellationToken;
 
 use crate::config::Settings;
 use crate::content::{self, SyncReport};
+use crate::schedule;
 use crate::site::Site;
 use crate::store::Db;
 use crate::web::{self, DocumentCache};
-use crate::schedule;
 
 /// Everything a running Herald shares: built once at start-up.
 pub struct App {

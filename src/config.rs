@@ -319,7 +319,10 @@ mod tests {
         assert!(err.contains("server.listen"), "{err}");
         let err = format!("{:#}", load_str("[feeds]\nlimit = 0\n").unwrap_err());
         assert!(err.contains("feeds.limit"), "{err}");
-        let err = format!("{:#}", load_str("[schedule]\ntimezone = \"Mars/Olympus\"\n").unwrap_err());
+        let err = format!(
+            "{:#}",
+            load_str("[schedule]\ntimezone = \"Mars/Olympus\"\n").unwrap_err()
+        );
         assert!(err.contains("schedule.timezone"), "{err}");
     }
 

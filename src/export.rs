@@ -56,8 +56,14 @@ pub async fn build(app: &App, out: &Path) -> anyhow::Result<ExportReport> {
             out.display()
         );
     }
-    let name = out.file_name().map(|n| n.to_string_lossy().into_owned()).unwrap_or_else(|| "site".into());
-    let parent = out.parent().filter(|p| !p.as_os_str().is_empty()).unwrap_or(Path::new("."));
+    let name = out
+        .file_name()
+        .map(|n| n.to_string_lossy().into_owned())
+        .unwrap_or_else(|| "site".into());
+    let parent = out
+        .parent()
+        .filter(|p| !p.as_os_str().is_empty())
+        .unwrap_or(Path::new("."));
     std::fs::create_dir_all(parent)?;
     let staging = parent.join(format!(".{name}.building-{}", std::process::id()));
     if staging.exists() {
@@ -75,7 +81,10 @@ pub async fn build(app: &App, out: &Path) -> anyhow::Result<ExportReport> {
             return Err(e);
         }
     };
-    writer.write(MARKER, "Written by herald build; the next build replaces this folder.\n")?;
+    writer.write(
+        MARKER,
+        "Written by herald build; the next build replaces this folder.\n",
+    )?;
     if out.exists() {
         let old = parent.join(format!(".{name}.old-{}", std::process::id()));
         std::fs::rename(out, &old).with_context(|| format!("Failed to move the old {} aside", out.display()))?;
@@ -134,7 +143,11 @@ async fn listing_pages(app: &App, w: &mut Writer, tag: Option<&str>, now: chrono
     let prefix = tag.map(|t| format!("tags/{t}/")).unwrap_or_default();
     let mut page = 1;
     while let Some(doc) = app.site.listing(&app.db, tag, page, now).await? {
-        let folder = if page == 1 { prefix.clone() } else { format!("{prefix}page/{page}/") };
+        let folder = if page == 1 {
+            prefix.clone()
+        } else {
+            format!("{prefix}page/{page}/")
+        };
         w.page(&folder, Some(doc))?;
         page += 1;
     }

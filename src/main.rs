@@ -38,8 +38,12 @@ enum Command {
 
 fn init_tracing() {
     use tracing_subscriber::EnvFilter;
-    let filter = EnvFilter::try_from_env("HERALD_LOG").unwrap_or_else(|_| EnvFilter::new("info,sqlx=warn,tower_http=warn"));
-    tracing_subscriber::fmt().with_env_filter(filter).with_writer(std::io::stderr).init();
+    let filter = EnvFilter::try_from_env("HERALD_LOG")
+        .unwrap_or_else(|_| EnvFilter::new("info,sqlx=warn,tower_http=warn,tokio_cron_scheduler=warn"));
+    tracing_subscriber::fmt()
+        .with_env_filter(filter)
+        .with_writer(std::io::stderr)
+        .init();
 }
 
 #[tokio::main]
@@ -71,7 +75,11 @@ async fn run(cli: Cli) -> anyhow::Result<ExitCode> {
                 eprintln!("failed: {failure}");
             }
             println!("{report}");
-            Ok(if report.failed.is_empty() { ExitCode::SUCCESS } else { ExitCode::FAILURE })
+            Ok(if report.failed.is_empty() {
+                ExitCode::SUCCESS
+            } else {
+                ExitCode::FAILURE
+            })
         }
         Command::Build { out } => {
             let app = App::start(settings).await?;
@@ -88,7 +96,11 @@ async fn run(cli: Cli) -> anyhow::Result<ExitCode> {
                 written.tags,
                 out.display()
             );
-            Ok(if report.failed.is_empty() { ExitCode::SUCCESS } else { ExitCode::FAILURE })
+            Ok(if report.failed.is_empty() {
+                ExitCode::SUCCESS
+            } else {
+                ExitCode::FAILURE
+            })
         }
         Command::Serve => {
             let listen = settings.server.listen;
@@ -101,7 +113,11 @@ async fn run(cli: Cli) -> anyhow::Result<ExitCode> {
             let listener = tokio::net::TcpListener::bind(listen)
                 .await
                 .with_context(|| format!("Failed to listen on {listen} (server.listen)"))?;
-            println!("serving {} on http://{}", app.settings.site.base_url, listener.local_addr()?);
+            println!(
+                "serving {} on http://{}",
+                app.settings.site.base_url,
+                listener.local_addr()?
+            );
             let shutdown = CancellationToken::new();
             app::cancel_on_signal(shutdown.clone());
             app::serve(app, listener, shutdown).await?;

@@ -49,9 +49,14 @@ fn split(text: &str) -> Result<Split<'_>, (usize, String)> {
     } else if text.starts_with("+++") {
         ("+++", Format::Toml)
     } else {
-        return Err((1, "the file must start with front matter between `---` (YAML) or `+++` (TOML) lines".into()));
+        return Err((
+            1,
+            "the file must start with front matter between `---` (YAML) or `+++` (TOML) lines".into(),
+        ));
     };
-    let first_newline = text.find('\n').ok_or((1, format!("front matter opened by `{fence}` is never closed")))?;
+    let first_newline = text
+        .find('\n')
+        .ok_or((1, format!("front matter opened by `{fence}` is never closed")))?;
     if text[..first_newline].trim_end() != fence {
         return Err((1, format!("the first line must be `{fence}` alone")));
     }
@@ -126,12 +131,19 @@ pub fn parse_date(s: &str) -> Result<DateTime<Utc>, String> {
     if let Ok(d) = NaiveDate::parse_from_str(s, "%Y-%m-%d") {
         return Ok(d.and_hms_opt(0, 0, 0).expect("midnight exists").and_utc());
     }
-    for format in ["%Y-%m-%dT%H:%M:%S", "%Y-%m-%d %H:%M:%S", "%Y-%m-%dT%H:%M", "%Y-%m-%d %H:%M"] {
+    for format in [
+        "%Y-%m-%dT%H:%M:%S",
+        "%Y-%m-%d %H:%M:%S",
+        "%Y-%m-%dT%H:%M",
+        "%Y-%m-%d %H:%M",
+    ] {
         if let Ok(d) = NaiveDateTime::parse_from_str(s, format) {
             return Ok(d.and_utc());
         }
     }
-    Err(format!("{s:?} is not a date: use RFC 3339 (2026-09-14T09:30:00Z) or YYYY-MM-DD"))
+    Err(format!(
+        "{s:?} is not a date: use RFC 3339 (2026-09-14T09:30:00Z) or YYYY-MM-DD"
+    ))
 }
 
 /// One line of plain text: no control characters, whitespace folded.
@@ -190,7 +202,11 @@ pub(super) fn parse(
 
     let mut authors: Vec<String> = fm.authors.unwrap_or_default();
     authors.extend(fm.author);
-    let authors: Vec<String> = authors.iter().map(|a| plain_line(a)).filter(|a| !a.is_empty()).collect();
+    let authors: Vec<String> = authors
+        .iter()
+        .map(|a| plain_line(a))
+        .filter(|a| !a.is_empty())
+        .collect();
 
     let mut tags: Vec<Tag> = Vec::new();
     for raw in fm.tags.unwrap_or_default() {
@@ -210,7 +226,10 @@ pub(super) fn parse(
                 .join(raw.trim_start_matches('/'))
                 .map_err(|e| fail(line_of_key(&split, "image"), format!("image {raw:?}: {e}")))?;
             if !matches!(url.scheme(), "http" | "https") {
-                return Err(fail(line_of_key(&split, "image"), format!("image {raw:?}: only http and https images")));
+                return Err(fail(
+                    line_of_key(&split, "image"),
+                    format!("image {raw:?}: only http and https images"),
+                ));
             }
             Some(url.to_string())
         }
@@ -261,7 +280,10 @@ mod tests {
         assert_eq!(post.title, "Otters <b>return</b>");
         assert_eq!(post.published_at.to_rfc3339(), "2026-09-14T08:30:00+00:00");
         assert_eq!(post.authors, ["Ana", "Ben"]);
-        assert_eq!(post.tags.iter().map(|t| t.slug()).collect::<Vec<_>>(), ["wildlife", "volunteering"]);
+        assert_eq!(
+            post.tags.iter().map(|t| t.slug()).collect::<Vec<_>>(),
+            ["wildlife", "volunteering"]
+        );
         assert_eq!(post.image.as_deref(), Some("https://example.org/img/o.jpg"));
         assert_eq!(post.summary.as_deref(), Some("The first paragraph."));
         assert!(post.content_html.contains("<em>first</em>"));
@@ -293,7 +315,11 @@ mod tests {
             ("no front matter\n", 1, "must start with front matter"),
             ("---\ntitle: T\ndate: 2026-01-01\n", 1, "never closed"),
             ("+++\ntitle = \"T\"\ndate = \n+++\n", 3, "invalid TOML"),
-            ("---\ntitle: T\ndate: 2026-01-01\nimage: \"javascript:alert(1)\"\n---\n", 4, "only http"),
+            (
+                "---\ntitle: T\ndate: 2026-01-01\nimage: \"javascript:alert(1)\"\n---\n",
+                4,
+                "only http",
+            ),
         ];
         for (text, line, reason) in cases {
             let err = load("broken.md", text).unwrap_err();

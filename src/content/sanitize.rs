@@ -62,7 +62,16 @@ mod tests {
                <a href="javascript:alert(1)">x</a><iframe src="https://evil.example/"></iframe>
                <a href="JaVaScRiPt:alert(1)">y</a><svg onload="alert(1)"></svg><style>p{}</style>"#,
         );
-        for bad in ["<script", "onclick", "onerror", "javascript:", "JaVaScRiPt", "<iframe", "onload", "<style"] {
+        for bad in [
+            "<script",
+            "onclick",
+            "onerror",
+            "javascript:",
+            "JaVaScRiPt",
+            "<iframe",
+            "onload",
+            "<style",
+        ] {
             assert!(!out.contains(bad), "{bad} survived in {out}");
         }
         assert!(out.contains("<p>Hi</p>"), "{out}");
@@ -70,16 +79,26 @@ mod tests {
 
     #[test]
     fn makes_links_and_images_absolute() {
-        let out = clean(r#"<a href="/volunteer">v</a><img src="images/map.png" alt="m"><a href="https://other.example/x">o</a>"#);
+        let out = clean(
+            r#"<a href="/volunteer">v</a><img src="images/map.png" alt="m"><a href="https://other.example/x">o</a>"#,
+        );
         assert!(out.contains(r#"href="https://example.org/news/volunteer""#), "{out}");
-        assert!(out.contains(r#"src="https://example.org/news/images/map.png""#), "{out}");
+        assert!(
+            out.contains(r#"src="https://example.org/news/images/map.png""#),
+            "{out}"
+        );
         assert!(out.contains(r#"href="https://other.example/x""#), "{out}");
     }
 
     #[test]
     fn footnote_links_point_into_the_post_page() {
-        let out = clean(r##"<sup class="footnote-reference"><a href="#1">1</a></sup><div class="footnote-definition" id="1">n</div>"##);
-        assert!(out.contains(r#"href="https://example.org/news/posts/a/#post-1""#), "{out}");
+        let out = clean(
+            r##"<sup class="footnote-reference"><a href="#1">1</a></sup><div class="footnote-definition" id="1">n</div>"##,
+        );
+        assert!(
+            out.contains(r#"href="https://example.org/news/posts/a/#post-1""#),
+            "{out}"
+        );
         assert!(out.contains(r#"id="post-1""#), "{out}");
     }
 }

@@ -87,7 +87,11 @@ fn read_files(dir: &Path, base_url: &Url) -> anyhow::Result<Vec<FileRead>> {
     Ok(files
         .into_iter()
         .map(|path| {
-            let relative = path.strip_prefix(dir).unwrap_or(&path).to_string_lossy().replace('\\', "/");
+            let relative = path
+                .strip_prefix(dir)
+                .unwrap_or(&path)
+                .to_string_lossy()
+                .replace('\\', "/");
             let bytes = std::fs::read(&path);
             let mut hasher = Sha256::new();
             hasher.update(RENDER_VERSION);
@@ -98,7 +102,8 @@ fn read_files(dir: &Path, base_url: &Url) -> anyhow::Result<Vec<FileRead>> {
                 hasher.update(b);
             }
             let text = match bytes {
-                Ok(b) => String::from_utf8(b).map_err(|e| format!("the file is not UTF-8 text (byte {})", e.utf8_error().valid_up_to())),
+                Ok(b) => String::from_utf8(b)
+                    .map_err(|e| format!("the file is not UTF-8 text (byte {})", e.utf8_error().valid_up_to())),
                 Err(e) => Err(format!("cannot read the file: {e}")),
             };
             FileRead {
@@ -147,7 +152,8 @@ pub async fn sync_posts(db: &Db, posts_dir: &Path, base_url: &Url) -> anyhow::Re
             line: 1,
             message,
         });
-        let draft = parsed.and_then(|text| parse_post_file(&file.path, &text, base_url, file.source.clone(), file.hash));
+        let draft =
+            parsed.and_then(|text| parse_post_file(&file.path, &text, base_url, file.source.clone(), file.hash));
         match draft {
             Ok(draft) => {
                 if let Some(other) = claimed_slugs.get(draft.slug.as_str()) {
@@ -181,8 +187,7 @@ pub async fn sync_posts(db: &Db, posts_dir: &Path, base_url: &Url) -> anyhow::Re
         .iter()
         .filter(|e| !e.removed && !claimed_slugs.contains_key(&e.slug))
         .filter(|e| {
-            !kept_sources.contains(&e.source)
-                || new_slugs.get(e.source.as_str()).is_some_and(|slug| *slug != e.slug)
+            !kept_sources.contains(&e.source) || new_slugs.get(e.source.as_str()).is_some_and(|slug| *slug != e.slug)
         })
         .map(|e| e.id)
         .collect();

@@ -27,11 +27,22 @@ pub fn atom(meta: &FeedMeta, posts: &[Post]) -> String {
                         .map(|name| PersonBuilder::default().name(name).build())
                         .collect::<Vec<_>>(),
                 )
-                .links(vec![LinkBuilder::default().href(link).rel("alternate").mime_type(Some("text/html".into())).build()])
+                .links(vec![
+                    LinkBuilder::default()
+                        .href(link)
+                        .rel("alternate")
+                        .mime_type(Some("text/html".into()))
+                        .build(),
+                ])
                 .categories(
                     post.tags
                         .iter()
-                        .map(|t| CategoryBuilder::default().term(t.slug().to_owned()).label(Some(t.name().to_owned())).build())
+                        .map(|t| {
+                            CategoryBuilder::default()
+                                .term(t.slug().to_owned())
+                                .label(Some(t.name().to_owned()))
+                                .build()
+                        })
                         .collect::<Vec<_>>(),
                 )
                 .summary(post.summary.clone().map(Text::plain))
@@ -56,7 +67,11 @@ pub fn atom(meta: &FeedMeta, posts: &[Post]) -> String {
                 .rel("self")
                 .mime_type(Some("application/atom+xml".into()))
                 .build(),
-            LinkBuilder::default().href(meta.home_url.clone()).rel("alternate").mime_type(Some("text/html".into())).build(),
+            LinkBuilder::default()
+                .href(meta.home_url.clone())
+                .rel("alternate")
+                .mime_type(Some("text/html".into()))
+                .build(),
         ])
         .entries(entries);
     if !meta.description.is_empty() {

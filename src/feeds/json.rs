@@ -66,7 +66,9 @@ pub fn json(meta: &FeedMeta, posts: &[Post]) -> String {
         authors: if meta.default_author.is_empty() {
             vec![]
         } else {
-            vec![Author { name: meta.default_author.clone() }]
+            vec![Author {
+                name: meta.default_author.clone(),
+            }]
         },
         items,
     };

@@ -88,7 +88,11 @@ impl FeedMeta {
 
     /// `updated` of the feed: the newest entry's, so it changes only when content does.
     fn updated(&self, posts: &[Post]) -> DateTime<Utc> {
-        posts.iter().map(|p| p.updated_at.max(p.published_at)).max().unwrap_or(self.empty_updated)
+        posts
+            .iter()
+            .map(|p| p.updated_at.max(p.published_at))
+            .max()
+            .unwrap_or(self.empty_updated)
     }
 
     fn authors_of(&self, post: &Post) -> Vec<String> {

@@ -18,7 +18,9 @@ pub fn rss(meta: &FeedMeta, posts: &[Post]) -> String {
             ItemBuilder::default()
                 .title(Some(post.title.clone()))
                 .link(Some(link))
-                .guid(Some(GuidBuilder::default().value(post.uid.clone()).permalink(false).build()))
+                .guid(Some(
+                    GuidBuilder::default().value(post.uid.clone()).permalink(false).build(),
+                ))
                 .pub_date(Some(post.published_at.to_rfc2822()))
                 .description(post.summary.clone())
                 .content(Some(post.content_html.clone()))
@@ -42,7 +44,11 @@ pub fn rss(meta: &FeedMeta, posts: &[Post]) -> String {
     let channel = ChannelBuilder::default()
         .title(meta.title.clone())
         .link(meta.home_url.clone())
-        .description(if meta.description.is_empty() { meta.title.clone() } else { meta.description.clone() })
+        .description(if meta.description.is_empty() {
+            meta.title.clone()
+        } else {
+            meta.description.clone()
+        })
         .language(Some(meta.language.clone()))
         .last_build_date(Some(updated.clone()))
         .pub_date(Some(updated))

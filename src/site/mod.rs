@@ -200,7 +200,13 @@ impl Site {
 
     /// Page `page` (from 1) of the home page, or of a tag's page; `None` past the last page
     /// or for a tag no public post carries.
-    pub async fn listing(&self, db: &Db, tag: Option<&str>, page: u32, now: DateTime<Utc>) -> anyhow::Result<Option<Document>> {
+    pub async fn listing(
+        &self,
+        db: &Db,
+        tag: Option<&str>,
+        page: u32,
+        now: DateTime<Utc>,
+    ) -> anyhow::Result<Option<Document>> {
         let tag = match tag {
             None => None,
             Some(slug) => match store::posts::find_public_tag(db, slug, now).await? {
@@ -211,7 +217,9 @@ impl Site {
         let slug = tag.as_ref().map(Tag::slug);
         let per_page = self.settings.site.page_size;
         let total = store::posts::count_public(db, now, slug).await?;
-        let total_pages = u32::try_from((total.max(0) as u64).div_ceil(u64::from(per_page))).unwrap_or(u32::MAX).max(1);
+        let total_pages = u32::try_from((total.max(0) as u64).div_ceil(u64::from(per_page)))
+            .unwrap_or(u32::MAX)
+            .max(1);
         if page == 0 || page > total_pages {
             return Ok(None);
         }
@@ -265,7 +273,13 @@ impl Site {
     }
 
     /// The site-wide feed or a tag's, newest `[feeds] limit` posts first.
-    pub async fn feed(&self, db: &Db, format: FeedFormat, tag: Option<&str>, now: DateTime<Utc>) -> anyhow::Result<Option<Document>> {
+    pub async fn feed(
+        &self,
+        db: &Db,
+        format: FeedFormat,
+        tag: Option<&str>,
+        now: DateTime<Utc>,
+    ) -> anyhow::Result<Option<Document>> {
         let tag = match tag {
             None => None,
             Some(slug) => match store::posts::find_public_tag(db, slug, now).await? {
@@ -311,6 +325,8 @@ impl Site {
     /// The page shown for an unknown address.
     pub fn not_found(&self) -> anyhow::Result<String> {
         let ctx = self.context(self.base(), vec![self.feed_links(None)]);
-        self.templates.render("web/404.html", &ctx).context("Failed to render the not-found page")
+        self.templates
+            .render("web/404.html", &ctx)
+            .context("Failed to render the not-found page")
     }
 }

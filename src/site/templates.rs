@@ -40,6 +40,7 @@ impl Templates {
             }
         }
         let mut tera = tera::Tera::default();
+        tera.set_escape_fn(escape_html);
         tera.add_raw_templates(sources)
             .map_err(|e| anyhow::anyhow!(describe(&e)))
             .context("Failed to compile the templates")?;
@@ -53,6 +54,23 @@ impl Templates {
             .map_err(|e| anyhow::anyhow!(describe(&e)))
             .with_context(|| format!("Failed to render template {name}"))
     }
+}
+
+/// Escapes the five characters that matter in HTML text and quoted attributes.
+/// (Tera's default also escapes `/`, which garbles every URL in the page source.)
+fn escape_html(input: &str) -> String {
+    let mut out = String::with_capacity(input.len() + input.len() / 8);
+    for c in input.chars() {
+        match c {
+            '&' => out.push_str("&amp;"),
+            '<' => out.push_str("&lt;"),
+            '>' => out.push_str("&gt;"),
+            '"' => out.push_str("&quot;"),
+            '\'' => out.push_str("&#39;"),
+            c => out.push(c),
+        }
+    }
+    out
 }
 
 fn describe(error: &tera::Error) -> String {

@@ -289,11 +289,7 @@ pub async fn count_public(db: &Db, now: DateTime<Utc>, tag: Option<&str>) -> any
 /// The public post with this slug, if there is one.
 #[tracing::instrument(skip_all)]
 pub async fn find_public(db: &Db, slug: &Slug, now: DateTime<Utc>) -> anyhow::Result<Option<Post>> {
-    const SQL: &str = public_posts_sql!(
-        post_columns!(),
-        "and p.slug = $2",
-        ""
-    );
+    const SQL: &str = public_posts_sql!(post_columns!(), "and p.slug = $2", "");
     let rows: Vec<PostRow> = with_pool!(db, pool => {
         sqlx::query_as(SQL).bind(now).bind(slug.as_str()).fetch_all(pool).await
     })

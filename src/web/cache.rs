@@ -115,7 +115,10 @@ impl DocumentCache {
     /// Re-reads the content stamp and empties the cache if the content changed.
     pub async fn refresh(&self, db: &Db) -> anyhow::Result<bool> {
         let fresh = store::posts::stamp(db, Utc::now()).await?;
-        let mut stamp = self.stamp.lock().map_err(|_| anyhow::anyhow!("cache stamp lock poisoned"))?;
+        let mut stamp = self
+            .stamp
+            .lock()
+            .map_err(|_| anyhow::anyhow!("cache stamp lock poisoned"))?;
         if stamp.as_ref() == Some(&fresh) {
             return Ok(false);
         }
@@ -145,7 +148,10 @@ mod tests {
     fn matching_etag_gives_304_without_body() {
         let d = doc();
         let mut h = HeaderMap::new();
-        h.insert(header::IF_NONE_MATCH, HeaderValue::from_str(&format!("\"zzz\", W/{}", d.etag)).unwrap());
+        h.insert(
+            header::IF_NONE_MATCH,
+            HeaderValue::from_str(&format!("\"zzz\", W/{}", d.etag)).unwrap(),
+        );
         assert_eq!(d.respond(&h).status(), StatusCode::NOT_MODIFIED);
         h.insert(header::IF_NONE_MATCH, HeaderValue::from_static("\"other\""));
         assert_eq!(d.respond(&h).status(), StatusCode::OK);

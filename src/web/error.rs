@@ -28,7 +28,10 @@ impl IntoResponse for WebError {
             WebError::Unauthorized => (StatusCode::UNAUTHORIZED, "Authentication required").into_response(),
             WebError::Internal(e) => {
                 tracing::error!(error = format!("{e:#}"), "request failed");
-                (StatusCode::INTERNAL_SERVER_ERROR, "Something went wrong on our side. Please try again later.")
+                (
+                    StatusCode::INTERNAL_SERVER_ERROR,
+                    "Something went wrong on our side. Please try again later.",
+                )
                     .into_response()
             }
         }

@@ -56,8 +56,16 @@ pub async fn home(State(app): State<Arc<App>>, headers: HeaderMap) -> Result<Res
 }
 
 pub async fn home_page(State(app): State<Arc<App>>, Path(page): Path<String>, headers: HeaderMap) -> Result<Response> {
-    let Some(page) = page_number(&page) else { return not_found(&app) };
-    serve(&app, format!("/page/{page}/"), Wanted::Listing { tag: None, page }, &headers).await
+    let Some(page) = page_number(&page) else {
+        return not_found(&app);
+    };
+    serve(
+        &app,
+        format!("/page/{page}/"),
+        Wanted::Listing { tag: None, page },
+        &headers,
+    )
+    .await
 }
 
 pub async fn post(State(app): State<Arc<App>>, Path(slug): Path<String>, headers: HeaderMap) -> Result<Response> {
@@ -66,7 +74,16 @@ pub async fn post(State(app): State<Arc<App>>, Path(slug): Path<String>, headers
 
 pub async fn tag(State(app): State<Arc<App>>, Path(tag): Path<String>, headers: HeaderMap) -> Result<Response> {
     let key = format!("/tags/{tag}/");
-    serve(&app, key, Wanted::Listing { tag: Some(&tag), page: 1 }, &headers).await
+    serve(
+        &app,
+        key,
+        Wanted::Listing {
+            tag: Some(&tag),
+            page: 1,
+        },
+        &headers,
+    )
+    .await
 }
 
 pub async fn tag_page(
@@ -74,7 +91,9 @@ pub async fn tag_page(
     Path((tag, page)): Path<(String, String)>,
     headers: HeaderMap,
 ) -> Result<Response> {
-    let Some(page) = page_number(&page) else { return not_found(&app) };
+    let Some(page) = page_number(&page) else {
+        return not_found(&app);
+    };
     let key = format!("/tags/{tag}/page/{page}/");
     serve(&app, key, Wanted::Listing { tag: Some(&tag), page }, &headers).await
 }
@@ -84,13 +103,21 @@ pub async fn tag_feed(
     Path((tag, file)): Path<(String, String)>,
     headers: HeaderMap,
 ) -> Result<Response> {
-    let Some(format) = FeedFormat::from_file_name(&file) else { return not_found(&app) };
+    let Some(format) = FeedFormat::from_file_name(&file) else {
+        return not_found(&app);
+    };
     let key = format!("/tags/{tag}/{file}");
     serve(&app, key, Wanted::Feed(format, Some(&tag)), &headers).await
 }
 
 async fn site_feed(app: &App, format: FeedFormat, headers: &HeaderMap) -> Result<Response> {
-    serve(app, format!("/{}", format.file_name()), Wanted::Feed(format, None), headers).await
+    serve(
+        app,
+        format!("/{}", format.file_name()),
+        Wanted::Feed(format, None),
+        headers,
+    )
+    .await
 }
 
 pub async fn feed_rss(State(app): State<Arc<App>>, headers: HeaderMap) -> Result<Response> {
@@ -110,7 +137,12 @@ pub async fn ready(State(app): State<Arc<App>>) -> Response {
     if app.db.ping().await {
         (StatusCode::OK, "ready").into_response()
     } else {
-        (StatusCode::SERVICE_UNAVAILABLE, [(header::RETRY_AFTER, "5")], "database unreachable").into_response()
+        (
+            StatusCode::SERVICE_UNAVAILABLE,
+            [(header::RETRY_AFTER, "5")],
+            "database unreachable",
+        )
+            .into_response()
     }
 }
 

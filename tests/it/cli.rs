@@ -1,0 +1,236 @@
+//! The `herald` binary as users run it.
+
+use std::io::{BufRead, BufReader};
+use std::path::{Path, PathBuf};
+use std::process::{Command, Stdio};
+
+use crate::common::post;
+
+fn herald() -> Command {
+    let mut cmd = Command::new(env!("CARGO_BIN_EXE_herald"));
+    cmd.env_remove("HERALD_CONFIG").env("HERALD_LOG", "warn");
+    cmd
+}
+
+/// A config folder with a posts folder beside it, and a database the tests can share.
+fn project(posts: &[(&str, String)]) -> (tempfile::TempDir, PathBuf) {
+    let dir = tempfile::tempdir().unwrap();
+    std::fs::create_dir_all(dir.path().join("content/posts")).unwrap();
+    for (name, text) in posts {
+        std::fs::write(dir.path().join("content/posts").join(name), text).unwrap();
+    }
+    let config = dir.path().join("config.toml");
+    std::fs::write(
+        &config,
+        "[site]\ntitle = \"CLI Trust\"\nbase_url = \"https://news.example.org/\"\n[server]\nlisten = \"127.0.0.1:0\"\n",
+    )
+    .unwrap();
+    (dir, config)
+}
+
+fn two_posts() -> Vec<(&'static str, String)> {
+    vec![
+        ("otters.md", post("Otters", "2026-09-14", &["wildlife"], "Body.")),
+        (
+            "water.md",
+            post("Water", "2026-09-15", &["water-quality", "wildlife"], "Body."),
+        ),
+    ]
+}
+
+#[test]
+fn build_writes_every_page_and_feed_from_another_folder() {
+    let (dir, config) = project(&two_posts());
+    let out = dir.path().join("public");
+    // Run from an unrelated folder: paths in the config follow the config file.
+    let elsewhere = tempfile::tempdir().unwrap();
+    let output = herald()
+        .current_dir(elsewhere.path())
+        .arg("--config")
+        .arg(&config)
+        .args(["build", "--out"])
+        .arg(&out)
+        .output()
+        .unwrap();
+    assert!(output.status.success(), "{}", String::from_utf8_lossy(&output.stderr));
+    for file in [
+        "index.html",
+        "404.html",
+        "feed.rss",
+        "feed.atom",
+        "feed.json",
+        "posts/otters/index.html",
+        "posts/water/index.html",
+        "tags/wildlife/index.html",
+        "tags/wildlife/feed.atom",
+        "tags/water-quality/feed.rss",
+        "tags/water-quality/feed.json",
+    ] {
+        assert!(out.join(file).is_file(), "{file} missing");
+    }
+    assert!(
+        dir.path().join("herald.db").is_file(),
+        "the database sits beside the config file"
+    );
+    let atom = std::fs::read(out.join("feed.atom")).unwrap();
+    let feed = feed_rs::parser::parse(&atom[..]).unwrap();
+    assert_eq!(feed.entries.len(), 2);
+    assert_eq!(feed.entries[0].links[0].href, "https://news.example.org/posts/water/");
+
+    // A second build replaces the first: an unpublished post's page goes away.
+    std::fs::remove_file(dir.path().join("content/posts/otters.md")).unwrap();
+    let again = herald()
+        .arg("--config")
+        .arg(&config)
+        .args(["build", "--out"])
+        .arg(&out)
+        .output()
+        .unwrap();
+    assert!(again.status.success());
+    assert!(!out.join("posts/otters/index.html").exists());
+    assert!(out.join("posts/water/index.html").exists());
+}
+
+#[test]
+fn build_refuses_to_overwrite_a_folder_it_did_not_write() {
+    let (dir, config) = project(&two_posts());
+    let out = dir.path().join("precious");
+    std::fs::create_dir_all(&out).unwrap();
+    std::fs::write(out.join("thesis.txt"), "years of work").unwrap();
+    let output = herald()
+        .arg("--config")
+        .arg(&config)
+        .args(["build", "--out"])
+        .arg(&out)
+        .output()
+        .unwrap();
+    assert!(!output.status.success());
+    assert!(String::from_utf8_lossy(&output.stderr).contains("not written by herald build"));
+    assert_eq!(
+        std::fs::read_to_string(out.join("thesis.txt")).unwrap(),
+        "years of work"
+    );
+}
+
+#[test]
+fn the_environment_overrides_the_config_file() {
+    let posts: Vec<_> = (0..4)
+        .map(|i| {
+            (
+                ["a.md", "b.md", "c.md", "d.md"][i],
+                post("P", &format!("2026-09-1{i}"), &["x"], "B"),
+            )
+        })
+        .collect();
+    let (dir, config) = project(&posts);
+    let out = dir.path().join("public");
+    let output = herald()
+        .env("HERALD_FEEDS__LIMIT", "2")
+        .env("HERALD_SITE__TITLE", "From The Environment")
+        .arg("--config")
+        .arg(&config)
+        .args(["build", "--out"])
+        .arg(&out)
+        .output()
+        .unwrap();
+    assert!(output.status.success(), "{}", String::from_utf8_lossy(&output.stderr));
+    let feed = feed_rs::parser::parse(&std::fs::read(out.join("feed.json")).unwrap()[..]).unwrap();
+    assert_eq!(feed.entries.len(), 2);
+    assert_eq!(feed.title.unwrap().content, "From The Environment");
+}
+
+#[test]
+fn bad_configuration_is_refused_naming_the_key() {
+    let (_dir, config) = project(&[]);
+    for (toml, key) in [
+        ("[site]\ntitel = \"x\"\n", "titel"),
+        ("[feeds]\nlimit = \"many\"\n", "feeds.limit"),
+        ("[site]\nbase_url = \"not a url\"\n", "site.base_url"),
+        ("[schedule]\nsync = \"every five minutes\"\n", "schedule.sync"),
+    ] {
+        std::fs::write(&config, toml).unwrap();
+        let cmd = if key == "schedule.sync" { "serve" } else { "sync" };
+        let output = herald().arg("--config").arg(&config).arg(cmd).output().unwrap();
+        assert!(!output.status.success(), "{toml}");
+        let stderr = String::from_utf8_lossy(&output.stderr);
+        assert!(stderr.contains(key), "{toml} -> {stderr}");
+    }
+    let missing = herald()
+        .args(["--config", "/nonexistent/config.toml", "sync"])
+        .output()
+        .unwrap();
+    assert!(!missing.status.success());
+    assert!(String::from_utf8_lossy(&missing.stderr).contains("/nonexistent/config.toml"));
+}
+
+#[test]
+fn sync_reports_counts_and_fails_only_when_a_post_failed() {
+    let (dir, config) = project(&two_posts());
+    let ok = herald().arg("--config").arg(&config).arg("sync").output().unwrap();
+    assert!(ok.status.success());
+    assert_eq!(
+        String::from_utf8_lossy(&ok.stdout).trim(),
+        "2 added, 0 updated, 0 unchanged, 0 unpublished, 0 failed"
+    );
+    std::fs::write(
+        dir.path().join("content/posts/broken.md"),
+        "---\ntitle: Broken\ndate: someday\n---\n",
+    )
+    .unwrap();
+    let failed = herald().arg("--config").arg(&config).arg("sync").output().unwrap();
+    assert!(!failed.status.success());
+    assert_eq!(
+        String::from_utf8_lossy(&failed.stdout).trim(),
+        "0 added, 0 updated, 2 unchanged, 0 unpublished, 1 failed"
+    );
+    let stderr = String::from_utf8_lossy(&failed.stderr);
+    assert!(stderr.contains("broken.md:3: date:"), "{stderr}");
+}
+
+fn repo_root() -> &'static Path {
+    Path::new(env!("CARGO_MANIFEST_DIR"))
+}
+
+#[tokio::test]
+async fn serve_publishes_the_example_posts() {
+    let dir = tempfile::tempdir().unwrap();
+    let config = dir.path().join("config.toml");
+    let posts = repo_root().join("content/posts");
+    std::fs::write(
+        &config,
+        format!(
+            "[server]\nlisten = \"127.0.0.1:0\"\n[content]\nposts_dir = \"{}\"\n",
+            posts.display()
+        ),
+    )
+    .unwrap();
+    let mut child = herald()
+        .arg("--config")
+        .arg(&config)
+        .arg("serve")
+        .stdout(Stdio::piped())
+        .stderr(Stdio::null())
+        .spawn()
+        .unwrap();
+    let stdout = child.stdout.take().unwrap();
+    let address = BufReader::new(stdout)
+        .lines()
+        .map(Result::unwrap)
+        .find_map(|line| line.split(" on ").nth(1).map(str::to_owned))
+        .expect("serve prints its address");
+    let atom = reqwest::get(format!("{address}/feed.atom"))
+        .await
+        .unwrap()
+        .text()
+        .await
+        .unwrap();
+    child.kill().ok();
+    child.wait().ok();
+    let feed = feed_rs::parser::parse(atom.as_bytes()).unwrap();
+    let titles: Vec<_> = feed.entries.iter().map(|e| e.title.clone().unwrap().content).collect();
+    assert_eq!(
+        titles.len(),
+        3,
+        "three example posts are public, one is a draft, one is scheduled: {titles:?}"
+    );
+}

@@ -1,0 +1,209 @@
+use reqwest::header;
+
+use crate::common::{post, spawn_app};
+
+#[tokio::test]
+async fn home_lists_posts_and_advertises_the_feeds() {
+    let app = spawn_app().await;
+    app.write_post(
+        "otters.md",
+        &post("Otters return", "2026-09-14", &["wildlife"], "Otters are *back*."),
+    );
+    app.sync().await;
+    let home = app.get_text("/").await;
+    assert!(home.contains("Otters return"));
+    assert!(home.contains(&format!("href=\"{}/posts/otters/\"", app.address)));
+    for (kind, path) in [
+        ("application/rss+xml", "feed.rss"),
+        ("application/atom+xml", "feed.atom"),
+        ("application/feed+json", "feed.json"),
+    ] {
+        assert!(
+            home.contains(&format!(
+                r#"<link rel="alternate" type="{kind}" title="Test &amp; Trust ({}" href="{}/{path}">"#,
+                match path {
+                    "feed.rss" => "RSS)",
+                    "feed.atom" => "Atom)",
+                    _ => "JSON Feed)",
+                },
+                app.address
+            )),
+            "autodiscovery for {path}: {home}"
+        );
+    }
+    let page = app.get_text("/posts/otters/").await;
+    assert!(page.contains("<em>back</em>"));
+    assert!(page.contains("name=\"viewport\""), "readable on a phone");
+    let tag = app.get_text("/tags/wildlife/").await;
+    assert!(tag.contains("Otters return"));
+    assert!(
+        tag.contains(&format!("href=\"{}/tags/wildlife/feed.atom\"", app.address)),
+        "the tag's own feed is advertised"
+    );
+}
+
+#[tokio::test]
+async fn unknown_addresses_get_a_real_not_found_page() {
+    let app = spawn_app().await;
+    app.write_post(
+        "otters.md",
+        &post("Otters return", "2026-09-14", &["wildlife"], "Body."),
+    );
+    app.sync().await;
+    for path in [
+        "/posts/nope/",
+        "/posts/Otters/",
+        "/tags/nope/",
+        "/page/2/",
+        "/page/0/",
+        "/page/x/",
+        "/no/such/thing",
+    ] {
+        let response = app.get(path).await;
+        assert_eq!(response.status(), 404, "{path}");
+        let body = response.text().await.unwrap();
+        assert!(
+            body.contains("Page not found") && body.contains("<html"),
+            "{path}: {body}"
+        );
+    }
+}
+
+#[tokio::test]
+async fn listings_are_paginated() {
+    let app = spawn_app().await;
+    for i in 0..12 {
+        app.write_post(
+            &format!("p{i:02}.md"),
+            &post(
+                &format!("Post number {i:02}"),
+                &format!("2026-09-{:02}", i + 1),
+                &["news"],
+                "Body.",
+            ),
+        );
+    }
+    app.sync().await;
+    let first = app.get_text("/").await;
+    assert!(first.contains("Post number 11") && !first.contains("Post number 01"));
+    assert!(
+        first.contains(&format!("href=\"{}/page/2/\"", app.address)),
+        "link to older posts"
+    );
+    let second = app.get_text("/page/2/").await;
+    assert!(
+        second.contains("Post number 01") && second.contains("Post number 00") && !second.contains("Post number 11")
+    );
+    assert!(app.get_text("/tags/news/page/2/").await.contains("Post number 00"));
+    assert_eq!(app.get("/page/3/").await.status(), 404);
+}
+
+#[tokio::test]
+async fn unchanged_documents_answer_304_and_edits_change_the_etag() {
+    let app = spawn_app().await;
+    app.write_post(
+        "otters.md",
+        &post("Otters return", "2026-09-14", &["wildlife"], "Body."),
+    );
+    app.sync().await;
+    for path in [
+        "/feed.atom",
+        "/feed.rss",
+        "/feed.json",
+        "/",
+        "/posts/otters/",
+        "/tags/wildlife/feed.json",
+    ] {
+        let first = app.get(path).await;
+        assert_eq!(first.status(), 200);
+        let etag = first.headers()[header::ETAG].to_str().unwrap().to_owned();
+        assert!(
+            etag.starts_with('"') && !etag.starts_with("W/"),
+            "strong ETag on {path}: {etag}"
+        );
+        let modified = first.headers()[header::LAST_MODIFIED].to_str().unwrap().to_owned();
+        assert_eq!(modified, "Mon, 14 Sep 2026 00:00:00 GMT", "{path}");
+
+        let again = app
+            .client
+            .get(app.url(path))
+            .header(header::IF_NONE_MATCH, &etag)
+            .send()
+            .await
+            .unwrap();
+        assert_eq!(again.status(), 304, "{path}");
+        assert_eq!(again.headers()[header::ETAG], etag.as_str());
+        assert!(again.bytes().await.unwrap().is_empty(), "304 has no body");
+
+        let since = app
+            .client
+            .get(app.url(path))
+            .header(header::IF_MODIFIED_SINCE, &modified)
+            .send()
+            .await
+            .unwrap();
+        assert_eq!(since.status(), 304, "{path} If-Modified-Since");
+        let stale = app
+            .client
+            .get(app.url(path))
+            .header(header::IF_NONE_MATCH, "\"something-else\"")
+            .header(header::IF_MODIFIED_SINCE, &modified)
+            .send()
+            .await
+            .unwrap();
+        assert_eq!(stale.status(), 200, "{path}: If-None-Match wins over If-Modified-Since");
+    }
+    let etag = app.get("/feed.atom").await.headers()[header::ETAG]
+        .to_str()
+        .unwrap()
+        .to_owned();
+    app.write_post(
+        "otters.md",
+        &post("Otters return again", "2026-09-14", &["wildlife"], "Edited."),
+    );
+    app.sync().await;
+    let after = app
+        .client
+        .get(app.url("/feed.atom"))
+        .header(header::IF_NONE_MATCH, &etag)
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(after.status(), 200, "an edit invalidates the ETag");
+    assert_ne!(after.headers()[header::ETAG].to_str().unwrap(), etag);
+    assert!(after.text().await.unwrap().contains("Otters return again"));
+}
+
+#[tokio::test]
+async fn responses_are_compressed_when_the_client_accepts_it() {
+    let app = spawn_app().await;
+    app.write_post(
+        "otters.md",
+        &post("Otters return", "2026-09-14", &["wildlife"], &"Long body. ".repeat(200)),
+    );
+    app.sync().await;
+    // A client that leaves decoding to us, so the encoding header stays visible.
+    let raw = reqwest::Client::builder().no_gzip().build().unwrap();
+    for path in ["/feed.atom", "/posts/otters/"] {
+        let response = raw
+            .get(app.url(path))
+            .header(header::ACCEPT_ENCODING, "gzip")
+            .send()
+            .await
+            .unwrap();
+        assert_eq!(response.status(), 200);
+        assert_eq!(response.headers()[header::CONTENT_ENCODING], "gzip", "{path}");
+        let plain = raw.get(app.url(path)).send().await.unwrap();
+        assert!(
+            !plain.headers().contains_key(header::CONTENT_ENCODING),
+            "{path}: identity when not asked"
+        );
+    }
+}
+
+#[tokio::test]
+async fn health_and_readiness_answer() {
+    let app = spawn_app().await;
+    assert_eq!(app.get_text("/healthz").await, "ok");
+    assert_eq!(app.get_text("/readyz").await, "ready");
+}
