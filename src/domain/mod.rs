@@ -1,9 +1,11 @@
 //! Plain types with their invariants: posts, slugs, tags. No I/O here.
 
+mod email;
 mod post;
 mod slug;
 mod tag;
 
+pub use email::{EmailAddress, EmailError};
 pub use post::{Post, PostDraft};
 pub use slug::{Slug, SlugError};
 pub use tag::{Tag, TagError};
