@@ -7,8 +7,8 @@ use anyhow::{Context, bail};
 use chrono::Utc;
 
 use crate::app::App;
+use crate::domain::{Post, Tag};
 use crate::feeds::FeedFormat;
-use crate::site::Document;
 use crate::store;
 
 /// A file in the output folder that marks it as Herald's to replace.
@@ -36,13 +36,6 @@ impl Writer {
         }
         std::fs::write(&path, body).with_context(|| format!("Failed to write {}", path.display()))?;
         self.files += 1;
-        Ok(())
-    }
-
-    fn page(&mut self, folder: &str, doc: Option<Document>) -> anyhow::Result<()> {
-        if let Some(doc) = doc {
-            self.write(&format!("{folder}index.html"), &doc.body)?;
-        }
         Ok(())
     }
 }
@@ -103,53 +96,56 @@ async fn write_all(app: &App, w: &mut Writer) -> anyhow::Result<ExportReport> {
     let db = &app.db;
     let site = &app.site;
     let now = Utc::now();
-    let mut report = ExportReport::default();
 
-    listing_pages(app, w, None, now).await?;
-    for format in FeedFormat::ALL {
-        if let Some(doc) = site.feed(db, format, None, now).await? {
-            w.write(format.file_name(), &doc.body)?;
-        }
-    }
-
-    let mut offset = 0;
+    // Read every public post once, newest first; every page and feed is cut from this list.
+    let mut posts = Vec::new();
     loop {
-        let posts = store::posts::list_public(db, now, None, POSTS_PER_QUERY, offset).await?;
-        for post in &posts {
-            let doc = site.post_document(post)?;
-            w.write(&format!("posts/{}/index.html", post.slug), &doc.body)?;
-        }
-        report.posts += posts.len();
-        if posts.len() < POSTS_PER_QUERY as usize {
+        let batch = store::posts::list_public(db, now, None, POSTS_PER_QUERY, posts.len() as u32).await?;
+        let done = batch.len() < POSTS_PER_QUERY as usize;
+        posts.extend(batch);
+        if done {
             break;
         }
-        offset += POSTS_PER_QUERY;
+    }
+    write_listing(app, w, None, &posts)?;
+    for post in &posts {
+        let doc = site.post_document(post)?;
+        w.write(&format!("posts/{}/index.html", post.slug), &doc.body)?;
     }
 
-    for (tag, _) in store::posts::public_tags(db, now).await? {
-        listing_pages(app, w, Some(tag.slug()), now).await?;
-        for format in FeedFormat::ALL {
-            if let Some(doc) = site.feed(db, format, Some(tag.slug()), now).await? {
-                w.write(&format!("tags/{}/{}", tag.slug(), format.file_name()), &doc.body)?;
-            }
-        }
-        report.tags += 1;
+    let tags = store::posts::public_tags(db, now).await?;
+    for (tag, _) in &tags {
+        let tagged: Vec<Post> = posts.iter().filter(|p| p.has_tag(tag.slug())).cloned().collect();
+        write_listing(app, w, Some(tag), &tagged)?;
     }
     w.write("404.html", &site.not_found()?)?;
-    Ok(report)
+    Ok(ExportReport {
+        files: 0,
+        posts: posts.len(),
+        tags: tags.len(),
+    })
 }
 
-async fn listing_pages(app: &App, w: &mut Writer, tag: Option<&str>, now: chrono::DateTime<Utc>) -> anyhow::Result<()> {
-    let prefix = tag.map(|t| format!("tags/{t}/")).unwrap_or_default();
-    let mut page = 1;
-    while let Some(doc) = app.site.listing(&app.db, tag, page, now).await? {
+/// The listing pages and feeds of the whole site (`tag` None) or of one tag.
+fn write_listing(app: &App, w: &mut Writer, tag: Option<&Tag>, posts: &[Post]) -> anyhow::Result<()> {
+    let site = &app.site;
+    let prefix = tag.map(|t| format!("tags/{}/", t.slug())).unwrap_or_default();
+    let per_page = app.settings.site.page_size as usize;
+    let total = posts.len() as i64;
+    for page in 1..=site.page_count(total) {
+        let start = (page as usize - 1) * per_page;
+        let chunk = &posts[start.min(posts.len())..(start + per_page).min(posts.len())];
+        let doc = site.listing_document(tag, page, total, chunk)?;
         let folder = if page == 1 {
             prefix.clone()
         } else {
             format!("{prefix}page/{page}/")
         };
-        w.page(&folder, Some(doc))?;
-        page += 1;
+        w.write(&format!("{folder}index.html"), &doc.body)?;
+    }
+    for format in FeedFormat::ALL {
+        let doc = site.feed_document(format, tag, posts);
+        w.write(&format!("{prefix}{}", format.file_name()), &doc.body)?;
     }
     Ok(())
 }

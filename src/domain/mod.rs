@@ -3,9 +3,13 @@
 mod email;
 mod post;
 mod slug;
+mod subscriber;
 mod tag;
 
 pub use email::{EmailAddress, EmailError};
 pub use post::{Post, PostDraft};
 pub use slug::{Slug, SlugError};
 pub use tag::{Tag, TagError};
+pub use subscriber::{
+    Frequency, NameError, Subscriber, SubscriberSource, SubscriberStatus, UnknownValue, parse_name, parse_topics,
+};

@@ -217,21 +217,39 @@ impl Site {
         let slug = tag.as_ref().map(Tag::slug);
         let per_page = self.settings.site.page_size;
         let total = store::posts::count_public(db, now, slug).await?;
-        let total_pages = u32::try_from((total.max(0) as u64).div_ceil(u64::from(per_page)))
-            .unwrap_or(u32::MAX)
-            .max(1);
-        if page == 0 || page > total_pages {
+        if page == 0 || page > self.page_count(total) {
             return Ok(None);
         }
         let posts = store::posts::list_public(db, now, slug, per_page, (page - 1).saturating_mul(per_page)).await?;
+        self.listing_document(tag.as_ref(), page, total, &posts).map(Some)
+    }
+
+    /// How many listing pages `total` posts fill (at least one, which may be empty).
+    pub fn page_count(&self, total: i64) -> u32 {
+        let per_page = u64::from(self.settings.site.page_size);
+        u32::try_from((total.max(0) as u64).div_ceil(per_page))
+            .unwrap_or(u32::MAX)
+            .max(1)
+    }
+
+    /// Renders page `page` of a listing from its posts, already read.
+    pub fn listing_document(
+        &self,
+        tag: Option<&Tag>,
+        page: u32,
+        total: i64,
+        posts: &[Post],
+    ) -> anyhow::Result<Document> {
+        let slug = tag.map(Tag::slug);
+        let total_pages = self.page_count(total);
         let canonical = self.listing_url(slug, page);
         let mut feeds = vec![self.feed_links(None)];
-        if let Some(t) = &tag {
+        if let Some(t) = tag {
             feeds.insert(0, self.feed_links(Some(t)));
         }
         let mut ctx = self.context(&canonical, feeds);
         ctx.insert("posts", &posts.iter().map(|p| self.post_view(p)).collect::<Vec<_>>());
-        ctx.insert("tag", &tag.as_ref().map(|t| self.tag_view(t)));
+        ctx.insert("tag", &tag.map(|t| self.tag_view(t)));
         ctx.insert(
             "pagination",
             &Pagination {
@@ -242,11 +260,11 @@ impl Site {
                 older_url: (page < total_pages).then(|| self.listing_url(slug, page + 1)),
             },
         );
-        Ok(Some(Document {
+        Ok(Document {
             body: self.templates.render("web/index.html", &ctx)?,
             content_type: HTML,
-            last_modified: self.newest_change(&posts),
-        }))
+            last_modified: self.newest_change(posts),
+        })
     }
 
     /// A post's page, if the slug names a public post.
@@ -289,12 +307,18 @@ impl Site {
         };
         let slug = tag.as_ref().map(Tag::slug);
         let posts = store::posts::list_public(db, now, slug, self.settings.feeds.limit, 0).await?;
-        let meta = self.feed_meta(tag.as_ref());
-        Ok(Some(Document {
-            body: format.render(&meta, &posts),
+        Ok(Some(self.feed_document(format, tag.as_ref(), &posts)))
+    }
+
+    /// Renders a feed from its posts (newest first); only the first `[feeds] limit` are used.
+    pub fn feed_document(&self, format: FeedFormat, tag: Option<&Tag>, posts: &[Post]) -> Document {
+        let posts = &posts[..posts.len().min(self.settings.feeds.limit as usize)];
+        let meta = self.feed_meta(tag);
+        Document {
+            body: format.render(&meta, posts),
             content_type: format.content_type(),
-            last_modified: self.newest_change(&posts),
-        }))
+            last_modified: self.newest_change(posts),
+        }
     }
 
     fn feed_meta(&self, tag: Option<&Tag>) -> FeedMeta {

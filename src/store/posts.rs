@@ -77,11 +77,13 @@ macro_rules! post_columns {
 
 /// A query over public posts (`$1` is now): not drafts, not removed, date come.
 macro_rules! public_posts_sql {
-    ($select:expr, $extra:literal, $tail:literal) => {
+    ($select:expr, $join:literal, $extra:literal, $tail:literal) => {
         concat!(
             "select ",
             $select,
-            " from posts p where not p.draft and p.removed_at is null and p.published_at <= $1 ",
+            " from posts p ",
+            $join,
+            " where not p.draft and p.removed_at is null and p.published_at <= $1 ",
             $extra,
             " ",
             $tail
@@ -240,11 +242,13 @@ pub async fn list_public(
     const PLAIN: &str = public_posts_sql!(
         post_columns!(),
         "",
+        "",
         "order by p.published_at desc, p.id desc limit $2 offset $3"
     );
     const TAGGED: &str = public_posts_sql!(
         post_columns!(),
-        "and exists (select 1 from post_tags t where t.post_id = p.id and t.tag = $4)",
+        "join post_tags t on t.post_id = p.id and t.tag = $4",
+        "",
         "order by p.published_at desc, p.id desc limit $2 offset $3"
     );
     let rows: Vec<PostRow> = with_pool!(db, pool => {
@@ -271,10 +275,11 @@ pub async fn list_public(
 /// How many posts are public, optionally with a tag.
 #[tracing::instrument(skip_all)]
 pub async fn count_public(db: &Db, now: DateTime<Utc>, tag: Option<&str>) -> anyhow::Result<i64> {
-    const PLAIN: &str = public_posts_sql!("count(*)", "", "");
+    const PLAIN: &str = public_posts_sql!("count(*)", "", "", "");
     const TAGGED: &str = public_posts_sql!(
         "count(*)",
-        "and exists (select 1 from post_tags t where t.post_id = p.id and t.tag = $2)",
+        "join post_tags t on t.post_id = p.id and t.tag = $2",
+        "",
         ""
     );
     with_pool!(db, pool => {
@@ -289,7 +294,7 @@ pub async fn count_public(db: &Db, now: DateTime<Utc>, tag: Option<&str>) -> any
 /// The public post with this slug, if there is one.
 #[tracing::instrument(skip_all)]
 pub async fn find_public(db: &Db, slug: &Slug, now: DateTime<Utc>) -> anyhow::Result<Option<Post>> {
-    const SQL: &str = public_posts_sql!(post_columns!(), "and p.slug = $2", "");
+    const SQL: &str = public_posts_sql!(post_columns!(), "", "and p.slug = $2", "");
     let rows: Vec<PostRow> = with_pool!(db, pool => {
         sqlx::query_as(SQL).bind(now).bind(slug.as_str()).fetch_all(pool).await
     })

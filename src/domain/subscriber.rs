@@ -1,0 +1,184 @@
+use std::fmt;
+use std::str::FromStr;
+
+use chrono::{DateTime, Utc};
+
+use super::{EmailAddress, Tag};
+
+/// Where a subscriber is in their life on the list.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, serde::Serialize, serde::Deserialize)]
+#[serde(rename_all = "lowercase")]
+pub enum SubscriberStatus {
+    /// Asked to join, has not confirmed yet: gets nothing but the confirmation mail.
+    Pending,
+    Confirmed,
+    Unsubscribed,
+    /// The address bounced permanently: suppressed.
+    Bounced,
+    /// The subscriber reported mail as spam: suppressed.
+    Complained,
+}
+
+/// How often a subscriber gets digests.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, serde::Serialize, serde::Deserialize)]
+#[serde(rename_all = "lowercase")]
+pub enum Frequency {
+    /// One mail per newly published post.
+    Immediate,
+    Daily,
+    Weekly,
+}
+
+/// How a subscriber reached the list.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, serde::Serialize, serde::Deserialize)]
+#[serde(rename_all = "lowercase")]
+pub enum SubscriberSource {
+    Form,
+    Import,
+    Cli,
+    Api,
+}
+
+/// A word that is not one of an enum's values.
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+#[error("{value:?} is not a {what}; use one of: {choices}")]
+pub struct UnknownValue {
+    pub what: &'static str,
+    pub value: String,
+    pub choices: &'static str,
+}
+
+macro_rules! word_enum {
+    ($ty:ident, $what:literal, $($variant:ident => $word:literal),+) => {
+        impl $ty {
+            pub const ALL: &'static [$ty] = &[$($ty::$variant),+];
+
+            pub fn as_str(self) -> &'static str {
+                match self {
+                    $($ty::$variant => $word),+
+                }
+            }
+        }
+
+        impl FromStr for $ty {
+            type Err = UnknownValue;
+
+            fn from_str(s: &str) -> Result<Self, Self::Err> {
+                match s.trim().to_ascii_lowercase().as_str() {
+                    $($word => Ok($ty::$variant),)+
+                    _ => Err(UnknownValue {
+                        what: $what,
+                        value: s.to_owned(),
+                        choices: concat!($($word, " "),+).trim_ascii_end(),
+                    }),
+                }
+            }
+        }
+
+        impl fmt::Display for $ty {
+            fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+                f.write_str(self.as_str())
+            }
+        }
+    };
+}
+
+word_enum!(SubscriberStatus, "status", Pending => "pending", Confirmed => "confirmed",
+    Unsubscribed => "unsubscribed", Bounced => "bounced", Complained => "complained");
+word_enum!(Frequency, "frequency", Immediate => "immediate", Daily => "daily", Weekly => "weekly");
+word_enum!(SubscriberSource, "source", Form => "form", Import => "import", Cli => "cli", Api => "api");
+
+impl SubscriberStatus {
+    /// Suppressed addresses never get mail again unless an admin forces it.
+    pub fn is_suppressed(self) -> bool {
+        matches!(self, SubscriberStatus::Bounced | SubscriberStatus::Complained)
+    }
+}
+
+/// A person on the list.
+#[derive(Debug, Clone, PartialEq, serde::Serialize)]
+pub struct Subscriber {
+    pub id: i64,
+    pub email: EmailAddress,
+    pub name: Option<String>,
+    pub status: SubscriberStatus,
+    pub frequency: Frequency,
+    /// Tag slugs; empty means every post.
+    pub topics: Vec<String>,
+    pub source: SubscriberSource,
+    #[serde(skip)]
+    pub manage_token: String,
+    pub consent_at: Option<DateTime<Utc>>,
+    pub confirmed_at: Option<DateTime<Utc>>,
+    pub unsubscribed_at: Option<DateTime<Utc>>,
+    pub created_at: DateTime<Utc>,
+    pub updated_at: DateTime<Utc>,
+}
+
+/// Why a display name is refused.
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+pub enum NameError {
+    #[error("the name is longer than {max} characters")]
+    TooLong { max: usize },
+    #[error("the name cannot contain line breaks or control characters")]
+    ControlCharacter,
+}
+
+/// A subscriber's optional display name: one line, no control characters (it ends up in
+/// mail headers), at most 100 characters. Blank means none.
+pub fn parse_name(input: &str) -> Result<Option<String>, NameError> {
+    const MAX: usize = 100;
+    if input.chars().any(char::is_control) {
+        return Err(NameError::ControlCharacter);
+    }
+    let name = input.split_whitespace().collect::<Vec<_>>().join(" ");
+    if name.chars().count() > MAX {
+        return Err(NameError::TooLong { max: MAX });
+    }
+    Ok((!name.is_empty()).then_some(name))
+}
+
+/// Topics as tag slugs, deduplicated, from free text (`"Wildlife, water quality"`).
+pub fn parse_topics<'a>(items: impl IntoIterator<Item = &'a str>) -> Result<Vec<String>, super::TagError> {
+    let mut out: Vec<String> = Vec::new();
+    for item in items {
+        if item.trim().is_empty() {
+            continue;
+        }
+        let slug = Tag::parse(item)?.slug().to_owned();
+        if !out.contains(&slug) {
+            out.push(slug);
+        }
+    }
+    Ok(out)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn words_round_trip_and_unknown_words_list_the_choices() {
+        for f in Frequency::ALL {
+            assert_eq!(f.as_str().parse::<Frequency>().unwrap(), *f);
+        }
+        assert_eq!(" Weekly ".parse::<Frequency>().unwrap(), Frequency::Weekly);
+        let err = "monthly".parse::<Frequency>().unwrap_err();
+        assert_eq!(err.to_string(), "\"monthly\" is not a frequency; use one of: immediate daily weekly");
+        assert!("gone".parse::<SubscriberStatus>().is_err());
+    }
+
+    #[test]
+    fn names_are_one_clean_line() {
+        assert_eq!(parse_name("  Ana   Smith ").unwrap().as_deref(), Some("Ana Smith"));
+        assert_eq!(parse_name("   ").unwrap(), None);
+        assert_eq!(parse_name("Ana\r\nBcc: x@evil.example"), Err(NameError::ControlCharacter));
+        assert!(matches!(parse_name(&"x".repeat(101)), Err(NameError::TooLong { .. })));
+    }
+
+    #[test]
+    fn topics_become_unique_slugs() {
+        assert_eq!(parse_topics(["Wildlife", " water quality", "wildlife", ""]).unwrap(), ["wildlife", "water-quality"]);
+        assert!(parse_topics(["%%"]).is_err());
+    }
+}
