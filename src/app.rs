@@ -2,6 +2,7 @@
 //! web server and the scheduler side by side until shutdown.
 
 use std::sync::Arc;
+use std::time::Duration;
 
 use anyhow::Context;
 use tokio::net::TcpListener;
@@ -9,8 +10,9 @@ use tokio_util::sync::CancellationToken;
 
 use crate::config::Settings;
 use crate::content::{self, SyncReport};
+use crate::delivery::{self, Composer, outbox::Outbox};
 use crate::schedule;
-use crate::site::Site;
+use crate::site::{Site, Templates};
 use crate::store::Db;
 use crate::web::{self, DocumentCache};
 
@@ -20,6 +22,9 @@ pub struct App {
     pub db: Db,
     pub site: Site,
     pub cache: DocumentCache,
+    pub composer: Composer,
+    pub outbox: Outbox,
+    pub limits: web::Limits,
 }
 
 impl App {
@@ -27,12 +32,26 @@ impl App {
     pub async fn start(settings: Settings) -> anyhow::Result<Arc<Self>> {
         let db = Db::connect(&settings).await?;
         db.migrate().await?;
-        let site = Site::new(settings.clone(), &db).await?;
+        let templates = Arc::new(Templates::load(settings.templates_dir().as_deref())?);
+        let site = Site::new(settings.clone(), templates, &db).await?;
+        let composer = Composer::new(&settings)?;
+        let mailer = delivery::mailer_from_settings(&settings)?;
+        let outbox = Outbox::new(
+            db.clone(),
+            mailer,
+            composer.from().email.clone(),
+            settings.mail.max_attempts,
+            Duration::from_secs(settings.mail.retry_base_seconds),
+        );
+        let limits = web::Limits::new(&settings);
         Ok(Arc::new(Self {
             settings,
             db,
             site,
             cache: DocumentCache::default(),
+            composer,
+            outbox,
+            limits,
         }))
     }
 
@@ -47,12 +66,15 @@ impl App {
 /// Serves HTTP on `listener` and runs the scheduled jobs until `shutdown` is cancelled.
 pub async fn serve(app: Arc<App>, listener: TcpListener, shutdown: CancellationToken) -> anyhow::Result<()> {
     let scheduler = schedule::start(app.clone()).await?;
+    let outbox = tokio::spawn(app.outbox.clone().run(shutdown.clone()));
     let address = listener.local_addr()?;
     tracing::info!(%address, base_url = %app.settings.site.base_url, "serving");
-    let server = axum::serve(listener, web::router(app.clone()).into_make_service())
-        .with_graceful_shutdown(shutdown.clone().cancelled_owned());
+    let service = web::router(app.clone()).into_make_service_with_connect_info::<std::net::SocketAddr>();
+    let server = axum::serve(listener, service).with_graceful_shutdown(shutdown.clone().cancelled_owned());
     let result = server.await.context("The web server stopped");
+    shutdown.cancel();
     scheduler.stop().await;
+    let _ = outbox.await;
     app.db.close().await;
     result
 }

@@ -21,6 +21,9 @@ pub struct Settings {
     pub content: ContentSettings,
     pub feeds: FeedSettings,
     pub schedule: ScheduleSettings,
+    pub mail: MailSettings,
+    pub subscribers: SubscriberSettings,
+    pub admin: AdminSettings,
     /// Folder the config file lives in; relative paths are resolved against it.
     #[serde(skip)]
     pub base_dir: PathBuf,
@@ -43,6 +46,148 @@ pub struct SiteSettings {
 #[serde(deny_unknown_fields, default)]
 pub struct ServerSettings {
     pub listen: SocketAddr,
+    /// Take the client's address from the last `X-Forwarded-For` entry (only behind a
+    /// reverse proxy that sets it; otherwise clients could pick their own address).
+    pub trust_forwarded_for: bool,
+}
+
+/// How mail leaves Herald.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "lowercase")]
+pub enum MailTransport {
+    /// One `.eml` file per message in `outbox_dir`.
+    File,
+    Smtp,
+}
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "lowercase")]
+pub enum SmtpTls {
+    None,
+    Starttls,
+    Tls,
+}
+
+#[derive(Debug, Clone, Serialize, Deserialize)]
+#[serde(deny_unknown_fields, default)]
+pub struct MailSettings {
+    pub transport: MailTransport,
+    pub outbox_dir: PathBuf,
+    /// `Name <address>` the mail comes from; its domain also names Message-IDs.
+    pub from: String,
+    pub reply_to: String,
+    /// Attempts before a message is given up (SMTP 4xx and connection errors are retried).
+    pub max_attempts: u32,
+    /// First retry delay; each next one doubles (with jitter), up to an hour.
+    pub retry_base_seconds: u64,
+    pub smtp: SmtpSettings,
+}
+
+#[derive(Clone, Serialize, Deserialize)]
+#[serde(deny_unknown_fields, default)]
+pub struct SmtpSettings {
+    pub host: String,
+    pub port: u16,
+    pub tls: SmtpTls,
+    pub username: String,
+    #[serde(serialize_with = "serialize_secret")]
+    pub password: secrecy::SecretString,
+    /// Connections kept open to the relay.
+    pub pool_size: u32,
+    pub timeout_seconds: u64,
+    /// Messages per second for digests (0 = unlimited).
+    pub rate_per_second: u32,
+}
+
+impl std::fmt::Debug for SmtpSettings {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("SmtpSettings")
+            .field("host", &self.host)
+            .field("port", &self.port)
+            .field("tls", &self.tls)
+            .field("username", &self.username)
+            .field("password", &"[redacted]")
+            .finish_non_exhaustive()
+    }
+}
+
+#[derive(Debug, Clone, Serialize, Deserialize)]
+#[serde(deny_unknown_fields, default)]
+pub struct SubscriberSettings {
+    pub default_frequency: crate::domain::Frequency,
+    /// Days a confirmation link stays valid.
+    pub confirm_token_days: u32,
+    /// Minutes before another confirmation mail may go to the same address.
+    pub confirm_resend_minutes: u32,
+    /// Subscribe attempts per minute from one client address.
+    pub rate_per_minute: u32,
+}
+
+#[derive(Clone, Serialize, Deserialize)]
+#[serde(deny_unknown_fields, default)]
+pub struct AdminSettings {
+    /// Bearer token for `/admin/api/*`. Empty: the API is closed.
+    #[serde(serialize_with = "serialize_secret")]
+    pub api_token: secrecy::SecretString,
+}
+
+impl std::fmt::Debug for AdminSettings {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str("AdminSettings { api_token: [redacted] }")
+    }
+}
+
+fn serialize_secret<S: serde::Serializer>(secret: &secrecy::SecretString, s: S) -> Result<S::Ok, S::Error> {
+    use secrecy::ExposeSecret;
+    s.serialize_str(secret.expose_secret())
+}
+
+impl Default for MailSettings {
+    fn default() -> Self {
+        Self {
+            transport: MailTransport::File,
+            outbox_dir: PathBuf::from("outbox"),
+            from: "Herald <herald@localhost>".into(),
+            reply_to: String::new(),
+            max_attempts: 8,
+            retry_base_seconds: 30,
+            smtp: SmtpSettings::default(),
+        }
+    }
+}
+
+impl Default for SmtpSettings {
+    fn default() -> Self {
+        Self {
+            host: "127.0.0.1".into(),
+            port: 25,
+            tls: SmtpTls::None,
+            username: String::new(),
+            password: secrecy::SecretString::from(String::new()),
+            pool_size: 8,
+            timeout_seconds: 30,
+            rate_per_second: 0,
+        }
+    }
+}
+
+impl Default for SubscriberSettings {
+    fn default() -> Self {
+        Self {
+            default_frequency: crate::domain::Frequency::Weekly,
+            confirm_token_days: 7,
+            confirm_resend_minutes: 5,
+            rate_per_minute: 10,
+        }
+    }
+}
+
+impl Default for AdminSettings {
+    fn default() -> Self {
+        Self {
+            api_token: secrecy::SecretString::from(String::new()),
+        }
+    }
 }
 
 #[derive(Debug, Clone, Serialize, Deserialize)]
@@ -86,6 +231,9 @@ impl Default for Settings {
             content: ContentSettings::default(),
             feeds: FeedSettings::default(),
             schedule: ScheduleSettings::default(),
+            mail: MailSettings::default(),
+            subscribers: SubscriberSettings::default(),
+            admin: AdminSettings::default(),
             base_dir: PathBuf::from("."),
         }
     }
@@ -108,6 +256,7 @@ impl Default for ServerSettings {
     fn default() -> Self {
         Self {
             listen: SocketAddr::from(([127, 0, 0, 1], 8080)),
+            trust_forwarded_for: false,
         }
     }
 }
@@ -208,6 +357,33 @@ impl Settings {
         if self.database.max_connections == 0 {
             bail!("database.max_connections must be at least 1");
         }
+        self.mail.from.parse::<lettre::message::Mailbox>().map_err(|e| {
+            anyhow::anyhow!(
+                "mail.from: {:?} is not a mailbox like `Name <news@example.org>`: {e}",
+                self.mail.from
+            )
+        })?;
+        if !self.mail.reply_to.trim().is_empty() {
+            self.mail
+                .reply_to
+                .parse::<lettre::message::Mailbox>()
+                .map_err(|e| anyhow::anyhow!("mail.reply_to: {:?} is not an address: {e}", self.mail.reply_to))?;
+        }
+        if self.mail.max_attempts == 0 {
+            bail!("mail.max_attempts must be at least 1");
+        }
+        if self.mail.transport == MailTransport::Smtp && self.mail.smtp.host.trim().is_empty() {
+            bail!("mail.smtp.host must be set when mail.transport = \"smtp\"");
+        }
+        if self.mail.smtp.pool_size == 0 {
+            bail!("mail.smtp.pool_size must be at least 1");
+        }
+        if self.subscribers.confirm_token_days == 0 {
+            bail!("subscribers.confirm_token_days must be at least 1");
+        }
+        if self.subscribers.rate_per_minute == 0 {
+            bail!("subscribers.rate_per_minute must be at least 1");
+        }
         self.schedule
             .timezone
             .parse::<chrono_tz::Tz>()
@@ -218,6 +394,10 @@ impl Settings {
     /// The posts folder, resolved against the config file's folder.
     pub fn posts_dir(&self) -> PathBuf {
         self.resolve(&self.content.posts_dir)
+    }
+
+    pub fn outbox_dir(&self) -> PathBuf {
+        self.resolve(&self.mail.outbox_dir)
     }
 
     pub fn templates_dir(&self) -> Option<PathBuf> {

@@ -107,16 +107,17 @@ async fn write_all(app: &App, w: &mut Writer) -> anyhow::Result<ExportReport> {
             break;
         }
     }
-    write_listing(app, w, None, &posts)?;
+    let tags = store::posts::public_tags(db, now).await?;
+    let topics: Vec<Tag> = tags.iter().map(|(t, _)| t.clone()).collect();
+    write_listing(app, w, None, &posts, &topics)?;
     for post in &posts {
         let doc = site.post_document(post)?;
         w.write(&format!("posts/{}/index.html", post.slug), &doc.body)?;
     }
 
-    let tags = store::posts::public_tags(db, now).await?;
-    for (tag, _) in &tags {
+    for tag in &topics {
         let tagged: Vec<Post> = posts.iter().filter(|p| p.has_tag(tag.slug())).cloned().collect();
-        write_listing(app, w, Some(tag), &tagged)?;
+        write_listing(app, w, Some(tag), &tagged, &topics)?;
     }
     w.write("404.html", &site.not_found()?)?;
     Ok(ExportReport {
@@ -127,7 +128,7 @@ async fn write_all(app: &App, w: &mut Writer) -> anyhow::Result<ExportReport> {
 }
 
 /// The listing pages and feeds of the whole site (`tag` None) or of one tag.
-fn write_listing(app: &App, w: &mut Writer, tag: Option<&Tag>, posts: &[Post]) -> anyhow::Result<()> {
+fn write_listing(app: &App, w: &mut Writer, tag: Option<&Tag>, posts: &[Post], topics: &[Tag]) -> anyhow::Result<()> {
     let site = &app.site;
     let prefix = tag.map(|t| format!("tags/{}/", t.slug())).unwrap_or_default();
     let per_page = app.settings.site.page_size as usize;
@@ -135,7 +136,7 @@ fn write_listing(app: &App, w: &mut Writer, tag: Option<&Tag>, posts: &[Post]) -
     for page in 1..=site.page_count(total) {
         let start = (page as usize - 1) * per_page;
         let chunk = &posts[start.min(posts.len())..(start + per_page).min(posts.len())];
-        let doc = site.listing_document(tag, page, total, chunk)?;
+        let doc = site.listing_document(tag, page, total, chunk, topics)?;
         let folder = if page == 1 {
             prefix.clone()
         } else {

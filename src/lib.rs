@@ -4,10 +4,12 @@
 pub mod app;
 pub mod config;
 pub mod content;
+pub mod delivery;
 pub mod domain;
 pub mod export;
 pub mod feeds;
 pub mod schedule;
 pub mod site;
 pub mod store;
+pub mod subscriptions;
 pub mod web;

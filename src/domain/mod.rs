@@ -9,7 +9,7 @@ mod tag;
 pub use email::{EmailAddress, EmailError};
 pub use post::{Post, PostDraft};
 pub use slug::{Slug, SlugError};
-pub use tag::{Tag, TagError};
 pub use subscriber::{
     Frequency, NameError, Subscriber, SubscriberSource, SubscriberStatus, UnknownValue, parse_name, parse_topics,
 };
+pub use tag::{Tag, TagError};

@@ -164,7 +164,10 @@ mod tests {
         }
         assert_eq!(" Weekly ".parse::<Frequency>().unwrap(), Frequency::Weekly);
         let err = "monthly".parse::<Frequency>().unwrap_err();
-        assert_eq!(err.to_string(), "\"monthly\" is not a frequency; use one of: immediate daily weekly");
+        assert_eq!(
+            err.to_string(),
+            "\"monthly\" is not a frequency; use one of: immediate daily weekly"
+        );
         assert!("gone".parse::<SubscriberStatus>().is_err());
     }
 
@@ -172,13 +175,19 @@ mod tests {
     fn names_are_one_clean_line() {
         assert_eq!(parse_name("  Ana   Smith ").unwrap().as_deref(), Some("Ana Smith"));
         assert_eq!(parse_name("   ").unwrap(), None);
-        assert_eq!(parse_name("Ana\r\nBcc: x@evil.example"), Err(NameError::ControlCharacter));
+        assert_eq!(
+            parse_name("Ana\r\nBcc: x@evil.example"),
+            Err(NameError::ControlCharacter)
+        );
         assert!(matches!(parse_name(&"x".repeat(101)), Err(NameError::TooLong { .. })));
     }
 
     #[test]
     fn topics_become_unique_slugs() {
-        assert_eq!(parse_topics(["Wildlife", " water quality", "wildlife", ""]).unwrap(), ["wildlife", "water-quality"]);
+        assert_eq!(
+            parse_topics(["Wildlife", " water quality", "wildlife", ""]).unwrap(),
+            ["wildlife", "water-quality"]
+        );
         assert!(parse_topics(["%%"]).is_err());
     }
 }

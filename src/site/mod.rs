@@ -3,6 +3,8 @@
 
 mod templates;
 
+use std::sync::Arc;
+
 use anyhow::Context;
 use chrono::{DateTime, Utc};
 use serde::Serialize;
@@ -28,12 +30,39 @@ const HTML: &str = "text/html; charset=utf-8";
 /// Renders the site's pages and feeds.
 pub struct Site {
     settings: Settings,
-    templates: Templates,
+    templates: Arc<Templates>,
     site_uuid: uuid::Uuid,
 }
 
+/// What the subscribe and preferences forms show as filled in.
+#[derive(Debug, Clone, Serialize)]
+pub struct SubscribeForm {
+    pub email: String,
+    pub name: String,
+    pub frequency: String,
+    pub topics: Vec<String>,
+}
+
+impl SubscribeForm {
+    pub fn default_for(settings: &Settings) -> Self {
+        Self {
+            email: String::new(),
+            name: String::new(),
+            frequency: settings.subscribers.default_frequency.as_str().to_owned(),
+            topics: Vec::new(),
+        }
+    }
+}
+
 #[derive(Serialize)]
-struct SiteView<'a> {
+struct Choice {
+    value: &'static str,
+    label: &'static str,
+}
+
+/// What templates know of the site as `site`.
+#[derive(Serialize)]
+pub struct SiteView<'a> {
     title: &'a str,
     description: &'a str,
     language: &'a str,
@@ -89,8 +118,7 @@ fn human_date(d: DateTime<Utc>) -> String {
 }
 
 impl Site {
-    pub async fn new(settings: Settings, db: &Db) -> anyhow::Result<Self> {
-        let templates = Templates::load(settings.templates_dir().as_deref())?;
+    pub async fn new(settings: Settings, templates: Arc<Templates>, db: &Db) -> anyhow::Result<Self> {
         let site_uuid = store::site_uuid(db).await?;
         Ok(Self {
             settings,
@@ -172,19 +200,22 @@ impl Site {
         }
     }
 
-    fn context(&self, canonical_url: &str, feeds: Vec<FeedLinks>) -> tera::Context {
+    /// The `site` every template sees.
+    pub fn site_view(&self) -> SiteView<'_> {
         let s = &self.settings.site;
+        SiteView {
+            title: &s.title,
+            description: &s.description,
+            language: &s.language,
+            author: &s.author,
+            base_url: self.base(),
+        }
+    }
+
+    /// A template context with `site`, `canonical_url` and the feeds to advertise.
+    fn context(&self, canonical_url: &str, feeds: Vec<FeedLinks>) -> tera::Context {
         let mut ctx = tera::Context::new();
-        ctx.insert(
-            "site",
-            &SiteView {
-                title: &s.title,
-                description: &s.description,
-                language: &s.language,
-                author: &s.author,
-                base_url: self.base(),
-            },
-        );
+        ctx.insert("site", &self.site_view());
         ctx.insert("canonical_url", canonical_url);
         ctx.insert("feeds", &feeds);
         ctx
@@ -221,7 +252,13 @@ impl Site {
             return Ok(None);
         }
         let posts = store::posts::list_public(db, now, slug, per_page, (page - 1).saturating_mul(per_page)).await?;
-        self.listing_document(tag.as_ref(), page, total, &posts).map(Some)
+        let topics: Vec<Tag> = store::posts::public_tags(db, now)
+            .await?
+            .into_iter()
+            .map(|(t, _)| t)
+            .collect();
+        self.listing_document(tag.as_ref(), page, total, &posts, &topics)
+            .map(Some)
     }
 
     /// How many listing pages `total` posts fill (at least one, which may be empty).
@@ -239,6 +276,7 @@ impl Site {
         page: u32,
         total: i64,
         posts: &[Post],
+        topics: &[Tag],
     ) -> anyhow::Result<Document> {
         let slug = tag.map(Tag::slug);
         let total_pages = self.page_count(total);
@@ -248,6 +286,7 @@ impl Site {
             feeds.insert(0, self.feed_links(Some(t)));
         }
         let mut ctx = self.context(&canonical, feeds);
+        ctx.extend(self.subscribe_form(topics, &SubscribeForm::default_for(&self.settings), None));
         ctx.insert("posts", &posts.iter().map(|p| self.post_view(p)).collect::<Vec<_>>());
         ctx.insert("tag", &tag.map(|t| self.tag_view(t)));
         ctx.insert(
@@ -344,6 +383,46 @@ impl Site {
             default_author: s.author.clone(),
             empty_updated: DateTime::UNIX_EPOCH,
         }
+    }
+
+    /// A page outside the posts (subscription pages): `template` with `extra` added to the context.
+    pub fn page(&self, template: &str, canonical_path: &str, extra: tera::Context) -> anyhow::Result<String> {
+        let mut ctx = self.context(
+            &format!("{}{}", self.base(), canonical_path.trim_start_matches('/')),
+            vec![self.feed_links(None)],
+        );
+        ctx.extend(extra);
+        self.templates.render(template, &ctx)
+    }
+
+    /// The context the subscribe and preferences forms need: choices, topics, what is filled in.
+    pub fn subscribe_form(&self, topics: &[Tag], form: &SubscribeForm, error: Option<&str>) -> tera::Context {
+        let mut ctx = tera::Context::new();
+        ctx.insert(
+            "frequencies",
+            &[
+                Choice {
+                    value: "immediate",
+                    label: "Every new post",
+                },
+                Choice {
+                    value: "daily",
+                    label: "Daily digest",
+                },
+                Choice {
+                    value: "weekly",
+                    label: "Weekly digest",
+                },
+            ],
+        );
+        ctx.insert("topics", &topics.iter().map(|t| self.tag_view(t)).collect::<Vec<_>>());
+        ctx.insert("form", form);
+        ctx.insert("form_error", &error);
+        ctx
+    }
+
+    pub fn templates(&self) -> &Templates {
+        &self.templates
     }
 
     /// The page shown for an unknown address.

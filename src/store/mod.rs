@@ -5,7 +5,9 @@
 //! [`with_pool!`] expands a body once per backend so each is compiled against
 //! its own driver with its native types.
 
+pub mod outbox;
 pub mod posts;
+pub mod subscribers;
 
 use std::str::FromStr;
 use std::time::Duration;

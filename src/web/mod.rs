@@ -2,7 +2,9 @@
 
 mod cache;
 mod error;
+mod guard;
 mod public;
+mod subscribe;
 
 use std::sync::Arc;
 
@@ -14,6 +16,7 @@ use tower_http::trace::TraceLayer;
 
 pub use cache::{CachedDocument, DocumentCache};
 pub use error::{Result, WebError};
+pub use guard::Limits;
 
 use crate::app::App;
 
@@ -36,6 +39,16 @@ pub fn router(app: Arc<App>) -> Router {
         .route("/feed.rss", get(public::feed_rss))
         .route("/feed.atom", get(public::feed_atom))
         .route("/feed.json", get(public::feed_json))
+        .route("/subscribe", get(subscribe::subscribe_form).post(subscribe::subscribe))
+        .route("/confirm/{token}", get(subscribe::confirm))
+        .route(
+            "/preferences/{token}",
+            get(subscribe::preferences).post(subscribe::save_preferences),
+        )
+        .route(
+            "/unsubscribe/{token}",
+            get(subscribe::unsubscribe_page).post(subscribe::unsubscribe),
+        )
         .route("/healthz", get(|| async { "ok" }))
         .route("/readyz", get(public::ready))
         .fallback(public::fallback)

@@ -5,4 +5,5 @@ mod common;
 mod feeds;
 mod pages;
 mod sanitize;
+mod smtp;
 mod sync;

@@ -1,0 +1,223 @@
+use std::future::Future;
+use std::path::PathBuf;
+use std::pin::Pin;
+use std::sync::Arc;
+use std::time::Duration;
+
+use anyhow::Context;
+use lettre::address::Envelope;
+use lettre::transport::smtp::PoolConfig;
+use lettre::transport::smtp::authentication::Credentials;
+use lettre::{AsyncSmtpTransport, AsyncTransport, Tokio1Executor};
+use secrecy::ExposeSecret;
+
+use crate::config::{MailTransport, Settings, SmtpTls};
+
+/// Why a message was not sent.
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+pub enum SendError {
+    /// Try again later: SMTP 4xx, a dropped connection, a timeout.
+    #[error("temporary failure: {0}")]
+    Transient(String),
+    /// The server refused for good (SMTP 5xx). `bad_mailbox` is true when the address itself
+    /// is at fault (RFC 3463 enhanced status 5.1.x, or a bare 550), so it should be suppressed;
+    /// false for policy or content refusals (5.7.x), which are the sender's problem.
+    #[error("permanent failure: {reply}")]
+    Permanent { reply: String, bad_mailbox: bool },
+}
+
+impl SendError {
+    /// Classifies an SMTP reply's text (`"550 5.1.1 no such user"`).
+    pub fn from_reply(code: u16, text: &str) -> Self {
+        let reply = format!("{code} {text}").trim().to_owned();
+        if (400..500).contains(&code) {
+            return SendError::Transient(reply);
+        }
+        let enhanced = text.split_whitespace().next().filter(|w| {
+            let parts: Vec<_> = w.split('.').collect();
+            parts.len() == 3
+                && parts
+                    .iter()
+                    .all(|p| !p.is_empty() && p.chars().all(|c| c.is_ascii_digit()))
+        });
+        let bad_mailbox = match enhanced {
+            Some(code) => code.starts_with("5.1.") || code == "5.2.1",
+            None => matches!(code, 550 | 551 | 553),
+        };
+        SendError::Permanent { reply, bad_mailbox }
+    }
+}
+
+/// Something that delivers one finished message to one envelope.
+pub trait Mailer: Send + Sync {
+    fn send<'a>(
+        &'a self,
+        envelope: &'a Envelope,
+        message: &'a [u8],
+    ) -> Pin<Box<dyn Future<Output = Result<(), SendError>> + Send + 'a>>;
+}
+
+/// Builds the mailer `[mail] transport` names.
+pub fn mailer_from_settings(settings: &Settings) -> anyhow::Result<Arc<dyn Mailer>> {
+    Ok(match settings.mail.transport {
+        MailTransport::File => Arc::new(FileMailer::new(settings.outbox_dir())?),
+        MailTransport::Smtp => Arc::new(SmtpMailer::new(settings)?),
+    })
+}
+
+/// Writes each message as `<message-id>.eml` into a folder: the default, so a fresh checkout
+/// runs with no mail server and every message can be opened in a mail client.
+pub struct FileMailer {
+    dir: PathBuf,
+}
+
+impl FileMailer {
+    pub fn new(dir: PathBuf) -> anyhow::Result<Self> {
+        std::fs::create_dir_all(&dir)
+            .with_context(|| format!("Failed to create the outbox folder {}", dir.display()))?;
+        Ok(Self { dir })
+    }
+
+    fn file_name(message: &[u8]) -> String {
+        // Name the file after the Message-ID so a re-send overwrites rather than duplicates.
+        let text = String::from_utf8_lossy(&message[..message.len().min(8192)]);
+        let id = text
+            .lines()
+            .take_while(|l| !l.is_empty())
+            .find_map(|l| {
+                let (name, value) = l.split_once(':')?;
+                name.eq_ignore_ascii_case("message-id").then(|| value.trim().to_owned())
+            })
+            .unwrap_or_else(|| uuid::Uuid::new_v4().to_string());
+        let safe: String = id
+            .chars()
+            .map(|c| {
+                if c.is_ascii_alphanumeric() || matches!(c, '.' | '-' | '_' | '@') {
+                    c
+                } else {
+                    '_'
+                }
+            })
+            .collect();
+        format!("{}.eml", safe.trim_matches('_'))
+    }
+}
+
+impl Mailer for FileMailer {
+    fn send<'a>(
+        &'a self,
+        _envelope: &'a Envelope,
+        message: &'a [u8],
+    ) -> Pin<Box<dyn Future<Output = Result<(), SendError>> + Send + 'a>> {
+        Box::pin(async move {
+            let path = self.dir.join(Self::file_name(message));
+            let partial = path.with_extension("eml.partial");
+            let write = async {
+                tokio::fs::write(&partial, message).await?;
+                tokio::fs::rename(&partial, &path).await
+            };
+            write
+                .await
+                .map_err(|e| SendError::Transient(format!("cannot write {}: {e}", path.display())))
+        })
+    }
+}
+
+/// lettre's pooled async SMTP transport.
+pub struct SmtpMailer {
+    transport: AsyncSmtpTransport<Tokio1Executor>,
+}
+
+impl SmtpMailer {
+    pub fn new(settings: &Settings) -> anyhow::Result<Self> {
+        let smtp = &settings.mail.smtp;
+        let builder = match smtp.tls {
+            SmtpTls::None => AsyncSmtpTransport::<Tokio1Executor>::builder_dangerous(&smtp.host),
+            SmtpTls::Starttls => AsyncSmtpTransport::<Tokio1Executor>::starttls_relay(&smtp.host)
+                .with_context(|| format!("mail.smtp.host {:?} cannot be used for STARTTLS", smtp.host))?,
+            SmtpTls::Tls => AsyncSmtpTransport::<Tokio1Executor>::relay(&smtp.host)
+                .with_context(|| format!("mail.smtp.host {:?} cannot be used for TLS", smtp.host))?,
+        };
+        let mut builder = builder
+            .port(smtp.port)
+            .timeout(Some(Duration::from_secs(smtp.timeout_seconds)))
+            .pool_config(PoolConfig::new().max_size(smtp.pool_size));
+        if !smtp.username.is_empty() {
+            builder = builder.credentials(Credentials::new(
+                smtp.username.clone(),
+                smtp.password.expose_secret().to_owned(),
+            ));
+        }
+        Ok(Self {
+            transport: builder.build(),
+        })
+    }
+}
+
+/// Turns lettre's error into a retry decision, reading the reply code and enhanced status.
+pub fn classify(error: &lettre::transport::smtp::Error) -> SendError {
+    match error.status() {
+        Some(code) if error.is_permanent() || error.is_transient() => {
+            let code = u16::from(code);
+            let text = error.to_string();
+            // lettre formats replies as "permanent error (550): 5.1.1 no such user".
+            let detail = text.split_once("): ").map_or(text.as_str(), |(_, d)| d);
+            SendError::from_reply(code, detail)
+        }
+        _ => SendError::Transient(error.to_string()),
+    }
+}
+
+impl Mailer for SmtpMailer {
+    fn send<'a>(
+        &'a self,
+        envelope: &'a Envelope,
+        message: &'a [u8],
+    ) -> Pin<Box<dyn Future<Output = Result<(), SendError>> + Send + 'a>> {
+        Box::pin(async move {
+            self.transport
+                .send_raw(envelope, message)
+                .await
+                .map(|_| ())
+                .map_err(|e| classify(&e))
+        })
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn replies_are_classified_by_code_and_enhanced_status() {
+        assert!(matches!(
+            SendError::from_reply(421, "4.3.2 try later"),
+            SendError::Transient(_)
+        ));
+        assert!(matches!(SendError::from_reply(451, "later"), SendError::Transient(_)));
+        assert!(matches!(
+            SendError::from_reply(550, "5.1.1 no such user"),
+            SendError::Permanent { bad_mailbox: true, .. }
+        ));
+        assert!(matches!(
+            SendError::from_reply(550, "5.7.1 message refused as spam"),
+            SendError::Permanent { bad_mailbox: false, .. }
+        ));
+        assert!(matches!(
+            SendError::from_reply(550, "mailbox unavailable"),
+            SendError::Permanent { bad_mailbox: true, .. }
+        ));
+        assert!(matches!(
+            SendError::from_reply(554, "transaction failed"),
+            SendError::Permanent { bad_mailbox: false, .. }
+        ));
+    }
+
+    #[test]
+    fn outbox_files_are_named_after_the_message_id() {
+        let name = FileMailer::file_name(b"From: a@b.c\r\nMessage-ID: <abc.1@news.example.org>\r\n\r\nBody");
+        assert_eq!(name, "abc.1@news.example.org.eml");
+        let evil = FileMailer::file_name(b"Message-ID: <../../etc/passwd>\r\n\r\n");
+        assert!(!evil.contains('/'), "{evil}");
+    }
+}

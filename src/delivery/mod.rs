@@ -1,0 +1,9 @@
+//! Getting mail out: the `Mailer` over lettre's transports, message composition,
+//! and the worker that drains the transactional outbox.
+
+pub mod compose;
+pub mod mailer;
+pub mod outbox;
+
+pub use compose::{Composer, Outgoing};
+pub use mailer::{FileMailer, Mailer, SendError, SmtpMailer, mailer_from_settings};

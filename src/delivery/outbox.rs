@@ -1,0 +1,137 @@
+//! The transactional outbox worker: sends stored messages, retries temporary failures
+//! with exponential backoff and jitter, and gives up (suppressing a bad address) on
+//! permanent ones.
+
+use std::sync::Arc;
+use std::time::Duration;
+
+use chrono::Utc;
+use lettre::Address;
+use lettre::address::Envelope;
+use tokio::sync::Notify;
+use tokio_util::sync::CancellationToken;
+
+use super::{Mailer, SendError};
+use crate::store::{self, Db};
+
+/// How long a claimed message is reserved for its worker; after that another may take it.
+const LEASE: Duration = Duration::from_secs(300);
+const BATCH: u32 = 50;
+/// Longest wait between two passes when nothing wakes the worker.
+const IDLE: Duration = Duration::from_secs(5);
+const MAX_BACKOFF_SECONDS: f64 = 3600.0;
+
+/// Sends what the outbox holds.
+#[derive(Clone)]
+pub struct Outbox {
+    db: Db,
+    mailer: Arc<dyn Mailer>,
+    sender: Address,
+    max_attempts: u32,
+    retry_base: Duration,
+    wake: Arc<Notify>,
+}
+
+/// Delay before attempt `attempts + 1`: base × 2^(attempts − 1), capped, ±20 % jitter so
+/// messages failed together do not all retry together.
+pub fn backoff(base: Duration, attempts: u32) -> Duration {
+    let exp = base.as_secs_f64() * 2f64.powi(attempts.saturating_sub(1).min(30) as i32);
+    let jitter = 0.8 + rand::random::<f64>() * 0.4;
+    Duration::from_secs_f64((exp.min(MAX_BACKOFF_SECONDS) * jitter).max(0.05))
+}
+
+impl Outbox {
+    pub fn new(db: Db, mailer: Arc<dyn Mailer>, sender: Address, max_attempts: u32, retry_base: Duration) -> Self {
+        Self {
+            db,
+            mailer,
+            sender,
+            max_attempts,
+            retry_base,
+            wake: Arc::new(Notify::new()),
+        }
+    }
+
+    /// Asks the worker to look now (after a message was queued).
+    pub fn wake(&self) {
+        self.wake.notify_one();
+    }
+
+    /// One pass: claims due messages and sends them. Returns how many were attempted.
+    #[tracing::instrument(skip_all)]
+    pub async fn deliver_due(&self) -> anyhow::Result<usize> {
+        let now = Utc::now();
+        let lease_until = now + chrono::Duration::from_std(LEASE)?;
+        let claimed = store::outbox::claim_due(&self.db, now, lease_until, BATCH).await?;
+        for mail in &claimed {
+            let outcome = match mail.recipient.parse::<Address>() {
+                Ok(to) => match Envelope::new(Some(self.sender.clone()), vec![to]) {
+                    Ok(envelope) => self.mailer.send(&envelope, &mail.message).await,
+                    Err(e) => Err(SendError::Permanent {
+                        reply: format!("no envelope: {e}"),
+                        bad_mailbox: true,
+                    }),
+                },
+                Err(e) => Err(SendError::Permanent {
+                    reply: format!("invalid recipient: {e}"),
+                    bad_mailbox: true,
+                }),
+            };
+            let now = Utc::now();
+            match outcome {
+                Ok(()) => store::outbox::mark_sent(&self.db, mail.id, now).await?,
+                Err(SendError::Transient(reason)) if (mail.attempts as u32) < self.max_attempts => {
+                    let delay = backoff(self.retry_base, mail.attempts as u32);
+                    tracing::warn!(message = mail.id, attempts = mail.attempts, %reason, retry_in = ?delay, "mail deferred");
+                    store::outbox::retry_at(&self.db, mail.id, now + chrono::Duration::from_std(delay)?, &reason)
+                        .await?;
+                }
+                Err(e) => {
+                    tracing::warn!(message = mail.id, attempts = mail.attempts, error = %e, "mail given up");
+                    store::outbox::mark_failed(&self.db, mail.id, &e.to_string()).await?;
+                    if let (SendError::Permanent { bad_mailbox: true, .. }, Some(id)) = (&e, mail.subscriber_id) {
+                        store::subscribers::mark_bounced(&self.db, id, now).await?;
+                    }
+                }
+            }
+        }
+        Ok(claimed.len())
+    }
+
+    /// Runs passes until `shutdown`: at once when woken, else every few seconds.
+    pub async fn run(self, shutdown: CancellationToken) {
+        loop {
+            match self.deliver_due().await {
+                Ok(n) if n > 0 => continue,
+                Ok(_) => {}
+                Err(e) => tracing::error!(error = format!("{e:#}"), "outbox pass failed"),
+            }
+            tokio::select! {
+                _ = shutdown.cancelled() => return,
+                _ = self.wake.notified() => {}
+                _ = tokio::time::sleep(IDLE) => {}
+            }
+        }
+    }
+
+    /// Sends what is due now, for commands that run without `herald serve`.
+    pub async fn flush(&self) -> anyhow::Result<()> {
+        while self.deliver_due().await? > 0 {}
+        Ok(())
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn backoff_doubles_with_jitter_and_is_capped() {
+        let base = Duration::from_secs(30);
+        for (attempts, expected) in [(1, 30.0), (2, 60.0), (3, 120.0), (6, 960.0)] {
+            let d = backoff(base, attempts).as_secs_f64();
+            assert!(d >= expected * 0.8 && d <= expected * 1.2, "attempt {attempts}: {d}");
+        }
+        assert!(backoff(base, 40).as_secs_f64() <= 3600.0 * 1.2);
+    }
+}

@@ -1,0 +1,358 @@
+//! Subscribers and their confirmation tokens.
+
+use anyhow::Context;
+use chrono::{DateTime, Utc};
+
+use super::{BeginWrite, Db, with_pool};
+use crate::domain::{EmailAddress, Frequency, Subscriber, SubscriberSource, SubscriberStatus};
+
+#[derive(sqlx::FromRow)]
+struct SubscriberRow {
+    id: i64,
+    email: String,
+    name: Option<String>,
+    status: String,
+    frequency: String,
+    topics: String,
+    source: String,
+    manage_token: String,
+    consent_at: Option<DateTime<Utc>>,
+    confirmed_at: Option<DateTime<Utc>>,
+    unsubscribed_at: Option<DateTime<Utc>>,
+    created_at: DateTime<Utc>,
+    updated_at: DateTime<Utc>,
+}
+
+const COLUMNS: &str = "id, email, name, status, frequency, topics, source, manage_token, consent_at, \
+     confirmed_at, unsubscribed_at, created_at, updated_at";
+
+impl TryFrom<SubscriberRow> for Subscriber {
+    type Error = anyhow::Error;
+
+    fn try_from(r: SubscriberRow) -> anyhow::Result<Self> {
+        Ok(Subscriber {
+            id: r.id,
+            email: EmailAddress::parse(&r.email).with_context(|| format!("Stored address of subscriber {}", r.id))?,
+            name: r.name,
+            status: r.status.parse()?,
+            frequency: r.frequency.parse()?,
+            topics: serde_json::from_str(&r.topics).unwrap_or_default(),
+            source: r.source.parse()?,
+            manage_token: r.manage_token,
+            consent_at: r.consent_at,
+            confirmed_at: r.confirmed_at,
+            unsubscribed_at: r.unsubscribed_at,
+            created_at: r.created_at,
+            updated_at: r.updated_at,
+        })
+    }
+}
+
+fn convert(rows: Vec<SubscriberRow>) -> anyhow::Result<Vec<Subscriber>> {
+    rows.into_iter().map(Subscriber::try_from).collect()
+}
+
+/// A subscriber to be created.
+#[derive(Debug, Clone)]
+pub struct NewSubscriber {
+    pub email: EmailAddress,
+    pub name: Option<String>,
+    pub status: SubscriberStatus,
+    pub frequency: Frequency,
+    pub topics: Vec<String>,
+    pub source: SubscriberSource,
+    pub consent_at: Option<DateTime<Utc>>,
+}
+
+/// Changes to a subscriber; `None` leaves a field as it is.
+#[derive(Debug, Clone, Default)]
+pub struct SubscriberPatch {
+    pub name: Option<Option<String>>,
+    pub status: Option<SubscriberStatus>,
+    pub frequency: Option<Frequency>,
+    pub topics: Option<Vec<String>>,
+}
+
+/// Which subscribers to list, a page at a time in id order (keyset pagination).
+#[derive(Debug, Clone, Default)]
+pub struct ListFilter {
+    pub status: Option<SubscriberStatus>,
+    pub frequency: Option<Frequency>,
+    /// Part of the address or name, case-insensitive.
+    pub search: Option<String>,
+    pub after_id: i64,
+    pub limit: u32,
+}
+
+/// 256 bits from the operating system's CSPRNG, base64url: the secret in a subscriber's links.
+pub fn new_token() -> String {
+    use base64::Engine;
+    let bytes: [u8; 32] = rand::random();
+    base64::engine::general_purpose::URL_SAFE_NO_PAD.encode(bytes)
+}
+
+/// How a token is stored: only its SHA-256, so the table alone cannot confirm anyone.
+pub fn token_hash(token: &str) -> String {
+    use sha2::Digest;
+    hex::encode(sha2::Sha256::digest(token.as_bytes()))
+}
+
+/// Inserts a subscriber unless the address is already on the list; returns the row either way
+/// and whether it was created now.
+#[tracing::instrument(skip_all)]
+pub async fn insert_or_get(db: &Db, new: &NewSubscriber, now: DateTime<Utc>) -> anyhow::Result<(Subscriber, bool)> {
+    let topics = serde_json::to_string(&new.topics)?;
+    let confirmed_at = (new.status == SubscriberStatus::Confirmed).then_some(now);
+    let inserted: Option<i64> = with_pool!(db, pool => {
+        sqlx::query_scalar(
+            "insert into subscribers (email, email_key, name, status, frequency, topics, source, manage_token, \
+             consent_at, confirmed_at, created_at, updated_at) \
+             values ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11, $11) \
+             on conflict (email_key) do nothing returning id",
+        )
+        .bind(new.email.as_str())
+        .bind(new.email.key())
+        .bind(&new.name)
+        .bind(new.status.as_str())
+        .bind(new.frequency.as_str())
+        .bind(&topics)
+        .bind(new.source.as_str())
+        .bind(new_token())
+        .bind(new.consent_at)
+        .bind(confirmed_at)
+        .bind(now)
+        .fetch_optional(pool)
+        .await
+    })
+    .context("Failed to store a subscriber")?;
+    let subscriber = find_by_email(db, &new.email)
+        .await?
+        .context("A subscriber vanished right after it was stored")?;
+    Ok((subscriber, inserted.is_some()))
+}
+
+#[tracing::instrument(skip_all)]
+pub async fn find_by_email(db: &Db, email: &EmailAddress) -> anyhow::Result<Option<Subscriber>> {
+    let sql = sqlx::AssertSqlSafe(format!("select {COLUMNS} from subscribers where email_key = $1"));
+    let row: Option<SubscriberRow> = with_pool!(db, pool => {
+        sqlx::query_as(sql).bind(email.key()).fetch_optional(pool).await
+    })
+    .context("Failed to look up a subscriber")?;
+    row.map(Subscriber::try_from).transpose()
+}
+
+#[tracing::instrument(skip_all)]
+pub async fn find(db: &Db, id: i64) -> anyhow::Result<Option<Subscriber>> {
+    let sql = sqlx::AssertSqlSafe(format!("select {COLUMNS} from subscribers where id = $1"));
+    let row: Option<SubscriberRow> = with_pool!(db, pool => {
+        sqlx::query_as(sql).bind(id).fetch_optional(pool).await
+    })
+    .context("Failed to read a subscriber")?;
+    row.map(Subscriber::try_from).transpose()
+}
+
+/// The subscriber whose preferences/unsubscribe links carry `token`.
+#[tracing::instrument(skip_all)]
+pub async fn find_by_manage_token(db: &Db, token: &str) -> anyhow::Result<Option<Subscriber>> {
+    if token.len() > 100 {
+        return Ok(None);
+    }
+    let sql = sqlx::AssertSqlSafe(format!("select {COLUMNS} from subscribers where manage_token = $1"));
+    let row: Option<SubscriberRow> = with_pool!(db, pool => {
+        sqlx::query_as(sql).bind(token).fetch_optional(pool).await
+    })
+    .context("Failed to look up a subscriber by token")?;
+    row.map(Subscriber::try_from).transpose()
+}
+
+/// A page of subscribers in id order.
+#[tracing::instrument(skip_all)]
+pub async fn list(db: &Db, filter: &ListFilter) -> anyhow::Result<Vec<Subscriber>> {
+    let search = filter.search.as_deref().map(|s| {
+        format!(
+            "%{}%",
+            s.to_lowercase()
+                .replace('\\', "\\\\")
+                .replace('%', "\\%")
+                .replace('_', "\\_")
+        )
+    });
+    let sql = sqlx::AssertSqlSafe(format!(
+        "select {COLUMNS} from subscribers where id > $1 \
+         and ($2 = '' or status = $2) and ($3 = '' or frequency = $3) \
+         and ($4 = '' or email_key like $4 escape '\\' or lower(coalesce(name, '')) like $4 escape '\\') \
+         order by id limit $5"
+    ));
+    let rows: Vec<SubscriberRow> = with_pool!(db, pool => {
+        sqlx::query_as(sql)
+            .bind(filter.after_id)
+            .bind(filter.status.map(|s| s.as_str()).unwrap_or(""))
+            .bind(filter.frequency.map(|f| f.as_str()).unwrap_or(""))
+            .bind(search.as_deref().unwrap_or(""))
+            .bind(i64::from(filter.limit.max(1)))
+            .fetch_all(pool)
+            .await
+    })
+    .context("Failed to list subscribers")?;
+    convert(rows)
+}
+
+/// Applies a patch, stamping the time of a status change. Returns the updated row.
+#[tracing::instrument(skip_all)]
+pub async fn update(
+    db: &Db,
+    id: i64,
+    patch: &SubscriberPatch,
+    now: DateTime<Utc>,
+) -> anyhow::Result<Option<Subscriber>> {
+    let Some(current) = find(db, id).await? else {
+        return Ok(None);
+    };
+    let name = patch.name.clone().unwrap_or(current.name.clone());
+    let frequency = patch.frequency.unwrap_or(current.frequency);
+    let topics = serde_json::to_string(patch.topics.as_ref().unwrap_or(&current.topics))?;
+    let status = patch.status.unwrap_or(current.status);
+    let changed = status != current.status;
+    let stamp = |s: SubscriberStatus| (changed && status == s).then_some(now);
+    with_pool!(db, pool => {
+        sqlx::query(
+            "update subscribers set name = $2, frequency = $3, topics = $4, status = $5, updated_at = $6, \
+             confirmed_at = coalesce($7, confirmed_at), unsubscribed_at = coalesce($8, unsubscribed_at), \
+             bounced_at = coalesce($9, bounced_at), complained_at = coalesce($10, complained_at) where id = $1",
+        )
+        .bind(id)
+        .bind(&name)
+        .bind(frequency.as_str())
+        .bind(&topics)
+        .bind(status.as_str())
+        .bind(now)
+        .bind(stamp(SubscriberStatus::Confirmed))
+        .bind(stamp(SubscriberStatus::Unsubscribed))
+        .bind(stamp(SubscriberStatus::Bounced))
+        .bind(stamp(SubscriberStatus::Complained))
+        .execute(pool)
+        .await
+        .map(|r| r.rows_affected())
+    })
+    .context("Failed to update a subscriber")?;
+    find(db, id).await
+}
+
+/// Erases a person: their row, tokens and queued mail. Returns whether anyone was there.
+#[tracing::instrument(skip_all)]
+pub async fn delete(db: &Db, id: i64) -> anyhow::Result<bool> {
+    let deleted = with_pool!(db, pool => {
+        sqlx::query("delete from subscribers where id = $1").bind(id).execute(pool).await.map(|r| r.rows_affected())
+    })
+    .context("Failed to delete a subscriber")?;
+    Ok(deleted > 0)
+}
+
+/// Marks a permanently failing address as bounced (suppressed from every edition).
+pub async fn mark_bounced(db: &Db, id: i64, now: DateTime<Utc>) -> anyhow::Result<()> {
+    let patch = SubscriberPatch {
+        status: Some(SubscriberStatus::Bounced),
+        ..Default::default()
+    };
+    update(db, id, &patch, now).await.map(|_| ())
+}
+
+/// Counts by status.
+pub async fn count_by_status(db: &Db) -> anyhow::Result<Vec<(SubscriberStatus, i64)>> {
+    let rows: Vec<(String, i64)> = with_pool!(db, pool => {
+        sqlx::query_as("select status, count(*) from subscribers group by status order by status")
+            .fetch_all(pool)
+            .await
+    })
+    .context("Failed to count subscribers")?;
+    rows.into_iter().map(|(s, n)| Ok((s.parse()?, n))).collect()
+}
+
+/// Whether a confirmation mail went to this subscriber after `since`.
+pub fn confirmation_recent(sent_at: Option<DateTime<Utc>>, since: DateTime<Utc>) -> bool {
+    sent_at.is_some_and(|t| t > since)
+}
+
+/// When the last confirmation mail was queued for a subscriber.
+pub async fn confirmation_sent_at(db: &Db, id: i64) -> anyhow::Result<Option<DateTime<Utc>>> {
+    with_pool!(db, pool => {
+        sqlx::query_scalar("select confirmation_sent_at from subscribers where id = $1").bind(id).fetch_one(pool).await
+    })
+    .context("Failed to read when a confirmation was sent")
+}
+
+/// Outcome of following a confirmation link.
+#[derive(Debug, Clone, PartialEq)]
+pub enum Confirmed {
+    /// Confirmed now (or already, by this same link).
+    Confirmed(Subscriber),
+    /// The link is past its time.
+    Expired,
+    /// No such link.
+    Unknown,
+}
+
+/// Confirms the subscriber a confirmation token belongs to. Idempotent: following the link
+/// again shows the same result; it never revives an address that has since left.
+#[tracing::instrument(skip_all)]
+pub async fn confirm(db: &Db, token: &str, now: DateTime<Utc>) -> anyhow::Result<Confirmed> {
+    let hash = token_hash(token);
+    let found: Option<(i64, DateTime<Utc>)> = with_pool!(db, pool => {
+        sqlx::query_as("select subscriber_id, expires_at from confirmations where token_hash = $1")
+            .bind(&hash)
+            .fetch_optional(pool)
+            .await
+    })
+    .context("Failed to look up a confirmation")?;
+    let Some((id, expires_at)) = found else {
+        return Ok(Confirmed::Unknown);
+    };
+    if expires_at < now {
+        return Ok(Confirmed::Expired);
+    }
+    with_pool!(db, pool => {
+        let mut tx = pool.begin_write().await?;
+        sqlx::query("update confirmations set used_at = coalesce(used_at, $2) where token_hash = $1")
+            .bind(&hash)
+            .bind(now)
+            .execute(&mut *tx)
+            .await?;
+        sqlx::query(
+            "update subscribers set status = 'confirmed', confirmed_at = $2, updated_at = $2 \
+             where id = $1 and status = 'pending'",
+        )
+        .bind(id)
+        .bind(now)
+        .execute(&mut *tx)
+        .await?;
+        tx.commit().await
+    })
+    .context("Failed to confirm a subscriber")?;
+    match find(db, id).await? {
+        Some(s) => Ok(Confirmed::Confirmed(s)),
+        None => Ok(Confirmed::Unknown),
+    }
+}
+
+/// Makes an address that left (or never confirmed) pending again with the preferences just
+/// given, as a new subscription request does.
+pub async fn resubscribe(db: &Db, id: i64, new: &NewSubscriber, now: DateTime<Utc>) -> anyhow::Result<()> {
+    let topics = serde_json::to_string(&new.topics)?;
+    with_pool!(db, pool => {
+        sqlx::query(
+            "update subscribers set status = 'pending', name = coalesce($2, name), frequency = $3, topics = $4, \
+             consent_at = $5, updated_at = $6 where id = $1 and status in ('pending', 'unsubscribed')",
+        )
+        .bind(id)
+        .bind(&new.name)
+        .bind(new.frequency.as_str())
+        .bind(&topics)
+        .bind(new.consent_at)
+        .bind(now)
+        .execute(pool)
+        .await
+        .map(|r| r.rows_affected())
+    })
+    .context("Failed to renew a subscription request")?;
+    Ok(())
+}

@@ -1,0 +1,114 @@
+//! Request guards: client address, per-client rate limits, same-origin checks for forms.
+
+use std::net::{IpAddr, SocketAddr};
+use std::num::NonZeroU32;
+
+use axum::http::{HeaderMap, header};
+use governor::{DefaultKeyedRateLimiter, Quota, RateLimiter};
+
+use crate::config::Settings;
+
+/// Per-client limits, kept in memory (per instance).
+pub struct Limits {
+    subscribe: DefaultKeyedRateLimiter<IpAddr>,
+}
+
+impl Limits {
+    pub fn new(settings: &Settings) -> Self {
+        let per_minute = NonZeroU32::new(settings.subscribers.rate_per_minute).unwrap_or(NonZeroU32::MIN);
+        Self {
+            subscribe: RateLimiter::keyed(Quota::per_minute(per_minute)),
+        }
+    }
+
+    /// Whether this client may submit the subscribe form now.
+    pub fn allow_subscribe(&self, client: IpAddr) -> bool {
+        if self.subscribe.len() > 100_000 {
+            self.subscribe.retain_recent();
+        }
+        self.subscribe.check_key(&client).is_ok()
+    }
+}
+
+/// The client's address: the peer, or behind a trusted proxy the last `X-Forwarded-For` hop
+/// (the one the proxy itself appended; earlier ones are whatever the client claimed).
+pub fn client_ip(settings: &Settings, peer: SocketAddr, headers: &HeaderMap) -> IpAddr {
+    if settings.server.trust_forwarded_for
+        && let Some(ip) = headers
+            .get_all("x-forwarded-for")
+            .iter()
+            .filter_map(|v| v.to_str().ok())
+            .flat_map(|v| v.split(','))
+            .filter_map(|s| s.trim().parse::<IpAddr>().ok())
+            .last()
+    {
+        return ip;
+    }
+    peer.ip()
+}
+
+/// CSRF defence for forms: a browser says where a request comes from (`Sec-Fetch-Site`,
+/// `Origin`); a cross-site form post is refused. Requests without those headers do not come
+/// from a browser page and cannot ride on a visitor's session.
+pub fn same_origin(settings: &Settings, headers: &HeaderMap) -> bool {
+    if let Some(site) = headers.get("sec-fetch-site").and_then(|v| v.to_str().ok())
+        && !matches!(site, "same-origin" | "none")
+    {
+        return false;
+    }
+    match headers.get(header::ORIGIN).and_then(|v| v.to_str().ok()) {
+        None => true,
+        Some(origin) => {
+            let base = &settings.site.base_url;
+            let expected = base.origin().ascii_serialization();
+            let host_origin = headers
+                .get(header::HOST)
+                .and_then(|v| v.to_str().ok())
+                .map(|host| format!("{}://{host}", base.scheme()));
+            origin == expected || Some(origin) == host_origin.as_deref()
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use axum::http::HeaderValue;
+
+    #[test]
+    fn cross_site_form_posts_are_refused() {
+        let settings = Settings::default();
+        let mut h = HeaderMap::new();
+        assert!(same_origin(&settings, &h), "no browser headers");
+        h.insert(header::ORIGIN, HeaderValue::from_static("http://127.0.0.1:8080"));
+        assert!(same_origin(&settings, &h));
+        h.insert(header::ORIGIN, HeaderValue::from_static("https://evil.example"));
+        assert!(!same_origin(&settings, &h));
+        let mut h = HeaderMap::new();
+        h.insert("sec-fetch-site", HeaderValue::from_static("cross-site"));
+        assert!(!same_origin(&settings, &h));
+    }
+
+    #[test]
+    fn forwarded_for_is_used_only_when_trusted() {
+        let mut settings = Settings::default();
+        let peer: SocketAddr = "10.0.0.1:5000".parse().unwrap();
+        let mut h = HeaderMap::new();
+        h.insert("x-forwarded-for", HeaderValue::from_static("1.1.1.1, 203.0.113.9"));
+        assert_eq!(client_ip(&settings, peer, &h), peer.ip());
+        settings.server.trust_forwarded_for = true;
+        assert_eq!(client_ip(&settings, peer, &h), "203.0.113.9".parse::<IpAddr>().unwrap());
+    }
+
+    #[test]
+    fn a_client_is_limited_others_are_not() {
+        let mut settings = Settings::default();
+        settings.subscribers.rate_per_minute = 2;
+        let limits = Limits::new(&settings);
+        let a: IpAddr = "192.0.2.1".parse().unwrap();
+        let b: IpAddr = "192.0.2.2".parse().unwrap();
+        assert!(limits.allow_subscribe(a) && limits.allow_subscribe(a));
+        assert!(!limits.allow_subscribe(a));
+        assert!(limits.allow_subscribe(b));
+    }
+}

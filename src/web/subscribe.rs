@@ -1,0 +1,290 @@
+//! The reader's side: subscribe, confirm, preferences, unsubscribe. Plain HTML forms.
+
+use std::net::SocketAddr;
+use std::sync::Arc;
+
+use axum::body::Bytes;
+use axum::extract::{ConnectInfo, Path, State};
+use axum::http::{HeaderMap, StatusCode};
+use axum::response::{Html, IntoResponse, Response};
+use chrono::Utc;
+
+use super::Result;
+use super::guard;
+use crate::app::App;
+use crate::domain::{
+    EmailAddress, Frequency, Subscriber, SubscriberSource, SubscriberStatus, Tag, parse_name, parse_topics,
+};
+use crate::site::SubscribeForm;
+use crate::store;
+use crate::subscriptions::{self, SubscribeRequest};
+
+/// The fields of a urlencoded form; repeated names (topic checkboxes) keep every value.
+struct FormFields(Vec<(String, String)>);
+
+impl FormFields {
+    fn parse(body: &[u8]) -> Self {
+        Self(url::form_urlencoded::parse(body).into_owned().collect())
+    }
+
+    fn get(&self, name: &str) -> &str {
+        self.0.iter().find(|(k, _)| k == name).map_or("", |(_, v)| v.as_str())
+    }
+
+    fn all(&self, name: &str) -> impl Iterator<Item = &str> {
+        self.0.iter().filter(move |(k, _)| k == name).map(|(_, v)| v.as_str())
+    }
+}
+
+async fn topics(app: &App) -> anyhow::Result<Vec<Tag>> {
+    Ok(store::posts::public_tags(&app.db, Utc::now())
+        .await?
+        .into_iter()
+        .map(|(t, _)| t)
+        .collect())
+}
+
+fn html(status: StatusCode, body: String) -> Response {
+    (status, [("cache-control", "no-store")], Html(body)).into_response()
+}
+
+/// A page with a heading, some lines and an optional link.
+fn message(
+    app: &App,
+    status: StatusCode,
+    heading: &str,
+    lines: &[&str],
+    link: Option<(&str, String)>,
+) -> Result<Response> {
+    let mut ctx = tera::Context::new();
+    ctx.insert("heading", heading);
+    ctx.insert("lines", lines);
+    ctx.insert("link_text", &link.as_ref().map(|(t, _)| *t));
+    ctx.insert("link_url", &link.as_ref().map(|(_, u)| u.as_str()));
+    Ok(html(status, app.site.page("web/message.html", "", ctx)?))
+}
+
+async fn subscribe_page(app: &App, status: StatusCode, form: &SubscribeForm, error: Option<&str>) -> Result<Response> {
+    let ctx = app.site.subscribe_form(&topics(app).await?, form, error);
+    Ok(html(status, app.site.page("web/subscribe.html", "subscribe", ctx)?))
+}
+
+pub async fn subscribe_form(State(app): State<Arc<App>>) -> Result<Response> {
+    subscribe_page(&app, StatusCode::OK, &SubscribeForm::default_for(&app.settings), None).await
+}
+
+fn forbidden(app: &App) -> Result<Response> {
+    message(
+        app,
+        StatusCode::FORBIDDEN,
+        "This form was sent from another site",
+        &["For your safety, forms are only accepted from this site's own pages. Please use the form here."],
+        Some(("Go to the form", app.settings.url_for("subscribe"))),
+    )
+}
+
+/// Parses and checks the form; the first problem found is shown on the form.
+fn read_request(app: &App, fields: &FormFields) -> std::result::Result<SubscribeRequest, String> {
+    let email = EmailAddress::parse(fields.get("email")).map_err(|e| e.to_string())?;
+    let name = parse_name(fields.get("name")).map_err(|e| format!("Name: {e}."))?;
+    let frequency = match fields.get("frequency") {
+        "" => app.settings.subscribers.default_frequency,
+        f => f.parse::<Frequency>().map_err(|e| e.to_string())?,
+    };
+    let topics = parse_topics(fields.all("topics")).map_err(|e| format!("Topics: {e}."))?;
+    Ok(SubscribeRequest {
+        email,
+        name,
+        frequency,
+        topics,
+        source: SubscriberSource::Form,
+    })
+}
+
+/// Same answer for a new, pending, confirmed or departed address: nothing here tells a
+/// visitor whether an address is on the list.
+pub async fn subscribe(
+    State(app): State<Arc<App>>,
+    ConnectInfo(peer): ConnectInfo<SocketAddr>,
+    headers: HeaderMap,
+    body: Bytes,
+) -> Result<Response> {
+    if !guard::same_origin(&app.settings, &headers) {
+        return forbidden(&app);
+    }
+    let client = guard::client_ip(&app.settings, peer, &headers);
+    if !app.limits.allow_subscribe(client) {
+        return message(
+            &app,
+            StatusCode::TOO_MANY_REQUESTS,
+            "Too many attempts",
+            &["Please wait a minute and try again."],
+            None,
+        );
+    }
+    let fields = FormFields::parse(&body);
+    let thanks = || {
+        message(
+            &app,
+            StatusCode::OK,
+            "Check your inbox",
+            &[
+                "If this address can receive mail from us, a message with a confirmation link is on its way.",
+                "Open it and follow the link to start receiving the news. Nothing is sent until you do.",
+            ],
+            None,
+        )
+    };
+    // A field people cannot see: only bots fill it. They get the usual answer and nothing happens.
+    if !fields.get("website").is_empty() {
+        return thanks();
+    }
+    match read_request(&app, &fields) {
+        Ok(request) => {
+            subscriptions::request(&app, request).await?;
+            thanks()
+        }
+        Err(problem) => {
+            let form = SubscribeForm {
+                email: fields.get("email").chars().take(254).collect(),
+                name: fields.get("name").chars().take(100).collect(),
+                frequency: fields.get("frequency").to_owned(),
+                topics: fields.all("topics").map(str::to_owned).collect(),
+            };
+            subscribe_page(&app, StatusCode::UNPROCESSABLE_ENTITY, &form, Some(&problem)).await
+        }
+    }
+}
+
+pub async fn confirm(State(app): State<Arc<App>>, Path(token): Path<String>) -> Result<Response> {
+    match store::subscribers::confirm(&app.db, &token, Utc::now()).await? {
+        store::subscribers::Confirmed::Confirmed(s) if s.status == SubscriberStatus::Confirmed => message(
+            &app,
+            StatusCode::OK,
+            "You are subscribed",
+            &["Thank you for confirming. The next news will reach you by email."],
+            Some((
+                "Choose how often and which topics",
+                subscriptions::preferences_url(&app, &s),
+            )),
+        ),
+        store::subscribers::Confirmed::Confirmed(_) => message(
+            &app,
+            StatusCode::OK,
+            "This link has been used",
+            &["This address is no longer waiting for confirmation. To subscribe again, use the form."],
+            Some(("Subscribe", app.settings.url_for("subscribe"))),
+        ),
+        store::subscribers::Confirmed::Expired => message(
+            &app,
+            StatusCode::GONE,
+            "This link has expired",
+            &["Confirmation links work for a limited time. Subscribe again and we will send a fresh one."],
+            Some(("Subscribe", app.settings.url_for("subscribe"))),
+        ),
+        store::subscribers::Confirmed::Unknown => unknown_link(&app),
+    }
+}
+
+fn unknown_link(app: &App) -> Result<Response> {
+    message(
+        app,
+        StatusCode::NOT_FOUND,
+        "We do not recognise this link",
+        &["It may have been copied incompletely, or the subscription it belonged to was removed."],
+        Some(("Subscribe", app.settings.url_for("subscribe"))),
+    )
+}
+
+async fn by_token(app: &App, token: &str) -> anyhow::Result<Option<Subscriber>> {
+    store::subscribers::find_by_manage_token(&app.db, token).await
+}
+
+async fn preferences_page(app: &App, s: &Subscriber, notice: Option<&str>, error: Option<&str>) -> Result<Response> {
+    let form = SubscribeForm {
+        email: s.email.to_string(),
+        name: s.name.clone().unwrap_or_default(),
+        frequency: s.frequency.as_str().to_owned(),
+        topics: s.topics.clone(),
+    };
+    let mut ctx = app.site.subscribe_form(&topics(app).await?, &form, error);
+    ctx.insert("notice", &notice);
+    ctx.insert("email", s.email.as_str());
+    ctx.insert("status", s.status.as_str());
+    ctx.insert("action_url", &subscriptions::preferences_url(app, s));
+    ctx.insert("unsubscribe_url", &subscriptions::unsubscribe_url(app, s));
+    let status = if error.is_some() {
+        StatusCode::UNPROCESSABLE_ENTITY
+    } else {
+        StatusCode::OK
+    };
+    Ok(html(status, app.site.page("web/preferences.html", "", ctx)?))
+}
+
+pub async fn preferences(State(app): State<Arc<App>>, Path(token): Path<String>) -> Result<Response> {
+    match by_token(&app, &token).await? {
+        Some(s) => preferences_page(&app, &s, None, None).await,
+        None => unknown_link(&app),
+    }
+}
+
+pub async fn save_preferences(
+    State(app): State<Arc<App>>,
+    Path(token): Path<String>,
+    headers: HeaderMap,
+    body: Bytes,
+) -> Result<Response> {
+    if !guard::same_origin(&app.settings, &headers) {
+        return forbidden(&app);
+    }
+    let Some(s) = by_token(&app, &token).await? else {
+        return unknown_link(&app);
+    };
+    let fields = FormFields::parse(&body);
+    let frequency = match fields.get("frequency").parse::<Frequency>() {
+        Ok(f) => f,
+        Err(e) => return preferences_page(&app, &s, None, Some(&e.to_string())).await,
+    };
+    let topics = match parse_topics(fields.all("topics")) {
+        Ok(t) => t,
+        Err(e) => return preferences_page(&app, &s, None, Some(&format!("Topics: {e}."))).await,
+    };
+    let patch = store::subscribers::SubscriberPatch {
+        frequency: Some(frequency),
+        topics: Some(topics),
+        ..Default::default()
+    };
+    let updated = store::subscribers::update(&app.db, s.id, &patch, Utc::now())
+        .await?
+        .unwrap_or(s);
+    preferences_page(&app, &updated, Some("Your preferences are saved."), None).await
+}
+
+pub async fn unsubscribe_page(State(app): State<Arc<App>>, Path(token): Path<String>) -> Result<Response> {
+    // RFC 8058 §3.1: a GET must not unsubscribe (link scanners prefetch); it only asks.
+    let Some(s) = by_token(&app, &token).await? else {
+        return unknown_link(&app);
+    };
+    let mut ctx = tera::Context::new();
+    ctx.insert("email", s.email.as_str());
+    ctx.insert("action_url", &subscriptions::unsubscribe_url(&app, &s));
+    ctx.insert("preferences_url", &subscriptions::preferences_url(&app, &s));
+    Ok(html(StatusCode::OK, app.site.page("web/unsubscribe.html", "", ctx)?))
+}
+
+/// RFC 8058 one-click: mail providers POST `List-Unsubscribe=One-Click` with no cookies
+/// and no CSRF token; the unguessable token in the URL is the authority. Answers 200,
+/// never a redirect. Idempotent.
+pub async fn unsubscribe(State(app): State<Arc<App>>, Path(token): Path<String>) -> Result<Response> {
+    let Some(s) = by_token(&app, &token).await? else {
+        return unknown_link(&app);
+    };
+    subscriptions::unsubscribe(&app, &s).await?;
+    message(
+        &app,
+        StatusCode::OK,
+        "You are unsubscribed",
+        &["We will not send you the news any more. If this was a mistake, you can subscribe again at any time."],
+        Some(("Subscribe again", app.settings.url_for("subscribe"))),
+    )
+}
