@@ -8,6 +8,7 @@ pub mod delivery;
 pub mod domain;
 pub mod export;
 pub mod feeds;
+pub mod import;
 pub mod schedule;
 pub mod site;
 pub mod store;

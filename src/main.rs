@@ -34,7 +34,57 @@ enum Command {
     },
     /// Apply database migrations.
     Migrate,
+    /// Manage the subscriber list.
+    Subscribers {
+        #[command(subcommand)]
+        action: SubscribersCommand,
+    },
 }
+
+#[derive(Subcommand)]
+enum SubscribersCommand {
+    /// Add one subscriber. Without --confirmed they get a confirmation mail first.
+    Add {
+        email: String,
+        #[arg(long)]
+        name: Option<String>,
+        /// immediate, daily or weekly (default: [subscribers] default_frequency)
+        #[arg(long)]
+        frequency: Option<String>,
+        /// Comma-separated topics (tags); none means everything.
+        #[arg(long, value_delimiter = ',')]
+        topics: Vec<String>,
+        /// Consent was collected elsewhere: no confirmation mail.
+        #[arg(long)]
+        confirmed: bool,
+    },
+    /// List subscribers.
+    List {
+        #[arg(long)]
+        status: Option<String>,
+        #[arg(long, default_value = "table", value_parser = ["table", "csv", "json"])]
+        format: String,
+    },
+    /// Import a CSV file with a header: email,name,frequency,topics,status (extra columns ignored).
+    Import {
+        file: PathBuf,
+        /// Rows without a status become confirmed rather than pending.
+        #[arg(long)]
+        confirmed: bool,
+        /// Also bring back unsubscribed, bounced and complained addresses.
+        #[arg(long)]
+        force: bool,
+    },
+    /// Write subscribers as CSV to standard output.
+    Export {
+        #[arg(long)]
+        status: Option<String>,
+    },
+    /// Erase a person from the list: their row, tokens and queued mail.
+    Remove { email: String },
+}
+
+mod subscribers;
 
 fn init_tracing() {
     use tracing_subscriber::EnvFilter;
@@ -62,6 +112,7 @@ async fn main() -> ExitCode {
 async fn run(cli: Cli) -> anyhow::Result<ExitCode> {
     let settings = Settings::load(&cli.config)?;
     match cli.command {
+        Command::Subscribers { action } => subscribers::run(settings, action).await,
         Command::Migrate => {
             let db = herald::store::Db::connect(&settings).await?;
             db.migrate().await?;

@@ -356,3 +356,116 @@ pub async fn resubscribe(db: &Db, id: i64, new: &NewSubscriber, now: DateTime<Ut
     .context("Failed to renew a subscription request")?;
     Ok(())
 }
+
+/// One good row of an import file.
+#[derive(Debug, Clone)]
+pub struct ImportRow {
+    pub line: u64,
+    pub email: EmailAddress,
+    pub name: Option<String>,
+    pub frequency: Option<Frequency>,
+    pub topics: Option<Vec<String>>,
+    pub status: SubscriberStatus,
+}
+
+/// What importing a row did.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum ImportOutcome {
+    Added,
+    Updated,
+    Unchanged,
+    /// The address left or bounced: it is not brought back without `--force`.
+    Kept(SubscriberStatus),
+}
+
+/// Imports rows in one transaction. Never turns an unsubscribed, bounced or complained
+/// address back into a subscriber unless `force`; an import may always record a departure.
+#[tracing::instrument(skip_all, fields(rows = rows.len()))]
+pub async fn import_batch(
+    db: &Db,
+    rows: &[ImportRow],
+    force: bool,
+    default_frequency: Frequency,
+    now: DateTime<Utc>,
+) -> anyhow::Result<Vec<ImportOutcome>> {
+    let select = format!("select {COLUMNS} from subscribers where email_key = $1");
+    with_pool!(db, pool => {
+        let mut tx = pool.begin_write().await.context("Failed to start an import batch")?;
+        let mut outcomes = Vec::with_capacity(rows.len());
+        for row in rows {
+            let existing: Option<SubscriberRow> = sqlx::query_as(sqlx::AssertSqlSafe(select.clone()))
+                .bind(row.email.key())
+                .fetch_optional(&mut *tx)
+                .await?;
+            let confirmed_at = (row.status == SubscriberStatus::Confirmed).then_some(now);
+            let Some(existing) = existing else {
+                let topics = serde_json::to_string(row.topics.as_deref().unwrap_or(&[]))?;
+                sqlx::query(
+                    "insert into subscribers (email, email_key, name, status, frequency, topics, source, \
+                     manage_token, consent_at, confirmed_at, created_at, updated_at) \
+                     values ($1, $2, $3, $4, $5, $6, 'import', $7, $8, $9, $8, $8)",
+                )
+                .bind(row.email.as_str())
+                .bind(row.email.key())
+                .bind(&row.name)
+                .bind(row.status.as_str())
+                .bind(row.frequency.unwrap_or(default_frequency).as_str())
+                .bind(&topics)
+                .bind(new_token())
+                .bind(now)
+                .bind(confirmed_at)
+                .execute(&mut *tx)
+                .await
+                .with_context(|| format!("Failed to import line {}", row.line))?;
+                outcomes.push(ImportOutcome::Added);
+                continue;
+            };
+            let current = Subscriber::try_from(existing)?;
+            let revives = matches!(row.status, SubscriberStatus::Pending | SubscriberStatus::Confirmed);
+            let departed = matches!(
+                current.status,
+                SubscriberStatus::Unsubscribed | SubscriberStatus::Bounced | SubscriberStatus::Complained
+            );
+            if departed && revives && !force {
+                outcomes.push(ImportOutcome::Kept(current.status));
+                continue;
+            }
+            // A plain import never downgrades a confirmed subscriber to pending.
+            let status = if current.status == SubscriberStatus::Confirmed && row.status == SubscriberStatus::Pending {
+                current.status
+            } else {
+                row.status
+            };
+            let name = row.name.clone().or(current.name.clone());
+            let frequency = row.frequency.unwrap_or(current.frequency);
+            let topics = row.topics.clone().unwrap_or(current.topics.clone());
+            if status == current.status && name == current.name && frequency == current.frequency && topics == current.topics {
+                outcomes.push(ImportOutcome::Unchanged);
+                continue;
+            }
+            let changed = status != current.status;
+            let stamp = |s: SubscriberStatus| (changed && status == s).then_some(now);
+            sqlx::query(
+                "update subscribers set name = $2, frequency = $3, topics = $4, status = $5, updated_at = $6, \
+                 confirmed_at = coalesce($7, confirmed_at), unsubscribed_at = coalesce($8, unsubscribed_at), \
+                 bounced_at = coalesce($9, bounced_at), complained_at = coalesce($10, complained_at) where id = $1",
+            )
+            .bind(current.id)
+            .bind(&name)
+            .bind(frequency.as_str())
+            .bind(serde_json::to_string(&topics)?)
+            .bind(status.as_str())
+            .bind(now)
+            .bind(stamp(SubscriberStatus::Confirmed))
+            .bind(stamp(SubscriberStatus::Unsubscribed))
+            .bind(stamp(SubscriberStatus::Bounced))
+            .bind(stamp(SubscriberStatus::Complained))
+            .execute(&mut *tx)
+            .await
+            .with_context(|| format!("Failed to import line {}", row.line))?;
+            outcomes.push(ImportOutcome::Updated);
+        }
+        tx.commit().await.context("Failed to commit an import batch")?;
+        Ok(outcomes)
+    })
+}

@@ -19,13 +19,17 @@ pub enum WebError {
 
 pub type Result<T, E = WebError> = std::result::Result<T, E>;
 
+fn json(status: StatusCode, message: &str) -> Response {
+    (status, axum::Json(serde_json::json!({ "error": message }))).into_response()
+}
+
 impl IntoResponse for WebError {
     fn into_response(self) -> Response {
         match self {
-            WebError::NotFound => (StatusCode::NOT_FOUND, "Not found").into_response(),
-            WebError::Validation(m) => (StatusCode::UNPROCESSABLE_ENTITY, m).into_response(),
-            WebError::Conflict(m) => (StatusCode::CONFLICT, m).into_response(),
-            WebError::Unauthorized => (StatusCode::UNAUTHORIZED, "Authentication required").into_response(),
+            WebError::NotFound => json(StatusCode::NOT_FOUND, "not found"),
+            WebError::Validation(m) => json(StatusCode::UNPROCESSABLE_ENTITY, &m),
+            WebError::Conflict(m) => json(StatusCode::CONFLICT, &m),
+            WebError::Unauthorized => json(StatusCode::UNAUTHORIZED, "authentication required"),
             WebError::Internal(e) => {
                 tracing::error!(error = format!("{e:#}"), "request failed");
                 (

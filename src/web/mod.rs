@@ -1,5 +1,6 @@
 //! The HTTP face of Herald: public pages and feeds, health checks.
 
+mod api;
 mod cache;
 mod error;
 mod guard;
@@ -9,9 +10,9 @@ mod subscribe;
 use std::sync::Arc;
 
 use axum::Router;
-use axum::routing::get;
+use axum::extract::DefaultBodyLimit;
+use axum::routing::{get, post};
 use tower_http::compression::CompressionLayer;
-use tower_http::limit::RequestBodyLimitLayer;
 use tower_http::trace::TraceLayer;
 
 pub use cache::{CachedDocument, DocumentCache};
@@ -20,12 +21,26 @@ pub use guard::Limits;
 
 use crate::app::App;
 
-/// Largest request body accepted anywhere (forms are small).
+/// Largest request body accepted (forms are small).
 const MAX_BODY: usize = 64 * 1024;
+/// Largest CSV accepted by the import API (larger lists: `herald subscribers import`).
+const MAX_IMPORT: usize = 64 * 1024 * 1024;
 
 /// Every route, with compression, body limits and request tracing.
 pub fn router(app: Arc<App>) -> Router {
+    let api = Router::new()
+        .route("/subscribers", get(api::list).post(api::create))
+        .route(
+            "/subscribers/import",
+            post(api::import).layer(DefaultBodyLimit::max(MAX_IMPORT)),
+        )
+        .route(
+            "/subscribers/{id}",
+            get(api::get_one).patch(api::update).delete(api::delete),
+        )
+        .route_layer(axum::middleware::from_fn_with_state(app.clone(), api::require_token));
     Router::new()
+        .nest("/admin/api", api)
         .route("/", get(public::home))
         .route("/page/{page}", get(public::home_page))
         .route("/page/{page}/", get(public::home_page))
@@ -52,7 +67,7 @@ pub fn router(app: Arc<App>) -> Router {
         .route("/healthz", get(|| async { "ok" }))
         .route("/readyz", get(public::ready))
         .fallback(public::fallback)
-        .layer(RequestBodyLimitLayer::new(MAX_BODY))
+        .layer(DefaultBodyLimit::max(MAX_BODY))
         .layer(CompressionLayer::new())
         .layer(TraceLayer::new_for_http())
         .with_state(app)

@@ -1,0 +1,284 @@
+//! Subscriber lists in and out as CSV. Import streams the file (never holds it whole),
+//! imports every good row and reports each bad one by line.
+
+use std::io::Read;
+
+use anyhow::{Context, bail};
+use chrono::Utc;
+use serde::Serialize;
+
+use crate::domain::{EmailAddress, Frequency, SubscriberStatus, parse_name, parse_topics};
+use crate::store::Db;
+use crate::store::subscribers::{ImportOutcome, ImportRow, ListFilter, import_batch, list};
+
+const BATCH: usize = 500;
+
+/// How to treat the rows.
+#[derive(Debug, Clone, Copy, Default)]
+pub struct ImportOptions {
+    /// Rows without a status (or with `pending`) become confirmed: the list's consent was
+    /// collected elsewhere.
+    pub confirmed: bool,
+    /// Bring back unsubscribed, bounced and complained addresses too.
+    pub force: bool,
+}
+
+/// A row that was not imported, and why.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize)]
+pub struct RowProblem {
+    pub line: u64,
+    pub reason: String,
+}
+
+/// What an import did.
+#[derive(Debug, Clone, Default, Serialize)]
+pub struct ImportReport {
+    pub added: usize,
+    pub updated: usize,
+    pub unchanged: usize,
+    /// Good rows left alone on purpose (departed addresses without `force`).
+    pub kept: Vec<RowProblem>,
+    /// Rows that could not be read.
+    pub failed: Vec<RowProblem>,
+}
+
+impl std::fmt::Display for ImportReport {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        write!(
+            f,
+            "{} added, {} updated, {} unchanged, {} kept as they were, {} failed",
+            self.added,
+            self.updated,
+            self.unchanged,
+            self.kept.len(),
+            self.failed.len()
+        )
+    }
+}
+
+struct Columns {
+    email: usize,
+    name: Option<usize>,
+    frequency: Option<usize>,
+    topics: Option<usize>,
+    status: Option<usize>,
+}
+
+fn columns(header: &csv::ByteRecord) -> anyhow::Result<Columns> {
+    let names: Vec<String> = header
+        .iter()
+        .map(|f| {
+            String::from_utf8_lossy(f)
+                .trim()
+                .trim_start_matches('\u{feff}')
+                .to_ascii_lowercase()
+        })
+        .collect();
+    let find = |name: &str| names.iter().position(|n| n == name);
+    let Some(email) = find("email") else {
+        if names.iter().any(|n| n.contains('@')) {
+            bail!(
+                "line 1: the file has no header; its first line must name the columns, e.g. email,name,frequency,topics,status"
+            );
+        }
+        bail!("line 1: the header has no `email` column (found: {})", names.join(","));
+    };
+    Ok(Columns {
+        email,
+        name: find("name"),
+        frequency: find("frequency"),
+        topics: find("topics"),
+        status: find("status"),
+    })
+}
+
+fn field<'r>(record: &'r csv::ByteRecord, index: Option<usize>, column: &str) -> Result<&'r str, String> {
+    match index.and_then(|i| record.get(i)) {
+        None => Ok(""),
+        Some(bytes) => std::str::from_utf8(bytes)
+            .map(str::trim)
+            .map_err(|_| format!("{column}: not UTF-8 text (save the file as UTF-8)")),
+    }
+}
+
+fn parse_row(line: u64, record: &csv::ByteRecord, cols: &Columns, options: ImportOptions) -> Result<ImportRow, String> {
+    let email = EmailAddress::parse(field(record, Some(cols.email), "email")?).map_err(|e| format!("email: {e}"))?;
+    let name = parse_name(field(record, cols.name, "name")?).map_err(|e| format!("name: {e}"))?;
+    let frequency = match field(record, cols.frequency, "frequency")? {
+        "" => None,
+        f => Some(f.parse::<Frequency>().map_err(|e| e.to_string())?),
+    };
+    let topics = match field(record, cols.topics, "topics")? {
+        "" => None,
+        t => Some(parse_topics(t.split([',', ';', '|'])).map_err(|e| format!("topics: {e}"))?),
+    };
+    let status = match field(record, cols.status, "status")? {
+        "" => None,
+        s => Some(s.parse::<SubscriberStatus>().map_err(|e| e.to_string())?),
+    };
+    let status = match status {
+        None | Some(SubscriberStatus::Pending) if options.confirmed => SubscriberStatus::Confirmed,
+        None => SubscriberStatus::Pending,
+        Some(s) => s,
+    };
+    Ok(ImportRow {
+        line,
+        email,
+        name,
+        frequency,
+        topics,
+        status,
+    })
+}
+
+enum Batch {
+    Rows(Vec<ImportRow>, Vec<RowProblem>, u64),
+    Fatal(anyhow::Error),
+}
+
+/// Imports a CSV stream. `progress` is told how many bytes have been read so far.
+pub async fn import_csv<R: Read + Send + 'static>(
+    db: &Db,
+    reader: R,
+    options: ImportOptions,
+    default_frequency: Frequency,
+    progress: impl Fn(u64),
+) -> anyhow::Result<ImportReport> {
+    // The CSV reader is blocking: it runs on its own thread and hands over bounded batches,
+    // so memory stays flat whatever the file's size.
+    let (tx, mut rx) = tokio::sync::mpsc::channel::<Batch>(2);
+    let reader_thread = tokio::task::spawn_blocking(move || {
+        let mut csv = csv::ReaderBuilder::new()
+            .has_headers(false)
+            .flexible(true)
+            .from_reader(reader);
+        let mut record = csv::ByteRecord::new();
+        let cols = match csv.read_byte_record(&mut record) {
+            Ok(true) => columns(&record),
+            Ok(false) => Err(anyhow::anyhow!(
+                "the file is empty; it needs a header line naming the columns"
+            )),
+            Err(e) => Err(anyhow::anyhow!("line 1: {e}")),
+        };
+        let cols = match cols {
+            Ok(c) => c,
+            Err(e) => {
+                let _ = tx.blocking_send(Batch::Fatal(e));
+                return;
+            }
+        };
+        let mut rows = Vec::with_capacity(BATCH);
+        let mut problems = Vec::new();
+        loop {
+            match csv.read_byte_record(&mut record) {
+                Ok(false) => break,
+                Ok(true) => {
+                    let line = record.position().map_or(0, |p| p.line());
+                    if record.iter().all(|f| f.iter().all(u8::is_ascii_whitespace)) {
+                        continue;
+                    }
+                    match parse_row(line, &record, &cols, options) {
+                        Ok(row) => rows.push(row),
+                        Err(reason) => problems.push(RowProblem { line, reason }),
+                    }
+                }
+                Err(e) => {
+                    let line = e.position().map_or(0, |p| p.line());
+                    problems.push(RowProblem {
+                        line,
+                        reason: e.to_string(),
+                    });
+                    if !matches!(
+                        e.kind(),
+                        csv::ErrorKind::Utf8 { .. } | csv::ErrorKind::UnequalLengths { .. }
+                    ) {
+                        break;
+                    }
+                }
+            }
+            if rows.len() >= BATCH {
+                let position = csv.position().byte();
+                if tx
+                    .blocking_send(Batch::Rows(
+                        std::mem::take(&mut rows),
+                        std::mem::take(&mut problems),
+                        position,
+                    ))
+                    .is_err()
+                {
+                    return;
+                }
+            }
+        }
+        let position = csv.position().byte();
+        let _ = tx.blocking_send(Batch::Rows(rows, problems, position));
+    });
+
+    let mut report = ImportReport::default();
+    while let Some(batch) = rx.recv().await {
+        let (rows, problems, position) = match batch {
+            Batch::Rows(r, p, pos) => (r, p, pos),
+            Batch::Fatal(e) => return Err(e),
+        };
+        report.failed.extend(problems);
+        let outcomes = import_batch(db, &rows, options.force, default_frequency, Utc::now()).await?;
+        for (row, outcome) in rows.iter().zip(outcomes) {
+            match outcome {
+                ImportOutcome::Added => report.added += 1,
+                ImportOutcome::Updated => report.updated += 1,
+                ImportOutcome::Unchanged => report.unchanged += 1,
+                ImportOutcome::Kept(status) => report.kept.push(RowProblem {
+                    line: row.line,
+                    reason: format!("{} is {status}; not re-subscribed without --force", row.email),
+                }),
+            }
+        }
+        progress(position);
+    }
+    reader_thread.await.context("The import reader stopped")?;
+    report.failed.sort_by_key(|p| p.line);
+    Ok(report)
+}
+
+/// Writes subscribers as CSV, a page at a time (never the whole list in memory).
+pub async fn export_csv<W: std::io::Write>(db: &Db, status: Option<SubscriberStatus>, out: W) -> anyhow::Result<usize> {
+    let mut writer = csv::Writer::from_writer(out);
+    writer.write_record([
+        "email",
+        "name",
+        "frequency",
+        "topics",
+        "status",
+        "source",
+        "created_at",
+        "confirmed_at",
+    ])?;
+    let mut filter = ListFilter {
+        status,
+        limit: 1000,
+        ..Default::default()
+    };
+    let mut count = 0;
+    loop {
+        let page = list(db, &filter).await?;
+        for s in &page {
+            writer.write_record([
+                s.email.as_str(),
+                s.name.as_deref().unwrap_or(""),
+                s.frequency.as_str(),
+                &s.topics.join(","),
+                s.status.as_str(),
+                s.source.as_str(),
+                &s.created_at.to_rfc3339(),
+                &s.confirmed_at.map(|t| t.to_rfc3339()).unwrap_or_default(),
+            ])?;
+        }
+        count += page.len();
+        match page.last() {
+            Some(last) if page.len() == filter.limit as usize => filter.after_id = last.id,
+            _ => break,
+        }
+    }
+    writer.flush()?;
+    Ok(count)
+}

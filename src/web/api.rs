@@ -1,0 +1,218 @@
+//! The admin JSON API, behind a bearer token.
+
+use std::sync::Arc;
+
+use axum::Json;
+use axum::body::Bytes;
+use axum::extract::{Path, Query, Request, State};
+use axum::http::{StatusCode, header};
+use axum::middleware::Next;
+use axum::response::{IntoResponse, Response};
+use chrono::Utc;
+use secrecy::ExposeSecret;
+use serde::Deserialize;
+use sha2::{Digest, Sha256};
+
+use super::{Result, WebError};
+use crate::app::App;
+use crate::domain::{
+    EmailAddress, Frequency, Subscriber, SubscriberSource, SubscriberStatus, parse_name, parse_topics,
+};
+use crate::import::{self, ImportOptions};
+use crate::store::{self, subscribers::ListFilter, subscribers::NewSubscriber, subscribers::SubscriberPatch};
+use crate::subscriptions;
+
+/// Refuses requests without `Authorization: Bearer <[admin] api_token>`. The comparison is
+/// of SHA-256 digests in constant time, so timing tells nothing about the token.
+pub async fn require_token(State(app): State<Arc<App>>, request: Request, next: Next) -> Response {
+    let expected = app.settings.admin.api_token.expose_secret();
+    let given = request
+        .headers()
+        .get(header::AUTHORIZATION)
+        .and_then(|v| v.to_str().ok())
+        .and_then(|v| v.strip_prefix("Bearer "))
+        .map(str::trim);
+    let ok = match given {
+        Some(given) if !expected.is_empty() => {
+            constant_time_eq::constant_time_eq(&Sha256::digest(given.as_bytes()), &Sha256::digest(expected.as_bytes()))
+        }
+        _ => false,
+    };
+    if !ok {
+        return (
+            StatusCode::UNAUTHORIZED,
+            [(header::WWW_AUTHENTICATE, "Bearer")],
+            WebError::Unauthorized.to_string(),
+        )
+            .into_response();
+    }
+    next.run(request).await
+}
+
+#[derive(Deserialize)]
+pub struct ListQuery {
+    status: Option<String>,
+    frequency: Option<String>,
+    q: Option<String>,
+    after: Option<i64>,
+    limit: Option<u32>,
+}
+
+fn invalid(e: impl std::fmt::Display) -> WebError {
+    WebError::Validation(e.to_string())
+}
+
+pub async fn list(State(app): State<Arc<App>>, Query(q): Query<ListQuery>) -> Result<Response> {
+    let filter = ListFilter {
+        status: q
+            .status
+            .as_deref()
+            .filter(|s| !s.is_empty())
+            .map(str::parse)
+            .transpose()
+            .map_err(invalid)?,
+        frequency: q
+            .frequency
+            .as_deref()
+            .filter(|s| !s.is_empty())
+            .map(str::parse)
+            .transpose()
+            .map_err(invalid)?,
+        search: q.q.filter(|s| !s.trim().is_empty()),
+        after_id: q.after.unwrap_or(0),
+        limit: q.limit.unwrap_or(100).clamp(1, 1000),
+    };
+    let items = store::subscribers::list(&app.db, &filter).await?;
+    let next_after = (items.len() == filter.limit as usize)
+        .then(|| items.last().map(|s| s.id))
+        .flatten();
+    Ok(Json(serde_json::json!({ "items": items, "next_after": next_after })).into_response())
+}
+
+#[derive(Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct NewBody {
+    email: String,
+    name: Option<String>,
+    frequency: Option<String>,
+    #[serde(default)]
+    topics: Vec<String>,
+    /// `pending` (the default: a confirmation mail is sent) or `confirmed`.
+    status: Option<String>,
+}
+
+/// Adds a subscriber. `pending` ones get a confirmation mail; 409 if the address is on the list.
+pub async fn create(State(app): State<Arc<App>>, Json(body): Json<NewBody>) -> Result<Response> {
+    let email = EmailAddress::parse(&body.email).map_err(invalid)?;
+    let name = parse_name(body.name.as_deref().unwrap_or("")).map_err(invalid)?;
+    let frequency = match body.frequency.as_deref() {
+        None | Some("") => app.settings.subscribers.default_frequency,
+        Some(f) => f.parse::<Frequency>().map_err(invalid)?,
+    };
+    let topics = parse_topics(body.topics.iter().map(String::as_str)).map_err(invalid)?;
+    let status = match body.status.as_deref() {
+        None | Some("") => SubscriberStatus::Pending,
+        Some(s) => s.parse::<SubscriberStatus>().map_err(invalid)?,
+    };
+    if !matches!(status, SubscriberStatus::Pending | SubscriberStatus::Confirmed) {
+        return Err(invalid("a new subscriber is pending or confirmed"));
+    }
+    let now = Utc::now();
+    let new = NewSubscriber {
+        email,
+        name,
+        status,
+        frequency,
+        topics,
+        source: SubscriberSource::Api,
+        consent_at: Some(now),
+    };
+    let (subscriber, created) = store::subscribers::insert_or_get(&app.db, &new, now).await?;
+    if !created {
+        return Err(WebError::Conflict(format!("{} is already on the list", new.email)));
+    }
+    if subscriber.status == SubscriberStatus::Pending {
+        subscriptions::send_confirmation(&app, &subscriber).await?;
+    }
+    Ok((StatusCode::CREATED, Json(subscriber)).into_response())
+}
+
+async fn found(app: &App, id: i64) -> Result<Subscriber> {
+    store::subscribers::find(&app.db, id).await?.ok_or(WebError::NotFound)
+}
+
+pub async fn get_one(State(app): State<Arc<App>>, Path(id): Path<i64>) -> Result<Json<Subscriber>> {
+    Ok(Json(found(&app, id).await?))
+}
+
+#[derive(Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct PatchBody {
+    name: Option<String>,
+    frequency: Option<String>,
+    topics: Option<Vec<String>>,
+    status: Option<String>,
+}
+
+pub async fn update(
+    State(app): State<Arc<App>>,
+    Path(id): Path<i64>,
+    Json(body): Json<PatchBody>,
+) -> Result<Json<Subscriber>> {
+    found(&app, id).await?;
+    let patch = SubscriberPatch {
+        name: body.name.as_deref().map(parse_name).transpose().map_err(invalid)?,
+        frequency: body.frequency.as_deref().map(str::parse).transpose().map_err(invalid)?,
+        topics: body
+            .topics
+            .as_ref()
+            .map(|t| parse_topics(t.iter().map(String::as_str)))
+            .transpose()
+            .map_err(invalid)?,
+        status: body.status.as_deref().map(str::parse).transpose().map_err(invalid)?,
+    };
+    let updated = store::subscribers::update(&app.db, id, &patch, Utc::now())
+        .await?
+        .ok_or(WebError::NotFound)?;
+    Ok(Json(updated))
+}
+
+pub async fn delete(State(app): State<Arc<App>>, Path(id): Path<i64>) -> Result<StatusCode> {
+    if store::subscribers::delete(&app.db, id).await? {
+        Ok(StatusCode::NO_CONTENT)
+    } else {
+        Err(WebError::NotFound)
+    }
+}
+
+#[derive(Deserialize, Default)]
+pub struct ImportQuery {
+    #[serde(default)]
+    confirmed: bool,
+    #[serde(default)]
+    force: bool,
+}
+
+/// Imports a CSV body (`email,name,frequency,topics,status`); answers with the report.
+pub async fn import(State(app): State<Arc<App>>, Query(q): Query<ImportQuery>, body: Bytes) -> Result<Response> {
+    let options = ImportOptions {
+        confirmed: q.confirmed,
+        force: q.force,
+    };
+    let report = import::import_csv(
+        &app.db,
+        std::io::Cursor::new(body),
+        options,
+        app.settings.subscribers.default_frequency,
+        |_| {},
+    )
+    .await
+    .map_err(|e| {
+        if e.to_string().starts_with("line ") || e.to_string().starts_with("the file") {
+            WebError::Validation(format!("{e:#}"))
+        } else {
+            WebError::Internal(e)
+        }
+    })?;
+    Ok(Json(report).into_response())
+}
