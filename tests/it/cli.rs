@@ -234,3 +234,40 @@ async fn serve_publishes_the_example_posts() {
         "three example posts are public, one is a draft, one is scheduled: {titles:?}"
     );
 }
+
+#[test]
+fn subscribers_can_be_added_listed_imported_exported_and_removed() {
+    let (dir, config) = project(&[]);
+    let run = |args: &[&str]| herald().arg("--config").arg(&config).args(args).output().unwrap();
+    let added = run(&["subscribers", "add", "cli@example.org", "--name", "Cli", "--topics", "wildlife,policy"]);
+    assert!(added.status.success(), "{}", String::from_utf8_lossy(&added.stderr));
+    assert!(String::from_utf8_lossy(&added.stdout).contains("pending"));
+    let outbox: Vec<_> = std::fs::read_dir(dir.path().join("outbox")).unwrap().collect();
+    assert_eq!(outbox.len(), 1, "the confirmation is written to the outbox folder");
+    let again = run(&["subscribers", "add", "CLI@example.org"]);
+    assert!(!again.status.success());
+    assert!(String::from_utf8_lossy(&again.stderr).contains("already on the list"));
+    let refused = run(&["subscribers", "add", "not an address"]);
+    assert!(!refused.status.success());
+
+    let file = dir.path().join("list.csv");
+    std::fs::write(&file, "email,name,status\nin1@example.org,In One,confirmed\nbad-row,X,\nin2@example.org,,\n").unwrap();
+    let imported = run(&["subscribers", "import", file.to_str().unwrap(), "--confirmed"]);
+    assert!(!imported.status.success(), "a bad row makes the exit code non-zero");
+    assert!(String::from_utf8_lossy(&imported.stderr).contains("list.csv:3: email:"));
+    assert!(String::from_utf8_lossy(&imported.stdout).contains("2 added"));
+
+    let listed = run(&["subscribers", "list", "--status", "confirmed", "--format", "json"]);
+    let items: serde_json::Value = serde_json::from_slice(&listed.stdout).unwrap();
+    assert_eq!(items.as_array().unwrap().len(), 2);
+    let exported = run(&["subscribers", "export"]);
+    let text = String::from_utf8(exported.stdout).unwrap();
+    assert!(text.starts_with("email,name,frequency,topics,status"));
+    assert_eq!(text.lines().count(), 4, "{text}");
+    assert!(text.contains("cli@example.org,Cli,weekly,\"wildlife,policy\",pending,cli"), "{text}");
+
+    let removed = run(&["subscribers", "remove", "cli@example.org"]);
+    assert!(removed.status.success());
+    let exported = run(&["subscribers", "export"]);
+    assert!(!String::from_utf8_lossy(&exported.stdout).contains("cli@example.org"));
+}

@@ -1,9 +1,12 @@
 //! Integration tests: a real server on port 0, a real database, real files.
 
+mod browser;
 mod cli;
 mod common;
 mod feeds;
+mod import;
 mod pages;
 mod sanitize;
 mod smtp;
+mod subscribers;
 mod sync;
