@@ -285,7 +285,7 @@ pub async fn confirmation_sent_at(db: &Db, id: i64) -> anyhow::Result<Option<Dat
 #[derive(Debug, Clone, PartialEq)]
 pub enum Confirmed {
     /// Confirmed now (or already, by this same link).
-    Confirmed(Subscriber),
+    Confirmed(Box<Subscriber>),
     /// The link is past its time.
     Expired,
     /// No such link.
@@ -329,7 +329,7 @@ pub async fn confirm(db: &Db, token: &str, now: DateTime<Utc>) -> anyhow::Result
     })
     .context("Failed to confirm a subscriber")?;
     match find(db, id).await? {
-        Some(s) => Ok(Confirmed::Confirmed(s)),
+        Some(s) => Ok(Confirmed::Confirmed(Box::new(s))),
         None => Ok(Confirmed::Unknown),
     }
 }

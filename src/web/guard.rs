@@ -40,7 +40,7 @@ pub fn client_ip(settings: &Settings, peer: SocketAddr, headers: &HeaderMap) -> 
             .filter_map(|v| v.to_str().ok())
             .flat_map(|v| v.split(','))
             .filter_map(|s| s.trim().parse::<IpAddr>().ok())
-            .last()
+            .next_back()
     {
         return ip;
     }

@@ -239,7 +239,15 @@ async fn serve_publishes_the_example_posts() {
 fn subscribers_can_be_added_listed_imported_exported_and_removed() {
     let (dir, config) = project(&[]);
     let run = |args: &[&str]| herald().arg("--config").arg(&config).args(args).output().unwrap();
-    let added = run(&["subscribers", "add", "cli@example.org", "--name", "Cli", "--topics", "wildlife,policy"]);
+    let added = run(&[
+        "subscribers",
+        "add",
+        "cli@example.org",
+        "--name",
+        "Cli",
+        "--topics",
+        "wildlife,policy",
+    ]);
     assert!(added.status.success(), "{}", String::from_utf8_lossy(&added.stderr));
     assert!(String::from_utf8_lossy(&added.stdout).contains("pending"));
     let outbox: Vec<_> = std::fs::read_dir(dir.path().join("outbox")).unwrap().collect();
@@ -251,7 +259,11 @@ fn subscribers_can_be_added_listed_imported_exported_and_removed() {
     assert!(!refused.status.success());
 
     let file = dir.path().join("list.csv");
-    std::fs::write(&file, "email,name,status\nin1@example.org,In One,confirmed\nbad-row,X,\nin2@example.org,,\n").unwrap();
+    std::fs::write(
+        &file,
+        "email,name,status\nin1@example.org,In One,confirmed\nbad-row,X,\nin2@example.org,,\n",
+    )
+    .unwrap();
     let imported = run(&["subscribers", "import", file.to_str().unwrap(), "--confirmed"]);
     assert!(!imported.status.success(), "a bad row makes the exit code non-zero");
     assert!(String::from_utf8_lossy(&imported.stderr).contains("list.csv:3: email:"));
@@ -264,7 +276,10 @@ fn subscribers_can_be_added_listed_imported_exported_and_removed() {
     let text = String::from_utf8(exported.stdout).unwrap();
     assert!(text.starts_with("email,name,frequency,topics,status"));
     assert_eq!(text.lines().count(), 4, "{text}");
-    assert!(text.contains("cli@example.org,Cli,weekly,\"wildlife,policy\",pending,cli"), "{text}");
+    assert!(
+        text.contains("cli@example.org,Cli,weekly,\"wildlife,policy\",pending,cli"),
+        "{text}"
+    );
 
     let removed = run(&["subscribers", "remove", "cli@example.org"]);
     assert!(removed.status.success());

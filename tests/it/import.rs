@@ -4,7 +4,14 @@ use herald::import::{ImportOptions, import_csv};
 use crate::common::{TestApp, spawn_app, spawn_app_with};
 
 async fn import(app: &TestApp, csv: &[u8], options: ImportOptions) -> anyhow::Result<herald::import::ImportReport> {
-    import_csv(&app.app.db, std::io::Cursor::new(csv.to_vec()), options, herald::domain::Frequency::Weekly, |_| {}).await
+    import_csv(
+        &app.app.db,
+        std::io::Cursor::new(csv.to_vec()),
+        options,
+        herald::domain::Frequency::Weekly,
+        |_| {},
+    )
+    .await
 }
 
 async fn status_of(app: &TestApp, email: &str) -> Option<SubscriberStatus> {
@@ -28,18 +35,32 @@ async fn good_rows_land_and_bad_rows_are_reported_by_line() {
     csv.extend_from_slice(b"gus@example.org,G\xfcnter,weekly,,,\n");
     csv.extend_from_slice(b"hal@example.org,Hal,immediate,wildlife,pending,\n");
     let report = import(&app, &csv, ImportOptions::default()).await.unwrap();
-    assert_eq!((report.added, report.updated, report.unchanged), (3, 0, 0), "{report:#?}");
+    assert_eq!(
+        (report.added, report.updated, report.unchanged),
+        (3, 0, 0),
+        "{report:#?}"
+    );
     let failed: Vec<(u64, &str)> = report.failed.iter().map(|p| (p.line, p.reason.as_str())).collect();
     // Lines of the file, as an editor shows them: Eve's quoted name spans lines 6 and 7.
-    assert_eq!(failed.iter().map(|(l, _)| *l).collect::<Vec<_>>(), [3, 4, 6, 8, 9], "{failed:#?}");
+    assert_eq!(
+        failed.iter().map(|(l, _)| *l).collect::<Vec<_>>(),
+        [3, 4, 6, 8, 9],
+        "{failed:#?}"
+    );
     assert!(failed[0].1.starts_with("email:"), "{failed:?}");
     assert!(failed[1].1.contains("hourly"), "{failed:?}");
     assert!(failed[2].1.starts_with("name:"), "{failed:?}");
     assert!(failed[3].1.contains("gone"), "{failed:?}");
     assert!(failed[4].1.contains("UTF-8"), "{failed:?}");
-    assert_eq!(status_of(&app, "ana@example.org").await, Some(SubscriberStatus::Confirmed));
+    assert_eq!(
+        status_of(&app, "ana@example.org").await,
+        Some(SubscriberStatus::Confirmed)
+    );
     assert_eq!(status_of(&app, "di@example.org").await, Some(SubscriberStatus::Pending));
-    assert_eq!(status_of(&app, "hal@example.org").await, Some(SubscriberStatus::Pending));
+    assert_eq!(
+        status_of(&app, "hal@example.org").await,
+        Some(SubscriberStatus::Pending)
+    );
     let ana = herald::store::subscribers::find_by_email(&app.app.db, &EmailAddress::parse("ana@example.org").unwrap())
         .await
         .unwrap()
@@ -47,38 +68,70 @@ async fn good_rows_land_and_bad_rows_are_reported_by_line() {
     assert_eq!(ana.topics, ["wildlife", "policy"]);
 
     let again = import(&app, &csv, ImportOptions::default()).await.unwrap();
-    assert_eq!((again.added, again.updated, again.unchanged), (0, 0, 3), "re-import changes nothing");
+    assert_eq!(
+        (again.added, again.updated, again.unchanged),
+        (0, 0, 3),
+        "re-import changes nothing"
+    );
 }
 
 #[tokio::test]
 async fn departed_addresses_stay_departed_unless_forced() {
     let app = spawn_app().await;
-    import(&app, b"email,status\nleft@example.org,unsubscribed\nbounce@example.org,bounced\n", ImportOptions::default())
-        .await
-        .unwrap();
+    import(
+        &app,
+        b"email,status\nleft@example.org,unsubscribed\nbounce@example.org,bounced\n",
+        ImportOptions::default(),
+    )
+    .await
+    .unwrap();
     let confirmed = ImportOptions {
         confirmed: true,
         force: false,
     };
-    let report = import(&app, b"email\nleft@example.org\nbounce@example.org\nnew@example.org\n", confirmed).await.unwrap();
+    let report = import(
+        &app,
+        b"email\nleft@example.org\nbounce@example.org\nnew@example.org\n",
+        confirmed,
+    )
+    .await
+    .unwrap();
     assert_eq!(report.added, 1);
     assert_eq!(report.kept.iter().map(|k| k.line).collect::<Vec<_>>(), [2, 3]);
-    assert_eq!(status_of(&app, "left@example.org").await, Some(SubscriberStatus::Unsubscribed));
-    assert_eq!(status_of(&app, "bounce@example.org").await, Some(SubscriberStatus::Bounced));
-    assert_eq!(status_of(&app, "new@example.org").await, Some(SubscriberStatus::Confirmed));
+    assert_eq!(
+        status_of(&app, "left@example.org").await,
+        Some(SubscriberStatus::Unsubscribed)
+    );
+    assert_eq!(
+        status_of(&app, "bounce@example.org").await,
+        Some(SubscriberStatus::Bounced)
+    );
+    assert_eq!(
+        status_of(&app, "new@example.org").await,
+        Some(SubscriberStatus::Confirmed)
+    );
     let forced = ImportOptions {
         confirmed: true,
         force: true,
     };
     let report = import(&app, b"email\nleft@example.org\n", forced).await.unwrap();
     assert_eq!(report.updated, 1);
-    assert_eq!(status_of(&app, "left@example.org").await, Some(SubscriberStatus::Confirmed));
+    assert_eq!(
+        status_of(&app, "left@example.org").await,
+        Some(SubscriberStatus::Confirmed)
+    );
 }
 
 #[tokio::test]
 async fn a_file_without_a_header_is_refused_as_a_whole() {
     let app = spawn_app().await;
-    let err = import(&app, b"ana@example.org,Ana\nbob@example.org,Bob\n", ImportOptions::default()).await.unwrap_err();
+    let err = import(
+        &app,
+        b"ana@example.org,Ana\nbob@example.org,Bob\n",
+        ImportOptions::default(),
+    )
+    .await
+    .unwrap_err();
     assert!(err.to_string().contains("no header"), "{err}");
     let err = import(&app, b"", ImportOptions::default()).await.unwrap_err();
     assert!(err.to_string().contains("empty"), "{err}");
@@ -111,11 +164,28 @@ async fn the_api_needs_its_token_and_manages_the_list() {
     assert!(body.get("manage_token").is_none(), "tokens never leave through the API");
     let id = body["id"].as_i64().unwrap();
 
-    let dup = client.post(api("/subscribers")).header("authorization", bearer).json(&serde_json::json!({"email": "API@example.org"})).send().await.unwrap();
+    let dup = client
+        .post(api("/subscribers"))
+        .header("authorization", bearer)
+        .json(&serde_json::json!({"email": "API@example.org"}))
+        .send()
+        .await
+        .unwrap();
     assert_eq!(dup.status(), 409);
-    let bad = client.post(api("/subscribers")).header("authorization", bearer).json(&serde_json::json!({"email": "nope"})).send().await.unwrap();
+    let bad = client
+        .post(api("/subscribers"))
+        .header("authorization", bearer)
+        .json(&serde_json::json!({"email": "nope"}))
+        .send()
+        .await
+        .unwrap();
     assert_eq!(bad.status(), 422);
-    assert!(bad.json::<serde_json::Value>().await.unwrap()["error"].as_str().unwrap().contains('@'));
+    assert!(
+        bad.json::<serde_json::Value>().await.unwrap()["error"]
+            .as_str()
+            .unwrap()
+            .contains('@')
+    );
 
     let patched = client
         .patch(api(&format!("/subscribers/{id}")))
@@ -160,8 +230,18 @@ async fn the_api_needs_its_token_and_manages_the_list() {
     assert_eq!(rest["items"].as_array().unwrap().len(), 1);
     assert!(rest["next_after"].is_null());
 
-    let deleted = client.delete(api(&format!("/subscribers/{id}"))).header("authorization", bearer).send().await.unwrap();
+    let deleted = client
+        .delete(api(&format!("/subscribers/{id}")))
+        .header("authorization", bearer)
+        .send()
+        .await
+        .unwrap();
     assert_eq!(deleted.status(), 204);
-    let gone = client.get(api(&format!("/subscribers/{id}"))).header("authorization", bearer).send().await.unwrap();
+    let gone = client
+        .get(api(&format!("/subscribers/{id}")))
+        .header("authorization", bearer)
+        .send()
+        .await
+        .unwrap();
     assert_eq!(gone.status(), 404);
 }

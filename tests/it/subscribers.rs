@@ -27,7 +27,9 @@ async fn subscribe(app: &TestApp, form: &[(&str, &str)]) -> reqwest::Response {
 }
 
 async fn subscriber(app: &TestApp, email: &str) -> Option<herald::domain::Subscriber> {
-    herald::store::subscribers::find_by_email(&app.app.db, &EmailAddress::parse(email).unwrap()).await.unwrap()
+    herald::store::subscribers::find_by_email(&app.app.db, &EmailAddress::parse(email).unwrap())
+        .await
+        .unwrap()
 }
 
 fn confirm_link(data: &[u8]) -> String {
@@ -41,7 +43,16 @@ fn confirm_link(data: &[u8]) -> String {
 async fn the_confirmation_mail_arrives_and_its_link_confirms() {
     let smtp = SmtpServer::start().await;
     let app = app_with_smtp(&smtp, "").await;
-    let response = subscribe(&app, &[("email", "Ana+News@Example.org"), ("name", "Ana Smith"), ("frequency", "daily"), ("topics", "wildlife")]).await;
+    let response = subscribe(
+        &app,
+        &[
+            ("email", "Ana+News@Example.org"),
+            ("name", "Ana Smith"),
+            ("frequency", "daily"),
+            ("topics", "wildlife"),
+        ],
+    )
+    .await;
     assert_eq!(response.status(), 200);
     assert!(response.text().await.unwrap().contains("Check your inbox"));
     let mail = smtp.wait_for(1, Duration::from_secs(10)).await;
@@ -59,12 +70,21 @@ async fn the_confirmation_mail_arrives_and_its_link_confirms() {
     let html = message.body_html(0).unwrap();
     let link = confirm_link(&mail[0].data);
     assert!(link.starts_with(&app.url("/confirm/")), "{link}");
-    assert!(text.contains(&link) && html.contains(&link), "both parts carry the link");
-    assert!(html.contains("style=\""), "CSS is inlined for clients that strip <style>");
+    assert!(
+        text.contains(&link) && html.contains(&link),
+        "both parts carry the link"
+    );
+    assert!(
+        html.contains("style=\""),
+        "CSS is inlined for clients that strip <style>"
+    );
     let token = link.rsplit('/').next().unwrap();
     assert!(token.len() >= 43, "at least 256 bits, base64url: {token}");
 
-    assert_eq!(subscriber(&app, "ana+news@example.org").await.unwrap().status, SubscriberStatus::Pending);
+    assert_eq!(
+        subscriber(&app, "ana+news@example.org").await.unwrap().status,
+        SubscriberStatus::Pending
+    );
     let page = app.client.get(&link).send().await.unwrap();
     assert_eq!(page.status(), 200);
     assert!(page.text().await.unwrap().contains("You are subscribed"));
@@ -86,7 +106,11 @@ async fn the_form_answers_the_same_whoever_is_asking() {
 
     subscribe(&app, &form("known@example.org")).await;
     let mail = smtp.wait_for(2, Duration::from_secs(10)).await;
-    let link = mail.iter().find(|m| m.to[0] == "known@example.org").map(|m| confirm_link(&m.data)).unwrap();
+    let link = mail
+        .iter()
+        .find(|m| m.to[0] == "known@example.org")
+        .map(|m| confirm_link(&m.data))
+        .unwrap();
     app.client.get(&link).send().await.unwrap();
     let confirmed = subscribe(&app, &form("known@example.org")).await.text().await.unwrap();
     let pending = subscribe(&app, &form("new@example.org")).await.text().await.unwrap();
@@ -121,7 +145,10 @@ async fn one_click_unsubscribe_needs_no_cookie_and_a_get_changes_nothing() {
     let page = app.client.get(&url).send().await.unwrap();
     assert_eq!(page.status(), 200);
     assert!(page.text().await.unwrap().contains("<button"));
-    assert_eq!(subscriber(&app, "leaver@example.org").await.unwrap().status, SubscriberStatus::Confirmed);
+    assert_eq!(
+        subscriber(&app, "leaver@example.org").await.unwrap().status,
+        SubscriberStatus::Confirmed
+    );
 
     // As a mail provider does it: a bare POST, RFC 8058 body, no cookies, no Origin.
     for _ in 0..2 {
@@ -134,8 +161,17 @@ async fn one_click_unsubscribe_needs_no_cookie_and_a_get_changes_nothing() {
             .unwrap();
         assert_eq!(response.status(), 200, "200, never a redirect, and idempotent");
     }
-    assert_eq!(subscriber(&app, "leaver@example.org").await.unwrap().status, SubscriberStatus::Unsubscribed);
-    let wrong = app.client.post(app.url("/unsubscribe/not-a-token")).body("List-Unsubscribe=One-Click").send().await.unwrap();
+    assert_eq!(
+        subscriber(&app, "leaver@example.org").await.unwrap().status,
+        SubscriberStatus::Unsubscribed
+    );
+    let wrong = app
+        .client
+        .post(app.url("/unsubscribe/not-a-token"))
+        .body("List-Unsubscribe=One-Click")
+        .send()
+        .await
+        .unwrap();
     assert_eq!(wrong.status(), 404);
 }
 
@@ -185,14 +221,24 @@ async fn tricky_addresses_and_fields_are_accepted_or_refused_with_a_reason() {
             assert!(body.contains("class=\"error\""), "{email:?}: the reason is shown");
         }
     }
-    let injected = subscribe(&app, &[("email", "name@example.org"), ("name", "Ana\r\nBcc: victim@example.net")]).await;
+    let injected = subscribe(
+        &app,
+        &[
+            ("email", "name@example.org"),
+            ("name", "Ana\r\nBcc: victim@example.net"),
+        ],
+    )
+    .await;
     assert_eq!(injected.status(), 422);
     let long_name = "n".repeat(101);
     let too_long = subscribe(&app, &[("email", "name@example.org"), ("name", long_name.as_str())]).await;
     assert_eq!(too_long.status(), 422);
     let bad_frequency = subscribe(&app, &[("email", "name@example.org"), ("frequency", "hourly")]).await;
     assert_eq!(bad_frequency.status(), 422);
-    assert!(subscriber(&app, "name@example.org").await.is_none(), "refused requests store nothing");
+    assert!(
+        subscriber(&app, "name@example.org").await.is_none(),
+        "refused requests store nothing"
+    );
     let big = "x".repeat(100 * 1024);
     let oversized = subscribe(&app, &[("email", "big@example.org"), ("name", big.as_str())]).await;
     assert_eq!(oversized.status(), 413, "request bodies are size-limited");
@@ -208,16 +254,27 @@ async fn expired_and_unknown_links_get_a_helpful_page() {
     let past = chrono::Utc::now() - chrono::Duration::days(8);
     match &app.app.db {
         herald::store::Db::Sqlite(pool) => {
-            sqlx::query("update confirmations set expires_at = $1").bind(past).execute(pool).await.unwrap();
+            sqlx::query("update confirmations set expires_at = $1")
+                .bind(past)
+                .execute(pool)
+                .await
+                .unwrap();
         }
         herald::store::Db::Postgres(pool) => {
-            sqlx::query("update confirmations set expires_at = $1").bind(past).execute(pool).await.unwrap();
+            sqlx::query("update confirmations set expires_at = $1")
+                .bind(past)
+                .execute(pool)
+                .await
+                .unwrap();
         }
     }
     let expired = app.client.get(&link).send().await.unwrap();
     assert_eq!(expired.status(), 410);
     assert!(expired.text().await.unwrap().contains("This link has expired"));
-    assert_eq!(subscriber(&app, "late@example.org").await.unwrap().status, SubscriberStatus::Pending);
+    assert_eq!(
+        subscriber(&app, "late@example.org").await.unwrap().status,
+        SubscriberStatus::Pending
+    );
     for path in ["/confirm/nonsense", "/preferences/nonsense", "/unsubscribe/nonsense"] {
         let response = app.get(path).await;
         assert_eq!(response.status(), 404, "{path}");
@@ -243,13 +300,20 @@ async fn an_smtp_outage_delays_the_confirmation_but_loses_nothing() {
     assert_eq!(mail[0].to, ["patient@example.org"]);
     let link = confirm_link(&mail[0].data);
     app.client.get(&link).send().await.unwrap();
-    assert_eq!(subscriber(&app, "patient@example.org").await.unwrap().status, SubscriberStatus::Confirmed);
+    assert_eq!(
+        subscriber(&app, "patient@example.org").await.unwrap().status,
+        SubscriberStatus::Confirmed
+    );
 }
 
 #[tokio::test]
 async fn a_permanent_refusal_marks_the_address_bounced() {
     let smtp = SmtpServer::start().await;
-    smtp.set_behaviour(Behaviour::RejectRcptMatching(vec![("nobody".into(), 550, "5.1.1 No such user".into())]));
+    smtp.set_behaviour(Behaviour::RejectRcptMatching(vec![(
+        "nobody".into(),
+        550,
+        "5.1.1 No such user".into(),
+    )]));
     let app = app_with_smtp(&smtp, "").await;
     subscribe(&app, &[("email", "nobody@example.org")]).await;
     for _ in 0..50 {
@@ -258,21 +322,37 @@ async fn a_permanent_refusal_marks_the_address_bounced() {
         }
         tokio::time::sleep(Duration::from_millis(100)).await;
     }
-    assert_eq!(subscriber(&app, "nobody@example.org").await.unwrap().status, SubscriberStatus::Bounced);
-    assert_eq!(herald::store::outbox::counts(&app.app.db).await.unwrap(), [("failed".to_owned(), 1)]);
+    assert_eq!(
+        subscriber(&app, "nobody@example.org").await.unwrap().status,
+        SubscriberStatus::Bounced
+    );
+    assert_eq!(
+        herald::store::outbox::counts(&app.app.db).await.unwrap(),
+        [("failed".to_owned(), 1)]
+    );
     // A bounced address asking again gets the same page and no mail.
     assert_eq!(subscribe(&app, &[("email", "nobody@example.org")]).await.status(), 200);
-    assert_eq!(herald::store::outbox::counts(&app.app.db).await.unwrap(), [("failed".to_owned(), 1)]);
+    assert_eq!(
+        herald::store::outbox::counts(&app.app.db).await.unwrap(),
+        [("failed".to_owned(), 1)]
+    );
 }
 
 #[tokio::test]
 async fn bots_cross_site_posts_and_floods_are_turned_away() {
     let smtp = SmtpServer::start().await;
     let app = app_with_smtp(&smtp, "[subscribers]\nrate_per_minute = 3\n").await;
-    let bot = subscribe(&app, &[("email", "bot@example.org"), ("website", "http://spam.example")]).await;
+    let bot = subscribe(
+        &app,
+        &[("email", "bot@example.org"), ("website", "http://spam.example")],
+    )
+    .await;
     assert_eq!(bot.status(), 200);
     assert!(bot.text().await.unwrap().contains("Check your inbox"));
-    assert!(subscriber(&app, "bot@example.org").await.is_none(), "the honeypot drops it silently");
+    assert!(
+        subscriber(&app, "bot@example.org").await.is_none(),
+        "the honeypot drops it silently"
+    );
 
     let cross = app
         .client
@@ -288,11 +368,20 @@ async fn bots_cross_site_posts_and_floods_are_turned_away() {
     let statuses: Vec<u16> = {
         let mut v = Vec::new();
         for i in 0..3 {
-            v.push(subscribe(&app, &[("email", &format!("flood{i}@example.org"))]).await.status().as_u16());
+            v.push(
+                subscribe(&app, &[("email", &format!("flood{i}@example.org"))])
+                    .await
+                    .status()
+                    .as_u16(),
+            );
         }
         v
     };
-    assert_eq!(statuses, [200, 200, 429], "three per minute from one client, the bot's and the cross-site one counted");
+    assert_eq!(
+        statuses,
+        [200, 200, 429],
+        "three per minute from one client, the bot's and the cross-site one counted"
+    );
 }
 
 #[tokio::test]
@@ -309,7 +398,11 @@ async fn preferences_change_what_a_subscriber_gets() {
     let saved = app
         .client
         .post(&url)
-        .form(&[("frequency", "immediate"), ("topics", "wildlife"), ("topics", "water-quality")])
+        .form(&[
+            ("frequency", "immediate"),
+            ("topics", "wildlife"),
+            ("topics", "water-quality"),
+        ])
         .send()
         .await
         .unwrap();
@@ -318,6 +411,13 @@ async fn preferences_change_what_a_subscriber_gets() {
     let s = subscriber(&app, "prefs@example.org").await.unwrap();
     assert_eq!(s.frequency, herald::domain::Frequency::Immediate);
     assert_eq!(s.topics, ["wildlife", "water-quality"]);
-    let cross = app.client.post(&url).header("sec-fetch-site", "cross-site").form(&[("frequency", "weekly")]).send().await.unwrap();
+    let cross = app
+        .client
+        .post(&url)
+        .header("sec-fetch-site", "cross-site")
+        .form(&[("frequency", "weekly")])
+        .send()
+        .await
+        .unwrap();
     assert_eq!(cross.status(), 403, "preferences forms are CSRF-safe");
 }
