@@ -124,8 +124,8 @@ async fn list(app: &App, status: Option<SubscriberStatus>, format: &str) -> anyh
     };
     if format == "table" {
         println!(
-            "{:<6} {:<40} {:<13} {:<10} {}",
-            "id", "email", "status", "frequency", "topics"
+            "{:<6} {:<40} {:<13} {:<10} topics",
+            "id", "email", "status", "frequency"
         );
     }
     let mut first = true;

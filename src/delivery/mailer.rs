@@ -2,15 +2,12 @@ use std::future::Future;
 use std::path::PathBuf;
 use std::pin::Pin;
 use std::sync::Arc;
-use std::time::Duration;
 
 use anyhow::Context;
 use lettre::address::Envelope;
-use lettre::transport::smtp::PoolConfig;
-use lettre::transport::smtp::authentication::Credentials;
-use lettre::{AsyncSmtpTransport, AsyncTransport, Tokio1Executor};
-use secrecy::ExposeSecret;
+use lettre::transport::smtp::client::TlsParameters;
 
+use super::smtp::SmtpPool;
 use crate::config::{MailTransport, Settings, SmtpTls};
 
 /// Why a message was not sent.
@@ -123,33 +120,20 @@ impl Mailer for FileMailer {
     }
 }
 
-/// lettre's pooled async SMTP transport.
+/// SMTP through a bounded pool of kept-open connections (see [`super::smtp`]).
 pub struct SmtpMailer {
-    transport: AsyncSmtpTransport<Tokio1Executor>,
+    pool: SmtpPool,
 }
 
 impl SmtpMailer {
     pub fn new(settings: &Settings) -> anyhow::Result<Self> {
         let smtp = &settings.mail.smtp;
-        let builder = match smtp.tls {
-            SmtpTls::None => AsyncSmtpTransport::<Tokio1Executor>::builder_dangerous(&smtp.host),
-            SmtpTls::Starttls => AsyncSmtpTransport::<Tokio1Executor>::starttls_relay(&smtp.host)
-                .with_context(|| format!("mail.smtp.host {:?} cannot be used for STARTTLS", smtp.host))?,
-            SmtpTls::Tls => AsyncSmtpTransport::<Tokio1Executor>::relay(&smtp.host)
-                .with_context(|| format!("mail.smtp.host {:?} cannot be used for TLS", smtp.host))?,
-        };
-        let mut builder = builder
-            .port(smtp.port)
-            .timeout(Some(Duration::from_secs(smtp.timeout_seconds)))
-            .pool_config(PoolConfig::new().max_size(smtp.pool_size));
-        if !smtp.username.is_empty() {
-            builder = builder.credentials(Credentials::new(
-                smtp.username.clone(),
-                smtp.password.expose_secret().to_owned(),
-            ));
+        if smtp.tls != SmtpTls::None {
+            TlsParameters::new(smtp.host.clone())
+                .with_context(|| format!("mail.smtp.host {:?} cannot be used for TLS", smtp.host))?;
         }
         Ok(Self {
-            transport: builder.build(),
+            pool: SmtpPool::new(smtp),
         })
     }
 }
@@ -174,13 +158,7 @@ impl Mailer for SmtpMailer {
         envelope: &'a Envelope,
         message: &'a [u8],
     ) -> Pin<Box<dyn Future<Output = Result<(), SendError>> + Send + 'a>> {
-        Box::pin(async move {
-            self.transport
-                .send_raw(envelope, message)
-                .await
-                .map(|_| ())
-                .map_err(|e| classify(&e))
-        })
+        Box::pin(self.pool.send(envelope, message))
     }
 }
 

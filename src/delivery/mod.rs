@@ -4,6 +4,7 @@
 pub mod compose;
 pub mod mailer;
 pub mod outbox;
+pub mod smtp;
 
 pub use compose::{Composer, Outgoing};
 pub use mailer::{FileMailer, Mailer, SendError, SmtpMailer, mailer_from_settings};

@@ -261,6 +261,7 @@ impl serde::Serialize for EmailAddress {
 }
 
 #[cfg(test)]
+#[allow(clippy::redundant_pattern_matching)] // the case table writes `Ok(_)` as a pattern on purpose
 mod tests {
     use super::*;
     use proptest::prelude::*;

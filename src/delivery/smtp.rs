@@ -1,0 +1,131 @@
+//! SMTP connections kept open and reused, a bounded number at a time.
+//!
+//! lettre's pooled transport leaves Nagle's algorithm on, so each message's final `.` line
+//! waits for the relay's delayed ACK: about 40 ms per message on one connection. Here each
+//! connection's socket has TCP_NODELAY set before lettre takes it over, and the number of
+//! connections open at once is bounded by a semaphore (lettre's pool bounds only idle ones).
+
+use std::sync::Mutex;
+use std::time::Duration;
+
+use lettre::address::Envelope;
+use lettre::transport::smtp::authentication::{Credentials, Mechanism};
+use lettre::transport::smtp::client::{AsyncSmtpConnection, TlsParameters};
+use lettre::transport::smtp::extension::ClientId;
+use secrecy::ExposeSecret;
+use tokio::sync::Semaphore;
+
+use super::mailer::{SendError, classify};
+use crate::config::{SmtpSettings, SmtpTls};
+
+/// A bounded set of reusable SMTP connections to one relay.
+pub struct SmtpPool {
+    settings: SmtpSettings,
+    hello: ClientId,
+    idle: Mutex<Vec<AsyncSmtpConnection>>,
+    permits: Semaphore,
+}
+
+impl SmtpPool {
+    pub fn new(settings: &SmtpSettings) -> Self {
+        Self {
+            hello: ClientId::default(),
+            idle: Mutex::new(Vec::new()),
+            permits: Semaphore::new(settings.pool_size as usize),
+            settings: settings.clone(),
+        }
+    }
+
+    fn timeout(&self) -> Duration {
+        Duration::from_secs(self.settings.timeout_seconds.max(1))
+    }
+
+    async fn connect(&self) -> Result<AsyncSmtpConnection, SendError> {
+        let s = &self.settings;
+        let transient =
+            |what: &str, e: &dyn std::fmt::Display| SendError::Transient(format!("{what} {}:{}: {e}", s.host, s.port));
+        let tls = || TlsParameters::new(s.host.clone()).map_err(|e| transient("TLS setup for", &e));
+        let mut connection = match s.tls {
+            SmtpTls::Tls => AsyncSmtpConnection::connect_tokio1(
+                (s.host.as_str(), s.port),
+                Some(self.timeout()),
+                &self.hello,
+                Some(tls()?),
+                None,
+            )
+            .await
+            .map_err(|e| transient("cannot connect to", &e))?,
+            SmtpTls::None | SmtpTls::Starttls => {
+                let stream = tokio::time::timeout(
+                    self.timeout(),
+                    tokio::net::TcpStream::connect((s.host.as_str(), s.port)),
+                )
+                .await
+                .map_err(|e| transient("timed out connecting to", &e))?
+                .map_err(|e| transient("cannot connect to", &e))?;
+                stream
+                    .set_nodelay(true)
+                    .map_err(|e| transient("cannot configure the socket to", &e))?;
+                let mut c = tokio::time::timeout(
+                    self.timeout(),
+                    AsyncSmtpConnection::connect_with_transport(Box::new(stream), &self.hello),
+                )
+                .await
+                .map_err(|e| transient("no greeting from", &e))?
+                .map_err(|e| classify(&e))?;
+                if s.tls == SmtpTls::Starttls {
+                    c.starttls(tls()?, &self.hello).await.map_err(|e| classify(&e))?;
+                }
+                c
+            }
+        };
+        if !s.username.is_empty() {
+            let credentials = Credentials::new(s.username.clone(), s.password.expose_secret().to_owned());
+            connection
+                .auth(&[Mechanism::Plain, Mechanism::Login], &credentials)
+                .await
+                .map_err(|e| classify(&e))?;
+        }
+        Ok(connection)
+    }
+
+    /// Sends one message on an idle connection (or a new one), then keeps the connection if
+    /// it is still healthy.
+    pub async fn send(&self, envelope: &Envelope, message: &[u8]) -> Result<(), SendError> {
+        let _permit = self
+            .permits
+            .acquire()
+            .await
+            .map_err(|_| SendError::Transient("the mailer is shutting down".into()))?;
+        let reused = self.idle.lock().ok().and_then(|mut idle| idle.pop());
+        let mut connection = match reused {
+            Some(c) => c,
+            None => self.connect().await?,
+        };
+        let outcome = tokio::time::timeout(self.timeout() * 4, connection.send(envelope, message)).await;
+        match outcome {
+            Ok(Ok(_)) => {
+                if let Ok(mut idle) = self.idle.lock() {
+                    idle.push(connection);
+                }
+                Ok(())
+            }
+            // A refused message leaves lettre's connection marked broken: it is dropped, and the
+            // next message opens a fresh one.
+            Ok(Err(e)) => Err(classify(&e)),
+            Err(_) => Err(SendError::Transient("the relay did not answer in time".into())),
+        }
+    }
+
+    /// Closes idle connections politely.
+    pub async fn close(&self) {
+        let idle: Vec<_> = self
+            .idle
+            .lock()
+            .map(|mut i| std::mem::take(&mut *i))
+            .unwrap_or_default();
+        for mut c in idle {
+            let _ = c.quit().await;
+        }
+    }
+}
