@@ -13,6 +13,7 @@ const HOSTILE: &str = r#"Hello <script>alert('x')</script> world.
 <form action="https://evil.example/"><input name="x"></form>
 "#;
 
+// `evil.example` is where the hostile frame and form point (pages have forms of their own).
 const FORBIDDEN: [&str; 8] = [
     "<script",
     "onerror",
@@ -20,7 +21,7 @@ const FORBIDDEN: [&str; 8] = [
     "jAvAsCrIpT",
     "<iframe",
     "onclick",
-    "<form",
+    "evil.example",
     "style=",
 ];
 
