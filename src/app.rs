@@ -1,8 +1,12 @@
 //! Start-up: builds the state once (settings, pool, templates, cache) and runs the
 //! web server and the scheduler side by side until shutdown.
 
-use std::sync::Arc;
+use std::collections::HashMap;
+use std::num::NonZeroU32;
+use std::sync::{Arc, Mutex};
 use std::time::Duration;
+
+use tokio::sync::Notify;
 
 use anyhow::Context;
 use tokio::net::TcpListener;
@@ -10,7 +14,8 @@ use tokio_util::sync::CancellationToken;
 
 use crate::config::Settings;
 use crate::content::{self, SyncReport};
-use crate::delivery::{self, Composer, outbox::Outbox};
+use crate::delivery::{self, Composer, Mailer, outbox::Outbox};
+use crate::digest::render::EditionContent;
 use crate::schedule;
 use crate::site::{Site, Templates};
 use crate::store::Db;
@@ -25,6 +30,12 @@ pub struct App {
     pub composer: Composer,
     pub outbox: Outbox,
     pub limits: web::Limits,
+    pub mailer: Arc<dyn Mailer>,
+    /// `[mail.smtp] rate_per_second` for digests, per instance.
+    pub rate_limiter: Option<governor::DefaultDirectRateLimiter>,
+    /// Wakes the delivery worker when an edition is created.
+    pub delivery_wake: Notify,
+    editions: Mutex<HashMap<i64, Arc<EditionContent>>>,
 }
 
 impl App {
@@ -38,12 +49,13 @@ impl App {
         let mailer = delivery::mailer_from_settings(&settings)?;
         let outbox = Outbox::new(
             db.clone(),
-            mailer,
+            mailer.clone(),
             composer.from().email.clone(),
             settings.mail.max_attempts,
             Duration::from_secs(settings.mail.retry_base_seconds),
         );
         let limits = web::Limits::new(&settings);
+        let settings_rate = settings.mail.smtp.rate_per_second;
         Ok(Arc::new(Self {
             settings,
             db,
@@ -52,7 +64,33 @@ impl App {
             composer,
             outbox,
             limits,
+            rate_limiter: NonZeroU32::new(settings_rate)
+                .map(|r| governor::RateLimiter::direct(governor::Quota::per_second(r))),
+            mailer,
+            delivery_wake: Notify::new(),
+            editions: Mutex::new(HashMap::new()),
         }))
+    }
+
+    /// Asks the delivery worker to look for work now.
+    pub fn wake_delivery(&self) {
+        self.delivery_wake.notify_one();
+    }
+
+    /// An edition's posts and rendered variants, loaded once per process.
+    pub async fn edition_content(&self, id: i64) -> anyhow::Result<Arc<EditionContent>> {
+        if let Some(c) = self.editions.lock().ok().and_then(|m| m.get(&id).cloned()) {
+            return Ok(c);
+        }
+        let content = Arc::new(EditionContent::load(self, id).await?);
+        if let Ok(mut map) = self.editions.lock() {
+            // Old editions are rarely sent again: keep the cache small.
+            if map.len() >= 32 {
+                map.clear();
+            }
+            map.insert(id, content.clone());
+        }
+        Ok(content)
     }
 
     /// Reads the posts folder into the store and drops stale rendered documents.
@@ -67,6 +105,7 @@ impl App {
 pub async fn serve(app: Arc<App>, listener: TcpListener, shutdown: CancellationToken) -> anyhow::Result<()> {
     let scheduler = schedule::start(app.clone()).await?;
     let outbox = tokio::spawn(app.outbox.clone().run(shutdown.clone()));
+    let delivery = tokio::spawn(delivery::queue::run(app.clone(), shutdown.clone()));
     let address = listener.local_addr()?;
     tracing::info!(%address, base_url = %app.settings.site.base_url, "serving");
     let service = web::router(app.clone()).into_make_service_with_connect_info::<std::net::SocketAddr>();
@@ -75,6 +114,7 @@ pub async fn serve(app: Arc<App>, listener: TcpListener, shutdown: CancellationT
     shutdown.cancel();
     scheduler.stop().await;
     let _ = outbox.await;
+    let _ = delivery.await;
     app.db.close().await;
     result
 }

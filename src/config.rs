@@ -24,6 +24,7 @@ pub struct Settings {
     pub mail: MailSettings,
     pub subscribers: SubscriberSettings,
     pub admin: AdminSettings,
+    pub digest: DigestSettings,
     /// Folder the config file lives in; relative paths are resolved against it.
     #[serde(skip)]
     pub base_dir: PathBuf,
@@ -80,6 +81,9 @@ pub struct MailSettings {
     pub max_attempts: u32,
     /// First retry delay; each next one doubles (with jitter), up to an hour.
     pub retry_base_seconds: u64,
+    /// Address that takes unsubscribe requests by mail, offered in `List-Unsubscribe` beside
+    /// the one-click link. Empty: only the link.
+    pub unsubscribe_mailto: String,
     pub smtp: SmtpSettings,
 }
 
@@ -123,6 +127,32 @@ pub struct SubscriberSettings {
     pub rate_per_minute: u32,
 }
 
+/// How digests are put together and sent.
+#[derive(Debug, Clone, Serialize, Deserialize)]
+#[serde(deny_unknown_fields, default)]
+pub struct DigestSettings {
+    /// Subject line as a tera template (`site`, `count`, `posts`: the titles). Empty: the
+    /// post's title for one post, "Site: N new posts" for several.
+    pub subject: String,
+    /// Messages sent at once (and SMTP connections open) by this instance.
+    pub concurrency: u32,
+    /// Deliveries a worker claims at a time; a crash re-sends at most this many.
+    pub batch_size: u32,
+    /// Seconds a claimed batch is reserved for its worker before another may take it over.
+    pub lease_seconds: u64,
+}
+
+impl Default for DigestSettings {
+    fn default() -> Self {
+        Self {
+            subject: String::new(),
+            concurrency: 8,
+            batch_size: 200,
+            lease_seconds: 120,
+        }
+    }
+}
+
 #[derive(Clone, Serialize, Deserialize)]
 #[serde(deny_unknown_fields, default)]
 pub struct AdminSettings {
@@ -151,6 +181,7 @@ impl Default for MailSettings {
             reply_to: String::new(),
             max_attempts: 8,
             retry_base_seconds: 30,
+            unsubscribe_mailto: String::new(),
             smtp: SmtpSettings::default(),
         }
     }
@@ -218,8 +249,13 @@ pub struct FeedSettings {
 pub struct ScheduleSettings {
     /// IANA time zone the cron expressions are read in.
     pub timezone: String,
-    /// Cron expression (with seconds) for re-reading the posts folder.
+    /// Cron expression (with seconds) for re-reading the posts folder; new posts then go
+    /// out to `immediate` subscribers.
     pub sync: String,
+    /// When the daily digest goes out.
+    pub daily: String,
+    /// When the weekly digest goes out.
+    pub weekly: String,
 }
 
 impl Default for Settings {
@@ -234,6 +270,7 @@ impl Default for Settings {
             mail: MailSettings::default(),
             subscribers: SubscriberSettings::default(),
             admin: AdminSettings::default(),
+            digest: DigestSettings::default(),
             base_dir: PathBuf::from("."),
         }
     }
@@ -290,6 +327,8 @@ impl Default for ScheduleSettings {
         Self {
             timezone: "Europe/London".into(),
             sync: "0 */5 * * * *".into(),
+            daily: "0 0 8 * * *".into(),
+            weekly: "0 0 8 * * Mon".into(),
         }
     }
 }
@@ -377,6 +416,25 @@ impl Settings {
         }
         if self.mail.smtp.pool_size == 0 {
             bail!("mail.smtp.pool_size must be at least 1");
+        }
+        if self.digest.concurrency == 0 || self.digest.batch_size == 0 {
+            bail!("digest.concurrency and digest.batch_size must be at least 1");
+        }
+        if self.digest.lease_seconds < 10 {
+            bail!("digest.lease_seconds must be at least 10");
+        }
+        if !self.digest.subject.trim().is_empty() {
+            // Rendered once with sample values, so a typo fails now rather than at send time.
+            let mut sample = tera::Context::new();
+            sample.insert(
+                "site",
+                &serde_json::json!({"title": self.site.title, "base_url": self.site.base_url.as_str(),
+                "description": self.site.description, "language": self.site.language, "author": self.site.author}),
+            );
+            sample.insert("count", &2);
+            sample.insert("posts", &["First post", "Second post"]);
+            tera::Tera::one_off(&self.digest.subject, &sample, false)
+                .map_err(|e| anyhow::anyhow!("digest.subject is not a valid template: {e}"))?;
         }
         if self.subscribers.confirm_token_days == 0 {
             bail!("subscribers.confirm_token_days must be at least 1");

@@ -5,6 +5,7 @@ pub mod app;
 pub mod config;
 pub mod content;
 pub mod delivery;
+pub mod digest;
 pub mod domain;
 pub mod export;
 pub mod feeds;

@@ -34,6 +34,31 @@ enum Command {
     },
     /// Apply database migrations.
     Migrate,
+    /// Compose the due digest editions and deliver everything queued, then exit.
+    Send {
+        /// Only this frequency: immediate, daily or weekly (default: all three).
+        #[arg(long)]
+        frequency: Option<String>,
+        /// Print, per frequency, the posts and recipients; send nothing.
+        #[arg(long)]
+        dry_run: bool,
+        /// Also mail archive posts (public before Herald's first sync) dated from this date.
+        #[arg(long)]
+        since: Option<String>,
+    },
+    /// Editions, the delivery queue, the outbox and the subscriber counts.
+    Status,
+    /// Render the next edition of a frequency to an HTML file, or send it as a test.
+    Preview {
+        #[arg(long)]
+        frequency: String,
+        /// Send the preview to this address instead of writing a file.
+        #[arg(long)]
+        to: Option<String>,
+        /// File to write (default: preview-FREQUENCY.html).
+        #[arg(long)]
+        out: Option<PathBuf>,
+    },
     /// Manage the subscriber list.
     Subscribers {
         #[command(subcommand)]
@@ -84,7 +109,7 @@ enum SubscribersCommand {
     Remove { email: String },
 }
 
-mod subscribers;
+mod cli;
 
 fn init_tracing() {
     use tracing_subscriber::EnvFilter;
@@ -112,7 +137,20 @@ async fn main() -> ExitCode {
 async fn run(cli: Cli) -> anyhow::Result<ExitCode> {
     let settings = Settings::load(&cli.config)?;
     match cli.command {
-        Command::Subscribers { action } => subscribers::run(settings, action).await,
+        Command::Subscribers { action } => cli::subscribers::run(settings, action).await,
+        Command::Send {
+            frequency,
+            dry_run,
+            since,
+        } => {
+            let app = App::start(settings).await?;
+            cli::send::send(&app, frequency.as_deref(), dry_run, since.as_deref()).await
+        }
+        Command::Status => cli::send::status(&*App::start(settings).await?).await,
+        Command::Preview { frequency, to, out } => {
+            let app = App::start(settings).await?;
+            cli::send::preview(&app, &frequency, to.as_deref(), out).await
+        }
         Command::Migrate => {
             let db = herald::store::Db::connect(&settings).await?;
             db.migrate().await?;

@@ -8,6 +8,8 @@ use chrono_tz::Tz;
 use tokio_cron_scheduler::{Job, JobScheduler};
 
 use crate::app::App;
+use crate::digest::{self, Trigger};
+use crate::domain::Frequency;
 
 /// The running scheduler.
 pub struct Scheduler {
@@ -37,6 +39,12 @@ where
     .with_context(|| format!("{key}: {cron:?} is not a valid cron expression (six fields, seconds first)"))
 }
 
+fn log_failure<T>(result: anyhow::Result<T>, what: &str) {
+    if let Err(e) = result {
+        tracing::error!(error = format!("{e:#}"), "{what} failed");
+    }
+}
+
 /// Starts the configured jobs.
 pub async fn start(app: Arc<App>) -> anyhow::Result<Scheduler> {
     let settings = &app.settings.schedule;
@@ -53,9 +61,33 @@ pub async fn start(app: Arc<App>) -> anyhow::Result<Scheduler> {
             if let Err(e) = app.sync().await {
                 tracing::error!(error = format!("{e:#}"), "scheduled sync failed");
             }
+            // Each post goes to `immediate` subscribers shortly after it is published.
+            log_failure(
+                digest::compose(&app, Frequency::Immediate, Trigger::Scheduled, None).await,
+                "immediate edition",
+            );
         }
     })?;
     scheduler.add(sync).await.context("Failed to add the sync job")?;
+    for (key, cron, frequency) in [
+        ("schedule.daily", &settings.daily, Frequency::Daily),
+        ("schedule.weekly", &settings.weekly, Frequency::Weekly),
+    ] {
+        let app = app.clone();
+        let edition = job(key, cron, tz, move || {
+            let app = app.clone();
+            async move {
+                log_failure(
+                    digest::compose(&app, frequency, Trigger::Scheduled, None).await,
+                    "scheduled edition",
+                );
+            }
+        })?;
+        scheduler
+            .add(edition)
+            .await
+            .with_context(|| format!("Failed to add the {key} job"))?;
+    }
     scheduler.start().await.context("Failed to start the scheduler")?;
     Ok(Scheduler { inner: scheduler })
 }

@@ -113,7 +113,7 @@ pub async fn send_confirmation(app: &App, subscriber: &Subscriber) -> anyhow::Re
     let (_, message) = app.composer.build(Outgoing {
         to,
         subject: format!("Confirm your subscription to {}", app.settings.site.title),
-        html: templates.render("email/confirm.html", &ctx)?,
+        html: crate::delivery::Composer::inline_css(&templates.render("email/confirm.html", &ctx)?)?,
         text: templates.render("email/confirm.txt", &ctx)?,
         message_key: key.clone(),
         headers: vec![("Auto-Submitted", "auto-generated".into())],

@@ -16,6 +16,9 @@ pub use sync::{SyncFailure, SyncReport, sync_posts};
 
 use crate::domain::PostDraft;
 
+/// `site_meta` key recording when Herald first synced: posts public then are its archive.
+pub const INITIAL_SYNC: &str = "initial_sync_at";
+
 /// Bumped whenever rendering changes, so a re-sync re-renders every post once.
 pub const RENDER_VERSION: &str = "herald-render-1";
 

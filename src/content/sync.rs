@@ -6,11 +6,12 @@ use chrono::Utc;
 use sha2::{Digest, Sha256};
 use url::Url;
 
-use super::{PostError, RENDER_VERSION, parse_post_file};
+use super::{INITIAL_SYNC, PostError, RENDER_VERSION, parse_post_file};
 use crate::domain::PostDraft;
 use crate::store::{self, Db};
 
 const FILE_SOURCE: &str = "file:";
+
 /// Posts saved per transaction: large enough to be fast, small enough not to hold
 /// the SQLite write lock for long.
 const SAVE_BATCH: usize = 500;
@@ -192,6 +193,14 @@ pub async fn sync_posts(db: &Db, posts_dir: &Path, base_url: &Url) -> anyhow::Re
         .map(|e| e.id)
         .collect();
     report.unpublished = store::posts::mark_removed(db, &gone, now).await? as usize;
+
+    // Posts public at Herald's very first sync are its archive: setting Herald up on an
+    // existing blog mails nobody. Everything that becomes public later is news.
+    let first_sync = store::meta_get(db, INITIAL_SYNC).await?.is_none();
+    store::posts::mark_public(db, now, first_sync).await?;
+    if first_sync {
+        store::meta_set_once(db, INITIAL_SYNC, &now.to_rfc3339()).await?;
+    }
 
     for failure in &report.failed {
         tracing::warn!(%failure, "post not published");

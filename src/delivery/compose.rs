@@ -11,7 +11,7 @@ use crate::config::Settings;
 pub struct Outgoing {
     pub to: Mailbox,
     pub subject: String,
-    /// HTML with a `<style>` block; CSS is inlined when the message is built.
+    /// HTML with its CSS already inlined ([`Composer::inline_css`]).
     pub html: String,
     pub text: String,
     /// The local part of the Message-ID; the domain is the sender's.
@@ -44,6 +44,15 @@ impl Composer {
         format!("<{key}@{}>", self.domain)
     }
 
+    /// `List-Id` (RFC 2919): the list's name and an identifier on the sender's domain.
+    pub fn list_id(&self, title: &str) -> String {
+        let name: String = title
+            .chars()
+            .filter(|c| !c.is_control() && *c != '"' && *c != '<' && *c != '>')
+            .collect();
+        format!("\"{name}\" <news.{}>", self.domain)
+    }
+
     pub fn from(&self) -> &Mailbox {
         &self.from
     }
@@ -62,7 +71,7 @@ impl Composer {
 
     /// The envelope and the RFC 5322 bytes of a message.
     pub fn build(&self, out: Outgoing) -> anyhow::Result<(Envelope, Vec<u8>)> {
-        let html = Self::inline_css(&out.html)?;
+        let html = out.html;
         let mut builder = Message::builder()
             .from(self.from.clone())
             .to(out.to)

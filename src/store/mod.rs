@@ -5,6 +5,8 @@
 //! [`with_pool!`] expands a body once per backend so each is compiled against
 //! its own driver with its native types.
 
+pub mod deliveries;
+pub mod editions;
 pub mod outbox;
 pub mod posts;
 pub mod subscribers;
@@ -132,4 +134,25 @@ pub async fn site_uuid(db: &Db) -> anyhow::Result<uuid::Uuid> {
     })
     .context("Failed to read the site identifier")?;
     uuid::Uuid::parse_str(&value).context("The stored site identifier is not a UUID")
+}
+
+/// A value kept in `site_meta`, if set.
+pub async fn meta_get(db: &Db, key: &str) -> anyhow::Result<Option<String>> {
+    with_pool!(db, pool => {
+        sqlx::query_scalar("select value from site_meta where key = $1").bind(key).fetch_optional(pool).await
+    })
+    .context("Failed to read site metadata")
+}
+
+/// Sets a `site_meta` value unless it is already set; returns whether this call set it.
+pub async fn meta_set_once(db: &Db, key: &str, value: &str) -> anyhow::Result<bool> {
+    with_pool!(db, pool => {
+        sqlx::query("insert into site_meta (key, value) values ($1, $2) on conflict (key) do nothing")
+            .bind(key)
+            .bind(value)
+            .execute(pool)
+            .await
+            .map(|r| r.rows_affected() > 0)
+    })
+    .context("Failed to write site metadata")
 }

@@ -384,3 +384,41 @@ async fn with_tags(db: &Db, rows: Vec<PostRow>) -> anyhow::Result<Vec<Post>> {
         })
         .collect()
 }
+
+/// Notes the posts that have become public since the last look (their date has come and
+/// they are not drafts). `archive` marks them as Herald's archive: never mailed as new.
+#[tracing::instrument(skip_all)]
+pub async fn mark_public(db: &Db, now: DateTime<Utc>, archive: bool) -> anyhow::Result<u64> {
+    with_pool!(db, pool => {
+        sqlx::query(
+            "update posts set public_at = $1, archived = $2 \
+             where public_at is null and not draft and removed_at is null and published_at <= $1",
+        )
+        .bind(now)
+        .bind(archive)
+        .execute(pool)
+        .await
+        .map(|r| r.rows_affected())
+    })
+    .context("Failed to note newly public posts")
+}
+
+/// Posts by id, in the order of `ids`, whatever their state.
+pub async fn find_by_ids(db: &Db, ids: &[i64]) -> anyhow::Result<Vec<Post>> {
+    if ids.is_empty() {
+        return Ok(Vec::new());
+    }
+    let rows: Vec<PostRow> = with_pool!(db, pool => {
+        let mut query = QueryBuilder::new(concat!("select ", post_columns!(), " from posts p where p.id in ("));
+        let mut list = query.separated(", ");
+        for id in ids {
+            list.push_bind(*id);
+        }
+        query.push(")");
+        query.build_query_as().fetch_all(pool).await
+    })
+    .context("Failed to read posts")?;
+    let mut posts = with_tags(db, rows).await?;
+    posts.sort_by_key(|p| ids.iter().position(|id| *id == p.id));
+    Ok(posts)
+}

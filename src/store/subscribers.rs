@@ -469,3 +469,32 @@ pub async fn import_batch(
         Ok(outcomes)
     })
 }
+
+/// Confirmed subscribers of a frequency.
+pub async fn count_confirmed(db: &Db, frequency: Frequency) -> anyhow::Result<i64> {
+    with_pool!(db, pool => {
+        sqlx::query_scalar("select count(*) from subscribers where status = 'confirmed' and frequency = $1")
+            .bind(frequency.as_str())
+            .fetch_one(pool)
+            .await
+    })
+    .context("Failed to count subscribers")
+}
+
+/// Subscribers by id (those that still exist).
+pub async fn find_many(db: &Db, ids: &[i64]) -> anyhow::Result<Vec<Subscriber>> {
+    if ids.is_empty() {
+        return Ok(Vec::new());
+    }
+    let rows: Vec<SubscriberRow> = with_pool!(db, pool => {
+        let mut query = sqlx::QueryBuilder::new(format!("select {COLUMNS} from subscribers where id in ("));
+        let mut list = query.separated(", ");
+        for id in ids {
+            list.push_bind(*id);
+        }
+        query.push(")");
+        query.build_query_as().fetch_all(pool).await
+    })
+    .context("Failed to read subscribers")?;
+    convert(rows)
+}

@@ -216,3 +216,38 @@ pub async fn import(State(app): State<Arc<App>>, Query(q): Query<ImportQuery>, b
     })?;
     Ok(Json(report).into_response())
 }
+
+#[derive(Deserialize, Default)]
+#[serde(deny_unknown_fields)]
+pub struct SendBody {
+    frequency: Option<String>,
+    since: Option<String>,
+}
+
+/// Composes the due editions now (like `herald send`) and returns them at once; the
+/// delivery worker sends them in the background.
+pub async fn send_editions(State(app): State<Arc<App>>, body: Option<Json<SendBody>>) -> Result<Response> {
+    let body = body.map(|Json(b)| b).unwrap_or_default();
+    let frequencies = match body.frequency.as_deref() {
+        None | Some("") => Frequency::ALL.to_vec(),
+        Some(f) => vec![f.parse::<Frequency>().map_err(invalid)?],
+    };
+    let since = body
+        .since
+        .as_deref()
+        .map(crate::content::parse_date)
+        .transpose()
+        .map_err(invalid)?;
+    let mut created = Vec::new();
+    for f in frequencies {
+        created.extend(crate::digest::compose(&app, f, crate::digest::Trigger::Manual, since).await?);
+    }
+    Ok((StatusCode::ACCEPTED, Json(serde_json::json!({ "editions": created }))).into_response())
+}
+
+/// An edition with its deliveries counted by status.
+pub async fn edition(State(app): State<Arc<App>>, Path(id): Path<i64>) -> Result<Response> {
+    let edition = store::editions::find(&app.db, id).await?.ok_or(WebError::NotFound)?;
+    let counts = store::editions::counts(&app.db, Some(id)).await?;
+    Ok(Json(serde_json::json!({ "edition": edition, "deliveries": counts })).into_response())
+}

@@ -38,6 +38,8 @@ pub fn router(app: Arc<App>) -> Router {
             "/subscribers/{id}",
             get(api::get_one).patch(api::update).delete(api::delete),
         )
+        .route("/editions/send", post(api::send_editions))
+        .route("/editions/{id}", get(api::edition))
         .route_layer(axum::middleware::from_fn_with_state(app.clone(), api::require_token));
     Router::new()
         .nest("/admin/api", api)
@@ -51,6 +53,7 @@ pub fn router(app: Arc<App>) -> Router {
         .route("/tags/{tag}/page/{page}", get(public::tag_page))
         .route("/tags/{tag}/page/{page}/", get(public::tag_page))
         .route("/tags/{tag}/{file}", get(public::tag_feed))
+        .route("/editions/{id}", get(public::edition))
         .route("/feed.rss", get(public::feed_rss))
         .route("/feed.atom", get(public::feed_atom))
         .route("/feed.json", get(public::feed_json))

@@ -149,3 +149,18 @@ pub async fn ready(State(app): State<Arc<App>>) -> Response {
 pub async fn fallback(State(app): State<Arc<App>>) -> Result<Response> {
     not_found(&app)
 }
+
+/// The web view of a sent digest, with links for a visitor rather than a subscriber.
+pub async fn edition(State(app): State<Arc<App>>, Path(id): Path<String>) -> Result<Response> {
+    let Ok(id) = id.parse::<i64>() else {
+        return not_found(&app);
+    };
+    if crate::store::editions::find(&app.db, id).await?.is_none() {
+        return not_found(&app);
+    }
+    let content = app.edition_content(id).await?;
+    match content.web_html(&app)? {
+        Some(html) => Ok(Html(html).into_response()),
+        None => not_found(&app),
+    }
+}

@@ -13,7 +13,7 @@ use herald::store::{self, subscribers::ListFilter, subscribers::NewSubscriber};
 use herald::subscriptions;
 use indicatif::{ProgressBar, ProgressStyle};
 
-use super::SubscribersCommand;
+use crate::SubscribersCommand;
 
 fn status_filter(status: Option<&str>) -> anyhow::Result<Option<SubscriberStatus>> {
     status.map(str::parse).transpose().map_err(Into::into)

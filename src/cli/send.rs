@@ -1,0 +1,202 @@
+//! `herald send`, `herald status` and `herald preview`.
+
+use std::io::IsTerminal;
+use std::path::PathBuf;
+use std::process::ExitCode;
+use std::time::{Duration, Instant};
+
+use anyhow::Context;
+use chrono::{DateTime, Utc};
+use herald::app::App;
+use herald::delivery::queue;
+use herald::digest::{self, Trigger, render::EditionContent};
+use herald::domain::{EmailAddress, Frequency};
+use herald::store;
+use indicatif::{ProgressBar, ProgressStyle};
+
+fn frequencies(one: Option<&str>) -> anyhow::Result<Vec<Frequency>> {
+    match one {
+        Some(f) => Ok(vec![f.parse()?]),
+        None => Ok(Frequency::ALL.to_vec()),
+    }
+}
+
+fn since(raw: Option<&str>) -> anyhow::Result<Option<DateTime<Utc>>> {
+    raw.map(|s| herald::content::parse_date(s).map_err(|e| anyhow::anyhow!("--since: {e}")))
+        .transpose()
+}
+
+/// Composes what is due and delivers everything queued; exits when the queue is empty.
+pub async fn send(
+    app: &App,
+    frequency: Option<&str>,
+    dry_run: bool,
+    since_raw: Option<&str>,
+) -> anyhow::Result<ExitCode> {
+    let since = since(since_raw)?;
+    if dry_run {
+        for f in frequencies(frequency)? {
+            let plan = digest::plan(app, f, since).await?;
+            let posts = store::posts::find_by_ids(&app.db, &plan.post_ids).await?;
+            if posts.is_empty() {
+                println!("{f}: nothing new");
+                continue;
+            }
+            let editions = if f == Frequency::Immediate { posts.len() } else { 1 };
+            println!(
+                "{f}: {editions} edition(s), {} post(s), {} confirmed subscriber(s) (fewer if topics filter)",
+                posts.len(),
+                plan.recipients
+            );
+            for p in &posts {
+                println!("  - {} ({})", p.title, p.published_at.format("%Y-%m-%d"));
+            }
+        }
+        return Ok(ExitCode::SUCCESS);
+    }
+    for f in frequencies(frequency)? {
+        for edition in digest::compose(app, f, Trigger::Manual, since).await? {
+            println!(
+                "edition {} ({} {}): \"{}\" to {} subscriber(s)",
+                edition.id, edition.frequency, edition.period, edition.subject, edition.recipients
+            );
+        }
+    }
+    let start = store::editions::counts(&app.db, None).await?;
+    let total = start.remaining() as u64;
+    if total == 0 {
+        println!("nothing to deliver");
+        return Ok(ExitCode::SUCCESS);
+    }
+    let terminal = std::io::stderr().is_terminal();
+    let bar = if terminal {
+        ProgressBar::new(total)
+    } else {
+        ProgressBar::hidden()
+    };
+    bar.set_style(
+        ProgressStyle::with_template("{bar:40} {pos}/{len} {msg} {per_sec} eta {eta}")
+            .expect("a valid progress template"),
+    );
+    let (mut sent, mut failed, mut skipped) = (0u64, 0u64, 0u64);
+    let began = Instant::now();
+    let mut last_log = Instant::now();
+    loop {
+        let report = queue::deliver_batch(app).await?;
+        sent += report.sent as u64;
+        failed += report.failed as u64;
+        skipped += report.skipped as u64;
+        bar.set_position(sent + failed + skipped);
+        bar.set_message(format!("sent {sent}, failed {failed}"));
+        if !terminal && last_log.elapsed() > Duration::from_secs(5) {
+            last_log = Instant::now();
+            tracing::info!(sent, failed, skipped, total, "delivering");
+        }
+        if report.claimed > 0 {
+            continue;
+        }
+        if store::editions::counts(&app.db, None).await?.remaining() == 0 {
+            break;
+        }
+        // Only deliveries waiting for a retry (or another worker's lease) are left.
+        let wait = match store::deliveries::next_due(&app.db).await? {
+            Some(due) => (due - Utc::now()).to_std().unwrap_or(Duration::ZERO),
+            None => Duration::ZERO,
+        };
+        tokio::time::sleep(wait.clamp(Duration::from_millis(100), Duration::from_secs(5))).await;
+    }
+    bar.finish_and_clear();
+    let secs = began.elapsed().as_secs_f64();
+    println!(
+        "sent {sent}, failed {failed}, skipped {skipped} in {secs:.1}s ({:.0} msg/s)",
+        sent as f64 / secs.max(0.001)
+    );
+    Ok(if failed > 0 {
+        ExitCode::FAILURE
+    } else {
+        ExitCode::SUCCESS
+    })
+}
+
+/// Editions, the delivery queue, the outbox and the list, at a glance.
+pub async fn status(app: &App) -> anyhow::Result<ExitCode> {
+    let queue = store::editions::counts(&app.db, None).await?;
+    println!(
+        "queue: {} pending, {} sending, {} sent, {} failed, {} skipped",
+        queue.pending, queue.sending, queue.sent, queue.failed, queue.skipped
+    );
+    let outbox = store::outbox::counts(&app.db).await?;
+    println!(
+        "outbox: {}",
+        outbox
+            .iter()
+            .map(|(s, n)| format!("{n} {s}"))
+            .collect::<Vec<_>>()
+            .join(", ")
+    );
+    let subscribers = store::subscribers::count_by_status(&app.db).await?;
+    println!(
+        "subscribers: {}",
+        subscribers
+            .iter()
+            .map(|(s, n)| format!("{n} {s}"))
+            .collect::<Vec<_>>()
+            .join(", ")
+    );
+    println!("editions (newest first):");
+    for e in store::editions::list(&app.db, 20).await? {
+        let c = store::editions::counts(&app.db, Some(e.id)).await?;
+        println!(
+            "  #{:<5} {:<9} {:<14} {:<8} {:>6} sent {:>5} failed {:>6} left  {}",
+            e.id,
+            e.frequency,
+            e.period,
+            e.status,
+            c.sent,
+            c.failed,
+            c.remaining(),
+            e.subject
+        );
+    }
+    Ok(ExitCode::SUCCESS)
+}
+
+/// Renders the next edition of a frequency to a file, or sends it to one address as a test.
+pub async fn preview(app: &App, frequency: &str, to: Option<&str>, out: Option<PathBuf>) -> anyhow::Result<ExitCode> {
+    let frequency: Frequency = frequency.parse()?;
+    let mut plan = digest::plan(app, frequency, None).await?;
+    if plan.post_ids.is_empty() {
+        // Nothing new: preview with the latest posts so the layout can still be checked.
+        plan.post_ids = store::posts::list_public(&app.db, Utc::now(), None, 3, 0)
+            .await?
+            .iter()
+            .map(|p| p.id)
+            .collect();
+        println!(
+            "no new posts for {frequency}; previewing the latest {} instead",
+            plan.post_ids.len()
+        );
+    }
+    if frequency == Frequency::Immediate {
+        plan.post_ids.truncate(1);
+    }
+    let content = EditionContent::preview(app, frequency, &plan.post_ids).await?;
+    match to {
+        Some(address) => {
+            let email = EmailAddress::parse(address).with_context(|| format!("{address:?} is not a usable address"))?;
+            let (envelope, message) = content.test_message(app, &email)?;
+            app.mailer
+                .send(&envelope, &message)
+                .await
+                .map_err(|e| anyhow::anyhow!("the test was not sent: {e}"))?;
+            println!("test sent to {email}");
+        }
+        None => {
+            let path = out.unwrap_or_else(|| PathBuf::from(format!("preview-{frequency}.html")));
+            let html = content.web_html(app)?.context("the preview has no posts")?;
+            std::fs::write(&path, html).with_context(|| format!("Cannot write {}", path.display()))?;
+            println!("wrote {}", path.display());
+        }
+    }
+    Ok(ExitCode::SUCCESS)
+}

@@ -1,0 +1,311 @@
+//! Rendering digests. The shared parts are rendered once per edition and topic choice
+//! (tera, then CSS inlined); each message only swaps in its subscriber's links.
+
+use std::collections::HashMap;
+use std::sync::{Arc, Mutex};
+
+use anyhow::Context;
+use lettre::address::Envelope;
+use lettre::message::Mailbox;
+use serde::Serialize;
+
+use crate::app::App;
+use crate::delivery::{Composer, Outgoing};
+use crate::domain::{Frequency, Post, Subscriber};
+use crate::store::{self, editions::Edition};
+use crate::subscriptions;
+
+/// Stand-ins for per-subscriber values; plain ASCII that escaping and CSS inlining leave alone.
+const PREFERENCES: &str = "HERALD0PREFERENCES0URL";
+const UNSUBSCRIBE: &str = "HERALD0UNSUBSCRIBE0URL";
+
+#[derive(Serialize)]
+struct PostView<'a> {
+    title: &'a str,
+    url: String,
+    date_human: String,
+    authors: &'a [String],
+    summary: Option<&'a str>,
+    image: Option<&'a str>,
+    image_alt: Option<&'a str>,
+}
+
+/// A digest as one group of subscribers (same topics) sees it, links still to fill in.
+pub struct Variant {
+    pub subject: String,
+    pub html: String,
+    pub text: String,
+    pub posts: usize,
+}
+
+/// An edition's posts and its rendered variants, shared by every message of the edition.
+pub struct EditionContent {
+    pub edition: Edition,
+    pub frequency: Frequency,
+    pub posts: Vec<Post>,
+    variants: Mutex<HashMap<Vec<String>, Option<Arc<Variant>>>>,
+}
+
+/// The subject line: `[digest] subject` (a tera template with `site`, `posts`, `count`) or
+/// the post's title for one post, "Site: N new posts" for several.
+pub fn subject(app: &App, posts: &[Post]) -> anyhow::Result<String> {
+    let template = app.settings.digest.subject.trim();
+    if template.is_empty() {
+        return Ok(match posts {
+            [one] => one.title.clone(),
+            _ => format!("{}: {} new posts", app.settings.site.title, posts.len()),
+        });
+    }
+    let mut ctx = tera::Context::new();
+    ctx.insert("site", &app.site.site_view());
+    ctx.insert("count", &posts.len());
+    ctx.insert("posts", &posts.iter().map(|p| &p.title).collect::<Vec<_>>());
+    let rendered = tera::Tera::one_off(template, &ctx, false).context("digest.subject is not a valid template")?;
+    Ok(rendered.split_whitespace().collect::<Vec<_>>().join(" "))
+}
+
+/// HTML mail must keep lines under 998 octets (RFC 5322 §2.1.1); CSS inlining makes long
+/// ones. Breaking after block-level closing tags changes nothing visible and lets the
+/// message go out as 8bit instead of re-encoded per message.
+fn wrap_long_lines(html: &str) -> String {
+    const BREAK_AFTER: [&str; 9] = [
+        "</td>", "</tr>", "</table>", "</p>", "</h1>", "</h2>", "</div>", "<br>", "</style>",
+    ];
+    let mut out = String::with_capacity(html.len() + html.len() / 200);
+    for line in html.split_inclusive('\n') {
+        if line.len() <= 900 {
+            out.push_str(line);
+            continue;
+        }
+        let mut rest = line;
+        while let Some((i, tag)) = BREAK_AFTER
+            .iter()
+            .filter_map(|t| rest.find(t).map(|i| (i, t)))
+            .min_by_key(|(i, _)| *i)
+        {
+            let end = i + tag.len();
+            out.push_str(&rest[..end]);
+            out.push('\n');
+            rest = &rest[end..];
+        }
+        out.push_str(rest);
+    }
+    out
+}
+
+fn topics_text(topics: &[String], posts: &[Post]) -> String {
+    topics
+        .iter()
+        .map(|slug| {
+            posts
+                .iter()
+                .flat_map(|p| p.tags.iter())
+                .find(|t| t.slug() == slug)
+                .map_or_else(|| slug.clone(), |t| t.name().to_owned())
+        })
+        .collect::<Vec<_>>()
+        .join(", ")
+}
+
+impl EditionContent {
+    pub async fn load(app: &App, edition_id: i64) -> anyhow::Result<Self> {
+        let edition = store::editions::find(&app.db, edition_id)
+            .await?
+            .context("No such edition")?;
+        let ids = store::editions::post_ids(&app.db, edition_id).await?;
+        let posts = store::posts::find_by_ids(&app.db, &ids).await?;
+        Ok(Self {
+            frequency: edition.frequency.parse()?,
+            edition,
+            posts,
+            variants: Mutex::new(HashMap::new()),
+        })
+    }
+
+    /// The digest for subscribers who chose `topics` (empty: everything); `None` when none of
+    /// the edition's posts carries one of their topics.
+    pub fn variant(&self, app: &App, topics: &[String]) -> anyhow::Result<Option<Arc<Variant>>> {
+        let mut key = topics.to_vec();
+        key.sort();
+        if let Some(v) = self
+            .variants
+            .lock()
+            .map_err(|_| anyhow::anyhow!("variant cache poisoned"))?
+            .get(&key)
+        {
+            return Ok(v.clone());
+        }
+        let posts: Vec<&Post> = self
+            .posts
+            .iter()
+            .filter(|p| topics.is_empty() || p.tags.iter().any(|t| topics.iter().any(|s| s == t.slug())))
+            .collect();
+        let variant = if posts.is_empty() {
+            None
+        } else {
+            let owned: Vec<Post> = posts.iter().map(|p| (*p).clone()).collect();
+            Some(Arc::new(self.render(app, &owned, topics)?))
+        };
+        if let Ok(mut cache) = self.variants.lock() {
+            cache.insert(key, variant.clone());
+        }
+        Ok(variant)
+    }
+
+    fn render(&self, app: &App, posts: &[Post], topics: &[String]) -> anyhow::Result<Variant> {
+        let subject = if posts.len() == self.posts.len() {
+            self.edition.subject.clone()
+        } else {
+            subject(app, posts)?
+        };
+        let views: Vec<PostView> = posts
+            .iter()
+            .map(|p| PostView {
+                title: &p.title,
+                url: app.site.post_url(p.slug.as_str()),
+                date_human: p.published_at.format("%-d %B %Y").to_string(),
+                authors: &p.authors,
+                summary: p.summary.as_deref(),
+                image: p.image.as_deref(),
+                image_alt: p.image_alt.as_deref(),
+            })
+            .collect();
+        let mut ctx = tera::Context::new();
+        ctx.insert("site", &app.site.site_view());
+        ctx.insert("subject", &subject);
+        ctx.insert("posts", &views);
+        ctx.insert(
+            "preheader",
+            &posts.iter().map(|p| p.title.as_str()).collect::<Vec<_>>().join(" · "),
+        );
+        ctx.insert(
+            "web_url",
+            &app.settings.url_for(&format!("editions/{}", self.edition.id)),
+        );
+        ctx.insert("frequency_text", subscriptions::frequency_text(self.frequency));
+        ctx.insert("topics_text", &topics_text(topics, posts));
+        ctx.insert("preferences_url", PREFERENCES);
+        ctx.insert("unsubscribe_url", UNSUBSCRIBE);
+        let templates = app.site.templates();
+        let html = templates.render("email/digest.html", &ctx)?;
+        Ok(Variant {
+            subject,
+            html: wrap_long_lines(&Composer::inline_css(&html)?),
+            text: templates.render("email/digest.txt", &ctx)?,
+            posts: posts.len(),
+        })
+    }
+
+    /// An edition that is not stored: for previews and tests to an address.
+    pub async fn preview(app: &App, frequency: Frequency, post_ids: &[i64]) -> anyhow::Result<Self> {
+        let posts = store::posts::find_by_ids(&app.db, post_ids).await?;
+        let now = chrono::Utc::now();
+        Ok(Self {
+            edition: Edition {
+                id: 0,
+                frequency: frequency.as_str().to_owned(),
+                period: "preview".into(),
+                subject: subject(app, &posts)?,
+                status: "preview".into(),
+                recipients: 0,
+                created_at: now,
+                completed_at: None,
+            },
+            frequency,
+            posts,
+            variants: Mutex::new(HashMap::new()),
+        })
+    }
+
+    /// The whole edition as a test message to `to` (links go to the subscribe page).
+    pub fn test_message(&self, app: &App, to: &crate::domain::EmailAddress) -> anyhow::Result<(Envelope, Vec<u8>)> {
+        let variant = self.variant(app, &[])?.context("the edition has no posts")?;
+        let subscribe = app.settings.url_for("subscribe");
+        app.composer.build(Outgoing {
+            to: Mailbox::new(None, to.as_str().parse().context("Unusable address")?),
+            subject: format!("[Test] {}", variant.subject),
+            html: variant
+                .html
+                .replace(PREFERENCES, &subscribe)
+                .replace(UNSUBSCRIBE, &subscribe),
+            text: variant
+                .text
+                .replace(PREFERENCES, &subscribe)
+                .replace(UNSUBSCRIBE, &subscribe),
+            message_key: format!("test.{}.{}", self.edition.id, uuid::Uuid::new_v4().simple()),
+            headers: vec![],
+        })
+    }
+
+    /// The web view of the edition (`/editions/{id}`): everything, with links for a visitor.
+    pub fn web_html(&self, app: &App) -> anyhow::Result<Option<String>> {
+        Ok(self.variant(app, &[])?.map(|v| {
+            v.html
+                .replace(PREFERENCES, &app.settings.url_for("subscribe"))
+                .replace(UNSUBSCRIBE, &app.settings.url_for("subscribe"))
+        }))
+    }
+}
+
+/// The finished message for one subscriber: their links filled in, list headers set, a
+/// Message-ID derived from (edition, subscriber) so a re-send is recognisably the same.
+pub fn message(
+    app: &App,
+    content: &EditionContent,
+    variant: &Variant,
+    subscriber: &Subscriber,
+) -> anyhow::Result<(Envelope, Vec<u8>)> {
+    let preferences = subscriptions::preferences_url(app, subscriber);
+    let unsubscribe = subscriptions::unsubscribe_url(app, subscriber);
+    let escape = |s: &str| s.replace('&', "&amp;").replace('"', "&quot;");
+    let html = variant
+        .html
+        .replace(PREFERENCES, &escape(&preferences))
+        .replace(UNSUBSCRIBE, &escape(&unsubscribe));
+    let text = variant
+        .text
+        .replace(PREFERENCES, &preferences)
+        .replace(UNSUBSCRIBE, &unsubscribe);
+    let to = Mailbox::new(
+        subscriber.name.clone(),
+        subscriber.email.as_str().parse().context("Unusable address")?,
+    );
+    let mut list_unsubscribe = format!("<{unsubscribe}>");
+    if !app.settings.mail.unsubscribe_mailto.is_empty() {
+        list_unsubscribe.push_str(&format!(
+            ", <mailto:{}?subject=unsubscribe>",
+            app.settings.mail.unsubscribe_mailto
+        ));
+    }
+    app.composer.build(Outgoing {
+        to,
+        subject: variant.subject.clone(),
+        html,
+        text,
+        message_key: format!("edition.{}.{}", content.edition.id, subscriber.id),
+        headers: vec![
+            ("List-Unsubscribe", list_unsubscribe),
+            // RFC 8058: the POST to the List-Unsubscribe URL needs nothing else.
+            ("List-Unsubscribe-Post", "List-Unsubscribe=One-Click".into()),
+            ("List-Id", app.composer.list_id(&app.settings.site.title)),
+            ("Precedence", "bulk".into()),
+        ],
+    })
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn long_lines_are_broken_after_block_tags_only() {
+        let long = format!(
+            "<table><tr><td>{}</td></tr><tr><td>b</td></tr></table>",
+            "a ".repeat(600)
+        );
+        let out = wrap_long_lines(&long);
+        assert!(out.lines().all(|l| l.len() < 998), "{out}");
+        assert_eq!(out.replace('\n', ""), long);
+        assert_eq!(wrap_long_lines("<p>short</p>"), "<p>short</p>");
+    }
+}

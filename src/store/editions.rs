@@ -1,0 +1,233 @@
+//! Digest editions: one per (frequency, period), with the posts they carry and one
+//! delivery row per recipient, all created in one transaction.
+
+use anyhow::Context;
+use chrono::{DateTime, Utc};
+use serde::Serialize;
+
+use super::{BeginWrite, Db, with_pool};
+use crate::domain::Frequency;
+
+/// An edition as stored.
+#[derive(Debug, Clone, Serialize, sqlx::FromRow)]
+pub struct Edition {
+    pub id: i64,
+    pub frequency: String,
+    pub period: String,
+    pub subject: String,
+    pub status: String,
+    pub recipients: i64,
+    pub created_at: DateTime<Utc>,
+    pub completed_at: Option<DateTime<Utc>>,
+}
+
+/// Deliveries of an edition by status.
+#[derive(Debug, Clone, Default, PartialEq, Eq, Serialize)]
+pub struct DeliveryCounts {
+    pub pending: i64,
+    pub sending: i64,
+    pub sent: i64,
+    pub failed: i64,
+    pub skipped: i64,
+}
+
+impl DeliveryCounts {
+    /// Rows not yet final.
+    pub fn remaining(&self) -> i64 {
+        self.pending + self.sending
+    }
+
+    pub fn total(&self) -> i64 {
+        self.pending + self.sending + self.sent + self.failed + self.skipped
+    }
+}
+
+/// Posts that are news for `frequency`: public, seen by Herald after its first sync (or, with
+/// `since`, archive posts dated from then), and in no edition of this frequency yet. Oldest first.
+#[tracing::instrument(skip_all)]
+pub async fn new_posts(
+    db: &Db,
+    frequency: Frequency,
+    now: DateTime<Utc>,
+    since: Option<DateTime<Utc>>,
+) -> anyhow::Result<Vec<i64>> {
+    const SQL: &str = "select p.id from posts p \
+         where p.public_at is not null and p.public_at <= $1 and not p.draft and p.removed_at is null \
+         and p.published_at <= $1 and (not p.archived or p.published_at >= $3) \
+         and not exists (select 1 from edition_posts ep where ep.post_id = p.id and ep.frequency = $2) \
+         order by p.published_at, p.id";
+    // Without `since`, no archive post qualifies: compare with a date after every post.
+    let since = since.unwrap_or_else(far_future);
+    with_pool!(db, pool => {
+        sqlx::query_scalar(SQL).bind(now).bind(frequency.as_str()).bind(since).fetch_all(pool).await
+    })
+    .context("Failed to find new posts")
+}
+
+/// A date after every post's (and one both backends store and compare alike).
+fn far_future() -> DateTime<Utc> {
+    chrono::NaiveDate::from_ymd_opt(9999, 12, 31)
+        .and_then(|d| d.and_hms_opt(0, 0, 0))
+        .map(|d| d.and_utc())
+        .unwrap_or(DateTime::<Utc>::MIN_UTC)
+}
+
+/// How many editions of `frequency` exist for `period` (the first, then `period#2`, ...).
+pub async fn count_in_period(db: &Db, frequency: Frequency, period: &str) -> anyhow::Result<i64> {
+    with_pool!(db, pool => {
+        sqlx::query_scalar("select count(*) from editions where frequency = $1 and (period = $2 or period like $3)")
+            .bind(frequency.as_str())
+            .bind(period)
+            .bind(format!("{period}#%"))
+            .fetch_one(pool)
+            .await
+    })
+    .context("Failed to count editions")
+}
+
+/// Creates an edition with its posts and a pending delivery for every confirmed subscriber of
+/// its frequency, in one transaction. `None` when (frequency, period) exists already or every
+/// post was taken by another edition meanwhile: nothing is created twice, even by two
+/// processes at once.
+#[tracing::instrument(skip_all, fields(frequency = %frequency, period))]
+pub async fn create(
+    db: &Db,
+    frequency: Frequency,
+    period: &str,
+    subject: &str,
+    post_ids: &[i64],
+    now: DateTime<Utc>,
+) -> anyhow::Result<Option<Edition>> {
+    let created: Option<i64> = with_pool!(db, pool => {
+        let mut tx = pool.begin_write().await.context("Failed to start creating an edition")?;
+        let id: Option<i64> = sqlx::query_scalar(
+            "insert into editions (frequency, period, subject, status, created_at) values ($1, $2, $3, 'sending', $4) \
+             on conflict (frequency, period) do nothing returning id",
+        )
+        .bind(frequency.as_str())
+        .bind(period)
+        .bind(subject)
+        .bind(now)
+        .fetch_optional(&mut *tx)
+        .await?;
+        let Some(id) = id else {
+            return Ok(None);
+        };
+        let mut taken = 0;
+        for (position, post_id) in post_ids.iter().enumerate() {
+            taken += sqlx::query(
+                "insert into edition_posts (edition_id, frequency, post_id, position) values ($1, $2, $3, $4) \
+                 on conflict do nothing",
+            )
+            .bind(id)
+            .bind(frequency.as_str())
+            .bind(post_id)
+            .bind(position as i32)
+            .execute(&mut *tx)
+            .await?
+            .rows_affected();
+        }
+        if taken == 0 {
+            tx.rollback().await?;
+            return Ok(None);
+        }
+        let recipients = sqlx::query(
+            "insert into deliveries (edition_id, subscriber_id, status, next_attempt_at) \
+             select $1, id, 'pending', $2 from subscribers where status = 'confirmed' and frequency = $3",
+        )
+        .bind(id)
+        .bind(now)
+        .bind(frequency.as_str())
+        .execute(&mut *tx)
+        .await?
+        .rows_affected();
+        sqlx::query("update editions set recipients = $2 where id = $1")
+            .bind(id)
+            .bind(recipients as i64)
+            .execute(&mut *tx)
+            .await?;
+        tx.commit().await?;
+        Ok::<_, anyhow::Error>(Some(id))
+    })?;
+    match created {
+        Some(id) => find(db, id).await,
+        None => Ok(None),
+    }
+}
+
+pub async fn find(db: &Db, id: i64) -> anyhow::Result<Option<Edition>> {
+    with_pool!(db, pool => {
+        sqlx::query_as(
+            "select id, frequency, period, subject, status, recipients, created_at, completed_at from editions where id = $1",
+        )
+        .bind(id)
+        .fetch_optional(pool)
+        .await
+    })
+    .context("Failed to read an edition")
+}
+
+/// The newest editions first.
+pub async fn list(db: &Db, limit: u32) -> anyhow::Result<Vec<Edition>> {
+    with_pool!(db, pool => {
+        sqlx::query_as(
+            "select id, frequency, period, subject, status, recipients, created_at, completed_at from editions \
+             order by id desc limit $1",
+        )
+        .bind(i64::from(limit))
+        .fetch_all(pool)
+        .await
+    })
+    .context("Failed to list editions")
+}
+
+/// The ids of an edition's posts, in order.
+pub async fn post_ids(db: &Db, edition_id: i64) -> anyhow::Result<Vec<i64>> {
+    with_pool!(db, pool => {
+        sqlx::query_scalar("select post_id from edition_posts where edition_id = $1 order by position")
+            .bind(edition_id)
+            .fetch_all(pool)
+            .await
+    })
+    .context("Failed to read an edition's posts")
+}
+
+/// Deliveries by status, for one edition or (None) for all.
+pub async fn counts(db: &Db, edition_id: Option<i64>) -> anyhow::Result<DeliveryCounts> {
+    let rows: Vec<(String, i64)> = with_pool!(db, pool => {
+        sqlx::query_as(
+            "select status, count(*) from deliveries where ($1 = 0 or edition_id = $1) group by status",
+        )
+        .bind(edition_id.unwrap_or(0))
+        .fetch_all(pool)
+        .await
+    })
+    .context("Failed to count deliveries")?;
+    let mut counts = DeliveryCounts::default();
+    for (status, n) in rows {
+        match status.as_str() {
+            "pending" => counts.pending = n,
+            "sending" => counts.sending = n,
+            "sent" => counts.sent = n,
+            "failed" => counts.failed = n,
+            "skipped" => counts.skipped = n,
+            _ => {}
+        }
+    }
+    Ok(counts)
+}
+
+/// Marks editions whose every delivery is final as sent.
+pub async fn complete_finished(db: &Db, now: DateTime<Utc>) -> anyhow::Result<u64> {
+    with_pool!(db, pool => {
+        sqlx::query(
+            "update editions set status = 'sent', completed_at = $1 where status = 'sending' and not exists \
+             (select 1 from deliveries d where d.edition_id = editions.id and d.status in ('pending', 'sending'))",
+        )
+        .bind(now)
+        .execute(pool)
+        .await
+        .map(|r| r.rows_affected())
+    })
+    .context("Failed to complete editions")
+}
