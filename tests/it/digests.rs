@@ -1,0 +1,496 @@
+use std::collections::HashMap;
+use std::time::Duration;
+
+use herald::digest::{self, Trigger};
+use herald::domain::{EmailAddress, Frequency, SubscriberSource, SubscriberStatus};
+use herald::store::subscribers::NewSubscriber;
+use mail_parser::{MessageParser, MimeHeaders};
+
+use crate::common::{TestApp, post, spawn_app_with};
+use crate::smtp::{Behaviour, Received, SmtpServer};
+
+async fn app_with_smtp(smtp: &SmtpServer, extra: &str) -> TestApp {
+    let app = spawn_app_with(&format!(
+        "[mail]\ntransport = \"smtp\"\nfrom = \"Riverside News <news@example.org>\"\nretry_base_seconds = 1\n\
+         [mail.smtp]\nhost = \"127.0.0.1\"\nport = {}\n[admin]\napi_token = \"digest-token\"\n{extra}",
+        smtp.port
+    ))
+    .await;
+    // Herald's first sync: what is public now is the archive and is never mailed as new.
+    app.write_post(
+        "archive.md",
+        &post("Archive post", "2026-01-10", &["wildlife"], "Old news."),
+    );
+    app.sync().await;
+    app
+}
+
+async fn add(
+    app: &TestApp,
+    email: &str,
+    status: SubscriberStatus,
+    frequency: Frequency,
+    topics: &[&str],
+) -> herald::domain::Subscriber {
+    let (s, _) = herald::store::subscribers::insert_or_get(
+        &app.app.db,
+        &NewSubscriber {
+            email: EmailAddress::parse(email).unwrap(),
+            name: None,
+            status,
+            frequency,
+            topics: topics.iter().map(|t| t.to_string()).collect(),
+            source: SubscriberSource::Cli,
+            consent_at: None,
+        },
+        chrono::Utc::now(),
+    )
+    .await
+    .unwrap();
+    s
+}
+
+/// Delivers until the queue is empty (the server's own worker may take part).
+async fn drain(app: &TestApp) {
+    for _ in 0..400 {
+        herald::delivery::queue::deliver_batch(&app.app).await.unwrap();
+        if herald::store::editions::counts(&app.app.db, None)
+            .await
+            .unwrap()
+            .remaining()
+            == 0
+        {
+            return;
+        }
+        tokio::time::sleep(Duration::from_millis(50)).await;
+    }
+    panic!("the queue did not drain");
+}
+
+fn by_recipient(received: &[Received]) -> HashMap<String, Vec<Received>> {
+    let mut map: HashMap<String, Vec<Received>> = HashMap::new();
+    for r in received {
+        map.entry(r.to[0].clone()).or_default().push(r.clone());
+    }
+    map
+}
+
+#[tokio::test]
+async fn digests_reach_the_right_subscribers_with_list_headers_and_their_own_links() {
+    let smtp = SmtpServer::start().await;
+    let app = app_with_smtp(&smtp, "").await;
+    let all = add(
+        &app,
+        "all@example.org",
+        SubscriberStatus::Confirmed,
+        Frequency::Daily,
+        &[],
+    )
+    .await;
+    let wild = add(
+        &app,
+        "wild@example.org",
+        SubscriberStatus::Confirmed,
+        Frequency::Daily,
+        &["wildlife"],
+    )
+    .await;
+    add(
+        &app,
+        "knits@example.org",
+        SubscriberStatus::Confirmed,
+        Frequency::Daily,
+        &["knitting"],
+    )
+    .await;
+    add(
+        &app,
+        "pending@example.org",
+        SubscriberStatus::Pending,
+        Frequency::Daily,
+        &[],
+    )
+    .await;
+    add(
+        &app,
+        "left@example.org",
+        SubscriberStatus::Unsubscribed,
+        Frequency::Daily,
+        &[],
+    )
+    .await;
+    add(
+        &app,
+        "bounced@example.org",
+        SubscriberStatus::Bounced,
+        Frequency::Daily,
+        &[],
+    )
+    .await;
+    add(
+        &app,
+        "weekly@example.org",
+        SubscriberStatus::Confirmed,
+        Frequency::Weekly,
+        &[],
+    )
+    .await;
+
+    app.write_post(
+        "otters.md",
+        &post(
+            "Otters & <friends> return",
+            "2026-09-14",
+            &["wildlife"],
+            "Otters are back.",
+        ),
+    );
+    app.write_post(
+        "water.md",
+        &post("Water results", "2026-10-21", &["water-quality"], "Readings are in."),
+    );
+    app.sync().await;
+    let editions = digest::compose(&app.app, Frequency::Daily, Trigger::Manual, None)
+        .await
+        .unwrap();
+    assert_eq!(editions.len(), 1);
+    let edition = &editions[0];
+    assert_eq!(edition.recipients, 3, "confirmed daily subscribers only");
+    assert_eq!(edition.subject, "Test & Trust: 2 new posts");
+    drain(&app).await;
+
+    let received = smtp.wait_for(2, Duration::from_secs(10)).await;
+    let mail = by_recipient(&received);
+    assert_eq!(mail.len(), 2, "{:?}", mail.keys());
+    let counts = herald::store::editions::counts(&app.app.db, Some(edition.id))
+        .await
+        .unwrap();
+    assert_eq!(
+        (counts.sent, counts.skipped),
+        (2, 1),
+        "the knitter's topics match nothing: skipped"
+    );
+
+    for (subscriber, expect) in [
+        (&all, vec!["Otters &amp; &lt;friends&gt; return", "Water results"]),
+        (&wild, vec!["Otters &amp; &lt;friends&gt; return"]),
+    ] {
+        let raw = &mail[subscriber.email.as_str()][0].data;
+        let message = MessageParser::default().parse(raw).unwrap();
+        assert_eq!(message.content_type().unwrap().subtype(), Some("alternative"));
+        let html = message.body_html(0).unwrap();
+        let text = message.body_text(0).unwrap();
+        for title in &expect {
+            assert!(html.contains(title), "{title} in {}", subscriber.email);
+        }
+        assert!(!html.contains("Archive post"), "archive posts are never mailed as new");
+        if expect.len() == 1 {
+            assert!(
+                !html.contains("Water results") && !text.contains("Water results"),
+                "topic filter"
+            );
+            assert_eq!(message.subject(), Some("Otters & <friends> return"));
+        }
+        assert!(
+            html.contains("width=\"600\"") && html.contains("role=\"presentation\""),
+            "table layout"
+        );
+        assert!(html.contains(&format!("/editions/{}", edition.id)), "view in browser");
+        let unsubscribe = app.url(&format!("/unsubscribe/{}", subscriber.manage_token));
+        let preferences = app.url(&format!("/preferences/{}", subscriber.manage_token));
+        assert!(
+            html.contains(&unsubscribe) && text.contains(&unsubscribe),
+            "their own unsubscribe link"
+        );
+        assert!(
+            html.contains(&preferences) && text.contains(&preferences),
+            "their own preferences link"
+        );
+        let header = |name: &str| message.header_raw(name).map(|v| v.trim().to_owned());
+        assert_eq!(header("List-Unsubscribe"), Some(format!("<{unsubscribe}>")));
+        assert_eq!(
+            header("List-Unsubscribe-Post").as_deref(),
+            Some("List-Unsubscribe=One-Click")
+        );
+        assert_eq!(
+            header("List-Id").as_deref(),
+            Some("\"Test & Trust\" <news.example.org>")
+        );
+        assert_eq!(
+            message.message_id(),
+            Some(format!("edition.{}.{}@example.org", edition.id, subscriber.id).as_str())
+        );
+        assert!(message.date().is_some());
+        assert_eq!(
+            message.from().unwrap().first().unwrap().address(),
+            Some("news@example.org")
+        );
+    }
+
+    // The one-click URL from the header works as a mail provider calls it.
+    let one_click = app.url(&format!("/unsubscribe/{}", wild.manage_token));
+    let response = reqwest::Client::new()
+        .post(&one_click)
+        .body("List-Unsubscribe=One-Click")
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(response.status(), 200);
+    let wild_now = herald::store::subscribers::find(&app.app.db, wild.id)
+        .await
+        .unwrap()
+        .unwrap();
+    assert_eq!(wild_now.status, SubscriberStatus::Unsubscribed);
+
+    // The web view shows the whole edition; sending again sends nothing new.
+    let web = app.get_text(&format!("/editions/{}", edition.id)).await;
+    assert!(web.contains("Water results") && web.contains("Otters"));
+    assert_eq!(app.get("/editions/999").await.status(), 404);
+    assert!(
+        digest::compose(&app.app, Frequency::Daily, Trigger::Manual, None)
+            .await
+            .unwrap()
+            .is_empty()
+    );
+    drain(&app).await;
+    assert_eq!(smtp.count(), 2);
+}
+
+#[tokio::test]
+async fn a_post_published_between_two_daily_editions_goes_in_the_next_only() {
+    let smtp = SmtpServer::start().await;
+    let app = app_with_smtp(&smtp, "").await;
+    add(
+        &app,
+        "reader@example.org",
+        SubscriberStatus::Confirmed,
+        Frequency::Daily,
+        &[],
+    )
+    .await;
+    app.write_post("first.md", &post("First news", "2026-09-14", &["news"], "One."));
+    app.sync().await;
+    let first = digest::compose(&app.app, Frequency::Daily, Trigger::Scheduled, None)
+        .await
+        .unwrap();
+    assert_eq!(first.len(), 1);
+    app.write_post("second.md", &post("Second news", "2026-09-15", &["news"], "Two."));
+    app.sync().await;
+    let again = digest::compose(&app.app, Frequency::Daily, Trigger::Scheduled, None)
+        .await
+        .unwrap();
+    assert!(again.is_empty(), "the scheduler makes one edition per period");
+    let next = digest::compose(&app.app, Frequency::Daily, Trigger::Manual, None)
+        .await
+        .unwrap();
+    assert_eq!(next.len(), 1);
+    assert!(next[0].period.ends_with("#2"), "{}", next[0].period);
+    drain(&app).await;
+    let received = smtp.wait_for(2, Duration::from_secs(10)).await;
+    assert_eq!(received.len(), 2);
+    let subjects: Vec<String> = received
+        .iter()
+        .map(|r| {
+            MessageParser::default()
+                .parse(&r.data)
+                .unwrap()
+                .subject()
+                .unwrap()
+                .to_owned()
+        })
+        .collect();
+    assert_eq!(
+        subjects,
+        ["First news", "Second news"],
+        "each post exactly once, in its own edition"
+    );
+}
+
+#[tokio::test]
+async fn composers_racing_for_the_same_period_create_one_edition() {
+    let smtp = SmtpServer::start().await;
+    let app = app_with_smtp(&smtp, "").await;
+    add(
+        &app,
+        "reader@example.org",
+        SubscriberStatus::Confirmed,
+        Frequency::Weekly,
+        &[],
+    )
+    .await;
+    app.write_post("news.md", &post("News", "2026-09-14", &["news"], "One."));
+    app.sync().await;
+    let (a, b, c) = tokio::join!(
+        digest::compose(&app.app, Frequency::Weekly, Trigger::Scheduled, None),
+        digest::compose(&app.app, Frequency::Weekly, Trigger::Scheduled, None),
+        digest::compose(&app.app, Frequency::Weekly, Trigger::Manual, None),
+    );
+    let created = a.unwrap().len() + b.unwrap().len() + c.unwrap().len();
+    assert_eq!(created, 1);
+    drain(&app).await;
+    tokio::time::sleep(Duration::from_millis(300)).await;
+    assert_eq!(smtp.count(), 1);
+}
+
+#[tokio::test]
+async fn temporary_failures_are_retried_and_permanent_ones_bounce() {
+    let smtp = SmtpServer::start().await;
+    let app = app_with_smtp(&smtp, "").await;
+    for name in ["ok1", "slow", "gone", "ok2"] {
+        add(
+            &app,
+            &format!("{name}@example.org"),
+            SubscriberStatus::Confirmed,
+            Frequency::Immediate,
+            &[],
+        )
+        .await;
+    }
+    smtp.set_behaviour(Behaviour::RejectRcptMatching(vec![
+        ("slow".into(), 451, "4.7.1 Greylisted, try again".into()),
+        ("gone".into(), 550, "5.1.1 No such mailbox".into()),
+    ]));
+    app.write_post("news.md", &post("News", "2026-09-14", &["news"], "One."));
+    app.sync().await;
+    assert_eq!(
+        digest::compose(&app.app, Frequency::Immediate, Trigger::Manual, None)
+            .await
+            .unwrap()
+            .len(),
+        1
+    );
+    herald::delivery::queue::deliver_batch(&app.app).await.unwrap();
+    smtp.wait_for(2, Duration::from_secs(5)).await;
+    smtp.set_behaviour(Behaviour::Accept);
+    drain(&app).await;
+    let mail = by_recipient(&smtp.received());
+    assert_eq!(mail.len(), 3, "{:?}", mail.keys());
+    assert!(
+        mail.contains_key("slow@example.org"),
+        "the greylisted address got it on retry"
+    );
+    assert!(mail.values().all(|m| m.len() == 1));
+    let gone =
+        herald::store::subscribers::find_by_email(&app.app.db, &EmailAddress::parse("gone@example.org").unwrap())
+            .await
+            .unwrap()
+            .unwrap();
+    assert_eq!(gone.status, SubscriberStatus::Bounced, "5.1.1 suppresses the address");
+    let counts = herald::store::editions::counts(&app.app.db, None).await.unwrap();
+    assert_eq!((counts.sent, counts.failed), (3, 1));
+
+    // A bounced address gets no later edition.
+    app.write_post("more.md", &post("More news", "2026-09-15", &["news"], "Two."));
+    app.sync().await;
+    let next = digest::compose(&app.app, Frequency::Immediate, Trigger::Manual, None)
+        .await
+        .unwrap();
+    assert_eq!(next[0].recipients, 3);
+}
+
+#[tokio::test]
+async fn a_connection_dropped_mid_session_is_retried() {
+    let smtp = SmtpServer::start().await;
+    smtp.set_behaviour(Behaviour::DropAfter(2));
+    let app = app_with_smtp(&smtp, "[digest]\nconcurrency = 1\n").await;
+    for i in 0..6 {
+        add(
+            &app,
+            &format!("r{i}@example.org"),
+            SubscriberStatus::Confirmed,
+            Frequency::Weekly,
+            &[],
+        )
+        .await;
+    }
+    app.write_post("news.md", &post("News", "2026-09-14", &["news"], "One."));
+    app.sync().await;
+    digest::compose(&app.app, Frequency::Weekly, Trigger::Manual, None)
+        .await
+        .unwrap();
+    herald::delivery::queue::deliver_batch(&app.app).await.unwrap();
+    smtp.set_behaviour(Behaviour::Accept);
+    drain(&app).await;
+    let mail = by_recipient(&smtp.received());
+    assert_eq!(mail.len(), 6);
+    assert!(mail.values().all(|m| m.len() == 1), "nobody twice");
+}
+
+#[tokio::test]
+async fn editions_are_sent_from_the_api_in_the_background() {
+    let smtp = SmtpServer::start().await;
+    let app = app_with_smtp(&smtp, "").await;
+    add(
+        &app,
+        "api@example.org",
+        SubscriberStatus::Confirmed,
+        Frequency::Daily,
+        &[],
+    )
+    .await;
+    app.write_post("news.md", &post("News", "2026-09-14", &["news"], "One."));
+    app.sync().await;
+    let unauthorised = app
+        .client
+        .post(app.url("/admin/api/editions/send"))
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(unauthorised.status(), 401);
+    let response = app
+        .client
+        .post(app.url("/admin/api/editions/send"))
+        .header("authorization", "Bearer digest-token")
+        .json(&serde_json::json!({"frequency": "daily"}))
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(response.status(), 202);
+    let body: serde_json::Value = response.json().await.unwrap();
+    let id = body["editions"][0]["id"].as_i64().unwrap();
+    // Nobody drains here: the server's own delivery worker sends it.
+    assert_eq!(smtp.wait_for(1, Duration::from_secs(10)).await.len(), 1);
+    for _ in 0..50 {
+        let status: serde_json::Value = app
+            .client
+            .get(app.url(&format!("/admin/api/editions/{id}")))
+            .header("authorization", "Bearer digest-token")
+            .send()
+            .await
+            .unwrap()
+            .json()
+            .await
+            .unwrap();
+        if status["deliveries"]["sent"] == 1 {
+            return;
+        }
+        tokio::time::sleep(Duration::from_millis(100)).await;
+    }
+    panic!("the edition's counts never showed the delivery");
+}
+
+#[tokio::test]
+async fn since_mails_recent_archive_posts_on_request() {
+    let smtp = SmtpServer::start().await;
+    let app = app_with_smtp(&smtp, "").await;
+    add(
+        &app,
+        "new@example.org",
+        SubscriberStatus::Confirmed,
+        Frequency::Weekly,
+        &[],
+    )
+    .await;
+    assert!(
+        digest::compose(&app.app, Frequency::Weekly, Trigger::Manual, None)
+            .await
+            .unwrap()
+            .is_empty()
+    );
+    let since = herald::content::parse_date("2026-01-01").unwrap();
+    let editions = digest::compose(&app.app, Frequency::Weekly, Trigger::Manual, Some(since))
+        .await
+        .unwrap();
+    assert_eq!(editions.len(), 1);
+    assert_eq!(editions[0].subject, "Archive post");
+}
