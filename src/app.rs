@@ -64,8 +64,11 @@ impl App {
             composer,
             outbox,
             limits,
-            rate_limiter: NonZeroU32::new(settings_rate)
-                .map(|r| governor::RateLimiter::direct(governor::Quota::per_second(r))),
+            // A small burst (a tenth of a second's worth) keeps the rate even from the start.
+            rate_limiter: NonZeroU32::new(settings_rate).map(|r| {
+                let burst = NonZeroU32::new(r.get() / 10).unwrap_or(NonZeroU32::MIN);
+                governor::RateLimiter::direct(governor::Quota::per_second(r).allow_burst(burst))
+            }),
             mailer,
             delivery_wake: Notify::new(),
             editions: Mutex::new(HashMap::new()),
