@@ -83,3 +83,77 @@ fn describe(error: &tera::Error) -> String {
     }
     out
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn site() -> serde_json::Value {
+        serde_json::json!({"title": "Riverside & Co", "base_url": "https://news.example.org/", "language": "en-GB",
+            "description": "River news", "author": "The Trust"})
+    }
+
+    fn post() -> serde_json::Value {
+        serde_json::json!({"title": "Otters <return>", "url": "https://news.example.org/posts/otters/",
+            "date_human": "14 September 2026", "authors": ["Ana"], "summary": "They are back.",
+            "image": "https://img.example.org/o.jpg", "image_alt": "An otter"})
+    }
+
+    fn render(name: &str, ctx: serde_json::Value) -> String {
+        let templates = Templates::load(None).unwrap();
+        templates.render(name, &tera::Context::from_value(ctx).unwrap()).unwrap()
+    }
+
+    #[test]
+    fn the_confirmation_email_renders_in_html_and_text() {
+        let ctx = serde_json::json!({"site": site(), "name": "Ana <b>", "email": "ana@example.org",
+            "confirm_url": "https://news.example.org/confirm/abc", "expires_days": 7, "frequency_text": "weekly"});
+        let html = render("email/confirm.html", ctx.clone());
+        assert!(html.contains("href=\"https://news.example.org/confirm/abc\""));
+        assert!(html.contains("Hello Ana &lt;b&gt;"), "escaped");
+        assert!(html.contains("color-scheme"), "dark-mode aware");
+        let text = render("email/confirm.txt", ctx);
+        assert!(text.contains("https://news.example.org/confirm/abc") && text.contains("7 days"));
+        assert!(!text.contains("<p>"));
+    }
+
+    #[test]
+    fn the_digest_email_renders_in_html_and_text() {
+        let ctx = serde_json::json!({"site": site(), "subject": "Riverside: 2 new posts", "posts": [post(), post()],
+            "preheader": "Otters", "web_url": "https://news.example.org/editions/1", "frequency_text": "once a week",
+            "topics_text": "Wildlife", "preferences_url": "PREFS", "unsubscribe_url": "UNSUB"});
+        let html = render("email/digest.html", ctx.clone());
+        assert!(html.contains("Otters &lt;return&gt;"), "titles escaped");
+        assert!(html.contains("alt=\"An otter\"") && html.contains("width=\"536\""), "images carry alt and width");
+        assert!(html.contains("class=\"preheader\""));
+        assert!(html.contains("href=\"PREFS\"") && html.contains("href=\"UNSUB\""));
+        assert!(html.contains("https://news.example.org/editions/1"));
+        let text = render("email/digest.txt", ctx);
+        assert!(text.contains("Otters <return>"), "plain text is not HTML-escaped");
+        assert!(text.contains("Unsubscribe: UNSUB") && text.contains("Read it: https://news.example.org/posts/otters/"));
+    }
+
+    #[test]
+    fn the_web_pages_render() {
+        let base = serde_json::json!({"site": site(), "canonical_url": "https://news.example.org/", "feeds": [],
+            "frequencies": [{"value": "weekly", "label": "Weekly"}], "topics": [],
+            "form": {"email": "", "name": "", "frequency": "weekly", "topics": []}, "form_error": null});
+        let mut message = base.clone();
+        message["heading"] = "Done".into();
+        message["lines"] = serde_json::json!(["One line"]);
+        assert!(render("web/message.html", message).contains("<h1>Done</h1>"));
+        assert!(render("web/subscribe.html", base.clone()).contains("name=\"email\""));
+        assert!(render("web/404.html", base).contains("Page not found"));
+    }
+
+    #[test]
+    fn an_override_folder_replaces_a_template_by_name() {
+        let dir = tempfile::tempdir().unwrap();
+        std::fs::create_dir_all(dir.path().join("web")).unwrap();
+        std::fs::write(dir.path().join("web/404.html"), "custom {{ site.title }}").unwrap();
+        let templates = Templates::load(Some(dir.path())).unwrap();
+        let mut ctx = tera::Context::new();
+        ctx.insert("site", &site());
+        assert_eq!(templates.render("web/404.html", &ctx).unwrap(), "custom Riverside &amp; Co");
+    }
+}
