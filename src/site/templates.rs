@@ -101,7 +101,9 @@ mod tests {
 
     fn render(name: &str, ctx: serde_json::Value) -> String {
         let templates = Templates::load(None).unwrap();
-        templates.render(name, &tera::Context::from_value(ctx).unwrap()).unwrap()
+        templates
+            .render(name, &tera::Context::from_value(ctx).unwrap())
+            .unwrap()
     }
 
     #[test]
@@ -124,13 +126,18 @@ mod tests {
             "topics_text": "Wildlife", "preferences_url": "PREFS", "unsubscribe_url": "UNSUB"});
         let html = render("email/digest.html", ctx.clone());
         assert!(html.contains("Otters &lt;return&gt;"), "titles escaped");
-        assert!(html.contains("alt=\"An otter\"") && html.contains("width=\"536\""), "images carry alt and width");
+        assert!(
+            html.contains("alt=\"An otter\"") && html.contains("width=\"536\""),
+            "images carry alt and width"
+        );
         assert!(html.contains("class=\"preheader\""));
         assert!(html.contains("href=\"PREFS\"") && html.contains("href=\"UNSUB\""));
         assert!(html.contains("https://news.example.org/editions/1"));
         let text = render("email/digest.txt", ctx);
         assert!(text.contains("Otters <return>"), "plain text is not HTML-escaped");
-        assert!(text.contains("Unsubscribe: UNSUB") && text.contains("Read it: https://news.example.org/posts/otters/"));
+        assert!(
+            text.contains("Unsubscribe: UNSUB") && text.contains("Read it: https://news.example.org/posts/otters/")
+        );
     }
 
     #[test]
@@ -154,6 +161,9 @@ mod tests {
         let templates = Templates::load(Some(dir.path())).unwrap();
         let mut ctx = tera::Context::new();
         ctx.insert("site", &site());
-        assert_eq!(templates.render("web/404.html", &ctx).unwrap(), "custom Riverside &amp; Co");
+        assert_eq!(
+            templates.render("web/404.html", &ctx).unwrap(),
+            "custom Riverside &amp; Co"
+        );
     }
 }

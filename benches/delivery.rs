@@ -1,0 +1,185 @@
+//! Delivery benchmark: one edition of 5 posts to 10,000 and 100,000 confirmed subscribers
+//! through Postfix's `smtp-sink` on loopback, with `smtp-source`'s rate into the same sink
+//! (same message count and size, 20 sessions kept open) as the machine's ceiling.
+//!
+//! Needs Debian's `postfix` package for smtp-sink/smtp-source (the daemon is not started).
+//! `cargo bench --bench delivery`; BENCHMARKS.md records the figures.
+
+use std::process::{Child, Command, Stdio};
+use std::time::{Duration, Instant};
+
+const SESSIONS: u32 = 20;
+
+struct Sink(Child);
+
+impl Drop for Sink {
+    fn drop(&mut self) {
+        let _ = self.0.kill();
+        let _ = self.0.wait();
+    }
+}
+
+fn free_port() -> u16 {
+    std::net::TcpListener::bind("127.0.0.1:0")
+        .unwrap()
+        .local_addr()
+        .unwrap()
+        .port()
+}
+
+fn start_sink(port: u16) -> anyhow::Result<Sink> {
+    let child = Command::new("smtp-sink")
+        .args(["-u", "root", &format!("127.0.0.1:{port}"), "1000"])
+        .stdout(Stdio::null())
+        .stderr(Stdio::null())
+        .spawn()
+        .map_err(|e| anyhow::anyhow!("smtp-sink is needed (apt-get install postfix): {e}"))?;
+    for _ in 0..100 {
+        if std::net::TcpStream::connect(("127.0.0.1", port)).is_ok() {
+            return Ok(Sink(child));
+        }
+        std::thread::sleep(Duration::from_millis(20));
+    }
+    anyhow::bail!("smtp-sink did not start")
+}
+
+/// Runs a command, polling its peak resident memory (VmHWM) from /proc.
+fn run_measured(cmd: &mut Command) -> anyhow::Result<(Duration, u64, String)> {
+    let start = Instant::now();
+    let mut child = cmd.stdout(Stdio::piped()).stderr(Stdio::piped()).spawn()?;
+    let status_path = format!("/proc/{}/status", child.id());
+    let mut peak_kib = 0u64;
+    while child.try_wait()?.is_none() {
+        if let Ok(status) = std::fs::read_to_string(&status_path)
+            && let Some(line) = status.lines().find(|l| l.starts_with("VmHWM:"))
+        {
+            peak_kib = peak_kib.max(line.split_whitespace().nth(1).and_then(|v| v.parse().ok()).unwrap_or(0));
+        }
+        std::thread::sleep(Duration::from_millis(10));
+    }
+    let took = start.elapsed();
+    let output = child.wait_with_output()?;
+    if !output.status.success() {
+        anyhow::bail!("{:?} failed: {}", cmd, String::from_utf8_lossy(&output.stderr));
+    }
+    Ok((
+        took,
+        peak_kib,
+        String::from_utf8_lossy(&output.stdout).trim().to_owned(),
+    ))
+}
+
+fn post(i: usize, date: &str) -> String {
+    format!(
+        "---\ntitle: \"Benchmark post {i}: volunteers restore another stretch of river\"\ndate: {date}\nauthor: Bench Author\n\
+         tags: [news, wildlife]\nsummary: \"A summary of post {i}, long enough to look like a real lead paragraph in a digest email.\"\n\
+         image: https://images.example.org/bench/{i}.jpg\nimage_alt: \"Photo {i}\"\n---\n{}\n",
+        "A paragraph of text for the post. ".repeat(40)
+    )
+}
+
+fn deliver(subscribers: usize, sink_port: u16) -> anyhow::Result<(f64, u64)> {
+    let herald = env!("CARGO_BIN_EXE_herald");
+    let dir = tempfile::tempdir()?;
+    let posts = dir.path().join("posts");
+    std::fs::create_dir_all(&posts)?;
+    let config = dir.path().join("config.toml");
+    std::fs::write(
+        &config,
+        format!(
+            "[site]\ntitle = \"Benchmark Trust\"\nbase_url = \"https://news.example.org/\"\n[content]\nposts_dir = \"posts\"\n\
+             [mail]\ntransport = \"smtp\"\nfrom = \"News <news@example.org>\"\n\
+             [mail.smtp]\nhost = \"127.0.0.1\"\nport = {sink_port}\npool_size = {SESSIONS}\n\
+             [digest]\nconcurrency = {SESSIONS}\nbatch_size = 500\n"
+        ),
+    )?;
+    let run = |args: &[&str]| {
+        Command::new(herald)
+            .arg("--config")
+            .arg(&config)
+            .args(args)
+            .env("HERALD_LOG", "warn")
+            .output()
+    };
+    std::fs::write(posts.join("archive.md"), post(0, "2026-01-01"))?;
+    run(&["sync"])?;
+    for i in 1..=5 {
+        std::fs::write(posts.join(format!("post-{i}.md")), post(i, &format!("2026-09-1{i}")))?;
+    }
+    run(&["sync"])?;
+    let csv = dir.path().join("list.csv");
+    let mut text = String::from("email,name,frequency\n");
+    for i in 0..subscribers {
+        text.push_str(&format!("reader{i}@example{}.org,Reader {i},weekly\n", i % 50));
+    }
+    std::fs::write(&csv, text)?;
+    let import = run(&["subscribers", "import", csv.to_str().unwrap(), "--confirmed"])?;
+    anyhow::ensure!(import.status.success(), "import failed");
+    let (took, peak_kib, out) = run_measured(
+        Command::new(herald)
+            .arg("--config")
+            .arg(&config)
+            .args(["send", "--frequency", "weekly"])
+            .env("HERALD_LOG", "warn"),
+    )?;
+    let rate = subscribers as f64 / took.as_secs_f64();
+    println!(
+        "herald send, {subscribers:>6} subscribers: {:>7.1} s  {rate:>6.0} msg/s  peak RSS {:>5.1} MiB   ({})",
+        took.as_secs_f64(),
+        peak_kib as f64 / 1024.0,
+        out.lines().last().unwrap_or("")
+    );
+    // Size of one message as the sink received it, for the ceiling run.
+    std::fs::write(
+        &config,
+        std::fs::read_to_string(&config)?.replace("transport = \"smtp\"", "transport = \"file\""),
+    )?;
+    run(&["preview", "--frequency", "weekly", "--to", "size@example.org"])?;
+    let size = std::fs::read_dir(dir.path().join("outbox"))?
+        .filter_map(|e| e.ok())
+        .filter_map(|e| e.metadata().ok())
+        .map(|m| m.len())
+        .max()
+        .unwrap_or(8192);
+    Ok((rate, size))
+}
+
+fn ceiling(messages: usize, size: u64, port: u16) -> anyhow::Result<f64> {
+    let start = Instant::now();
+    let status = Command::new("smtp-source")
+        .args([
+            "-d",
+            "-s",
+            &SESSIONS.to_string(),
+            "-m",
+            &messages.to_string(),
+            "-l",
+            &size.to_string(),
+        ])
+        .args([
+            "-f",
+            "news@example.org",
+            "-t",
+            "reader@example.net",
+            &format!("127.0.0.1:{port}"),
+        ])
+        .stdout(Stdio::null())
+        .stderr(Stdio::null())
+        .status()?;
+    anyhow::ensure!(status.success(), "smtp-source failed");
+    Ok(messages as f64 / start.elapsed().as_secs_f64())
+}
+
+fn main() -> anyhow::Result<()> {
+    let port = free_port();
+    let _sink = start_sink(port)?;
+    for subscribers in [10_000, 100_000] {
+        let (rate, size) = deliver(subscribers, port)?;
+        let ceiling = ceiling(subscribers, size, port)?;
+        println!(
+            "smtp-source ceiling, {subscribers:>6} messages of {size} bytes, {SESSIONS} sessions: {ceiling:>6.0} msg/s  -> herald at {:.0} % of it",
+            100.0 * rate / ceiling
+        );
+    }
+    Ok(())
+}
