@@ -3,6 +3,7 @@
 use std::io::IsTerminal;
 use std::path::PathBuf;
 use std::process::ExitCode;
+use std::sync::Arc;
 use std::time::{Duration, Instant};
 
 use anyhow::Context;
@@ -28,7 +29,7 @@ fn since(raw: Option<&str>) -> anyhow::Result<Option<DateTime<Utc>>> {
 
 /// Composes what is due and delivers everything queued; exits when the queue is empty.
 pub async fn send(
-    app: &App,
+    app: &Arc<App>,
     frequency: Option<&str>,
     dry_run: bool,
     since_raw: Option<&str>,

@@ -12,7 +12,6 @@ use std::sync::Arc;
 use std::time::Duration;
 
 use chrono::Utc;
-use futures::StreamExt;
 use tokio_util::sync::CancellationToken;
 
 use super::SendError;
@@ -86,7 +85,7 @@ async fn send_one(
 
 /// Claims and sends one batch. Tests and `herald send` call this step by step.
 #[tracing::instrument(skip_all)]
-pub async fn deliver_batch(app: &App) -> anyhow::Result<BatchReport> {
+pub async fn deliver_batch(app: &Arc<App>) -> anyhow::Result<BatchReport> {
     let digest = &app.settings.digest;
     let now = Utc::now();
     let lease_until = now + chrono::Duration::seconds(digest.lease_seconds as i64);
@@ -106,18 +105,26 @@ pub async fn deliver_batch(app: &App) -> anyhow::Result<BatchReport> {
             contents.insert(d.edition_id, app.edition_content(d.edition_id).await?);
         }
     }
-    let outcomes: Vec<(Claimed, Outcome)> = futures::stream::iter(claimed)
-        .map(|d| {
-            let content = contents.get(&d.edition_id).cloned();
-            let subscriber = subscribers.get(&d.subscriber_id);
-            async move {
-                let outcome = send_one(app, &d, content.as_deref(), subscriber).await;
-                (d, outcome)
-            }
-        })
-        .buffer_unordered(digest.concurrency as usize)
-        .collect()
-        .await;
+    // Each send is its own task, so building messages uses every core; the semaphore
+    // bounds how many are in flight (and so how many SMTP connections are open).
+    let permits = Arc::new(tokio::sync::Semaphore::new(digest.concurrency as usize));
+    let mut tasks = tokio::task::JoinSet::new();
+    let mut subscribers = subscribers;
+    for d in claimed {
+        let app = app.clone();
+        let content = contents.get(&d.edition_id).cloned();
+        let subscriber = subscribers.remove(&d.subscriber_id);
+        let permit = permits.clone().acquire_owned().await?;
+        tasks.spawn(async move {
+            let outcome = send_one(&app, &d, content.as_deref(), subscriber.as_ref()).await;
+            drop(permit);
+            (d, outcome)
+        });
+    }
+    let mut outcomes: Vec<(Claimed, Outcome)> = Vec::with_capacity(tasks.len());
+    while let Some(joined) = tasks.join_next().await {
+        outcomes.push(joined?);
+    }
     let mut report = BatchReport {
         claimed: outcomes.len(),
         ..Default::default()

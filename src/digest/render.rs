@@ -36,6 +36,54 @@ pub struct Variant {
     pub html: String,
     pub text: String,
     pub posts: usize,
+    html_parts: Filled,
+    text_parts: Filled,
+}
+
+/// A document cut at its stand-ins, so each message is one pass of copying.
+struct Filled(Vec<(String, Option<Link>)>);
+
+#[derive(Clone, Copy)]
+enum Link {
+    Preferences,
+    Unsubscribe,
+}
+
+impl Filled {
+    fn cut(doc: &str) -> Self {
+        let mut parts = Vec::new();
+        let mut rest = doc;
+        loop {
+            let next = [(PREFERENCES, Link::Preferences), (UNSUBSCRIBE, Link::Unsubscribe)]
+                .into_iter()
+                .filter_map(|(marker, link)| rest.find(marker).map(|i| (i, marker.len(), link)))
+                .min_by_key(|(i, _, _)| *i);
+            match next {
+                Some((i, len, link)) => {
+                    parts.push((rest[..i].to_owned(), Some(link)));
+                    rest = &rest[i + len..];
+                }
+                None => {
+                    parts.push((rest.to_owned(), None));
+                    return Self(parts);
+                }
+            }
+        }
+    }
+
+    fn fill(&self, preferences: &str, unsubscribe: &str) -> String {
+        let extra = self.0.len() * preferences.len().max(unsubscribe.len());
+        let mut out = String::with_capacity(self.0.iter().map(|(p, _)| p.len()).sum::<usize>() + extra);
+        for (text, link) in &self.0 {
+            out.push_str(text);
+            match link {
+                Some(Link::Preferences) => out.push_str(preferences),
+                Some(Link::Unsubscribe) => out.push_str(unsubscribe),
+                None => {}
+            }
+        }
+        out
+    }
 }
 
 /// An edition's posts and its rendered variants, shared by every message of the edition.
@@ -187,11 +235,14 @@ impl EditionContent {
         ctx.insert("preferences_url", PREFERENCES);
         ctx.insert("unsubscribe_url", UNSUBSCRIBE);
         let templates = app.site.templates();
-        let html = templates.render("email/digest.html", &ctx)?;
+        let html = wrap_long_lines(&Composer::inline_css(&templates.render("email/digest.html", &ctx)?)?);
+        let text = templates.render("email/digest.txt", &ctx)?;
         Ok(Variant {
             subject,
-            html: wrap_long_lines(&Composer::inline_css(&html)?),
-            text: templates.render("email/digest.txt", &ctx)?,
+            html_parts: Filled::cut(&html),
+            text_parts: Filled::cut(&text),
+            html,
+            text,
             posts: posts.len(),
         })
     }
@@ -258,14 +309,8 @@ pub fn message(
     let preferences = subscriptions::preferences_url(app, subscriber);
     let unsubscribe = subscriptions::unsubscribe_url(app, subscriber);
     let escape = |s: &str| s.replace('&', "&amp;").replace('"', "&quot;");
-    let html = variant
-        .html
-        .replace(PREFERENCES, &escape(&preferences))
-        .replace(UNSUBSCRIBE, &escape(&unsubscribe));
-    let text = variant
-        .text
-        .replace(PREFERENCES, &preferences)
-        .replace(UNSUBSCRIBE, &unsubscribe);
+    let html = variant.html_parts.fill(&escape(&preferences), &escape(&unsubscribe));
+    let text = variant.text_parts.fill(&preferences, &unsubscribe);
     let to = Mailbox::new(
         subscriber.name.clone(),
         subscriber.email.as_str().parse().context("Unusable address")?,
@@ -296,6 +341,13 @@ pub fn message(
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn stand_ins_are_filled_per_message() {
+        let doc = format!("a {PREFERENCES} b {UNSUBSCRIBE} c {PREFERENCES}");
+        assert_eq!(Filled::cut(&doc).fill("P", "U"), "a P b U c P");
+        assert_eq!(Filled::cut("none").fill("P", "U"), "none");
+    }
 
     #[test]
     fn long_lines_are_broken_after_block_tags_only() {
