@@ -7,7 +7,7 @@ use lettre::message::Mailbox;
 use serde::Serialize;
 
 use crate::app::App;
-use crate::delivery::Outgoing;
+use crate::delivery::{Composer, Outgoing, compose};
 use crate::domain::{EmailAddress, Frequency, Subscriber, SubscriberSource, SubscriberStatus};
 use crate::store::{self, outbox::NewMail, subscribers::NewSubscriber};
 
@@ -113,8 +113,8 @@ pub async fn send_confirmation(app: &App, subscriber: &Subscriber) -> anyhow::Re
     let (_, message) = app.composer.build(Outgoing {
         to,
         subject: format!("Confirm your subscription to {}", app.settings.site.title),
-        html: crate::delivery::Composer::inline_css(&templates.render("email/confirm.html", &ctx)?)?,
-        text: templates.render("email/confirm.txt", &ctx)?,
+        html: compose::body(Composer::inline_css(&templates.render("email/confirm.html", &ctx)?)?),
+        text: compose::body(templates.render("email/confirm.txt", &ctx)?),
         message_key: key.clone(),
         headers: vec![("Auto-Submitted", "auto-generated".into())],
     })?;

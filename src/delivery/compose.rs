@@ -6,11 +6,22 @@ use lettre::message::{Body, Mailbox, MultiPart, SinglePart};
 
 use crate::config::Settings;
 
-/// A text part as 8bit when its lines allow it (RFC 6152: every relay worth the name takes
-/// it), which costs nothing per message; quoted-printable otherwise.
-fn body(text: String) -> Body {
-    Body::new_with_encoding(text, ContentTransferEncoding::EightBit)
-        .unwrap_or_else(|bytes| Body::new(String::from_utf8(bytes).unwrap_or_default()))
+/// A text part, encoded as lettre sees fit (7bit or quoted-printable).
+pub fn body(text: String) -> Body {
+    Body::new(text)
+}
+
+/// Quoted-printable pieces that can be joined: each ends in a soft line break, so a piece
+/// encoded once serves every message it appears in (RFC 2045 §6.7).
+pub fn qp_piece(text: &str, out: &mut Vec<u8>) {
+    let crlf = text.replace("\r\n", "\n").replace('\n', "\r\n");
+    out.extend_from_slice(&quoted_printable::encode(crlf.as_bytes()));
+    out.extend_from_slice(b"=\r\n");
+}
+
+/// A body from pieces made by [`qp_piece`].
+pub fn qp_body(encoded: Vec<u8>) -> Body {
+    Body::dangerous_pre_encoded(encoded, ContentTransferEncoding::QuotedPrintable)
 }
 
 /// One message to one person, before it is put together.
@@ -18,9 +29,9 @@ fn body(text: String) -> Body {
 pub struct Outgoing {
     pub to: Mailbox,
     pub subject: String,
-    /// HTML with its CSS already inlined ([`Composer::inline_css`]).
-    pub html: String,
-    pub text: String,
+    /// HTML with its CSS already inlined ([`Composer::inline_css`]), as a body ([`body`]).
+    pub html: Body,
+    pub text: Body,
     /// The local part of the Message-ID; the domain is the sender's.
     pub message_key: String,
     /// Extra headers, e.g. `List-Unsubscribe`.
@@ -78,7 +89,6 @@ impl Composer {
 
     /// The envelope and the RFC 5322 bytes of a message.
     pub fn build(&self, out: Outgoing) -> anyhow::Result<(Envelope, Vec<u8>)> {
-        let html = out.html;
         let mut builder = Message::builder()
             .from(self.from.clone())
             .to(out.to)
@@ -92,12 +102,8 @@ impl Composer {
             builder = builder.raw_header(HeaderValue::new(HeaderName::new_from_ascii_str(name), value));
         }
         let parts = MultiPart::alternative()
-            .singlepart(
-                SinglePart::builder()
-                    .header(ContentType::TEXT_PLAIN)
-                    .body(body(out.text)),
-            )
-            .singlepart(SinglePart::builder().header(ContentType::TEXT_HTML).body(body(html)));
+            .singlepart(SinglePart::builder().header(ContentType::TEXT_PLAIN).body(out.text))
+            .singlepart(SinglePart::builder().header(ContentType::TEXT_HTML).body(out.html));
         let message = builder.multipart(parts).context("Failed to build a message")?;
         Ok((message.envelope().clone(), message.formatted()))
     }

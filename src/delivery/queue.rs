@@ -87,6 +87,7 @@ async fn send_one(
 #[tracing::instrument(skip_all)]
 pub async fn deliver_batch(app: &Arc<App>) -> anyhow::Result<BatchReport> {
     let digest = &app.settings.digest;
+    let began = std::time::Instant::now();
     let now = Utc::now();
     let lease_until = now + chrono::Duration::seconds(digest.lease_seconds as i64);
     let claimed = store::deliveries::claim(&app.db, now, lease_until, digest.batch_size).await?;
@@ -121,10 +122,12 @@ pub async fn deliver_batch(app: &Arc<App>) -> anyhow::Result<BatchReport> {
             (d, outcome)
         });
     }
+    let prepared = began.elapsed();
     let mut outcomes: Vec<(Claimed, Outcome)> = Vec::with_capacity(tasks.len());
     while let Some(joined) = tasks.join_next().await {
         outcomes.push(joined?);
     }
+    let sent = began.elapsed();
     let mut report = BatchReport {
         claimed: outcomes.len(),
         ..Default::default()
@@ -146,6 +149,7 @@ pub async fn deliver_batch(app: &Arc<App>) -> anyhow::Result<BatchReport> {
     let now = Utc::now();
     store::deliveries::record(&app.db, &outcomes, now).await?;
     store::editions::complete_finished(&app.db, now).await?;
+    tracing::debug!(claimed = report.claimed, ?prepared, ?sent, total = ?began.elapsed(), "batch delivered");
     Ok(report)
 }
 

@@ -10,7 +10,7 @@ use lettre::message::Mailbox;
 use serde::Serialize;
 
 use crate::app::App;
-use crate::delivery::{Composer, Outgoing};
+use crate::delivery::{Composer, Outgoing, compose};
 use crate::domain::{Frequency, Post, Subscriber};
 use crate::store::{self, editions::Edition};
 use crate::subscriptions;
@@ -40,13 +40,20 @@ pub struct Variant {
     text_parts: Filled,
 }
 
-/// A document cut at its stand-ins, so each message is one pass of copying.
-struct Filled(Vec<(String, Option<Link>)>);
+/// A document cut at its stand-ins and encoded once (quoted-printable pieces), so each
+/// message only encodes its two links and copies the rest.
+struct Filled(Vec<(Vec<u8>, Option<Link>)>);
 
 #[derive(Clone, Copy)]
 enum Link {
     Preferences,
     Unsubscribe,
+}
+
+fn encoded(text: &str) -> Vec<u8> {
+    let mut out = Vec::new();
+    compose::qp_piece(text, &mut out);
+    out
 }
 
 impl Filled {
@@ -60,25 +67,25 @@ impl Filled {
                 .min_by_key(|(i, _, _)| *i);
             match next {
                 Some((i, len, link)) => {
-                    parts.push((rest[..i].to_owned(), Some(link)));
+                    parts.push((encoded(&rest[..i]), Some(link)));
                     rest = &rest[i + len..];
                 }
                 None => {
-                    parts.push((rest.to_owned(), None));
+                    parts.push((encoded(rest), None));
                     return Self(parts);
                 }
             }
         }
     }
 
-    fn fill(&self, preferences: &str, unsubscribe: &str) -> String {
-        let extra = self.0.len() * preferences.len().max(unsubscribe.len());
-        let mut out = String::with_capacity(self.0.iter().map(|(p, _)| p.len()).sum::<usize>() + extra);
-        for (text, link) in &self.0 {
-            out.push_str(text);
+    fn fill(&self, preferences: &str, unsubscribe: &str) -> Vec<u8> {
+        let extra = self.0.len() * 2 * preferences.len().max(unsubscribe.len());
+        let mut out = Vec::with_capacity(self.0.iter().map(|(p, _)| p.len()).sum::<usize>() + extra);
+        for (piece, link) in &self.0 {
+            out.extend_from_slice(piece);
             match link {
-                Some(Link::Preferences) => out.push_str(preferences),
-                Some(Link::Unsubscribe) => out.push_str(unsubscribe),
+                Some(Link::Preferences) => compose::qp_piece(preferences, &mut out),
+                Some(Link::Unsubscribe) => compose::qp_piece(unsubscribe, &mut out),
                 None => {}
             }
         }
@@ -110,35 +117,6 @@ pub fn subject(app: &App, posts: &[Post]) -> anyhow::Result<String> {
     ctx.insert("posts", &posts.iter().map(|p| &p.title).collect::<Vec<_>>());
     let rendered = tera::Tera::one_off(template, &ctx, false).context("digest.subject is not a valid template")?;
     Ok(rendered.split_whitespace().collect::<Vec<_>>().join(" "))
-}
-
-/// HTML mail must keep lines under 998 octets (RFC 5322 §2.1.1); CSS inlining makes long
-/// ones. Breaking after block-level closing tags changes nothing visible and lets the
-/// message go out as 8bit instead of re-encoded per message.
-fn wrap_long_lines(html: &str) -> String {
-    const BREAK_AFTER: [&str; 9] = [
-        "</td>", "</tr>", "</table>", "</p>", "</h1>", "</h2>", "</div>", "<br>", "</style>",
-    ];
-    let mut out = String::with_capacity(html.len() + html.len() / 200);
-    for line in html.split_inclusive('\n') {
-        if line.len() <= 900 {
-            out.push_str(line);
-            continue;
-        }
-        let mut rest = line;
-        while let Some((i, tag)) = BREAK_AFTER
-            .iter()
-            .filter_map(|t| rest.find(t).map(|i| (i, t)))
-            .min_by_key(|(i, _)| *i)
-        {
-            let end = i + tag.len();
-            out.push_str(&rest[..end]);
-            out.push('\n');
-            rest = &rest[end..];
-        }
-        out.push_str(rest);
-    }
-    out
 }
 
 fn topics_text(topics: &[String], posts: &[Post]) -> String {
@@ -235,7 +213,7 @@ impl EditionContent {
         ctx.insert("preferences_url", PREFERENCES);
         ctx.insert("unsubscribe_url", UNSUBSCRIBE);
         let templates = app.site.templates();
-        let html = wrap_long_lines(&Composer::inline_css(&templates.render("email/digest.html", &ctx)?)?);
+        let html = Composer::inline_css(&templates.render("email/digest.html", &ctx)?)?;
         let text = templates.render("email/digest.txt", &ctx)?;
         Ok(Variant {
             subject,
@@ -275,14 +253,18 @@ impl EditionContent {
         app.composer.build(Outgoing {
             to: Mailbox::new(None, to.as_str().parse().context("Unusable address")?),
             subject: format!("[Test] {}", variant.subject),
-            html: variant
-                .html
-                .replace(PREFERENCES, &subscribe)
-                .replace(UNSUBSCRIBE, &subscribe),
-            text: variant
-                .text
-                .replace(PREFERENCES, &subscribe)
-                .replace(UNSUBSCRIBE, &subscribe),
+            html: compose::body(
+                variant
+                    .html
+                    .replace(PREFERENCES, &subscribe)
+                    .replace(UNSUBSCRIBE, &subscribe),
+            ),
+            text: compose::body(
+                variant
+                    .text
+                    .replace(PREFERENCES, &subscribe)
+                    .replace(UNSUBSCRIBE, &subscribe),
+            ),
             message_key: format!("test.{}.{}", self.edition.id, uuid::Uuid::new_v4().simple()),
             headers: vec![],
         })
@@ -309,8 +291,8 @@ pub fn message(
     let preferences = subscriptions::preferences_url(app, subscriber);
     let unsubscribe = subscriptions::unsubscribe_url(app, subscriber);
     let escape = |s: &str| s.replace('&', "&amp;").replace('"', "&quot;");
-    let html = variant.html_parts.fill(&escape(&preferences), &escape(&unsubscribe));
-    let text = variant.text_parts.fill(&preferences, &unsubscribe);
+    let html = compose::qp_body(variant.html_parts.fill(&escape(&preferences), &escape(&unsubscribe)));
+    let text = compose::qp_body(variant.text_parts.fill(&preferences, &unsubscribe));
     let to = Mailbox::new(
         subscriber.name.clone(),
         subscriber.email.as_str().parse().context("Unusable address")?,
@@ -342,22 +324,30 @@ pub fn message(
 mod tests {
     use super::*;
 
-    #[test]
-    fn stand_ins_are_filled_per_message() {
-        let doc = format!("a {PREFERENCES} b {UNSUBSCRIBE} c {PREFERENCES}");
-        assert_eq!(Filled::cut(&doc).fill("P", "U"), "a P b U c P");
-        assert_eq!(Filled::cut("none").fill("P", "U"), "none");
+    fn decode(encoded: &[u8]) -> String {
+        String::from_utf8(quoted_printable::decode(encoded, quoted_printable::ParseMode::Robust).unwrap()).unwrap()
     }
 
     #[test]
-    fn long_lines_are_broken_after_block_tags_only() {
+    fn stand_ins_are_filled_per_message() {
+        let doc = format!("a {PREFERENCES} b {UNSUBSCRIBE} c {PREFERENCES}");
+        assert_eq!(decode(&Filled::cut(&doc).fill("P", "U")), "a P b U c P");
+        assert_eq!(decode(&Filled::cut("none").fill("P", "U")), "none");
+    }
+
+    #[test]
+    fn filled_pieces_decode_to_the_whole_document() {
         let long = format!(
-            "<table><tr><td>{}</td></tr><tr><td>b</td></tr></table>",
-            "a ".repeat(600)
+            "<p>caf\u{e9} = {}</p>\n{PREFERENCES}\n{} end ",
+            "x".repeat(300),
+            "y ".repeat(100)
         );
-        let out = wrap_long_lines(&long);
-        assert!(out.lines().all(|l| l.len() < 998), "{out}");
-        assert_eq!(out.replace('\n', ""), long);
-        assert_eq!(wrap_long_lines("<p>short</p>"), "<p>short</p>");
+        let link = "https://news.example.org/preferences/abc_DEF-123";
+        let encoded = Filled::cut(&long).fill(link, "unused");
+        assert!(
+            encoded.split(|b| *b == b'\n').all(|line| line.len() <= 78),
+            "lines stay short"
+        );
+        assert_eq!(decode(&encoded), long.replace(PREFERENCES, link).replace('\n', "\r\n"));
     }
 }

@@ -229,6 +229,15 @@ impl Site {
             .unwrap_or(DateTime::UNIX_EPOCH)
     }
 
+    /// `Some(None)` for the whole site, `Some(Some(tag))` for a tag with public posts, `None` for
+    /// a tag without: there is no such page.
+    async fn public_tag(&self, db: &Db, tag: Option<&str>, now: DateTime<Utc>) -> anyhow::Result<Option<Option<Tag>>> {
+        match tag {
+            None => Ok(Some(None)),
+            Some(slug) => Ok(store::posts::find_public_tag(db, slug, now).await?.map(Some)),
+        }
+    }
+
     /// Page `page` (from 1) of the home page, or of a tag's page; `None` past the last page
     /// or for a tag no public post carries.
     pub async fn listing(
@@ -238,12 +247,8 @@ impl Site {
         page: u32,
         now: DateTime<Utc>,
     ) -> anyhow::Result<Option<Document>> {
-        let tag = match tag {
-            None => None,
-            Some(slug) => match store::posts::find_public_tag(db, slug, now).await? {
-                Some(tag) => Some(tag),
-                None => return Ok(None),
-            },
+        let Some(tag) = self.public_tag(db, tag, now).await? else {
+            return Ok(None);
         };
         let slug = tag.as_ref().map(Tag::slug);
         let per_page = self.settings.site.page_size;
@@ -337,12 +342,8 @@ impl Site {
         tag: Option<&str>,
         now: DateTime<Utc>,
     ) -> anyhow::Result<Option<Document>> {
-        let tag = match tag {
-            None => None,
-            Some(slug) => match store::posts::find_public_tag(db, slug, now).await? {
-                Some(tag) => Some(tag),
-                None => return Ok(None),
-            },
+        let Some(tag) = self.public_tag(db, tag, now).await? else {
+            return Ok(None);
         };
         let slug = tag.as_ref().map(Tag::slug);
         let posts = store::posts::list_public(db, now, slug, self.settings.feeds.limit, 0).await?;
