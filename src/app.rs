@@ -108,7 +108,10 @@ impl App {
 pub async fn serve(app: Arc<App>, listener: TcpListener, shutdown: CancellationToken) -> anyhow::Result<()> {
     let scheduler = schedule::start(app.clone()).await?;
     let outbox = tokio::spawn(app.outbox.clone().run(shutdown.clone()));
-    let delivery = tokio::spawn(delivery::queue::run(app.clone(), shutdown.clone()));
+    let mut delivery = tokio::task::JoinSet::new();
+    for _ in 0..app.settings.digest.workers {
+        delivery.spawn(delivery::queue::run(app.clone(), shutdown.clone()));
+    }
     let address = listener.local_addr()?;
     tracing::info!(%address, base_url = %app.settings.site.base_url, "serving");
     let service = web::router(app.clone()).into_make_service_with_connect_info::<std::net::SocketAddr>();
@@ -117,7 +120,7 @@ pub async fn serve(app: Arc<App>, listener: TcpListener, shutdown: CancellationT
     shutdown.cancel();
     scheduler.stop().await;
     let _ = outbox.await;
-    let _ = delivery.await;
+    delivery.join_all().await;
     app.db.close().await;
     result
 }

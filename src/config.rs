@@ -85,6 +85,17 @@ pub struct MailSettings {
     /// the one-click link. Empty: only the link.
     pub unsubscribe_mailto: String,
     pub smtp: SmtpSettings,
+    pub dkim: DkimSettings,
+}
+
+/// DKIM signing of outgoing mail; off while `selector` is empty.
+#[derive(Debug, Clone, Default, Serialize, Deserialize)]
+#[serde(deny_unknown_fields, default)]
+pub struct DkimSettings {
+    pub selector: String,
+    pub domain: String,
+    /// RSA key as PKCS#1 PEM (`-----BEGIN RSA PRIVATE KEY-----`), or an Ed25519 key as base64.
+    pub private_key_path: PathBuf,
 }
 
 #[derive(Clone, Serialize, Deserialize)]
@@ -136,8 +147,10 @@ pub struct DigestSettings {
     pub subject: String,
     /// Messages sent at once (and SMTP connections open) by this instance.
     pub concurrency: u32,
-    /// Deliveries a worker claims at a time; a crash re-sends at most this many.
+    /// Deliveries a worker claims at a time; a crash re-sends at most this many per worker.
     pub batch_size: u32,
+    /// Delivery workers per instance: while one waits on the database, another sends.
+    pub workers: u32,
     /// Seconds a claimed batch is reserved for its worker before another may take it over.
     pub lease_seconds: u64,
 }
@@ -148,6 +161,7 @@ impl Default for DigestSettings {
             subject: String::new(),
             concurrency: 8,
             batch_size: 200,
+            workers: 2,
             lease_seconds: 120,
         }
     }
@@ -183,6 +197,7 @@ impl Default for MailSettings {
             retry_base_seconds: 30,
             unsubscribe_mailto: String::new(),
             smtp: SmtpSettings::default(),
+            dkim: DkimSettings::default(),
         }
     }
 }
@@ -417,8 +432,8 @@ impl Settings {
         if self.mail.smtp.pool_size == 0 {
             bail!("mail.smtp.pool_size must be at least 1");
         }
-        if self.digest.concurrency == 0 || self.digest.batch_size == 0 {
-            bail!("digest.concurrency and digest.batch_size must be at least 1");
+        if self.digest.concurrency == 0 || self.digest.batch_size == 0 || self.digest.workers == 0 {
+            bail!("digest.concurrency, digest.batch_size and digest.workers must be at least 1");
         }
         if self.digest.lease_seconds < 10 {
             bail!("digest.lease_seconds must be at least 10");

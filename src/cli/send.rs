@@ -4,6 +4,7 @@ use std::io::IsTerminal;
 use std::path::PathBuf;
 use std::process::ExitCode;
 use std::sync::Arc;
+use std::sync::atomic::{AtomicU64, Ordering};
 use std::time::{Duration, Instant};
 
 use anyhow::Context;
@@ -79,33 +80,38 @@ pub async fn send(
         ProgressStyle::with_template("{bar:40} {pos}/{len} {msg} {per_sec} eta {eta}")
             .expect("a valid progress template"),
     );
-    let (mut sent, mut failed, mut skipped) = (0u64, 0u64, 0u64);
     let began = Instant::now();
+    let totals = Arc::new(Totals::default());
+    let mut workers = tokio::task::JoinSet::new();
+    for _ in 0..app.settings.digest.workers {
+        workers.spawn(work(app.clone(), totals.clone()));
+    }
     let mut last_log = Instant::now();
     loop {
-        let report = queue::deliver_batch(app).await?;
-        sent += report.sent as u64;
-        failed += report.failed as u64;
-        skipped += report.skipped as u64;
-        bar.set_position(sent + failed + skipped);
-        bar.set_message(format!("sent {sent}, failed {failed}"));
+        let done = totals.done();
+        bar.set_position(done);
+        bar.set_message(format!(
+            "sent {}, failed {}",
+            totals.sent.load(Ordering::Relaxed),
+            totals.failed.load(Ordering::Relaxed)
+        ));
         if !terminal && last_log.elapsed() > Duration::from_secs(5) {
             last_log = Instant::now();
-            tracing::info!(sent, failed, skipped, total, "delivering");
+            tracing::info!(done, total, "delivering");
         }
-        if report.claimed > 0 {
-            continue;
+        tokio::select! {
+            finished = workers.join_next() => match finished {
+                Some(result) => result??,
+                None => break,
+            },
+            _ = tokio::time::sleep(Duration::from_millis(200)) => {}
         }
-        if store::editions::counts(&app.db, None).await?.remaining() == 0 {
-            break;
-        }
-        // Only deliveries waiting for a retry (or another worker's lease) are left.
-        let wait = match store::deliveries::next_due(&app.db).await? {
-            Some(due) => (due - Utc::now()).to_std().unwrap_or(Duration::ZERO),
-            None => Duration::ZERO,
-        };
-        tokio::time::sleep(wait.clamp(Duration::from_millis(100), Duration::from_secs(5))).await;
     }
+    let (sent, failed, skipped) = (
+        totals.sent.load(Ordering::Relaxed),
+        totals.failed.load(Ordering::Relaxed),
+        totals.skipped.load(Ordering::Relaxed),
+    );
     bar.finish_and_clear();
     let secs = began.elapsed().as_secs_f64();
     println!(
@@ -117,6 +123,41 @@ pub async fn send(
     } else {
         ExitCode::SUCCESS
     })
+}
+
+#[derive(Default)]
+struct Totals {
+    sent: AtomicU64,
+    failed: AtomicU64,
+    skipped: AtomicU64,
+}
+
+impl Totals {
+    fn done(&self) -> u64 {
+        self.sent.load(Ordering::Relaxed) + self.failed.load(Ordering::Relaxed) + self.skipped.load(Ordering::Relaxed)
+    }
+}
+
+/// One delivery worker: batches until the whole queue is final.
+async fn work(app: Arc<App>, totals: Arc<Totals>) -> anyhow::Result<()> {
+    loop {
+        let report = queue::deliver_batch(&app).await?;
+        totals.sent.fetch_add(report.sent as u64, Ordering::Relaxed);
+        totals.failed.fetch_add(report.failed as u64, Ordering::Relaxed);
+        totals.skipped.fetch_add(report.skipped as u64, Ordering::Relaxed);
+        if report.claimed > 0 {
+            continue;
+        }
+        if store::editions::counts(&app.db, None).await?.remaining() == 0 {
+            return Ok(());
+        }
+        // Only deliveries waiting for a retry (or another worker's lease) are left.
+        let wait = match store::deliveries::next_due(&app.db).await? {
+            Some(due) => (due - Utc::now()).to_std().unwrap_or(Duration::ZERO),
+            None => Duration::ZERO,
+        };
+        tokio::time::sleep(wait.clamp(Duration::from_millis(100), Duration::from_secs(5))).await;
+    }
 }
 
 /// Editions, the delivery queue, the outbox and the list, at a glance.

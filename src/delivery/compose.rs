@@ -1,6 +1,9 @@
 use anyhow::Context;
 use lettre::Message;
 use lettre::address::Envelope;
+use lettre::message::dkim::{
+    DkimCanonicalization, DkimCanonicalizationType, DkimConfig, DkimSigningAlgorithm, DkimSigningKey,
+};
 use lettre::message::header::{ContentTransferEncoding, ContentType, HeaderName, HeaderValue};
 use lettre::message::{Body, Mailbox, MultiPart, SinglePart};
 
@@ -44,6 +47,62 @@ pub struct Composer {
     from: Mailbox,
     reply_to: Option<Mailbox>,
     domain: String,
+    dkim: Option<DkimConfig>,
+}
+
+/// The headers a DKIM signature covers. RFC 8058 §4 requires the unsubscribe headers among
+/// them, so a forwarder cannot graft its own one-click link onto the message.
+const SIGNED_HEADERS: [&str; 8] = [
+    "From",
+    "To",
+    "Subject",
+    "Date",
+    "Message-ID",
+    "List-Id",
+    "List-Unsubscribe",
+    "List-Unsubscribe-Post",
+];
+
+fn dkim_config(settings: &Settings) -> anyhow::Result<Option<DkimConfig>> {
+    let dkim = &settings.mail.dkim;
+    if dkim.selector.trim().is_empty() {
+        return Ok(None);
+    }
+    if dkim.domain.trim().is_empty() {
+        anyhow::bail!("mail.dkim.domain must be set when mail.dkim.selector is");
+    }
+    let path = settings.resolve(&dkim.private_key_path);
+    let text = std::fs::read_to_string(&path)
+        .with_context(|| format!("mail.dkim.private_key_path: cannot read {}", path.display()))?;
+    let key = if text.contains("BEGIN RSA PRIVATE KEY") {
+        DkimSigningKey::new(&text, DkimSigningAlgorithm::Rsa)
+    } else if text.contains("BEGIN") {
+        anyhow::bail!(
+            "mail.dkim.private_key_path: {} is not a PKCS#1 RSA key; convert it with `openssl rsa -traditional`",
+            path.display()
+        );
+    } else {
+        DkimSigningKey::new(text.trim(), DkimSigningAlgorithm::Ed25519)
+    }
+    .map_err(|e| {
+        anyhow::anyhow!(
+            "mail.dkim.private_key_path: {} is not a usable key: {e:?}",
+            path.display()
+        )
+    })?;
+    Ok(Some(DkimConfig::new(
+        dkim.selector.trim().to_owned(),
+        dkim.domain.trim().to_owned(),
+        key,
+        SIGNED_HEADERS
+            .iter()
+            .map(|h| HeaderName::new_from_ascii_str(h))
+            .collect(),
+        DkimCanonicalization {
+            header: DkimCanonicalizationType::Relaxed,
+            body: DkimCanonicalizationType::Relaxed,
+        },
+    )))
 }
 
 impl Composer {
@@ -54,7 +113,12 @@ impl Composer {
             r => Some(r.parse().context("mail.reply_to is not a mailbox")?),
         };
         let domain = from.email.domain().to_owned();
-        Ok(Self { from, reply_to, domain })
+        Ok(Self {
+            from,
+            reply_to,
+            domain,
+            dkim: dkim_config(settings)?,
+        })
     }
 
     /// `<key@sender-domain>`: stable for a key, so a re-sent message is recognisable.
@@ -104,7 +168,73 @@ impl Composer {
         let parts = MultiPart::alternative()
             .singlepart(SinglePart::builder().header(ContentType::TEXT_PLAIN).body(out.text))
             .singlepart(SinglePart::builder().header(ContentType::TEXT_HTML).body(out.html));
-        let message = builder.multipart(parts).context("Failed to build a message")?;
+        let mut message = builder.multipart(parts).context("Failed to build a message")?;
+        if let Some(dkim) = &self.dkim {
+            message.sign(dkim);
+        }
         Ok((message.envelope().clone(), message.formatted()))
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn dkim_signs_the_unsubscribe_headers() {
+        let mut settings = Settings::default();
+        settings.mail.from = "News <news@example.org>".into();
+        settings.mail.dkim.selector = "herald".into();
+        settings.mail.dkim.domain = "example.org".into();
+        settings.mail.dkim.private_key_path =
+            std::path::Path::new(env!("CARGO_MANIFEST_DIR")).join("tests/fixtures/dkim-test-key.pem");
+        let composer = Composer::new(&settings).unwrap();
+        let (_, bytes) = composer
+            .build(Outgoing {
+                to: "reader@example.net".parse().unwrap(),
+                subject: "Signed".into(),
+                html: body("<p>Hi</p>".into()),
+                text: body("Hi".into()),
+                message_key: "k".into(),
+                headers: vec![
+                    ("List-Unsubscribe", "<https://example.org/u/x>".into()),
+                    ("List-Unsubscribe-Post", "List-Unsubscribe=One-Click".into()),
+                ],
+            })
+            .unwrap();
+        let text = String::from_utf8(bytes).unwrap();
+        let signature = text.split("\r\n\r\n").next().unwrap().replace("\r\n ", " ");
+        let line = signature
+            .lines()
+            .find(|l| l.starts_with("DKIM-Signature:"))
+            .expect("signed");
+        assert!(
+            line.contains("d=example.org") && line.contains("s=herald") && line.contains("a=rsa-sha256"),
+            "{line}"
+        );
+        let h = line
+            .split("h=")
+            .nth(1)
+            .unwrap()
+            .split(';')
+            .next()
+            .unwrap()
+            .to_ascii_lowercase();
+        for header in ["from", "list-unsubscribe", "list-unsubscribe-post", "message-id"] {
+            assert!(h.split(':').any(|x| x.trim() == header), "{header} not signed: {h}");
+        }
+    }
+
+    #[test]
+    fn a_pkcs8_key_is_refused_with_a_hint() {
+        let dir = tempfile::tempdir().unwrap();
+        let key = dir.path().join("key.pem");
+        std::fs::write(&key, "-----BEGIN PRIVATE KEY-----\nAAAA\n-----END PRIVATE KEY-----\n").unwrap();
+        let mut settings = Settings::default();
+        settings.mail.dkim.selector = "s".into();
+        settings.mail.dkim.domain = "example.org".into();
+        settings.mail.dkim.private_key_path = key;
+        let err = Composer::new(&settings).err().unwrap().to_string();
+        assert!(err.contains("-traditional"), "{err}");
     }
 }
