@@ -151,12 +151,13 @@ async fn work(app: Arc<App>, totals: Arc<Totals>) -> anyhow::Result<()> {
         if store::editions::counts(&app.db, None).await?.remaining() == 0 {
             return Ok(());
         }
-        // Only deliveries waiting for a retry (or another worker's lease) are left.
+        // Left: deliveries waiting for a retry, or in another worker's hands (ours finish in
+        // moments; a crashed one's come back when its lease runs out). Look again soon.
         let wait = match store::deliveries::next_due(&app.db).await? {
             Some(due) => (due - Utc::now()).to_std().unwrap_or(Duration::ZERO),
             None => Duration::ZERO,
         };
-        tokio::time::sleep(wait.clamp(Duration::from_millis(100), Duration::from_secs(5))).await;
+        tokio::time::sleep(wait.clamp(Duration::from_millis(20), Duration::from_millis(250))).await;
     }
 }
 
