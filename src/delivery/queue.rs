@@ -102,8 +102,8 @@ pub async fn deliver_batch(app: &Arc<App>) -> anyhow::Result<BatchReport> {
         .collect();
     let mut contents: HashMap<i64, Arc<EditionContent>> = HashMap::new();
     for d in &claimed {
-        if !contents.contains_key(&d.edition_id) {
-            contents.insert(d.edition_id, app.edition_content(d.edition_id).await?);
+        if let std::collections::hash_map::Entry::Vacant(slot) = contents.entry(d.edition_id) {
+            slot.insert(app.edition_content(d.edition_id).await?);
         }
     }
     // Each send is its own task, so building messages uses every core; the semaphore
