@@ -11,7 +11,7 @@ create table editions (
     period        text not null,                 -- post-123 | 2026-11-23 | 2026-W48 (| ...#2 for a later send)
     subject       text not null,
     status        text not null,                 -- sending | sent
-    recipients    integer not null default 0,
+    recipients    bigint not null default 0,
     created_at    timestamptz not null,
     completed_at  timestamptz,
     unique (frequency, period)
