@@ -41,35 +41,15 @@ pub async fn claim(
     lease_until: DateTime<Utc>,
     limit: u32,
 ) -> anyhow::Result<Vec<Claimed>> {
-    const SQLITE: &str = "update deliveries set status = 'sending', attempts = attempts + 1, next_attempt_at = $2 \
-         where id in (select id from deliveries where status in ('pending', 'sending') and next_attempt_at <= $1 \
-         limit $3) returning id, edition_id, subscriber_id, attempts";
-    const POSTGRES: &str = "update deliveries set status = 'sending', attempts = attempts + 1, next_attempt_at = $2 \
-         where id in (select id from deliveries where status in ('pending', 'sending') and next_attempt_at <= $1 \
-         limit $3 for update skip locked) returning id, edition_id, subscriber_id, attempts";
-    let limit = i64::from(limit);
-    match db {
-        Db::Sqlite(pool) => {
-            let mut tx = pool.begin_write().await?;
-            let rows = sqlx::query_as(SQLITE)
-                .bind(now)
-                .bind(lease_until)
-                .bind(limit)
-                .fetch_all(&mut *tx)
-                .await;
-            tx.commit().await?;
-            rows
-        }
-        Db::Postgres(pool) => {
-            sqlx::query_as(POSTGRES)
-                .bind(now)
-                .bind(lease_until)
-                .bind(limit)
-                .fetch_all(pool)
-                .await
-        }
-    }
-    .context("Failed to claim deliveries")
+    const SQLITE: &str = super::claim_sql!("deliveries", "id, edition_id, subscriber_id, attempts", "");
+    const POSTGRES: &str = super::claim_sql!(
+        "deliveries",
+        "id, edition_id, subscriber_id, attempts",
+        " for update skip locked"
+    );
+    super::claim_rows(db, SQLITE, POSTGRES, now, lease_until, limit)
+        .await
+        .context("Failed to claim deliveries")
 }
 
 /// Writes a batch of outcomes in one transaction, and suppresses bounced subscribers.

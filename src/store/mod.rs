@@ -156,3 +156,63 @@ pub async fn meta_set_once(db: &Db, key: &str, value: &str) -> anyhow::Result<bo
     })
     .context("Failed to write site metadata")
 }
+
+/// `update <table> set status = 'sending', attempts = attempts + 1, next_attempt_at = <lease>`
+/// on up to `limit` due rows (pending, or sending with a lapsed lease), returning `columns`.
+/// SQLite takes its write lock first; PostgreSQL skips rows another instance is claiming.
+macro_rules! claim_sql {
+    ($table:literal, $columns:literal, $lock:literal) => {
+        concat!(
+            "update ",
+            $table,
+            " set status = 'sending', attempts = attempts + 1, next_attempt_at = $2 ",
+            "where id in (select id from ",
+            $table,
+            " where status in ('pending', 'sending') ",
+            "and next_attempt_at <= $1 limit $3",
+            $lock,
+            ") returning ",
+            $columns
+        )
+    };
+}
+pub(crate) use claim_sql;
+
+/// Runs a claim built by [`claim_sql!`] (`$1` now, `$2` lease end, `$3` limit).
+pub(crate) async fn claim_rows<T>(
+    db: &Db,
+    sqlite: &'static str,
+    postgres: &'static str,
+    now: chrono::DateTime<chrono::Utc>,
+    lease_until: chrono::DateTime<chrono::Utc>,
+    limit: u32,
+) -> sqlx::Result<Vec<T>>
+where
+    T: Send
+        + Unpin
+        + for<'r> sqlx::FromRow<'r, sqlx::sqlite::SqliteRow>
+        + for<'r> sqlx::FromRow<'r, sqlx::postgres::PgRow>,
+{
+    let limit = i64::from(limit);
+    match db {
+        Db::Sqlite(pool) => {
+            let mut tx = pool.begin_write().await?;
+            let rows = sqlx::query_as(sqlite)
+                .bind(now)
+                .bind(lease_until)
+                .bind(limit)
+                .fetch_all(&mut *tx)
+                .await?;
+            tx.commit().await?;
+            Ok(rows)
+        }
+        Db::Postgres(pool) => {
+            sqlx::query_as(postgres)
+                .bind(now)
+                .bind(lease_until)
+                .bind(limit)
+                .fetch_all(pool)
+                .await
+        }
+    }
+}

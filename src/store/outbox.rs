@@ -95,35 +95,19 @@ pub async fn claim_due(
     lease_until: DateTime<Utc>,
     limit: u32,
 ) -> anyhow::Result<Vec<ClaimedMail>> {
-    const SQLITE: &str = "update outbox set status = 'sending', attempts = attempts + 1, next_attempt_at = $2 \
-         where id in (select id from outbox where status in ('pending', 'sending') and next_attempt_at <= $1 \
-         order by id limit $3) returning id, subscriber_id, recipient, message_id, message, attempts";
-    const POSTGRES: &str = "update outbox set status = 'sending', attempts = attempts + 1, next_attempt_at = $2 \
-         where id in (select id from outbox where status in ('pending', 'sending') and next_attempt_at <= $1 \
-         order by id limit $3 for update skip locked) returning id, subscriber_id, recipient, message_id, message, attempts";
-    let limit = i64::from(limit);
-    match db {
-        Db::Sqlite(pool) => {
-            let mut tx = pool.begin_write().await?;
-            let rows = sqlx::query_as(SQLITE)
-                .bind(now)
-                .bind(lease_until)
-                .bind(limit)
-                .fetch_all(&mut *tx)
-                .await;
-            tx.commit().await?;
-            rows
-        }
-        Db::Postgres(pool) => {
-            sqlx::query_as(POSTGRES)
-                .bind(now)
-                .bind(lease_until)
-                .bind(limit)
-                .fetch_all(pool)
-                .await
-        }
-    }
-    .context("Failed to claim queued mail")
+    const SQLITE: &str = super::claim_sql!(
+        "outbox",
+        "id, subscriber_id, recipient, message_id, message, attempts",
+        ""
+    );
+    const POSTGRES: &str = super::claim_sql!(
+        "outbox",
+        "id, subscriber_id, recipient, message_id, message, attempts",
+        " for update skip locked"
+    );
+    super::claim_rows(db, SQLITE, POSTGRES, now, lease_until, limit)
+        .await
+        .context("Failed to claim queued mail")
 }
 
 /// Sent: the body is dropped (it may hold a confirmation token), the row stays as a record.
