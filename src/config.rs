@@ -457,6 +457,13 @@ impl Settings {
         if self.subscribers.rate_per_minute == 0 {
             bail!("subscribers.rate_per_minute must be at least 1");
         }
+        for (key, cron) in [
+            ("schedule.sync", &self.schedule.sync),
+            ("schedule.daily", &self.schedule.daily),
+            ("schedule.weekly", &self.schedule.weekly),
+        ] {
+            crate::schedule::parse_cron(key, cron)?;
+        }
         self.schedule
             .timezone
             .parse::<chrono_tz::Tz>()

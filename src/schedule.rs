@@ -1,15 +1,29 @@
-//! Cron jobs inside `herald serve`. Each job is one call into the same operation
-//! the CLI runs; the scheduler is only a ticker.
+//! Scheduled work inside `herald serve`. tokio-cron-scheduler is only a ticker: each job is a
+//! one-line call into the same operations the CLI runs.
+//!
+//! Digest times are not tokio-cron-scheduler jobs: it fixes a job's UTC offset when the job
+//! is created, so a daily 08:00 would drift by an hour after a daylight-saving change. A
+//! ticker instead asks, every few seconds, which digest time (`[schedule] daily`/`weekly`,
+//! read in `[schedule] timezone` at that moment) last passed, and composes that period's
+//! edition if no instance has yet. The same check on start-up is the catch-up: an edition
+//! that came due while Herald was down goes out once, however many instances or restarts.
 
 use std::sync::Arc;
 
 use anyhow::Context;
+use chrono::{DateTime, Utc};
 use chrono_tz::Tz;
+use croner::Cron;
+use croner::parser::{CronParser, Seconds};
 use tokio_cron_scheduler::{Job, JobScheduler};
 
 use crate::app::App;
 use crate::digest::{self, Trigger};
 use crate::domain::Frequency;
+use crate::store::{self, editions::Edition};
+
+/// How often the digest ticker looks at the clock.
+const TICK: &str = "*/5 * * * * *";
 
 /// The running scheduler.
 pub struct Scheduler {
@@ -24,19 +38,70 @@ impl Scheduler {
     }
 }
 
+/// Parses a six-field cron string (seconds first) from config key `key`.
+pub fn parse_cron(key: &str, cron: &str) -> anyhow::Result<Cron> {
+    CronParser::builder()
+        .seconds(Seconds::Required)
+        .dom_and_dow(true)
+        .build()
+        .parse(cron)
+        .map_err(|e| anyhow::anyhow!("{key}: {cron:?} is not a valid cron expression (six fields, seconds first): {e}"))
+}
+
+fn timezone(app: &App) -> anyhow::Result<Tz> {
+    let name = &app.settings.schedule.timezone;
+    name.parse()
+        .map_err(|_| anyhow::anyhow!("schedule.timezone: unknown time zone {name:?}"))
+}
+
+/// The digest times of `[schedule]`, parsed.
+fn digest_crons(app: &App) -> anyhow::Result<[(Frequency, Cron); 2]> {
+    let s = &app.settings.schedule;
+    Ok([
+        (Frequency::Daily, parse_cron("schedule.daily", &s.daily)?),
+        (Frequency::Weekly, parse_cron("schedule.weekly", &s.weekly)?),
+    ])
+}
+
+/// The last time `cron` fired at or before `now`, on the wall clock of `tz`.
+pub fn last_due(cron: &Cron, tz: Tz, now: DateTime<Utc>) -> Option<DateTime<Utc>> {
+    cron.find_previous_occurrence(&now.with_timezone(&tz), true)
+        .ok()
+        .map(|d| d.with_timezone(&Utc))
+}
+
+/// Composes every digest edition whose time has come and that no instance has composed yet.
+/// Safe to call from any number of instances at once.
+pub async fn compose_due_editions(app: &App, now: DateTime<Utc>) -> anyhow::Result<Vec<Edition>> {
+    let tz = timezone(app)?;
+    let mut created = Vec::new();
+    for (frequency, cron) in digest_crons(app)? {
+        let Some(due) = last_due(&cron, tz, now) else { continue };
+        let period = digest::period_key(frequency, due, tz);
+        let key = format!("schedule.{frequency}.period");
+        // Periods of one frequency sort as text: 2026-11-23 < 2026-11-24, 2026-W48 < 2026-W49.
+        if store::meta_get(&app.db, &key).await?.is_some_and(|done| done >= period) {
+            continue;
+        }
+        created.extend(digest::compose(app, frequency, Trigger::Scheduled(period.clone()), None).await?);
+        store::meta_set(&app.db, &key, &period).await?;
+    }
+    Ok(created)
+}
+
 /// Builds a job from the cron string at config key `key`; a bad string fails start-up.
 fn job<F, Fut>(key: &str, cron: &str, tz: Tz, run: F) -> anyhow::Result<Job>
 where
     F: Fn() -> Fut + Send + Sync + 'static,
     Fut: std::future::Future<Output = ()> + Send + 'static,
 {
+    parse_cron(key, cron)?;
     let run = Arc::new(run);
     Job::new_async_tz(cron, tz, move |_id, _scheduler| {
         let run = run.clone();
         Box::pin(async move { run().await })
     })
-    .map_err(|e| anyhow::anyhow!("{e}"))
-    .with_context(|| format!("{key}: {cron:?} is not a valid cron expression (six fields, seconds first)"))
+    .map_err(|e| anyhow::anyhow!("{key}: {cron:?} cannot be scheduled: {e}"))
 }
 
 fn log_failure<T>(result: anyhow::Result<T>, what: &str) {
@@ -45,49 +110,84 @@ fn log_failure<T>(result: anyhow::Result<T>, what: &str) {
     }
 }
 
-/// Starts the configured jobs.
+/// Starts the configured jobs, after catching up on digests that came due while Herald
+/// was not running.
 pub async fn start(app: Arc<App>) -> anyhow::Result<Scheduler> {
-    let settings = &app.settings.schedule;
-    let tz: Tz = settings
-        .timezone
-        .parse()
-        .map_err(|_| anyhow::anyhow!("schedule.timezone: unknown time zone {:?}", settings.timezone))?;
+    let tz = timezone(&app)?;
+    digest_crons(&app)?;
+    log_failure(
+        compose_due_editions(&app, Utc::now()).await,
+        "catch-up of scheduled editions",
+    );
     let scheduler = JobScheduler::new().await.context("Failed to create the scheduler")?;
 
     let sync_app = app.clone();
-    let sync = job("schedule.sync", &settings.sync, tz, move || {
+    let sync = job("schedule.sync", &app.settings.schedule.sync, tz, move || {
         let app = sync_app.clone();
         async move {
-            if let Err(e) = app.sync().await {
-                tracing::error!(error = format!("{e:#}"), "scheduled sync failed");
-            }
-            // Each post goes to `immediate` subscribers shortly after it is published.
+            log_failure(app.sync().await, "scheduled sync");
+            // Each new post goes to `immediate` subscribers right after the sync that finds it.
             log_failure(
-                digest::compose(&app, Frequency::Immediate, Trigger::Scheduled, None).await,
+                digest::compose(&app, Frequency::Immediate, Trigger::Manual, None).await,
                 "immediate edition",
             );
         }
     })?;
     scheduler.add(sync).await.context("Failed to add the sync job")?;
-    for (key, cron, frequency) in [
-        ("schedule.daily", &settings.daily, Frequency::Daily),
-        ("schedule.weekly", &settings.weekly, Frequency::Weekly),
-    ] {
-        let app = app.clone();
-        let edition = job(key, cron, tz, move || {
-            let app = app.clone();
-            async move {
-                log_failure(
-                    digest::compose(&app, frequency, Trigger::Scheduled, None).await,
-                    "scheduled edition",
-                );
-            }
-        })?;
-        scheduler
-            .add(edition)
-            .await
-            .with_context(|| format!("Failed to add the {key} job"))?;
-    }
+
+    let tick_app = app.clone();
+    let tick = job("(digest ticker)", TICK, Tz::UTC, move || {
+        let app = tick_app.clone();
+        async move { log_failure(compose_due_editions(&app, Utc::now()).await, "scheduled edition") }
+    })?;
+    scheduler.add(tick).await.context("Failed to add the digest ticker")?;
     scheduler.start().await.context("Failed to start the scheduler")?;
     Ok(Scheduler { inner: scheduler })
+}
+
+#[cfg(test)]
+mod tests {
+    use chrono::TimeZone;
+
+    use super::*;
+
+    #[test]
+    fn a_daily_time_stays_on_the_local_clock_across_daylight_saving() {
+        let cron = parse_cron("schedule.daily", "0 0 8 * * *").unwrap();
+        let tz: Tz = "Europe/London".parse().unwrap();
+        // Before the clocks go back (BST, UTC+1) 08:00 is 07:00 UTC; after it (GMT) it is 08:00 UTC.
+        let before = Utc.with_ymd_and_hms(2026, 10, 24, 12, 0, 0).unwrap();
+        assert_eq!(
+            last_due(&cron, tz, before).unwrap(),
+            Utc.with_ymd_and_hms(2026, 10, 24, 7, 0, 0).unwrap()
+        );
+        let after = Utc.with_ymd_and_hms(2026, 10, 26, 12, 0, 0).unwrap();
+        assert_eq!(
+            last_due(&cron, tz, after).unwrap(),
+            Utc.with_ymd_and_hms(2026, 10, 26, 8, 0, 0).unwrap()
+        );
+        // And in spring, forward again.
+        let spring = Utc.with_ymd_and_hms(2027, 3, 29, 12, 0, 0).unwrap();
+        assert_eq!(
+            last_due(&cron, tz, spring).unwrap(),
+            Utc.with_ymd_and_hms(2027, 3, 29, 7, 0, 0).unwrap()
+        );
+    }
+
+    #[test]
+    fn weekly_times_name_their_day() {
+        let cron = parse_cron("schedule.weekly", "0 0 8 * * Mon").unwrap();
+        let tz: Tz = "Europe/London".parse().unwrap();
+        let wednesday = Utc.with_ymd_and_hms(2026, 11, 25, 12, 0, 0).unwrap();
+        assert_eq!(
+            last_due(&cron, tz, wednesday).unwrap(),
+            Utc.with_ymd_and_hms(2026, 11, 23, 8, 0, 0).unwrap()
+        );
+    }
+
+    #[test]
+    fn bad_cron_strings_name_their_key() {
+        let err = parse_cron("schedule.daily", "0 8 * * *").unwrap_err().to_string();
+        assert!(err.starts_with("schedule.daily:"), "{err}");
+    }
 }

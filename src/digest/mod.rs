@@ -10,10 +10,11 @@ use crate::domain::Frequency;
 use crate::store::{self, editions::Edition};
 
 /// Who asked for an edition.
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+#[derive(Debug, Clone, PartialEq, Eq)]
 pub enum Trigger {
-    /// The scheduler: at most one edition per period, however many instances fire.
-    Scheduled,
+    /// The scheduler, for the period whose time has come: at most one edition per period,
+    /// however many instances fire.
+    Scheduled(String),
     /// An admin or `herald send`: a further edition in the same period is allowed when
     /// there are new posts (`2026-11-23#2`).
     Manual,
@@ -89,8 +90,8 @@ pub async fn compose(
         Frequency::Immediate => post_ids.iter().map(|id| (format!("post-{id}"), vec![*id])).collect(),
         Frequency::Daily | Frequency::Weekly => {
             let key = period_key(frequency, now, tz);
-            let period = match trigger {
-                Trigger::Scheduled => key,
+            let period = match trigger.clone() {
+                Trigger::Scheduled(period) => period,
                 Trigger::Manual => match store::editions::count_in_period(&app.db, frequency, &key).await? {
                     0 => key,
                     n => format!("{key}#{}", n + 1),

@@ -144,6 +144,21 @@ pub async fn meta_get(db: &Db, key: &str) -> anyhow::Result<Option<String>> {
     .context("Failed to read site metadata")
 }
 
+/// Sets a `site_meta` value.
+pub async fn meta_set(db: &Db, key: &str, value: &str) -> anyhow::Result<()> {
+    with_pool!(db, pool => {
+        sqlx::query(
+            "insert into site_meta (key, value) values ($1, $2) on conflict (key) do update set value = excluded.value",
+        )
+        .bind(key)
+        .bind(value)
+        .execute(pool)
+        .await
+        .map(|_| ())
+    })
+    .context("Failed to write site metadata")
+}
+
 /// Sets a `site_meta` value unless it is already set; returns whether this call set it.
 pub async fn meta_set_once(db: &Db, key: &str, value: &str) -> anyhow::Result<bool> {
     with_pool!(db, pool => {

@@ -50,6 +50,12 @@ async fn add(
     s
 }
 
+/// The scheduler's trigger for the current period.
+fn scheduled(frequency: Frequency) -> Trigger {
+    let tz: chrono_tz::Tz = "Europe/London".parse().unwrap();
+    Trigger::Scheduled(digest::period_key(frequency, chrono::Utc::now(), tz))
+}
+
 /// Delivers until the queue is empty (the server's own worker may take part).
 async fn drain(app: &TestApp) {
     for _ in 0..400 {
@@ -270,13 +276,13 @@ async fn a_post_published_between_two_daily_editions_goes_in_the_next_only() {
     .await;
     app.write_post("first.md", &post("First news", "2026-09-14", &["news"], "One."));
     app.sync().await;
-    let first = digest::compose(&app.app, Frequency::Daily, Trigger::Scheduled, None)
+    let first = digest::compose(&app.app, Frequency::Daily, scheduled(Frequency::Daily), None)
         .await
         .unwrap();
     assert_eq!(first.len(), 1);
     app.write_post("second.md", &post("Second news", "2026-09-15", &["news"], "Two."));
     app.sync().await;
-    let again = digest::compose(&app.app, Frequency::Daily, Trigger::Scheduled, None)
+    let again = digest::compose(&app.app, Frequency::Daily, scheduled(Frequency::Daily), None)
         .await
         .unwrap();
     assert!(again.is_empty(), "the scheduler makes one edition per period");
@@ -321,8 +327,8 @@ async fn composers_racing_for_the_same_period_create_one_edition() {
     app.write_post("news.md", &post("News", "2026-09-14", &["news"], "One."));
     app.sync().await;
     let (a, b, c) = tokio::join!(
-        digest::compose(&app.app, Frequency::Weekly, Trigger::Scheduled, None),
-        digest::compose(&app.app, Frequency::Weekly, Trigger::Scheduled, None),
+        digest::compose(&app.app, Frequency::Weekly, scheduled(Frequency::Weekly), None),
+        digest::compose(&app.app, Frequency::Weekly, scheduled(Frequency::Weekly), None),
         digest::compose(&app.app, Frequency::Weekly, Trigger::Manual, None),
     );
     let created = a.unwrap().len() + b.unwrap().len() + c.unwrap().len();

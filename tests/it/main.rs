@@ -9,6 +9,7 @@ mod feeds;
 mod import;
 mod pages;
 mod sanitize;
+mod schedule;
 mod smtp;
 mod subscribers;
 mod sync;
