@@ -35,6 +35,7 @@ pub struct App {
     pub rate_limiter: Option<governor::DefaultDirectRateLimiter>,
     /// Wakes the delivery worker when an edition is created.
     pub delivery_wake: Notify,
+    pub metrics: crate::metrics::Metrics,
     editions: Mutex<HashMap<i64, Arc<EditionContent>>>,
 }
 
@@ -71,6 +72,7 @@ impl App {
             }),
             mailer,
             delivery_wake: Notify::new(),
+            metrics: crate::metrics::Metrics::new(),
             editions: Mutex::new(HashMap::new()),
         }))
     }

@@ -10,6 +10,7 @@ pub mod domain;
 pub mod export;
 pub mod feeds;
 pub mod import;
+pub mod metrics;
 pub mod schedule;
 pub mod site;
 pub mod store;

@@ -19,6 +19,7 @@ use super::outbox::backoff;
 use crate::app::App;
 use crate::digest::render::{self, EditionContent};
 use crate::domain::{Subscriber, SubscriberStatus};
+use crate::metrics::Metrics;
 use crate::store::{self, deliveries::Claimed, deliveries::Outcome};
 
 /// What one batch did.
@@ -62,7 +63,7 @@ async fn send_one(
     }
     let started = std::time::Instant::now();
     let result = app.mailer.send(&envelope, &message).await;
-    tracing::trace!(elapsed = ?started.elapsed(), "smtp send");
+    app.metrics.smtp_seconds.observe(started.elapsed().as_secs_f64());
     match result {
         Ok(()) => Outcome::Sent,
         Err(SendError::Transient(error)) if (delivery.attempts as u32) < app.settings.mail.max_attempts => {
@@ -148,7 +149,16 @@ pub async fn deliver_batch(app: &Arc<App>) -> anyhow::Result<BatchReport> {
     }
     let now = Utc::now();
     store::deliveries::record(&app.db, &outcomes, now).await?;
-    store::editions::complete_finished(&app.db, now).await?;
+    for created in store::editions::complete_finished(&app.db, now).await? {
+        app.metrics
+            .edition_seconds
+            .observe((now - created).num_milliseconds() as f64 / 1000.0);
+    }
+    let m = &app.metrics;
+    Metrics::count(&m.deliveries, "sent", report.sent as u64);
+    Metrics::count(&m.deliveries, "failed", report.failed as u64);
+    Metrics::count(&m.deliveries, "retried", report.retried as u64);
+    Metrics::count(&m.deliveries, "skipped", report.skipped as u64);
     tracing::debug!(claimed = report.claimed, ?prepared, ?sent, total = ?began.elapsed(), "batch delivered");
     Ok(report)
 }

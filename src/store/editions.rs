@@ -217,17 +217,17 @@ pub async fn counts(db: &Db, edition_id: Option<i64>) -> anyhow::Result<Delivery
     Ok(counts)
 }
 
-/// Marks editions whose every delivery is final as sent.
-pub async fn complete_finished(db: &Db, now: DateTime<Utc>) -> anyhow::Result<u64> {
+/// Marks editions whose every delivery is final as sent; returns when each was created.
+pub async fn complete_finished(db: &Db, now: DateTime<Utc>) -> anyhow::Result<Vec<DateTime<Utc>>> {
     with_pool!(db, pool => {
-        sqlx::query(
+        sqlx::query_scalar(
             "update editions set status = 'sent', completed_at = $1 where status = 'sending' and not exists \
-             (select 1 from deliveries d where d.edition_id = editions.id and d.status in ('pending', 'sending'))",
+             (select 1 from deliveries d where d.edition_id = editions.id and d.status in ('pending', 'sending')) \
+             returning created_at",
         )
         .bind(now)
-        .execute(pool)
+        .fetch_all(pool)
         .await
-        .map(|r| r.rows_affected())
     })
     .context("Failed to complete editions")
 }

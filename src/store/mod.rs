@@ -102,6 +102,18 @@ impl Db {
         .context("Failed to apply database migrations")
     }
 
+    /// Whether every migration built into this binary has been applied.
+    pub async fn migrations_current(&self) -> bool {
+        let expected = match self {
+            Db::Sqlite(_) => sqlx::migrate!("./migrations/sqlite").iter().count(),
+            Db::Postgres(_) => sqlx::migrate!("./migrations/postgres").iter().count(),
+        } as i64;
+        let applied: sqlx::Result<i64> = with_pool!(self, pool => {
+            sqlx::query_scalar("select count(*) from _sqlx_migrations where success").fetch_one(pool).await
+        });
+        applied.is_ok_and(|n| n >= expected)
+    }
+
     /// Whether the database answers a trivial query.
     pub async fn ping(&self) -> bool {
         with_pool!(self, pool => sqlx::query("select 1").execute(pool).await.is_ok())

@@ -69,6 +69,7 @@ pub fn router(app: Arc<App>) -> Router {
         )
         .route("/healthz", get(|| async { "ok" }))
         .route("/readyz", get(public::ready))
+        .route("/metrics", get(public::metrics))
         .fallback(public::fallback)
         .layer(DefaultBodyLimit::max(MAX_BODY))
         .layer(CompressionLayer::new())

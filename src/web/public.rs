@@ -19,8 +19,25 @@ enum Wanted<'a> {
     Feed(FeedFormat, Option<&'a str>),
 }
 
-/// Serves a document from the cache, rendering it on a miss; 404 page when there is none.
+/// Serves a document, counting feed requests by format and status.
 async fn serve(app: &App, key: String, wanted: Wanted<'_>, headers: &HeaderMap) -> Result<Response> {
+    let format = match &wanted {
+        Wanted::Feed(format, _) => Some(format.file_name()),
+        _ => None,
+    };
+    let response = serve_document(app, key, wanted, headers).await?;
+    if let Some(format) = format {
+        let label = crate::metrics::FeedRequest {
+            format: format.trim_start_matches("feed.").to_owned(),
+            status: response.status().as_u16().to_string(),
+        };
+        app.metrics.feed_requests.get_or_create(&label).inc();
+    }
+    Ok(response)
+}
+
+/// Serves a document from the cache, rendering it on a miss; 404 page when there is none.
+async fn serve_document(app: &App, key: String, wanted: Wanted<'_>, headers: &HeaderMap) -> Result<Response> {
     let now = Utc::now();
     if app.cache.is_due(now) {
         app.cache.refresh(&app.db).await?;
@@ -163,4 +180,18 @@ pub async fn edition(State(app): State<Arc<App>>, Path(id): Path<String>) -> Res
         Some(html) => Ok(Html(html).into_response()),
         None => not_found(&app),
     }
+}
+
+/// Prometheus text format; the queue depths are read now.
+pub async fn metrics(State(app): State<Arc<App>>) -> Result<Response> {
+    let queue = crate::store::editions::counts(&app.db, None).await?;
+    app.metrics.queue_depth.set(queue.remaining());
+    app.metrics
+        .outbox_depth
+        .set(crate::store::outbox::pending(&app.db).await?);
+    Ok((
+        [(header::CONTENT_TYPE, "text/plain; version=0.0.4; charset=utf-8")],
+        app.metrics.encode(),
+    )
+        .into_response())
 }

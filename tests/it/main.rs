@@ -7,6 +7,7 @@ mod crash;
 mod digests;
 mod feeds;
 mod import;
+mod observability;
 mod pages;
 mod sanitize;
 mod schedule;
