@@ -25,6 +25,7 @@ pub struct Settings {
     pub subscribers: SubscriberSettings,
     pub admin: AdminSettings,
     pub digest: DigestSettings,
+    pub log: LogSettings,
     /// Folder the config file lives in; relative paths are resolved against it.
     #[serde(skip)]
     pub base_dir: PathBuf,
@@ -136,6 +137,32 @@ pub struct SubscriberSettings {
     pub confirm_resend_minutes: u32,
     /// Subscribe attempts per minute from one client address.
     pub rate_per_minute: u32,
+}
+
+/// Log output.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "lowercase")]
+pub enum LogFormat {
+    Text,
+    /// One JSON object per line, for log collectors.
+    Json,
+}
+
+#[derive(Debug, Clone, Serialize, Deserialize)]
+#[serde(deny_unknown_fields, default)]
+pub struct LogSettings {
+    pub format: LogFormat,
+    /// A tracing filter (`info`, `herald=debug,sqlx=warn`); `HERALD_LOG` overrides it.
+    pub level: String,
+}
+
+impl Default for LogSettings {
+    fn default() -> Self {
+        Self {
+            format: LogFormat::Text,
+            level: "info,sqlx=warn,tower_http=warn,tokio_cron_scheduler=warn".into(),
+        }
+    }
 }
 
 /// How digests are put together and sent.
@@ -286,6 +313,7 @@ impl Default for Settings {
             subscribers: SubscriberSettings::default(),
             admin: AdminSettings::default(),
             digest: DigestSettings::default(),
+            log: LogSettings::default(),
             base_dir: PathBuf::from("."),
         }
     }

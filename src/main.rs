@@ -111,19 +111,21 @@ enum SubscribersCommand {
 
 mod cli;
 
-fn init_tracing() {
+/// Logs go to standard error, as text or JSON lines (`[log]`); `HERALD_LOG` overrides the filter.
+fn init_tracing(log: &herald::config::LogSettings) {
     use tracing_subscriber::EnvFilter;
-    let filter = EnvFilter::try_from_env("HERALD_LOG")
-        .unwrap_or_else(|_| EnvFilter::new("info,sqlx=warn,tower_http=warn,tokio_cron_scheduler=warn"));
-    tracing_subscriber::fmt()
+    let filter = EnvFilter::try_from_env("HERALD_LOG").unwrap_or_else(|_| EnvFilter::new(&log.level));
+    let builder = tracing_subscriber::fmt()
         .with_env_filter(filter)
-        .with_writer(std::io::stderr)
-        .init();
+        .with_writer(std::io::stderr);
+    match log.format {
+        herald::config::LogFormat::Json => builder.json().init(),
+        herald::config::LogFormat::Text => builder.init(),
+    }
 }
 
 #[tokio::main]
 async fn main() -> ExitCode {
-    init_tracing();
     let cli = Cli::parse();
     match run(cli).await {
         Ok(code) => code,
@@ -136,6 +138,7 @@ async fn main() -> ExitCode {
 
 async fn run(cli: Cli) -> anyhow::Result<ExitCode> {
     let settings = Settings::load(&cli.config)?;
+    init_tracing(&settings.log);
     match cli.command {
         Command::Subscribers { action } => cli::subscribers::run(settings, action).await,
         Command::Send {
