@@ -36,6 +36,8 @@ pub struct App {
     /// Wakes the delivery worker when an edition is created.
     pub delivery_wake: Notify,
     pub metrics: crate::metrics::Metrics,
+    /// HTTP client for remote sources.
+    pub http: reqwest::Client,
     editions: Mutex<HashMap<i64, Arc<EditionContent>>>,
 }
 
@@ -73,8 +75,22 @@ impl App {
             mailer,
             delivery_wake: Notify::new(),
             metrics: crate::metrics::Metrics::new(),
+            http: content::remote::client()?,
             editions: Mutex::new(HashMap::new()),
         }))
+    }
+
+    /// Polls every remote source (`[[sources]]`), imports what is new, and drops stale pages.
+    pub async fn poll_sources(&self) -> anyhow::Result<Vec<(String, content::remote::SourceOutcome)>> {
+        if self.settings.sources.is_empty() {
+            return Ok(Vec::new());
+        }
+        let outcomes = content::remote::poll_all(&self.db, &self.http, &self.settings.sources).await;
+        for (_, outcome) in &outcomes {
+            crate::metrics::Metrics::count(&self.metrics.source_polls, outcome.label(), 1);
+        }
+        self.cache.refresh(&self.db).await?;
+        Ok(outcomes)
     }
 
     /// Asks the delivery worker to look for work now.

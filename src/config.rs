@@ -26,6 +26,8 @@ pub struct Settings {
     pub admin: AdminSettings,
     pub digest: DigestSettings,
     pub log: LogSettings,
+    /// Remote feeds to import posts from (`[[sources]]`).
+    pub sources: Vec<SourceSettings>,
     /// Folder the config file lives in; relative paths are resolved against it.
     #[serde(skip)]
     pub base_dir: PathBuf,
@@ -137,6 +139,23 @@ pub struct SubscriberSettings {
     pub confirm_resend_minutes: u32,
     /// Subscribe attempts per minute from one client address.
     pub rate_per_minute: u32,
+}
+
+/// A remote RSS or Atom feed whose items become posts.
+#[derive(Debug, Clone, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct SourceSettings {
+    pub url: Url,
+    /// Tags given to every post from this source, besides the feed's own categories.
+    #[serde(default)]
+    pub tags: Vec<String>,
+    /// Longest the source may take to answer (default 20).
+    #[serde(default = "default_source_timeout")]
+    pub timeout_seconds: u64,
+}
+
+fn default_source_timeout() -> u64 {
+    20
 }
 
 /// Log output.
@@ -294,6 +313,8 @@ pub struct ScheduleSettings {
     /// Cron expression (with seconds) for re-reading the posts folder; new posts then go
     /// out to `immediate` subscribers.
     pub sync: String,
+    /// When the remote sources (`[[sources]]`) are polled.
+    pub sources: String,
     /// When the daily digest goes out.
     pub daily: String,
     /// When the weekly digest goes out.
@@ -314,6 +335,7 @@ impl Default for Settings {
             admin: AdminSettings::default(),
             digest: DigestSettings::default(),
             log: LogSettings::default(),
+            sources: Vec::new(),
             base_dir: PathBuf::from("."),
         }
     }
@@ -370,6 +392,7 @@ impl Default for ScheduleSettings {
         Self {
             timezone: "Europe/London".into(),
             sync: "0 */5 * * * *".into(),
+            sources: "0 */15 * * * *".into(),
             daily: "0 0 8 * * *".into(),
             weekly: "0 0 8 * * Mon".into(),
         }
@@ -460,6 +483,11 @@ impl Settings {
         if self.mail.smtp.pool_size == 0 {
             bail!("mail.smtp.pool_size must be at least 1");
         }
+        for (i, source) in self.sources.iter().enumerate() {
+            if !matches!(source.url.scheme(), "http" | "https") {
+                bail!("sources[{i}].url must be an http or https URL, not {}", source.url);
+            }
+        }
         if self.digest.concurrency == 0 || self.digest.batch_size == 0 || self.digest.workers == 0 {
             bail!("digest.concurrency, digest.batch_size and digest.workers must be at least 1");
         }
@@ -487,6 +515,7 @@ impl Settings {
         }
         for (key, cron) in [
             ("schedule.sync", &self.schedule.sync),
+            ("schedule.sources", &self.schedule.sources),
             ("schedule.daily", &self.schedule.daily),
             ("schedule.weekly", &self.schedule.weekly),
         ] {

@@ -135,6 +135,21 @@ pub async fn start(app: Arc<App>) -> anyhow::Result<Scheduler> {
     })?;
     scheduler.add(sync).await.context("Failed to add the sync job")?;
 
+    if !app.settings.sources.is_empty() {
+        let sources_app = app.clone();
+        let sources = job("schedule.sources", &app.settings.schedule.sources, tz, move || {
+            let app = sources_app.clone();
+            async move {
+                log_failure(app.poll_sources().await, "source poll");
+                log_failure(
+                    digest::compose(&app, Frequency::Immediate, Trigger::Manual, None).await,
+                    "immediate edition",
+                );
+            }
+        })?;
+        scheduler.add(sources).await.context("Failed to add the sources job")?;
+    }
+
     let tick_app = app.clone();
     let tick = job("(digest ticker)", TICK, Tz::UTC, move || {
         let app = tick_app.clone();

@@ -3,6 +3,7 @@
 
 mod frontmatter;
 mod markdown;
+pub mod remote;
 mod sanitize;
 mod sync;
 
@@ -11,8 +12,8 @@ use std::path::PathBuf;
 
 pub use frontmatter::parse_date;
 pub use markdown::{plain_summary, render_markdown};
-pub use sanitize::sanitize_html;
-pub use sync::{SyncFailure, SyncReport, sync_posts};
+pub use sanitize::{sanitize_html, sanitize_remote_html};
+pub use sync::{SyncFailure, SyncReport, note_public, sync_posts};
 
 use crate::domain::PostDraft;
 

@@ -9,6 +9,9 @@ const ID_PREFIX: &str = "post-";
 struct Absolutise {
     base: Url,
     post: Url,
+    /// Paths are relative to the site's folder (local posts) rather than resolved the
+    /// browser's way (imported items, whose links were written for their own page).
+    site_relative: bool,
 }
 
 impl ammonia::UrlRelativeEvaluate<'_> for Absolutise {
@@ -18,9 +21,14 @@ impl ammonia::UrlRelativeEvaluate<'_> for Absolutise {
             absolute.set_fragment(Some(&format!("{ID_PREFIX}{fragment}")));
             return Some(Cow::Owned(absolute.into()));
         }
-        // Paths are relative to the site, not the post: `/img/x.png` and
-        // `img/x.png` both mean base_url's folder.
-        let joined = self.base.join(url.trim_start_matches('/')).ok()?;
+        // In local posts paths are relative to the site, not the post: `/img/x.png` and
+        // `img/x.png` both mean base_url's folder (which may be below the host's root).
+        let url = if self.site_relative {
+            url.trim_start_matches('/')
+        } else {
+            url
+        };
+        let joined = self.base.join(url).ok()?;
         Some(Cow::Owned(joined.into()))
     }
 }
@@ -29,10 +37,30 @@ impl ammonia::UrlRelativeEvaluate<'_> for Absolutise {
 /// attributes (no scripts, event handlers, iframes, `javascript:` URLs) and every
 /// URL made absolute — paths against `base_url`, `#fragments` against `post_url`.
 pub fn sanitize_html(html: &str, base_url: &Url, post_url: &Url) -> String {
-    let rewrite = Absolutise {
-        base: base_url.clone(),
-        post: post_url.clone(),
-    };
+    clean(
+        html,
+        Absolutise {
+            base: base_url.clone(),
+            post: post_url.clone(),
+            site_relative: true,
+        },
+    )
+}
+
+/// Like [`sanitize_html`] for an item imported from another site: URLs resolve against the
+/// item's own address, as a browser on that page would resolve them.
+pub fn sanitize_remote_html(html: &str, page_url: &Url) -> String {
+    clean(
+        html,
+        Absolutise {
+            base: page_url.clone(),
+            post: page_url.clone(),
+            site_relative: false,
+        },
+    )
+}
+
+fn clean(html: &str, rewrite: Absolutise) -> String {
     Builder::default()
         .url_relative(UrlRelative::Custom(Box::new(rewrite)))
         .add_tag_attributes("div", &["id"])

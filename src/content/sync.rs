@@ -117,6 +117,18 @@ fn read_files(dir: &Path, base_url: &Url) -> anyhow::Result<Vec<FileRead>> {
         .collect())
 }
 
+/// Notes posts that have become public. Those public at Herald's very first import are its
+/// archive: setting Herald up on an existing blog mails nobody. Whatever becomes public
+/// later is news.
+pub async fn note_public(db: &Db, now: chrono::DateTime<Utc>) -> anyhow::Result<()> {
+    let first_sync = store::meta_get(db, INITIAL_SYNC).await?.is_none();
+    store::posts::mark_public(db, now, first_sync).await?;
+    if first_sync {
+        store::meta_set_once(db, INITIAL_SYNC, &now.to_rfc3339()).await?;
+    }
+    Ok(())
+}
+
 /// Reads every post file under the posts folder and brings the store in line with it.
 ///
 /// Unchanged files (same content hash) are skipped without parsing. A broken file is
@@ -193,14 +205,7 @@ pub async fn sync_posts(db: &Db, posts_dir: &Path, base_url: &Url) -> anyhow::Re
         .map(|e| e.id)
         .collect();
     report.unpublished = store::posts::mark_removed(db, &gone, now).await? as usize;
-
-    // Posts public at Herald's very first sync are its archive: setting Herald up on an
-    // existing blog mails nobody. Everything that becomes public later is news.
-    let first_sync = store::meta_get(db, INITIAL_SYNC).await?.is_none();
-    store::posts::mark_public(db, now, first_sync).await?;
-    if first_sync {
-        store::meta_set_once(db, INITIAL_SYNC, &now.to_rfc3339()).await?;
-    }
+    note_public(db, now).await?;
 
     for failure in &report.failed {
         tracing::warn!(%failure, "post not published");

@@ -9,6 +9,7 @@ pub mod deliveries;
 pub mod editions;
 pub mod outbox;
 pub mod posts;
+pub mod sources;
 pub mod subscribers;
 
 use std::str::FromStr;

@@ -422,3 +422,20 @@ pub async fn find_by_ids(db: &Db, ids: &[i64]) -> anyhow::Result<Vec<Post>> {
     posts.sort_by_key(|p| ids.iter().position(|id| *id == p.id));
     Ok(posts)
 }
+
+/// The slug and content hash of the post imported from `source`, if any.
+pub async fn by_source(db: &Db, source: &str) -> anyhow::Result<Option<(String, String)>> {
+    with_pool!(db, pool => {
+        sqlx::query_as("select slug, content_hash from posts where source = $1").bind(source).fetch_optional(pool).await
+    })
+    .context("Failed to look up a post by its source")
+}
+
+/// Whether a post already has this slug.
+pub async fn slug_taken(db: &Db, slug: &str) -> anyhow::Result<bool> {
+    let n: i64 = with_pool!(db, pool => {
+        sqlx::query_scalar("select count(*) from posts where slug = $1").bind(slug).fetch_one(pool).await
+    })
+    .context("Failed to check a slug")?;
+    Ok(n > 0)
+}

@@ -12,5 +12,6 @@ mod pages;
 mod sanitize;
 mod schedule;
 mod smtp;
+mod sources;
 mod subscribers;
 mod sync;

@@ -1,0 +1,214 @@
+//! Remote sources against a real HTTP server on loopback serving fixture feeds.
+
+use std::sync::Arc;
+use std::sync::atomic::{AtomicUsize, Ordering};
+use std::time::Duration;
+
+use axum::Router;
+use axum::http::{HeaderMap, StatusCode, header};
+use axum::response::IntoResponse;
+use axum::routing::get;
+use herald::content::remote::SourceOutcome;
+use tokio::sync::RwLock;
+
+use crate::common::spawn_app_with;
+
+#[derive(Default)]
+struct Fixtures {
+    rss: RwLock<(String, String)>,
+    hits: AtomicUsize,
+    not_modified: AtomicUsize,
+}
+
+fn rss(items: &[(&str, &str, &str)]) -> String {
+    let items: String = items
+        .iter()
+        .map(|(guid, title, body)| {
+            format!(
+                "<item><guid isPermaLink=\"false\">{guid}</guid><title>{title}</title><link>https://cms.example.org/{guid}</link>\
+                 <pubDate>Mon, 14 Sep 2026 09:30:00 +0000</pubDate><category>Campaigns</category>\
+                 <description><![CDATA[{body}]]></description></item>"
+            )
+        })
+        .collect();
+    format!(
+        "<?xml version=\"1.0\"?><rss version=\"2.0\"><channel><title>CMS</title><link>https://cms.example.org/</link><description>d</description>{items}</channel></rss>"
+    )
+}
+
+const ATOM: &str = r#"<?xml version="1.0" encoding="utf-8"?>
+<feed xmlns="http://www.w3.org/2005/Atom"><title>Other</title><id>urn:x</id><updated>2026-10-01T00:00:00Z</updated>
+<entry><id>urn:uuid:1</id><title>Atom item &amp; more</title><updated>2026-10-01T00:00:00Z</updated>
+<link rel="alternate" href="https://atom.example.org/news/item-1"/>
+<content type="html">&lt;p&gt;Read &lt;a href="/about"&gt;about us&lt;/a&gt;&lt;script&gt;alert(1)&lt;/script&gt;&lt;img src="pic.png" onerror="x()"&gt;&lt;/p&gt;</content></entry>
+</feed>"#;
+
+async fn serve_fixtures(fixtures: Arc<Fixtures>) -> String {
+    let good = {
+        let f = fixtures.clone();
+        move |headers: HeaderMap| {
+            let f = f.clone();
+            async move {
+                f.hits.fetch_add(1, Ordering::SeqCst);
+                let (etag, body) = f.rss.read().await.clone();
+                if headers.get(header::IF_NONE_MATCH).and_then(|v| v.to_str().ok()) == Some(etag.as_str()) {
+                    f.not_modified.fetch_add(1, Ordering::SeqCst);
+                    return StatusCode::NOT_MODIFIED.into_response();
+                }
+                (
+                    [
+                        (header::ETAG, etag),
+                        (header::CONTENT_TYPE, "application/rss+xml".into()),
+                    ],
+                    body,
+                )
+                    .into_response()
+            }
+        }
+    };
+    let app = Router::new()
+        .route("/good.rss", get(good))
+        .route("/atom.xml", get(|| async { ATOM }))
+        .route(
+            "/broken.xml",
+            get(|| async { "<html><body>Oops, this is not a feed</body></html>" }),
+        )
+        .route("/missing.xml", get(|| async { StatusCode::NOT_FOUND }))
+        .route(
+            "/slow.xml",
+            get(|| async {
+                tokio::time::sleep(Duration::from_secs(5)).await;
+                "too late"
+            }),
+        )
+        .route("/huge.xml", get(|| async { " ".repeat(11 * 1024 * 1024) }));
+    let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
+    let address = format!("http://{}", listener.local_addr().unwrap());
+    tokio::spawn(async move { axum::serve(listener, app).await.unwrap() });
+    address
+}
+
+#[tokio::test]
+async fn sources_import_once_honour_304_and_fail_alone() {
+    let fixtures = Arc::new(Fixtures::default());
+    *fixtures.rss.write().await = (
+        "\"v1\"".into(),
+        rss(&[
+            ("a1", "First campaign", "<p>One</p>"),
+            ("a2", "Second campaign", "<p>Two</p>"),
+        ]),
+    );
+    let feeds = serve_fixtures(fixtures.clone()).await;
+    let closed = std::net::TcpListener::bind("127.0.0.1:0")
+        .unwrap()
+        .local_addr()
+        .unwrap();
+    let mut config = String::new();
+    for (path, tags) in [
+        ("good.rss", "[\"from-cms\"]"),
+        ("atom.xml", "[]"),
+        ("broken.xml", "[]"),
+        ("missing.xml", "[]"),
+        ("huge.xml", "[]"),
+    ] {
+        config.push_str(&format!("[[sources]]\nurl = \"{feeds}/{path}\"\ntags = {tags}\n"));
+    }
+    config.push_str(&format!(
+        "[[sources]]\nurl = \"{feeds}/slow.xml\"\ntimeout_seconds = 1\n"
+    ));
+    config.push_str(&format!("[[sources]]\nurl = \"http://{closed}/down.xml\"\n"));
+    let app = spawn_app_with(&config).await;
+
+    let outcomes: std::collections::HashMap<String, SourceOutcome> =
+        app.app.poll_sources().await.unwrap().into_iter().collect();
+    let at = |path: &str| {
+        outcomes
+            .iter()
+            .find(|(u, _)| u.ends_with(path))
+            .map(|(_, o)| o.clone())
+            .unwrap()
+    };
+    assert_eq!(at("good.rss"), SourceOutcome::Changed { added: 2, updated: 0 });
+    assert_eq!(at("atom.xml"), SourceOutcome::Changed { added: 1, updated: 0 });
+    for (path, reason) in [
+        ("broken.xml", "not a feed"),
+        ("missing.xml", "404"),
+        ("huge.xml", "larger than"),
+        ("slow.xml", "no answer"),
+        ("down.xml", "no answer"),
+    ] {
+        match at(path) {
+            SourceOutcome::Failed(e) => assert!(e.contains(reason), "{path}: {e}"),
+            other => panic!("{path}: {other:?}"),
+        }
+    }
+
+    let feed = app.get_feed("/feed.atom").await;
+    let titles: Vec<_> = feed.entries.iter().map(|e| e.title.clone().unwrap().content).collect();
+    assert_eq!(titles.len(), 3, "{titles:?}");
+    assert!(titles.contains(&"Atom item & more".to_owned()));
+    let tagged = app.get_feed("/tags/from-cms/feed.json").await;
+    assert_eq!(tagged.entries.len(), 2, "the source's tags are given");
+    assert_eq!(
+        app.get_feed("/tags/campaigns/feed.json").await.entries.len(),
+        2,
+        "categories become tags"
+    );
+    let atom_page = app.get_text("/posts/atom-item-more/").await;
+    assert!(
+        atom_page.contains("href=\"https://atom.example.org/about\""),
+        "made absolute against the item's link"
+    );
+    assert!(atom_page.contains("src=\"https://atom.example.org/news/pic.png\""));
+    assert!(
+        !atom_page.contains("<script") && !atom_page.contains("onerror"),
+        "sanitised"
+    );
+
+    // Again: the good source answers 304; nothing is imported twice.
+    let again: std::collections::HashMap<String, SourceOutcome> =
+        app.app.poll_sources().await.unwrap().into_iter().collect();
+    assert!(
+        again
+            .iter()
+            .filter(|(u, _)| u.ends_with("good.rss") || u.ends_with("atom.xml"))
+            .all(|(_, o)| *o == SourceOutcome::Unchanged)
+    );
+    assert_eq!(
+        fixtures.not_modified.load(Ordering::SeqCst),
+        1,
+        "If-None-Match was sent and honoured"
+    );
+    assert_eq!(app.get_feed("/feed.atom").await.entries.len(), 3);
+
+    // The CMS publishes one more item and edits one; then empties its feed.
+    *fixtures.rss.write().await = (
+        "\"v2\"".into(),
+        rss(&[
+            ("a1", "First campaign, updated", "<p>One!</p>"),
+            ("a2", "Second campaign", "<p>Two</p>"),
+            ("a3", "Third", "<p>3</p>"),
+        ]),
+    );
+    let changed: std::collections::HashMap<String, SourceOutcome> =
+        app.app.poll_sources().await.unwrap().into_iter().collect();
+    assert_eq!(
+        changed.iter().find(|(u, _)| u.ends_with("good.rss")).unwrap().1,
+        &SourceOutcome::Changed { added: 1, updated: 1 }
+    );
+    *fixtures.rss.write().await = ("\"v3\"".into(), rss(&[]));
+    app.app.poll_sources().await.unwrap();
+    let titles: Vec<_> = app
+        .get_feed("/feed.atom")
+        .await
+        .entries
+        .iter()
+        .map(|e| e.title.clone().unwrap().content)
+        .collect();
+    assert_eq!(
+        titles.len(),
+        4,
+        "imported posts stay when they leave the remote feed: {titles:?}"
+    );
+    assert!(titles.contains(&"First campaign, updated".to_owned()));
+}
