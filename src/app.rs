@@ -137,8 +137,18 @@ pub async fn serve(app: Arc<App>, listener: TcpListener, shutdown: CancellationT
     let result = server.await.context("The web server stopped");
     shutdown.cancel();
     scheduler.stop().await;
-    let _ = outbox.await;
-    delivery.join_all().await;
+    // In-flight sends finish (their rows are then recorded), but not for ever: a batch still
+    // out after this is left `sending` and another worker takes it over when its lease ends.
+    let grace = Duration::from_secs(app.settings.digest.lease_seconds.min(60));
+    if tokio::time::timeout(grace, async {
+        let _ = outbox.await;
+        delivery.join_all().await;
+    })
+    .await
+    .is_err()
+    {
+        tracing::warn!(?grace, "in-flight sends did not finish in time; their lease will hand them over");
+    }
     app.db.close().await;
     result
 }
