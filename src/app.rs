@@ -36,6 +36,8 @@ pub struct App {
     /// Wakes the delivery worker when an edition is created.
     pub delivery_wake: Notify,
     pub metrics: crate::metrics::Metrics,
+    /// Verified against when a login names no account, so both cost the same.
+    pub dummy_hash: String,
     /// HTTP client for remote sources.
     pub http: reqwest::Client,
     editions: Mutex<HashMap<i64, Arc<EditionContent>>>,
@@ -76,6 +78,7 @@ impl App {
             delivery_wake: Notify::new(),
             metrics: crate::metrics::Metrics::new(),
             http: content::remote::client()?,
+            dummy_hash: tokio::task::spawn_blocking(|| crate::admin::hash_password("no such account")).await??,
             editions: Mutex::new(HashMap::new()),
         }))
     }
@@ -147,7 +150,10 @@ pub async fn serve(app: Arc<App>, listener: TcpListener, shutdown: CancellationT
     .await
     .is_err()
     {
-        tracing::warn!(?grace, "in-flight sends did not finish in time; their lease will hand them over");
+        tracing::warn!(
+            ?grace,
+            "in-flight sends did not finish in time; their lease will hand them over"
+        );
     }
     app.db.close().await;
     result

@@ -216,9 +216,14 @@ impl Default for DigestSettings {
 #[derive(Clone, Serialize, Deserialize)]
 #[serde(deny_unknown_fields, default)]
 pub struct AdminSettings {
-    /// Bearer token for `/admin/api/*`. Empty: the API is closed.
+    /// A bearer token for `/admin/api/*` from config, beside those made by
+    /// `herald admin create-token`. Empty: only those.
     #[serde(serialize_with = "serialize_secret")]
     pub api_token: secrecy::SecretString,
+    /// How long an admin stays logged in.
+    pub session_hours: u32,
+    /// Login attempts per minute, per client address and per account.
+    pub login_attempts_per_minute: u32,
 }
 
 impl std::fmt::Debug for AdminSettings {
@@ -278,6 +283,8 @@ impl Default for AdminSettings {
     fn default() -> Self {
         Self {
             api_token: secrecy::SecretString::from(String::new()),
+            session_hours: 12,
+            login_attempts_per_minute: 5,
         }
     }
 }

@@ -1,6 +1,7 @@
 //! Herald: a self-hosted newsletter and syndication publisher. Posts come in
 //! from Markdown files; feeds, pages and email digests go out.
 
+pub mod admin;
 pub mod app;
 pub mod config;
 pub mod content;

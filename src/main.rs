@@ -1,5 +1,6 @@
 //! The `herald` command line: parses arguments and calls into the library.
 
+use std::io::IsTerminal;
 use std::path::PathBuf;
 use std::process::ExitCode;
 
@@ -59,11 +60,25 @@ enum Command {
         #[arg(long)]
         out: Option<PathBuf>,
     },
+    /// Admin accounts and API tokens.
+    Admin {
+        #[command(subcommand)]
+        action: AdminCommand,
+    },
     /// Manage the subscriber list.
     Subscribers {
         #[command(subcommand)]
         action: SubscribersCommand,
     },
+}
+
+#[derive(Subcommand)]
+enum AdminCommand {
+    /// Create an admin (or set a new password): asks for the password on a terminal,
+    /// otherwise reads it from the first line of standard input.
+    CreateUser { email: String },
+    /// Create an API token for /admin/api/ and print it (shown only this once).
+    CreateToken { name: String },
 }
 
 #[derive(Subcommand)]
@@ -140,6 +155,35 @@ async fn run(cli: Cli) -> anyhow::Result<ExitCode> {
     let settings = Settings::load(&cli.config)?;
     init_tracing(&settings.log);
     match cli.command {
+        Command::Admin { action } => {
+            let app = App::start(settings).await?;
+            match action {
+                AdminCommand::CreateUser { email } => {
+                    let password = if std::io::stdin().is_terminal() {
+                        let first = rpassword::prompt_password("Password: ")?;
+                        if first != rpassword::prompt_password("Again: ")? {
+                            anyhow::bail!("the passwords differ");
+                        }
+                        first
+                    } else {
+                        let mut line = String::new();
+                        std::io::stdin().read_line(&mut line)?;
+                        line.trim_end_matches(['\r', '\n']).to_owned()
+                    };
+                    herald::admin::create_user(&app.db, &email, &password).await?;
+                    println!(
+                        "admin {email} can now log in at {}",
+                        app.settings.url_for("admin/login")
+                    );
+                }
+                AdminCommand::CreateToken { name } => {
+                    let token = herald::admin::create_token(&app.db, &name).await?;
+                    println!("{token}");
+                    eprintln!("API token {name:?} created; it is shown only now (Authorization: Bearer <token>)");
+                }
+            }
+            Ok(ExitCode::SUCCESS)
+        }
         Command::Subscribers { action } => cli::subscribers::run(settings, action).await,
         Command::Send {
             frequency,

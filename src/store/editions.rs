@@ -231,3 +231,15 @@ pub async fn complete_finished(db: &Db, now: DateTime<Utc>) -> anyhow::Result<Ve
     })
     .context("Failed to complete editions")
 }
+
+/// An edition's status back to `sending` (its failed deliveries were queued again).
+pub async fn reopen(db: &Db, id: i64) -> anyhow::Result<()> {
+    with_pool!(db, pool => {
+        sqlx::query("update editions set status = 'sending', completed_at = null where id = $1")
+            .bind(id)
+            .execute(pool)
+            .await
+            .map(|_| ())
+    })
+    .context("Failed to reopen an edition")
+}

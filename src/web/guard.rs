@@ -11,13 +11,18 @@ use crate::config::Settings;
 /// Per-client limits, kept in memory (per instance).
 pub struct Limits {
     subscribe: DefaultKeyedRateLimiter<IpAddr>,
+    login_by_client: DefaultKeyedRateLimiter<IpAddr>,
+    login_by_account: DefaultKeyedRateLimiter<String>,
 }
 
 impl Limits {
     pub fn new(settings: &Settings) -> Self {
         let per_minute = NonZeroU32::new(settings.subscribers.rate_per_minute).unwrap_or(NonZeroU32::MIN);
+        let logins = NonZeroU32::new(settings.admin.login_attempts_per_minute).unwrap_or(NonZeroU32::MIN);
         Self {
             subscribe: RateLimiter::keyed(Quota::per_minute(per_minute)),
+            login_by_client: RateLimiter::keyed(Quota::per_minute(logins)),
+            login_by_account: RateLimiter::keyed(Quota::per_minute(logins)),
         }
     }
 
@@ -27,6 +32,21 @@ impl Limits {
             self.subscribe.retain_recent();
         }
         self.subscribe.check_key(&client).is_ok()
+    }
+}
+
+impl Limits {
+    /// Whether a login attempt from this client for this account may be checked now: both
+    /// are limited, so neither guessing many passwords for one account nor one password
+    /// across many accounts gets far.
+    pub fn allow_login(&self, client: IpAddr, account: &str) -> bool {
+        if self.login_by_account.len() > 100_000 {
+            self.login_by_account.retain_recent();
+            self.login_by_client.retain_recent();
+        }
+        let by_client = self.login_by_client.check_key(&client).is_ok();
+        let by_account = self.login_by_account.check_key(&account.trim().to_lowercase()).is_ok();
+        by_client && by_account
     }
 }
 

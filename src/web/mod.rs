@@ -1,5 +1,6 @@
 //! The HTTP face of Herald: public pages and feeds, health checks.
 
+mod admin;
 mod api;
 mod cache;
 mod error;
@@ -38,11 +39,37 @@ pub fn router(app: Arc<App>) -> Router {
             "/subscribers/{id}",
             get(api::get_one).patch(api::update).delete(api::delete),
         )
+        .route("/editions", get(api::editions))
         .route("/editions/send", post(api::send_editions))
         .route("/editions/{id}", get(api::edition))
+        .route("/editions/{id}/test", post(api::test_edition))
+        .route("/editions/{id}/retry", post(api::retry_edition))
+        .route("/dashboard", get(api::dashboard))
+        .route("/posts", get(api::posts))
         .route_layer(axum::middleware::from_fn_with_state(app.clone(), api::require_token));
+    let console = Router::new()
+        .route("/", get(admin::dashboard))
+        .route("/posts", get(admin::posts))
+        .route("/subscribers", get(admin::subscribers).post(admin::add_subscriber))
+        .route("/subscribers/{id}/remove", post(admin::remove_subscriber))
+        .route(
+            "/subscribers/import",
+            post(admin::import_subscribers).layer(DefaultBodyLimit::max(MAX_IMPORT)),
+        )
+        .route("/subscribers/export.csv", get(admin::export_subscribers))
+        .route("/editions", get(admin::editions))
+        .route("/editions/send", post(admin::send_now))
+        .route("/editions/{id}", get(admin::edition))
+        .route("/editions/{id}/preview", get(admin::preview))
+        .route("/editions/{id}/test", post(admin::test))
+        .route("/editions/{id}/retry", post(admin::retry))
+        .route_layer(axum::middleware::from_fn_with_state(app.clone(), admin::require_admin))
+        // Added after the layer: open to everyone.
+        .route("/login", get(admin::login_form).post(admin::login))
+        .route("/logout", post(admin::logout));
     Router::new()
         .nest("/admin/api", api)
+        .nest("/admin", console)
         .route("/", get(public::home))
         .route("/page/{page}", get(public::home_page))
         .route("/page/{page}/", get(public::home_page))

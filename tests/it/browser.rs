@@ -20,13 +20,13 @@ const EMAIL: &str = "reader+news@example.org";
 
 /// A chromedriver on a free port. Dropping it asks it to shut down, which also quits its browsers
 /// (a plain kill would leave Chromium orphaned), then kills it if it is still there.
-struct Chromedriver {
+pub(crate) struct Chromedriver {
     child: Child,
     port: u16,
 }
 
 impl Chromedriver {
-    async fn start() -> Chromedriver {
+    pub(crate) async fn start() -> Chromedriver {
         let free = TcpListener::bind((Ipv4Addr::LOCALHOST, 0)).unwrap();
         let port = free.local_addr().unwrap().port();
         drop(free);
@@ -71,7 +71,7 @@ impl Drop for Chromedriver {
     }
 }
 
-async fn browser(driver: &Chromedriver, profile: &Path) -> Client {
+pub(crate) async fn browser(driver: &Chromedriver, profile: &Path) -> Client {
     let serde_json::Value::Object(caps) = serde_json::json!({"goog:chromeOptions": {
         "binary": CHROMIUM,
         "args": ["--headless", "--no-sandbox", "--disable-gpu", "--disable-dev-shm-usage",
@@ -90,7 +90,7 @@ async fn browser(driver: &Chromedriver, profile: &Path) -> Client {
 }
 
 /// Polls until the element matching `css` contains `want`: after a click the next page may still be loading.
-async fn wait_text(client: &Client, css: &str, want: &str) {
+pub(crate) async fn wait_text(client: &Client, css: &str, want: &str) {
     let deadline = Instant::now() + Duration::from_secs(10);
     loop {
         if let Ok(element) = client.find(Locator::Css(css)).await
@@ -107,12 +107,12 @@ async fn wait_text(client: &Client, css: &str, want: &str) {
     }
 }
 
-async fn find(client: &Client, css: &str) -> fantoccini::elements::Element {
+pub(crate) async fn find(client: &Client, css: &str) -> fantoccini::elements::Element {
     let found = client.find(Locator::Css(css)).await;
     found.unwrap_or_else(|e| panic!("{css}: {e}"))
 }
 
-async fn click(client: &Client, css: &str) {
+pub(crate) async fn click(client: &Client, css: &str) {
     let element = find(client, css).await;
     element.click().await.unwrap_or_else(|e| panic!("click {css}: {e}"));
 }
@@ -127,12 +127,20 @@ async fn stored(app: &TestApp) -> Subscriber {
     found.unwrap().expect("the reader is stored")
 }
 
+/// Whether the browser is installed; in CI it must be.
+pub(crate) fn available() -> bool {
+    if Path::new(CHROMIUM).exists() && Path::new(CHROMEDRIVER).exists() {
+        return true;
+    }
+    let msg = "browser tests skipped: chromium/chromedriver not installed";
+    assert!(std::env::var_os("CI").is_none(), "{msg}");
+    eprintln!("{msg}");
+    false
+}
+
 #[tokio::test]
 async fn a_reader_subscribes_confirms_changes_preferences_and_leaves_in_a_real_browser() {
-    if !(Path::new(CHROMIUM).exists() && Path::new(CHROMEDRIVER).exists()) {
-        let msg = "browser tests skipped: chromium/chromedriver not installed";
-        assert!(std::env::var_os("CI").is_none(), "{msg}");
-        eprintln!("{msg}");
+    if !available() {
         return;
     }
     let smtp = SmtpServer::start().await;

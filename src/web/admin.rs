@@ -1,0 +1,561 @@
+//! The admin console: server-rendered pages behind a login, with a little JavaScript for
+//! live send progress. Everything here is also in the JSON API.
+
+use std::net::SocketAddr;
+use std::sync::Arc;
+
+use axum::body::Bytes;
+use axum::extract::{ConnectInfo, Multipart, Path, Query, Request, State};
+use axum::http::{HeaderMap, HeaderValue, StatusCode, header};
+use axum::middleware::Next;
+use axum::response::{Html, IntoResponse, Redirect, Response};
+use chrono::Utc;
+use serde::{Deserialize, Serialize};
+
+use super::{Result, WebError, guard};
+use crate::admin;
+use crate::app::App;
+use crate::digest::{self, Trigger, render::EditionContent};
+use crate::domain::{EmailAddress, Frequency, SubscriberSource, SubscriberStatus, parse_name};
+use crate::import::{self, ImportOptions};
+use crate::store::{self, subscribers::ListFilter, subscribers::NewSubscriber};
+
+const COOKIE: &str = "herald_session";
+
+/// The admin a request is made by (set by [`require_admin`]).
+#[derive(Clone)]
+pub struct Admin(pub String);
+
+/// The session token in the request's cookie, if any.
+pub fn session_cookie(headers: &HeaderMap) -> Option<String> {
+    headers
+        .get_all(header::COOKIE)
+        .iter()
+        .filter_map(|v| v.to_str().ok())
+        .flat_map(|v| v.split(';'))
+        .filter_map(|pair| pair.trim().split_once('='))
+        .find(|(name, _)| *name == COOKIE)
+        .map(|(_, value)| value.to_owned())
+}
+
+/// Lets in only requests with a live session; others go to the login page.
+pub async fn require_admin(State(app): State<Arc<App>>, mut request: Request, next: Next) -> Response {
+    let who = match session_cookie(request.headers()) {
+        Some(token) => admin::session(&app, &token).await.unwrap_or(None),
+        None => None,
+    };
+    match who {
+        Some(email) => {
+            request.extensions_mut().insert(Admin(email));
+            next.run(request).await
+        }
+        None => Redirect::to(&app.settings.url_for("admin/login")).into_response(),
+    }
+}
+
+fn page(app: &App, template: &str, section: &str, admin: &Admin, mut ctx: tera::Context) -> Result<Response> {
+    ctx.insert("section", section);
+    ctx.insert("admin", &admin.0);
+    let body = app.site.page(template, "admin", ctx)?;
+    Ok((StatusCode::OK, [(header::CACHE_CONTROL, "no-store")], Html(body)).into_response())
+}
+
+fn with_message(notice: Option<&str>, error: Option<&str>) -> tera::Context {
+    let mut ctx = tera::Context::new();
+    ctx.insert("notice", &notice);
+    ctx.insert("error", &error);
+    ctx
+}
+
+// ---- login ----
+
+fn login_page(app: &App, status: StatusCode, email: &str, error: Option<&str>) -> Result<Response> {
+    let mut ctx = tera::Context::new();
+    ctx.insert("email", email);
+    ctx.insert("error", &error);
+    let body = app.site.page("web/admin/login.html", "admin/login", ctx)?;
+    Ok((status, [(header::CACHE_CONTROL, "no-store")], Html(body)).into_response())
+}
+
+pub async fn login_form(State(app): State<Arc<App>>) -> Result<Response> {
+    login_page(&app, StatusCode::OK, "", None)
+}
+
+#[derive(Deserialize)]
+pub struct LoginForm {
+    email: String,
+    password: String,
+}
+
+pub async fn login(
+    State(app): State<Arc<App>>,
+    ConnectInfo(peer): ConnectInfo<SocketAddr>,
+    headers: HeaderMap,
+    axum::Form(form): axum::Form<LoginForm>,
+) -> Result<Response> {
+    if !guard::same_origin(&app.settings, &headers) {
+        return login_page(
+            &app,
+            StatusCode::FORBIDDEN,
+            "",
+            Some("Log in from this site's own login page."),
+        );
+    }
+    let client = guard::client_ip(&app.settings, peer, &headers);
+    if !app.limits.allow_login(client, &form.email) {
+        return login_page(
+            &app,
+            StatusCode::TOO_MANY_REQUESTS,
+            &form.email,
+            Some("Too many attempts. Wait a minute."),
+        );
+    }
+    let Some(token) = admin::login(&app, &form.email, &form.password).await? else {
+        tracing::warn!("failed admin login");
+        return login_page(
+            &app,
+            StatusCode::UNAUTHORIZED,
+            &form.email,
+            Some("Wrong email or password."),
+        );
+    };
+    let secure = if app.settings.site.base_url.scheme() == "https" {
+        "; Secure"
+    } else {
+        ""
+    };
+    let max_age = i64::from(app.settings.admin.session_hours) * 3600;
+    let cookie = format!("{COOKIE}={token}; Path=/; HttpOnly; SameSite=Strict; Max-Age={max_age}{secure}");
+    let mut response = Redirect::to(&app.settings.url_for("admin")).into_response();
+    response.headers_mut().insert(
+        header::SET_COOKIE,
+        HeaderValue::from_str(&cookie).map_err(|e| WebError::Internal(e.into()))?,
+    );
+    Ok(response)
+}
+
+pub async fn logout(State(app): State<Arc<App>>, headers: HeaderMap) -> Result<Response> {
+    if let Some(token) = session_cookie(&headers) {
+        admin::logout(&app, &token).await?;
+    }
+    let mut response = Redirect::to(&app.settings.url_for("admin/login")).into_response();
+    response.headers_mut().insert(
+        header::SET_COOKIE,
+        HeaderValue::from_static("herald_session=; Path=/; HttpOnly; SameSite=Strict; Max-Age=0"),
+    );
+    Ok(response)
+}
+
+// ---- dashboard ----
+
+#[derive(Serialize)]
+struct FrequencyLine {
+    frequency: &'static str,
+    confirmed: i64,
+    last: Option<store::editions::Edition>,
+    next: String,
+}
+
+/// Everything the dashboard shows (also `GET /admin/api/dashboard`).
+pub async fn dashboard_data(app: &App) -> anyhow::Result<serde_json::Value> {
+    let counts = store::admin::subscriber_counts(&app.db).await?;
+    let mut statuses: Vec<serde_json::Value> = Vec::new();
+    for status in SubscriberStatus::ALL {
+        let n: i64 = counts
+            .iter()
+            .filter(|(s, _, _)| s == status.as_str())
+            .map(|(_, _, n)| n)
+            .sum();
+        statuses.push(serde_json::json!({"status": status.as_str(), "count": n}));
+    }
+    let editions = store::editions::list(&app.db, 200).await?;
+    let tz: chrono_tz::Tz = app.settings.schedule.timezone.parse().unwrap_or(chrono_tz::UTC);
+    let mut frequencies = Vec::new();
+    for f in Frequency::ALL {
+        let cron = match f {
+            Frequency::Immediate => None,
+            Frequency::Daily => Some(&app.settings.schedule.daily),
+            Frequency::Weekly => Some(&app.settings.schedule.weekly),
+        };
+        let next = match cron.map(|c| crate::schedule::parse_cron("", c)) {
+            Some(Ok(cron)) => cron
+                .find_next_occurrence(&Utc::now().with_timezone(&tz), false)
+                .map(|d| d.format("%a %-d %b %Y %H:%M %Z").to_string())
+                .unwrap_or_default(),
+            _ => "after each new post".to_owned(),
+        };
+        frequencies.push(FrequencyLine {
+            frequency: f.as_str(),
+            confirmed: counts
+                .iter()
+                .filter(|(s, fr, _)| s == "confirmed" && fr == f.as_str())
+                .map(|(_, _, n)| n)
+                .sum(),
+            last: editions.iter().find(|e| e.frequency == f.as_str()).cloned(),
+            next,
+        });
+    }
+    Ok(serde_json::json!({
+        "statuses": statuses,
+        "frequencies": frequencies,
+        "queue": store::editions::counts(&app.db, None).await?,
+        "outbox": store::outbox::pending(&app.db).await?,
+        "failures": store::admin::recent_failures(&app.db, 10).await?,
+    }))
+}
+
+pub async fn dashboard(
+    State(app): State<Arc<App>>,
+    axum::Extension(admin): axum::Extension<Admin>,
+) -> Result<Response> {
+    let ctx = tera::Context::from_value(dashboard_data(&app).await?).map_err(anyhow::Error::from)?;
+    let mut full = with_message(None, None);
+    full.extend(ctx);
+    page(&app, "web/admin/dashboard.html", "dashboard", &admin, full)
+}
+
+// ---- posts ----
+
+/// Every post with its state (also `GET /admin/api/posts`).
+pub async fn posts_data(app: &App) -> anyhow::Result<Vec<serde_json::Value>> {
+    let now = Utc::now();
+    Ok(store::admin::posts(&app.db, 1000)
+        .await?
+        .into_iter()
+        .map(|p| {
+            let state = if p.removed {
+                "unpublished"
+            } else if p.draft {
+                "draft"
+            } else if p.published_at > now {
+                "scheduled"
+            } else {
+                "published"
+            };
+            serde_json::json!({"slug": p.slug, "title": p.title, "date": p.published_at.format("%Y-%m-%d %H:%M").to_string(),
+                "state": state, "source": p.source})
+        })
+        .collect())
+}
+
+pub async fn posts(State(app): State<Arc<App>>, axum::Extension(admin): axum::Extension<Admin>) -> Result<Response> {
+    let mut ctx = with_message(None, None);
+    ctx.insert("posts", &posts_data(&app).await?);
+    page(&app, "web/admin/posts.html", "posts", &admin, ctx)
+}
+
+// ---- subscribers ----
+
+#[derive(Deserialize, Default)]
+pub struct SubscriberQuery {
+    #[serde(default)]
+    q: String,
+    #[serde(default)]
+    status: String,
+    #[serde(default)]
+    after: i64,
+}
+
+async fn subscribers_page(
+    app: &App,
+    admin: &Admin,
+    query: &SubscriberQuery,
+    mut ctx: tera::Context,
+) -> Result<Response> {
+    let filter = ListFilter {
+        status: query.status.parse().ok(),
+        search: Some(query.q.clone()).filter(|q| !q.trim().is_empty()),
+        after_id: query.after,
+        limit: 50,
+        ..Default::default()
+    };
+    let list = store::subscribers::list(&app.db, &filter).await?;
+    ctx.insert(
+        "next_after",
+        &(list.len() == 50).then(|| list.last().map(|s| s.id)).flatten(),
+    );
+    ctx.insert("subscribers", &list);
+    ctx.insert("q", &query.q);
+    ctx.insert("status", &query.status);
+    ctx.insert(
+        "all_statuses",
+        &SubscriberStatus::ALL.iter().map(|s| s.as_str()).collect::<Vec<_>>(),
+    );
+    if !ctx.contains_key("report") {
+        ctx.insert("report", &None::<()>);
+    }
+    page(app, "web/admin/subscribers.html", "subscribers", admin, ctx)
+}
+
+pub async fn subscribers(
+    State(app): State<Arc<App>>,
+    axum::Extension(admin): axum::Extension<Admin>,
+    Query(query): Query<SubscriberQuery>,
+) -> Result<Response> {
+    subscribers_page(&app, &admin, &query, with_message(None, None)).await
+}
+
+#[derive(Deserialize)]
+pub struct AddForm {
+    email: String,
+    #[serde(default)]
+    name: String,
+    frequency: String,
+    confirmed: Option<String>,
+}
+
+pub async fn add_subscriber(
+    State(app): State<Arc<App>>,
+    axum::Extension(admin): axum::Extension<Admin>,
+    headers: HeaderMap,
+    axum::Form(form): axum::Form<AddForm>,
+) -> Result<Response> {
+    if !guard::same_origin(&app.settings, &headers) {
+        return Err(WebError::Unauthorized);
+    }
+    let query = SubscriberQuery::default();
+    let parsed = (|| -> std::result::Result<NewSubscriber, String> {
+        Ok(NewSubscriber {
+            email: EmailAddress::parse(&form.email).map_err(|e| e.to_string())?,
+            name: parse_name(&form.name).map_err(|e| e.to_string())?,
+            status: if form.confirmed.is_some() {
+                SubscriberStatus::Confirmed
+            } else {
+                SubscriberStatus::Pending
+            },
+            frequency: form
+                .frequency
+                .parse()
+                .map_err(|e: crate::domain::UnknownValue| e.to_string())?,
+            topics: Vec::new(),
+            source: SubscriberSource::Api,
+            consent_at: Some(Utc::now()),
+        })
+    })();
+    let new = match parsed {
+        Ok(n) => n,
+        Err(e) => return subscribers_page(&app, &admin, &query, with_message(None, Some(&e))).await,
+    };
+    let (subscriber, created) = store::subscribers::insert_or_get(&app.db, &new, Utc::now()).await?;
+    let message = if !created {
+        format!("{} is already on the list ({}).", subscriber.email, subscriber.status)
+    } else if subscriber.status == SubscriberStatus::Pending {
+        crate::subscriptions::send_confirmation(&app, &subscriber).await?;
+        format!("{} added; a confirmation mail is on its way.", subscriber.email)
+    } else {
+        format!("{} added as confirmed.", subscriber.email)
+    };
+    subscribers_page(&app, &admin, &query, with_message(Some(&message), None)).await
+}
+
+pub async fn remove_subscriber(
+    State(app): State<Arc<App>>,
+    axum::Extension(admin): axum::Extension<Admin>,
+    headers: HeaderMap,
+    Path(id): Path<i64>,
+) -> Result<Response> {
+    if !guard::same_origin(&app.settings, &headers) {
+        return Err(WebError::Unauthorized);
+    }
+    let removed = store::subscribers::delete(&app.db, id).await?;
+    let message = if removed {
+        "Removed, with everything stored about them."
+    } else {
+        "Already gone."
+    };
+    subscribers_page(
+        &app,
+        &admin,
+        &SubscriberQuery::default(),
+        with_message(Some(message), None),
+    )
+    .await
+}
+
+pub async fn import_subscribers(
+    State(app): State<Arc<App>>,
+    axum::Extension(admin): axum::Extension<Admin>,
+    headers: HeaderMap,
+    mut multipart: Multipart,
+) -> Result<Response> {
+    if !guard::same_origin(&app.settings, &headers) {
+        return Err(WebError::Unauthorized);
+    }
+    let (mut file, mut options) = (None::<Bytes>, ImportOptions::default());
+    while let Some(field) = multipart
+        .next_field()
+        .await
+        .map_err(|e| WebError::Validation(e.to_string()))?
+    {
+        match field.name() {
+            Some("file") => file = Some(field.bytes().await.map_err(|e| WebError::Validation(e.to_string()))?),
+            Some("confirmed") => options.confirmed = true,
+            Some("force") => options.force = true,
+            _ => {}
+        }
+    }
+    let query = SubscriberQuery::default();
+    let Some(file) = file else {
+        return subscribers_page(&app, &admin, &query, with_message(None, Some("Choose a CSV file."))).await;
+    };
+    let default = app.settings.subscribers.default_frequency;
+    match import::import_csv(&app.db, std::io::Cursor::new(file), options, default, |_| {}).await {
+        Ok(report) => {
+            let mut ctx = with_message(Some("Import finished."), None);
+            ctx.insert("report", &report);
+            subscribers_page(&app, &admin, &query, ctx).await
+        }
+        Err(e) => subscribers_page(&app, &admin, &query, with_message(None, Some(&format!("{e:#}")))).await,
+    }
+}
+
+pub async fn export_subscribers(State(app): State<Arc<App>>, Query(query): Query<SubscriberQuery>) -> Result<Response> {
+    let mut out = Vec::new();
+    import::export_csv(&app.db, query.status.parse().ok(), &mut out).await?;
+    Ok((
+        [
+            (header::CONTENT_TYPE, "text/csv; charset=utf-8"),
+            (header::CONTENT_DISPOSITION, "attachment; filename=\"subscribers.csv\""),
+        ],
+        out,
+    )
+        .into_response())
+}
+
+// ---- editions ----
+
+pub async fn editions(State(app): State<Arc<App>>, axum::Extension(admin): axum::Extension<Admin>) -> Result<Response> {
+    let mut ctx = with_message(None, None);
+    ctx.insert("editions", &store::editions::list(&app.db, 100).await?);
+    page(&app, "web/admin/editions.html", "editions", &admin, ctx)
+}
+
+#[derive(Deserialize)]
+pub struct SendForm {
+    #[serde(default)]
+    frequency: String,
+}
+
+pub async fn send_now(
+    State(app): State<Arc<App>>,
+    axum::Extension(admin): axum::Extension<Admin>,
+    headers: HeaderMap,
+    axum::Form(form): axum::Form<SendForm>,
+) -> Result<Response> {
+    if !guard::same_origin(&app.settings, &headers) {
+        return Err(WebError::Unauthorized);
+    }
+    let frequencies = match form.frequency.as_str() {
+        "" => Frequency::ALL.to_vec(),
+        f => vec![
+            f.parse::<Frequency>()
+                .map_err(|e| WebError::Validation(e.to_string()))?,
+        ],
+    };
+    let mut created = Vec::new();
+    for f in frequencies {
+        created.extend(digest::compose(&app, f, Trigger::Manual, None).await?);
+    }
+    match created.first() {
+        Some(edition) => {
+            Ok(Redirect::to(&app.settings.url_for(&format!("admin/editions/{}", edition.id))).into_response())
+        }
+        None => {
+            let mut ctx = with_message(Some("Nothing new to send: every published post has gone out."), None);
+            ctx.insert("editions", &store::editions::list(&app.db, 100).await?);
+            page(&app, "web/admin/editions.html", "editions", &admin, ctx)
+        }
+    }
+}
+
+async fn edition_page(app: &App, admin: &Admin, id: i64, ctx: tera::Context) -> Result<Response> {
+    let edition = store::editions::find(&app.db, id).await?.ok_or(WebError::NotFound)?;
+    let counts = store::editions::counts(&app.db, Some(id)).await?;
+    let total = counts.total();
+    let percent = if total == 0 {
+        100
+    } else {
+        (total - counts.remaining()) * 100 / total
+    };
+    let mut ctx = ctx;
+    ctx.insert("edition", &edition);
+    ctx.insert("counts", &counts);
+    ctx.insert("percent", &percent);
+    page(app, "web/admin/edition.html", "editions", admin, ctx)
+}
+
+pub async fn edition(
+    State(app): State<Arc<App>>,
+    axum::Extension(admin): axum::Extension<Admin>,
+    Path(id): Path<i64>,
+) -> Result<Response> {
+    edition_page(&app, &admin, id, with_message(None, None)).await
+}
+
+/// The edition as a subscriber who chose no topics receives it.
+pub async fn preview(State(app): State<Arc<App>>, Path(id): Path<i64>) -> Result<Response> {
+    store::editions::find(&app.db, id).await?.ok_or(WebError::NotFound)?;
+    let content = app.edition_content(id).await?;
+    let html = content.web_html(&app)?.ok_or(WebError::NotFound)?;
+    Ok(([(header::CACHE_CONTROL, "no-store")], Html(html)).into_response())
+}
+
+/// Sends the edition to one address as a test (also `POST /admin/api/editions/{id}/test`).
+pub async fn send_test(app: &App, id: i64, to: &str) -> std::result::Result<String, String> {
+    let email = EmailAddress::parse(to).map_err(|e| e.to_string())?;
+    let content: Arc<EditionContent> = app.edition_content(id).await.map_err(|e| format!("{e:#}"))?;
+    let (envelope, message) = content.test_message(app, &email).map_err(|e| format!("{e:#}"))?;
+    app.mailer.send(&envelope, &message).await.map_err(|e| e.to_string())?;
+    Ok(format!("A test went to {email}."))
+}
+
+#[derive(Deserialize)]
+pub struct TestForm {
+    to: String,
+}
+
+pub async fn test(
+    State(app): State<Arc<App>>,
+    axum::Extension(admin): axum::Extension<Admin>,
+    headers: HeaderMap,
+    Path(id): Path<i64>,
+    axum::Form(form): axum::Form<TestForm>,
+) -> Result<Response> {
+    if !guard::same_origin(&app.settings, &headers) {
+        return Err(WebError::Unauthorized);
+    }
+    let ctx = match send_test(&app, id, &form.to).await {
+        Ok(m) => with_message(Some(&m), None),
+        Err(e) => with_message(None, Some(&format!("The test was not sent: {e}"))),
+    };
+    edition_page(&app, &admin, id, ctx).await
+}
+
+/// Queues an edition's failed deliveries again (also `POST /admin/api/editions/{id}/retry`).
+pub async fn retry_failed(app: &App, id: i64) -> anyhow::Result<u64> {
+    let n = store::admin::retry_failed(&app.db, id, Utc::now()).await?;
+    if n > 0 {
+        store::editions::reopen(&app.db, id).await?;
+        app.wake_delivery();
+    }
+    Ok(n)
+}
+
+pub async fn retry(
+    State(app): State<Arc<App>>,
+    axum::Extension(admin): axum::Extension<Admin>,
+    headers: HeaderMap,
+    Path(id): Path<i64>,
+) -> Result<Response> {
+    if !guard::same_origin(&app.settings, &headers) {
+        return Err(WebError::Unauthorized);
+    }
+    let n = retry_failed(&app, id).await?;
+    edition_page(
+        &app,
+        &admin,
+        id,
+        with_message(Some(&format!("{n} failed deliveries queued again.")), None),
+    )
+    .await
+}

@@ -1,0 +1,130 @@
+//! The admin console in a real browser: log in, dashboard, send now with live progress,
+//! preview, test send, log out.
+
+use std::time::Duration;
+
+use fantoccini::Locator;
+use herald::import::{ImportOptions, import_csv};
+
+use crate::browser::{Chromedriver, available, browser, click, find, wait_text};
+use crate::common::{post, spawn_app_with};
+use crate::smtp::SmtpServer;
+
+const ADMIN: &str = "admin@example.org";
+const PASSWORD: &str = "a long and private passphrase";
+
+#[tokio::test]
+async fn an_admin_logs_in_sends_an_edition_watches_it_finish_and_logs_out() {
+    if !available() {
+        return;
+    }
+    let smtp = SmtpServer::start().await;
+    let app = spawn_app_with(&format!(
+        "[mail]\ntransport = \"smtp\"\nfrom = \"News <news@example.org>\"\n[mail.smtp]\nhost = \"127.0.0.1\"\nport = {}\nrate_per_second = 20\n",
+        smtp.port
+    ))
+    .await;
+    herald::admin::create_user(&app.app.db, ADMIN, PASSWORD).await.unwrap();
+    app.write_post("archive.md", &post("Archive", "2026-01-01", &["news"], "Old."));
+    app.sync().await;
+    let mut csv = String::from("email,frequency\n");
+    for i in 0..25 {
+        csv.push_str(&format!("reader{i}@example.org,weekly\n"));
+    }
+    let options = ImportOptions {
+        confirmed: true,
+        force: false,
+    };
+    import_csv(
+        &app.app.db,
+        std::io::Cursor::new(csv.into_bytes()),
+        options,
+        herald::domain::Frequency::Weekly,
+        |_| {},
+    )
+    .await
+    .unwrap();
+    app.write_post(
+        "otters.md",
+        &post("Otters are back", "2026-09-14", &["wildlife"], "Good news."),
+    );
+    app.sync().await;
+
+    let api = reqwest::get(app.url("/admin/api/editions")).await.unwrap();
+    assert_eq!(api.status(), 401, "the API wants a token or a session");
+
+    let profile = tempfile::tempdir().unwrap();
+    let driver = Chromedriver::start().await;
+    let client = browser(&driver, profile.path()).await;
+
+    client.goto(&app.url("/admin")).await.unwrap();
+    assert!(
+        client.current_url().await.unwrap().path().ends_with("/admin/login"),
+        "no session: to the login page"
+    );
+    find(&client, "#email").await.send_keys(ADMIN).await.unwrap();
+    find(&client, "#password")
+        .await
+        .send_keys("not the password")
+        .await
+        .unwrap();
+    click(&client, "button[type=submit]").await;
+    wait_text(&client, ".error", "Wrong email or password").await;
+
+    find(&client, "#password").await.send_keys(PASSWORD).await.unwrap();
+    click(&client, "button[type=submit]").await;
+    wait_text(&client, "h1", "Dashboard").await;
+    wait_text(&client, "main", "weekly").await;
+
+    client.goto(&app.url("/admin/editions")).await.unwrap();
+    find(&client, "select[name=frequency]")
+        .await
+        .select_by_value("weekly")
+        .await
+        .unwrap();
+    click(&client, "form[action$='/admin/editions/send'] button").await;
+    wait_text(&client, "h1", "Otters are back").await;
+    // The page updates itself while the worker sends (20 a second here): no reload.
+    let deadline = std::time::Instant::now() + Duration::from_secs(20);
+    loop {
+        let progress = find(&client, "#progress").await.text().await.unwrap();
+        if progress == "100 %" {
+            break;
+        }
+        assert!(std::time::Instant::now() < deadline, "progress stuck at {progress}");
+        tokio::time::sleep(Duration::from_millis(200)).await;
+    }
+    assert_eq!(find(&client, "#sent").await.text().await.unwrap(), "25");
+    assert_eq!(smtp.wait_for(25, Duration::from_secs(5)).await.len(), 25);
+
+    let edition_url = client.current_url().await.unwrap();
+    find(&client, "input[name=to]")
+        .await
+        .send_keys("me@example.org")
+        .await
+        .unwrap();
+    click(&client, "form[action$='/test'] button").await;
+    wait_text(&client, ".notice", "A test went to me@example.org").await;
+    let test = smtp
+        .wait_for(26, Duration::from_secs(5))
+        .await
+        .into_iter()
+        .find(|m| m.to == ["me@example.org"])
+        .unwrap();
+    let message = mail_parser::MessageParser::default().parse(&test.data).unwrap();
+    assert_eq!(message.subject(), Some("[Test] Otters are back"));
+
+    client.goto(&format!("{edition_url}/preview")).await.unwrap();
+    wait_text(&client, "h1", "Otters are back").await;
+
+    client.goto(&app.url("/admin")).await.unwrap();
+    click(&client, "header form button").await;
+    wait_text(&client, "h1", "admin").await;
+    client.goto(&app.url("/admin/editions")).await.unwrap();
+    assert!(
+        client.current_url().await.unwrap().path().ends_with("/admin/login"),
+        "logged out"
+    );
+    assert!(client.find(Locator::Css("#password")).await.is_ok());
+    client.close().await.unwrap();
+}
