@@ -1,6 +1,6 @@
 //! The `herald` binary as users run it.
 
-use std::io::{BufRead, BufReader};
+use std::io::{BufRead, BufReader, Write};
 use std::path::{Path, PathBuf};
 use std::process::{Command, Stdio};
 
@@ -285,4 +285,75 @@ fn subscribers_can_be_added_listed_imported_exported_and_removed() {
     assert!(removed.status.success());
     let exported = run(&["subscribers", "export"]);
     assert!(!String::from_utf8_lossy(&exported.stdout).contains("cli@example.org"));
+}
+
+#[tokio::test]
+async fn admin_accounts_and_tokens_come_from_the_command_line() {
+    let (dir, config) = project(&[]);
+    let mut create = herald();
+    create
+        .arg("--config")
+        .arg(&config)
+        .args(["admin", "create-user", "ops@example.org"])
+        .stdin(Stdio::piped());
+    let mut child = create.stdout(Stdio::piped()).stderr(Stdio::piped()).spawn().unwrap();
+    child.stdin.take().unwrap().write_all(b"short\n").unwrap();
+    let refused = child.wait_with_output().unwrap();
+    assert!(!refused.status.success());
+    assert!(String::from_utf8_lossy(&refused.stderr).contains("at least 10 characters"));
+
+    let mut create = herald();
+    create
+        .arg("--config")
+        .arg(&config)
+        .args(["admin", "create-user", "ops@example.org"])
+        .stdin(Stdio::piped());
+    let mut child = create.stdout(Stdio::piped()).stderr(Stdio::piped()).spawn().unwrap();
+    child
+        .stdin
+        .take()
+        .unwrap()
+        .write_all(b"a sufficiently long secret\n")
+        .unwrap();
+    assert!(child.wait_with_output().unwrap().status.success());
+
+    let token = herald()
+        .arg("--config")
+        .arg(&config)
+        .args(["admin", "create-token", "ci"])
+        .output()
+        .unwrap();
+    assert!(token.status.success());
+    let token = String::from_utf8(token.stdout).unwrap().trim().to_owned();
+    assert!(token.starts_with("hrld_") && token.len() > 40, "{token}");
+
+    // The token works against a server on the same database; a wrong one does not.
+    let settings = herald::config::Settings::load(&config).unwrap();
+    let app = herald::app::App::start(settings).await.unwrap();
+    assert!(herald::admin::token_valid(&app, &token).await.unwrap());
+    assert!(!herald::admin::token_valid(&app, "hrld_wrong").await.unwrap());
+    let user = herald::store::admin::find_user(&app.db, "ops@example.org")
+        .await
+        .unwrap()
+        .unwrap();
+    assert!(user.password_hash.starts_with("$argon2id$"), "only a hash is stored");
+    assert!(
+        herald::admin::login(&app, "OPS@example.org", "a sufficiently long secret")
+            .await
+            .unwrap()
+            .is_some()
+    );
+    assert!(
+        herald::admin::login(&app, "ops@example.org", "a sufficiently long secreT")
+            .await
+            .unwrap()
+            .is_none()
+    );
+    assert!(
+        herald::admin::login(&app, "nobody@example.org", "a sufficiently long secret")
+            .await
+            .unwrap()
+            .is_none()
+    );
+    drop(dir);
 }

@@ -1,5 +1,6 @@
 //! Integration tests: a real server on port 0, a real database, real files.
 
+mod admin_api;
 mod admin_browser;
 mod browser;
 mod cli;

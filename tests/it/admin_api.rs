@@ -1,0 +1,239 @@
+use std::time::Duration;
+
+use herald::domain::{EmailAddress, Frequency, SubscriberSource, SubscriberStatus};
+use herald::store::subscribers::NewSubscriber;
+
+use crate::common::{post, spawn_app_with};
+use crate::smtp::{Behaviour, SmtpServer};
+
+#[tokio::test]
+async fn the_console_tasks_are_in_the_api_too() {
+    let smtp = SmtpServer::start().await;
+    let app = spawn_app_with(&format!(
+        "[mail]\ntransport = \"smtp\"\nfrom = \"News <news@example.org>\"\nmax_attempts = 1\n[mail.smtp]\nhost = \"127.0.0.1\"\nport = {}\n",
+        smtp.port
+    ))
+    .await;
+    let token = herald::admin::create_token(&app.app.db, "test").await.unwrap();
+    let call = |method: reqwest::Method, path: &str| {
+        app.client
+            .request(method, app.url(&format!("/admin/api{path}")))
+            .header("authorization", format!("Bearer {token}"))
+    };
+    app.write_post("archive.md", &post("Archive", "2026-01-01", &["news"], "Old."));
+    app.sync().await;
+    for (email, status) in [
+        ("ok@example.org", SubscriberStatus::Confirmed),
+        ("later@example.org", SubscriberStatus::Confirmed),
+    ] {
+        herald::store::subscribers::insert_or_get(
+            &app.app.db,
+            &NewSubscriber {
+                email: EmailAddress::parse(email).unwrap(),
+                name: None,
+                status,
+                frequency: Frequency::Daily,
+                topics: vec![],
+                source: SubscriberSource::Cli,
+                consent_at: None,
+            },
+            chrono::Utc::now(),
+        )
+        .await
+        .unwrap();
+    }
+    app.write_post("news.md", &post("Fresh news", "2026-09-14", &["news"], "New."));
+    app.write_post(
+        "draft.md",
+        "---\ntitle: Unfinished\ndate: 2026-09-14\ndraft: true\n---\nx\n",
+    );
+    app.sync().await;
+
+    let posts: serde_json::Value = call(reqwest::Method::GET, "/posts")
+        .send()
+        .await
+        .unwrap()
+        .json()
+        .await
+        .unwrap();
+    let states: Vec<(String, String)> = posts
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|p| {
+            (
+                p["title"].as_str().unwrap().to_owned(),
+                p["state"].as_str().unwrap().to_owned(),
+            )
+        })
+        .collect();
+    assert!(states.contains(&("Unfinished".into(), "draft".into())), "{states:?}");
+    assert!(states.contains(&("Fresh news".into(), "published".into())));
+
+    // One address refuses for good (max_attempts = 1): then it is fixed and retried from the API.
+    smtp.set_behaviour(Behaviour::RejectRcptMatching(vec![(
+        "later".into(),
+        452,
+        "4.2.2 Mailbox full".into(),
+    )]));
+    let sent: serde_json::Value = call(reqwest::Method::POST, "/editions/send")
+        .json(&serde_json::json!({"frequency": "daily"}))
+        .send()
+        .await
+        .unwrap()
+        .json()
+        .await
+        .unwrap();
+    let id = sent["editions"][0]["id"].as_i64().unwrap();
+    let status = || async {
+        call(reqwest::Method::GET, &format!("/editions/{id}"))
+            .send()
+            .await
+            .unwrap()
+            .json::<serde_json::Value>()
+            .await
+            .unwrap()
+    };
+    let mut now = status().await;
+    for _ in 0..100 {
+        if now["edition"]["status"] == "sent" {
+            break;
+        }
+        tokio::time::sleep(Duration::from_millis(100)).await;
+        now = status().await;
+    }
+    assert_eq!(
+        (now["deliveries"]["sent"].as_i64(), now["deliveries"]["failed"].as_i64()),
+        (Some(1), Some(1))
+    );
+    let dashboard: serde_json::Value = call(reqwest::Method::GET, "/dashboard")
+        .send()
+        .await
+        .unwrap()
+        .json()
+        .await
+        .unwrap();
+    assert_eq!(dashboard["failures"][0]["email"], "later@example.org");
+
+    smtp.set_behaviour(Behaviour::Accept);
+    let retried: serde_json::Value = call(reqwest::Method::POST, &format!("/editions/{id}/retry"))
+        .send()
+        .await
+        .unwrap()
+        .json()
+        .await
+        .unwrap();
+    assert_eq!(retried["queued"], 1);
+    let received = smtp.wait_for(2, Duration::from_secs(10)).await;
+    assert!(
+        received.iter().any(|m| m.to == ["later@example.org"]),
+        "the retried delivery arrived"
+    );
+
+    let test = call(reqwest::Method::POST, &format!("/editions/{id}/test"))
+        .json(&serde_json::json!({"to": "me@example.org"}))
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(test.status(), 200);
+    assert!(
+        smtp.wait_for(3, Duration::from_secs(5))
+            .await
+            .iter()
+            .any(|m| m.to == ["me@example.org"])
+    );
+    let bad = call(reqwest::Method::POST, &format!("/editions/{id}/test"))
+        .json(&serde_json::json!({"to": "nope"}))
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(bad.status(), 422);
+    let editions: serde_json::Value = call(reqwest::Method::GET, "/editions")
+        .send()
+        .await
+        .unwrap()
+        .json()
+        .await
+        .unwrap();
+    assert_eq!(editions[0]["id"], id);
+}
+
+#[tokio::test]
+async fn logins_are_rate_limited_and_sessions_are_required() {
+    let app = spawn_app_with("[admin]\nlogin_attempts_per_minute = 3\n").await;
+    herald::admin::create_user(&app.app.db, "ops@example.org", "the right passphrase")
+        .await
+        .unwrap();
+    let attempt = |password: &'static str| {
+        app.client
+            .post(app.url("/admin/login"))
+            .form(&[("email", "ops@example.org"), ("password", password)])
+            .send()
+    };
+    for _ in 0..3 {
+        assert_eq!(attempt("wrong passphrase").await.unwrap().status(), 401);
+    }
+    assert_eq!(
+        attempt("the right passphrase").await.unwrap().status(),
+        429,
+        "limited even with the right password"
+    );
+
+    let fresh = spawn_app_with("").await;
+    herald::admin::create_user(&fresh.app.db, "ops@example.org", "the right passphrase")
+        .await
+        .unwrap();
+    let ok = fresh
+        .client
+        .post(fresh.url("/admin/login"))
+        .form(&[("email", "ops@example.org"), ("password", "the right passphrase")])
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(ok.status(), 303);
+    let cookie = ok.headers()["set-cookie"].to_str().unwrap().to_owned();
+    assert!(
+        cookie.contains("HttpOnly") && cookie.contains("SameSite=Strict"),
+        "{cookie}"
+    );
+    let session = cookie.split(';').next().unwrap().to_owned();
+    let page = fresh
+        .client
+        .get(fresh.url("/admin/subscribers"))
+        .header("cookie", &session)
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(page.status(), 200);
+    let api = fresh
+        .client
+        .get(fresh.url("/admin/api/dashboard"))
+        .header("cookie", &session)
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(api.status(), 200, "the console's own API calls ride on the session");
+    let forged = fresh
+        .client
+        .get(fresh.url("/admin/subscribers"))
+        .header("cookie", "herald_session=forged")
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(forged.status(), 303, "to the login page");
+    fresh
+        .client
+        .post(fresh.url("/admin/logout"))
+        .header("cookie", &session)
+        .send()
+        .await
+        .unwrap();
+    let after = fresh
+        .client
+        .get(fresh.url("/admin/subscribers"))
+        .header("cookie", &session)
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(after.status(), 303, "the session ended at logout");
+}
