@@ -409,6 +409,7 @@ pub async fn import_subscribers(
     }
 }
 
+/// The list as CSV (`?status=` to filter), for the console and `GET /admin/api/subscribers/export`.
 pub async fn export_subscribers(State(app): State<Arc<App>>, Query(query): Query<SubscriberQuery>) -> Result<Response> {
     let mut out = Vec::new();
     import::export_csv(&app.db, query.status.parse().ok(), &mut out).await?;

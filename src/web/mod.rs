@@ -39,6 +39,7 @@ pub fn router(app: Arc<App>) -> Router {
             "/subscribers/{id}",
             get(api::get_one).patch(api::update).delete(api::delete),
         )
+        .route("/subscribers/export", get(admin::export_subscribers))
         .route("/editions", get(api::editions))
         .route("/editions/send", post(api::send_editions))
         .route("/editions/{id}", get(api::edition))
