@@ -88,7 +88,11 @@ impl App {
         if self.settings.sources.is_empty() {
             return Ok(Vec::new());
         }
-        let outcomes = content::remote::poll_all(&self.db, &self.http, &self.settings.sources).await;
+        let work = async { Ok(content::remote::poll_all(&self.db, &self.http, &self.settings.sources).await) };
+        let Some(outcomes) = crate::store::exclusively(&self.db, crate::store::locks::SOURCE_POLL, work).await? else {
+            tracing::info!("another instance is polling the sources; skipped");
+            return Ok(Vec::new());
+        };
         for (_, outcome) in &outcomes {
             crate::metrics::Metrics::count(&self.metrics.source_polls, outcome.label(), 1);
         }
@@ -118,8 +122,18 @@ impl App {
     }
 
     /// Reads the posts folder into the store and drops stale rendered documents.
+    /// Instances sharing a database take turns (an advisory lock on PostgreSQL): one that finds
+    /// another syncing skips this round and reports nothing changed.
     pub async fn sync(&self) -> anyhow::Result<SyncReport> {
-        let report = content::sync_posts(&self.db, &self.settings.posts_dir(), &self.settings.site.base_url).await?;
+        let posts_dir = self.settings.posts_dir();
+        let work = content::sync_posts(&self.db, &posts_dir, &self.settings.site.base_url);
+        let report = match crate::store::exclusively(&self.db, crate::store::locks::CONTENT_SYNC, work).await? {
+            Some(report) => report,
+            None => {
+                tracing::info!("another instance is syncing the posts; skipped");
+                SyncReport::default()
+            }
+        };
         self.cache.refresh(&self.db).await?;
         Ok(report)
     }

@@ -245,3 +245,42 @@ where
         }
     }
 }
+
+/// Runs `work` unless another instance is running the same job (`key`) right now, in which
+/// case it returns `None` at once. On PostgreSQL this is a session advisory lock, held on a
+/// connection taken out of the pool for the duration and released before it goes back (a
+/// crashed holder's connection closes, which releases it). On SQLite, write transactions
+/// are already serialised by the database, so the work simply runs.
+pub async fn exclusively<T, F>(db: &Db, key: i64, work: F) -> anyhow::Result<Option<T>>
+where
+    F: std::future::Future<Output = anyhow::Result<T>>,
+{
+    let Db::Postgres(pool) = db else {
+        return work.await.map(Some);
+    };
+    let mut conn = pool.acquire().await.context("Failed to take a connection for a lock")?;
+    let locked: bool = sqlx::query_scalar("select pg_try_advisory_lock($1)")
+        .bind(key)
+        .fetch_one(&mut *conn)
+        .await
+        .context("Failed to take an advisory lock")?;
+    if !locked {
+        return Ok(None);
+    }
+    let result = work.await;
+    let unlocked = sqlx::query("select pg_advisory_unlock($1)")
+        .bind(key)
+        .execute(&mut *conn)
+        .await;
+    if unlocked.is_err() {
+        // Never hand a connection that may still hold the lock back to the pool.
+        conn.detach();
+    }
+    result.map(Some)
+}
+
+/// Advisory lock keys of the jobs that must not run twice at once.
+pub mod locks {
+    pub const CONTENT_SYNC: i64 = 0x4845_5241_4c44_0001;
+    pub const SOURCE_POLL: i64 = 0x4845_5241_4c44_0002;
+}

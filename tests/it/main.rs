@@ -9,6 +9,7 @@ mod crash;
 mod digests;
 mod feeds;
 mod import;
+mod instances;
 mod observability;
 mod pages;
 mod sanitize;
