@@ -43,30 +43,42 @@ fn start_sink(port: u16) -> anyhow::Result<Sink> {
     anyhow::bail!("smtp-sink did not start")
 }
 
-/// Runs a command, polling its peak resident memory (VmHWM) from /proc.
-fn run_measured(cmd: &mut Command) -> anyhow::Result<(Duration, u64, String)> {
+/// Runs commands side by side until all exit, polling each one's peak resident memory
+/// (VmHWM) from /proc. Returns the wall time, each peak (KiB) and each one's output.
+fn run_measured(cmds: &mut [Command]) -> anyhow::Result<(Duration, Vec<u64>, Vec<String>)> {
     let start = Instant::now();
-    let mut child = cmd.stdout(Stdio::piped()).stderr(Stdio::piped()).spawn()?;
-    let status_path = format!("/proc/{}/status", child.id());
-    let mut peak_kib = 0u64;
-    while child.try_wait()?.is_none() {
-        if let Ok(status) = std::fs::read_to_string(&status_path)
-            && let Some(line) = status.lines().find(|l| l.starts_with("VmHWM:"))
-        {
-            peak_kib = peak_kib.max(line.split_whitespace().nth(1).and_then(|v| v.parse().ok()).unwrap_or(0));
+    let mut children = Vec::new();
+    for cmd in cmds.iter_mut() {
+        children.push(cmd.stdout(Stdio::piped()).stderr(Stdio::piped()).spawn()?);
+    }
+    let mut peaks = vec![0u64; children.len()];
+    let mut done = vec![false; children.len()];
+    while done.iter().any(|d| !d) {
+        for (i, child) in children.iter_mut().enumerate() {
+            if done[i] {
+                continue;
+            }
+            if let Ok(status) = std::fs::read_to_string(format!("/proc/{}/status", child.id()))
+                && let Some(line) = status.lines().find(|l| l.starts_with("VmHWM:"))
+            {
+                peaks[i] = peaks[i].max(line.split_whitespace().nth(1).and_then(|v| v.parse().ok()).unwrap_or(0));
+            }
+            done[i] = child.try_wait()?.is_some();
         }
         std::thread::sleep(Duration::from_millis(10));
     }
     let took = start.elapsed();
-    let output = child.wait_with_output()?;
-    if !output.status.success() {
-        anyhow::bail!("{:?} failed: {}", cmd, String::from_utf8_lossy(&output.stderr));
+    let mut outputs = Vec::new();
+    for child in children {
+        let output = child.wait_with_output()?;
+        anyhow::ensure!(
+            output.status.success(),
+            "herald send failed: {}",
+            String::from_utf8_lossy(&output.stderr)
+        );
+        outputs.push(String::from_utf8_lossy(&output.stdout).trim().to_owned());
     }
-    Ok((
-        took,
-        peak_kib,
-        String::from_utf8_lossy(&output.stdout).trim().to_owned(),
-    ))
+    Ok((took, peaks, outputs))
 }
 
 fn post(i: usize, date: &str) -> String {
@@ -78,9 +90,29 @@ fn post(i: usize, date: &str) -> String {
     )
 }
 
-fn deliver(subscribers: usize, sink_port: u16) -> anyhow::Result<(f64, u64)> {
+/// A fresh PostgreSQL database on the server `url` names.
+fn fresh_postgres(url: &str) -> anyhow::Result<String> {
+    let nanos = std::time::SystemTime::now()
+        .duration_since(std::time::UNIX_EPOCH)?
+        .subsec_nanos();
+    let name = format!("herald_bench_{}_{nanos}", std::process::id());
+    let mut parsed = url::Url::parse(url)?;
+    let status = Command::new("psql")
+        .arg(url)
+        .args(["-qc", &format!("create database {name}")])
+        .status()?;
+    anyhow::ensure!(status.success(), "cannot create a benchmark database on {url}");
+    parsed.set_path(&name);
+    Ok(parsed.to_string())
+}
+
+fn deliver(subscribers: usize, sink_port: u16, database: Option<&str>, instances: usize) -> anyhow::Result<(f64, u64)> {
     let herald = env!("CARGO_BIN_EXE_herald");
     let dir = tempfile::tempdir()?;
+    let database_url = match database {
+        Some(url) => fresh_postgres(url)?,
+        None => "sqlite://herald.db".to_owned(),
+    };
     let posts = dir.path().join("posts");
     std::fs::create_dir_all(&posts)?;
     let config = dir.path().join("config.toml");
@@ -88,6 +120,7 @@ fn deliver(subscribers: usize, sink_port: u16) -> anyhow::Result<(f64, u64)> {
         &config,
         format!(
             "[site]\ntitle = \"Benchmark Trust\"\nbase_url = \"https://news.example.org/\"\n[content]\nposts_dir = \"posts\"\n\
+             [database]\nurl = \"{database_url}\"\n\
              [mail]\ntransport = \"smtp\"\nfrom = \"News <news@example.org>\"\n\
              [mail.smtp]\nhost = \"127.0.0.1\"\nport = {sink_port}\npool_size = {SESSIONS}\n\
              [digest]\nconcurrency = {SESSIONS}\nbatch_size = 500\n"
@@ -115,19 +148,31 @@ fn deliver(subscribers: usize, sink_port: u16) -> anyhow::Result<(f64, u64)> {
     std::fs::write(&csv, text)?;
     let import = run(&["subscribers", "import", csv.to_str().unwrap(), "--confirmed"])?;
     anyhow::ensure!(import.status.success(), "import failed");
-    let (took, peak_kib, out) = run_measured(
-        Command::new(herald)
-            .arg("--config")
-            .arg(&config)
-            .args(["send", "--frequency", "weekly"])
-            .env("HERALD_LOG", "warn"),
-    )?;
+    let mut sends: Vec<Command> = (0..instances)
+        .map(|_| {
+            let mut cmd = Command::new(herald);
+            cmd.arg("--config")
+                .arg(&config)
+                .args(["send", "--frequency", "weekly"])
+                .env("HERALD_LOG", "warn");
+            cmd
+        })
+        .collect();
+    let (took, peaks, outs) = run_measured(&mut sends)?;
     let rate = subscribers as f64 / took.as_secs_f64();
+    let backend = if database.is_some() { "postgres" } else { "sqlite" };
     println!(
-        "herald send, {subscribers:>6} subscribers: {:>7.1} s  {rate:>6.0} msg/s  peak RSS {:>5.1} MiB   ({})",
+        "herald send x{instances} ({backend}), {subscribers:>6} subscribers: {:>6.1} s  {rate:>6.0} msg/s  peak RSS {} MiB   ({})",
         took.as_secs_f64(),
-        peak_kib as f64 / 1024.0,
-        out.lines().last().unwrap_or("")
+        peaks
+            .iter()
+            .map(|p| format!("{:.1}", *p as f64 / 1024.0))
+            .collect::<Vec<_>>()
+            .join(" / "),
+        outs.iter()
+            .map(|o| o.lines().last().unwrap_or("").to_owned())
+            .collect::<Vec<_>>()
+            .join("; ")
     );
     // Size of one message as the sink received it, for the ceiling run.
     std::fs::write(
@@ -170,11 +215,18 @@ fn ceiling(messages: usize, size: u64, port: u16) -> anyhow::Result<f64> {
     Ok(messages as f64 / start.elapsed().as_secs_f64())
 }
 
+/// With `HERALD_BENCH_DATABASE_URL=postgres://...` it runs on PostgreSQL: 100,000
+/// subscribers with one instance and with three; otherwise on SQLite with 10,000 and 100,000.
 fn main() -> anyhow::Result<()> {
     let port = free_port();
     let _sink = start_sink(port)?;
-    for subscribers in [10_000, 100_000] {
-        let (rate, size) = deliver(subscribers, port)?;
+    let database = std::env::var("HERALD_BENCH_DATABASE_URL").ok();
+    let runs: Vec<(usize, usize)> = match database {
+        Some(_) => vec![(100_000, 1), (100_000, 3)],
+        None => vec![(10_000, 1), (100_000, 1)],
+    };
+    for (subscribers, instances) in runs {
+        let (rate, size) = deliver(subscribers, port, database.as_deref(), instances)?;
         let ceiling = ceiling(subscribers, size, port)?;
         println!(
             "smtp-source ceiling, {subscribers:>6} messages of {size} bytes, {SESSIONS} sessions: {ceiling:>6.0} msg/s  -> herald at {:.0} % of it",
