@@ -1,7 +1,6 @@
 use std::time::Duration;
 
-use herald::domain::{EmailAddress, Frequency, SubscriberSource, SubscriberStatus};
-use herald::store::subscribers::NewSubscriber;
+use herald::domain::{Frequency, SubscriberStatus};
 
 use crate::common::{post, spawn_app_with};
 use crate::smtp::{Behaviour, SmtpServer};
@@ -22,25 +21,8 @@ async fn the_console_tasks_are_in_the_api_too() {
     };
     app.write_post("archive.md", &post("Archive", "2026-01-01", &["news"], "Old."));
     app.sync().await;
-    for (email, status) in [
-        ("ok@example.org", SubscriberStatus::Confirmed),
-        ("later@example.org", SubscriberStatus::Confirmed),
-    ] {
-        herald::store::subscribers::insert_or_get(
-            &app.app.db,
-            &NewSubscriber {
-                email: EmailAddress::parse(email).unwrap(),
-                name: None,
-                status,
-                frequency: Frequency::Daily,
-                topics: vec![],
-                source: SubscriberSource::Cli,
-                consent_at: None,
-            },
-            chrono::Utc::now(),
-        )
-        .await
-        .unwrap();
+    for email in ["ok@example.org", "later@example.org"] {
+        crate::common::add_subscriber(&app, email, SubscriberStatus::Confirmed, Frequency::Daily, &[]).await;
     }
     app.write_post("news.md", &post("Fresh news", "2026-09-14", &["news"], "New."));
     app.write_post(

@@ -122,3 +122,26 @@ impl TestApp {
         feed_rs::parser::parse(body.as_bytes()).unwrap_or_else(|e| panic!("{path} does not parse: {e}\n{body}"))
     }
 }
+
+/// Puts someone on the list directly, as an admin import would.
+pub async fn add_subscriber(
+    app: &TestApp,
+    email: &str,
+    status: herald::domain::SubscriberStatus,
+    frequency: herald::domain::Frequency,
+    topics: &[&str],
+) -> herald::domain::Subscriber {
+    let new = herald::store::subscribers::NewSubscriber {
+        email: herald::domain::EmailAddress::parse(email).unwrap(),
+        name: None,
+        status,
+        frequency,
+        topics: topics.iter().map(|t| t.to_string()).collect(),
+        source: herald::domain::SubscriberSource::Cli,
+        consent_at: None,
+    };
+    herald::store::subscribers::insert_or_get(&app.app.db, &new, chrono::Utc::now())
+        .await
+        .unwrap()
+        .0
+}

@@ -2,8 +2,7 @@ use std::collections::HashMap;
 use std::time::Duration;
 
 use herald::digest::{self, Trigger};
-use herald::domain::{EmailAddress, Frequency, SubscriberSource, SubscriberStatus};
-use herald::store::subscribers::NewSubscriber;
+use herald::domain::{EmailAddress, Frequency, SubscriberStatus};
 use mail_parser::{MessageParser, MimeHeaders};
 
 use crate::common::{TestApp, post, spawn_app_with};
@@ -32,22 +31,7 @@ async fn add(
     frequency: Frequency,
     topics: &[&str],
 ) -> herald::domain::Subscriber {
-    let (s, _) = herald::store::subscribers::insert_or_get(
-        &app.app.db,
-        &NewSubscriber {
-            email: EmailAddress::parse(email).unwrap(),
-            name: None,
-            status,
-            frequency,
-            topics: topics.iter().map(|t| t.to_string()).collect(),
-            source: SubscriberSource::Cli,
-            consent_at: None,
-        },
-        chrono::Utc::now(),
-    )
-    .await
-    .unwrap();
-    s
+    crate::common::add_subscriber(app, email, status, frequency, topics).await
 }
 
 /// The scheduler's trigger for the current period.

@@ -1,8 +1,7 @@
 use std::time::Duration;
 
 use herald::digest::{self, Trigger};
-use herald::domain::{EmailAddress, Frequency, SubscriberSource, SubscriberStatus};
-use herald::store::subscribers::NewSubscriber;
+use herald::domain::{Frequency, SubscriberStatus};
 
 use crate::common::{TestApp, post, spawn_app_with};
 use crate::smtp::SmtpServer;
@@ -47,21 +46,8 @@ async fn metrics_parse_and_move_after_a_send() {
     app.write_post("archive.md", &post("Archive", "2026-01-01", &["news"], "Old."));
     app.sync().await;
     for i in 0..3 {
-        herald::store::subscribers::insert_or_get(
-            &app.app.db,
-            &NewSubscriber {
-                email: EmailAddress::parse(&format!("m{i}@example.org")).unwrap(),
-                name: None,
-                status: SubscriberStatus::Confirmed,
-                frequency: Frequency::Weekly,
-                topics: vec![],
-                source: SubscriberSource::Cli,
-                consent_at: None,
-            },
-            chrono::Utc::now(),
-        )
-        .await
-        .unwrap();
+        let email = format!("m{i}@example.org");
+        crate::common::add_subscriber(&app, &email, SubscriberStatus::Confirmed, Frequency::Weekly, &[]).await;
     }
     let before = scrape(&app).await;
     assert_eq!(

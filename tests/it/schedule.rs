@@ -1,27 +1,12 @@
 use std::time::Duration;
 
-use herald::domain::{EmailAddress, Frequency, SubscriberSource, SubscriberStatus};
-use herald::store::subscribers::NewSubscriber;
+use herald::domain::{Frequency, SubscriberStatus};
 
 use crate::common::{post, spawn_app_with};
 use crate::smtp::SmtpServer;
 
 async fn confirmed(app: &crate::common::TestApp, email: &str, frequency: Frequency) {
-    herald::store::subscribers::insert_or_get(
-        &app.app.db,
-        &NewSubscriber {
-            email: EmailAddress::parse(email).unwrap(),
-            name: None,
-            status: SubscriberStatus::Confirmed,
-            frequency,
-            topics: vec![],
-            source: SubscriberSource::Cli,
-            consent_at: None,
-        },
-        chrono::Utc::now(),
-    )
-    .await
-    .unwrap();
+    crate::common::add_subscriber(app, email, SubscriberStatus::Confirmed, frequency, &[]).await;
 }
 
 fn smtp_config(smtp: &SmtpServer) -> String {

@@ -126,21 +126,14 @@ async fn the_form_answers_the_same_whoever_is_asking() {
 async fn one_click_unsubscribe_needs_no_cookie_and_a_get_changes_nothing() {
     let smtp = SmtpServer::start().await;
     let app = app_with_smtp(&smtp, "").await;
-    let (s, _) = herald::store::subscribers::insert_or_get(
-        &app.app.db,
-        &herald::store::subscribers::NewSubscriber {
-            email: EmailAddress::parse("leaver@example.org").unwrap(),
-            name: None,
-            status: SubscriberStatus::Confirmed,
-            frequency: herald::domain::Frequency::Weekly,
-            topics: vec![],
-            source: herald::domain::SubscriberSource::Cli,
-            consent_at: None,
-        },
-        chrono::Utc::now(),
+    let s = crate::common::add_subscriber(
+        &app,
+        "leaver@example.org",
+        SubscriberStatus::Confirmed,
+        herald::domain::Frequency::Weekly,
+        &[],
     )
-    .await
-    .unwrap();
+    .await;
     let url = app.url(&format!("/unsubscribe/{}", s.manage_token));
     let page = app.client.get(&url).send().await.unwrap();
     assert_eq!(page.status(), 200);
