@@ -131,24 +131,26 @@ pub async fn insert_or_get(db: &Db, new: &NewSubscriber, now: DateTime<Utc>) -> 
     Ok((subscriber, inserted.is_some()))
 }
 
+/// The one subscriber whose `column` equals `value` (a unique column).
+macro_rules! find_one {
+    ($db:expr, $column:literal, $value:expr) => {{
+        let sql = sqlx::AssertSqlSafe(format!("select {COLUMNS} from subscribers where {} = $1", $column));
+        let row: Option<SubscriberRow> = with_pool!($db, pool => {
+            sqlx::query_as(sql).bind($value).fetch_optional(pool).await
+        })
+        .context(concat!("Failed to look up a subscriber by ", $column))?;
+        row.map(Subscriber::try_from).transpose()
+    }};
+}
+
 #[tracing::instrument(skip_all)]
 pub async fn find_by_email(db: &Db, email: &EmailAddress) -> anyhow::Result<Option<Subscriber>> {
-    let sql = sqlx::AssertSqlSafe(format!("select {COLUMNS} from subscribers where email_key = $1"));
-    let row: Option<SubscriberRow> = with_pool!(db, pool => {
-        sqlx::query_as(sql).bind(email.key()).fetch_optional(pool).await
-    })
-    .context("Failed to look up a subscriber")?;
-    row.map(Subscriber::try_from).transpose()
+    find_one!(db, "email_key", email.key())
 }
 
 #[tracing::instrument(skip_all)]
 pub async fn find(db: &Db, id: i64) -> anyhow::Result<Option<Subscriber>> {
-    let sql = sqlx::AssertSqlSafe(format!("select {COLUMNS} from subscribers where id = $1"));
-    let row: Option<SubscriberRow> = with_pool!(db, pool => {
-        sqlx::query_as(sql).bind(id).fetch_optional(pool).await
-    })
-    .context("Failed to read a subscriber")?;
-    row.map(Subscriber::try_from).transpose()
+    find_one!(db, "id", id)
 }
 
 /// The subscriber whose preferences/unsubscribe links carry `token`.
@@ -157,12 +159,7 @@ pub async fn find_by_manage_token(db: &Db, token: &str) -> anyhow::Result<Option
     if token.len() > 100 {
         return Ok(None);
     }
-    let sql = sqlx::AssertSqlSafe(format!("select {COLUMNS} from subscribers where manage_token = $1"));
-    let row: Option<SubscriberRow> = with_pool!(db, pool => {
-        sqlx::query_as(sql).bind(token).fetch_optional(pool).await
-    })
-    .context("Failed to look up a subscriber by token")?;
-    row.map(Subscriber::try_from).transpose()
+    find_one!(db, "manage_token", token)
 }
 
 /// A page of subscribers in id order.

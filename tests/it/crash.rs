@@ -4,9 +4,6 @@ use std::collections::HashMap;
 use std::process::{Command, Stdio};
 use std::time::{Duration, Instant};
 
-use herald::import::{ImportOptions, import_csv};
-
-use crate::common::post;
 use crate::smtp::SmtpServer;
 
 const SUBSCRIBERS: usize = 2000;
@@ -32,59 +29,10 @@ async fn output(mut cmd: Command) -> std::process::Output {
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_send_killed_mid_way_and_restarted_reaches_everyone_once_within_the_bound() {
     let smtp = SmtpServer::start().await;
-    let dir = tempfile::tempdir().unwrap();
-    std::fs::create_dir_all(dir.path().join("posts")).unwrap();
-    let config = dir.path().join("config.toml");
-    let db_url = crate::common::fresh_database_url(dir.path()).await;
     // The rate limit stretches the send over seconds, so the kill lands in the middle.
-    std::fs::write(
-        &config,
-        format!(
-            "[database]\nurl = \"{db_url}\"\n[content]\nposts_dir = \"posts\"\n\
-             [mail]\ntransport = \"smtp\"\nfrom = \"News <news@example.org>\"\n\
-             [mail.smtp]\nhost = \"127.0.0.1\"\nport = {}\nrate_per_second = 600\n\
-             [digest]\nbatch_size = {BATCH}\nworkers = {WORKERS}\nlease_seconds = 10\n",
-            smtp.port
-        ),
-    )
-    .unwrap();
-    std::fs::write(
-        dir.path().join("posts/old.md"),
-        post("Old", "2026-01-01", &["news"], "Archive."),
-    )
-    .unwrap();
-    let mut sync = herald(&config);
-    sync.arg("sync");
-    assert!(output(sync).await.status.success());
-    let mut csv = String::from("email,frequency\n");
-    for i in 0..SUBSCRIBERS {
-        csv.push_str(&format!("reader{i}@example.org,weekly\n"));
-    }
-    let app = herald::app::App::start(herald::config::Settings::load(&config).unwrap())
-        .await
-        .unwrap();
-    let options = ImportOptions {
-        confirmed: true,
-        force: false,
-    };
-    let report = import_csv(
-        &app.db,
-        std::io::Cursor::new(csv.into_bytes()),
-        options,
-        herald::domain::Frequency::Weekly,
-        |_| {},
-    )
-    .await
-    .unwrap();
-    assert_eq!(report.added, SUBSCRIBERS);
-    std::fs::write(
-        dir.path().join("posts/news.md"),
-        post("Big news", "2026-09-14", &["news"], "Everyone hears."),
-    )
-    .unwrap();
-    let mut sync = herald(&config);
-    sync.arg("sync");
-    assert!(output(sync).await.status.success());
+    let extra =
+        format!("rate_per_second = 600\n[digest]\nbatch_size = {BATCH}\nworkers = {WORKERS}\nlease_seconds = 10\n");
+    let (_dir, config, _db) = crate::instances::setup(&smtp, SUBSCRIBERS, &extra).await;
 
     let mut child = herald(&config)
         .args(["send", "--frequency", "weekly"])

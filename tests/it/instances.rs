@@ -30,9 +30,14 @@ fn herald(config: &Path) -> Command {
     cmd
 }
 
-/// A config folder on a fresh PostgreSQL database with `subscribers` confirmed weekly
-/// readers and one new post waiting to go out.
-async fn setup(smtp: &SmtpServer, subscribers: usize, extra: &str) -> (tempfile::TempDir, PathBuf, herald::store::Db) {
+/// A config folder on a fresh database (PostgreSQL when the tests have one) with
+/// `subscribers` confirmed weekly readers and one new post waiting to go out. `extra`
+/// continues the `[mail.smtp]` section.
+pub(crate) async fn setup(
+    smtp: &SmtpServer,
+    subscribers: usize,
+    extra: &str,
+) -> (tempfile::TempDir, PathBuf, herald::store::Db) {
     let dir = tempfile::tempdir().unwrap();
     std::fs::create_dir_all(dir.path().join("posts")).unwrap();
     let db_url = crate::common::fresh_database_url(dir.path()).await;
