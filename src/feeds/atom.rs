@@ -80,11 +80,8 @@ pub fn atom(meta: &FeedMeta, posts: &[Post]) -> String {
     if !meta.default_author.is_empty() {
         feed.authors(vec![PersonBuilder::default().name(meta.default_author.clone()).build()]);
     }
-    let mut out = feed.build().to_string();
-    if !out.starts_with("<?xml") {
-        out.insert_str(0, "<?xml version=\"1.0\" encoding=\"utf-8\"?>\n");
-    }
-    out
+    // `Feed`'s writer opens with the XML declaration itself (only one is allowed).
+    feed.build().to_string()
 }
 
 #[cfg(test)]

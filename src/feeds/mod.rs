@@ -145,3 +145,29 @@ pub(crate) mod fixtures {
         }
     }
 }
+
+#[cfg(test)]
+mod tests {
+    use super::fixtures::{meta, post};
+    use super::*;
+
+    /// A strict parser (well-formedness, namespaces, one declaration at the very start)
+    /// accepts every format, with posts and without.
+    #[test]
+    fn every_format_is_one_well_formed_document() {
+        for posts in [vec![post(2, "b", 2), post(1, "a", 1)], vec![]] {
+            for format in FeedFormat::ALL {
+                let out = format.render(&meta(), &posts);
+                match format {
+                    FeedFormat::Json => {
+                        serde_json::from_str::<serde_json::Value>(&out).unwrap_or_else(|e| panic!("{e}: {out}"));
+                    }
+                    FeedFormat::Rss | FeedFormat::Atom => {
+                        assert!(out.starts_with("<?xml "), "{out}");
+                        roxmltree::Document::parse(&out).unwrap_or_else(|e| panic!("{format:?}: {e}\n{out}"));
+                    }
+                }
+            }
+        }
+    }
+}

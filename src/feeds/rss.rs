@@ -56,9 +56,9 @@ pub fn rss(meta: &FeedMeta, posts: &[Post]) -> String {
         .atom_ext(Some(AtomExtension { links: vec![self_link] }))
         .items(items)
         .build();
-    let mut out = channel.to_string();
-    out.insert_str(0, "<?xml version=\"1.0\" encoding=\"utf-8\"?>\n");
-    out
+    // `Channel`'s writer opens with the XML declaration itself; a second one would make
+    // the document ill-formed (XML 1.0 §2.8 allows one, only at the very start).
+    channel.to_string()
 }
 
 #[cfg(test)]
@@ -70,6 +70,7 @@ mod tests {
     fn escapes_titles_and_marks_itself() {
         let out = rss(&meta(), &[post(2, "b", 2), post(1, "a", 1)]);
         assert!(out.starts_with("<?xml"));
+        assert_eq!(out.matches("<?xml").count(), 1, "one XML declaration: {out}");
         assert!(out.contains("Post &lt;b&gt; &amp; more"), "{out}");
         assert!(out.contains(r#"rel="self""#), "{out}");
         assert!(out.contains("isPermaLink=\"false\""), "{out}");

@@ -116,10 +116,17 @@ impl TestApp {
         response.text().await.unwrap()
     }
 
-    /// Parses a feed with feed-rs, an independent parser.
+    /// Fetches a feed and parses it strictly, then with feed-rs (see `feed_check`).
     pub async fn get_feed(&self, path: &str) -> feed_rs::model::Feed {
         let body = self.get_text(path).await;
-        feed_rs::parser::parse(body.as_bytes()).unwrap_or_else(|e| panic!("{path} does not parse: {e}\n{body}"))
+        crate::feed_check::parse_feed(path, body.as_bytes())
+    }
+
+    /// A feed's text, once it has passed the same checks as [`Self::get_feed`].
+    pub async fn get_feed_text(&self, path: &str) -> String {
+        let body = self.get_text(path).await;
+        crate::feed_check::parse_feed(path, body.as_bytes());
+        body
     }
 }
 

@@ -87,9 +87,41 @@ async fn site_feeds_are_valid_in_every_format() {
 }
 
 #[tokio::test]
+async fn every_feed_served_or_built_is_well_formed_for_strict_parsers_and_feed_readers() {
+    // An empty site's feeds first: no items is still a valid document.
+    let empty = spawn_app().await;
+    for format in ["rss", "atom", "json"] {
+        assert!(empty.get_feed(&format!("/feed.{format}")).await.entries.is_empty());
+    }
+
+    let app = app_with_three_posts().await;
+    let tags = herald::store::posts::public_tags(&app.app.db, chrono::Utc::now())
+        .await
+        .unwrap();
+    assert_eq!(tags.len(), 4, "{tags:?}");
+    let mut served = Vec::new();
+    for prefix in std::iter::once(String::new()).chain(tags.iter().map(|(t, _)| format!("tags/{}/", t.slug()))) {
+        for format in ["rss", "atom", "json"] {
+            let path = format!("{prefix}feed.{format}");
+            assert!(!app.get_feed(&format!("/{path}")).await.entries.is_empty(), "{path}");
+            served.push(path);
+        }
+    }
+    served.sort();
+
+    let out = app.dir.path().join("site");
+    herald::export::build(&app.app, &out).await.unwrap();
+    assert_eq!(
+        crate::feed_check::check_every_feed_in(&out),
+        served,
+        "the build writes the feeds the server serves"
+    );
+}
+
+#[tokio::test]
 async fn feeds_point_at_themselves_and_carry_the_newest_update() {
     let app = app_with_three_posts().await;
-    let rss = app.get_text("/feed.rss").await;
+    let rss = app.get_feed_text("/feed.rss").await;
     assert!(
         rss.contains(&format!(r#"href="{}/feed.rss" rel="self""#, app.address)),
         "RSS atom:link rel=self: {rss}"
@@ -105,7 +137,7 @@ async fn feeds_point_at_themselves_and_carry_the_newest_update() {
             .any(|l| l.rel.as_deref() == Some("self") && l.href == app.url("/feed.atom"))
     );
     assert_eq!(atom.updated.unwrap().to_rfc3339(), "2026-10-21T00:00:00+00:00");
-    let json: serde_json::Value = serde_json::from_str(&app.get_text("/feed.json").await).unwrap();
+    let json: serde_json::Value = serde_json::from_str(&app.get_feed_text("/feed.json").await).unwrap();
     assert_eq!(json["version"], "https://jsonfeed.org/version/1.1");
     assert_eq!(json["feed_url"], app.url("/feed.json"));
     assert_eq!(json["home_page_url"], app.url("/"));

@@ -7,6 +7,7 @@ mod cli;
 mod common;
 mod crash;
 mod digests;
+mod feed_check;
 mod feeds;
 mod import;
 mod instances;

@@ -35,7 +35,7 @@ async fn a_post_file_dropped_in_reaches_feeds_and_immediate_subscribers_on_its_o
     assert_eq!(received[0].to, ["quick@example.org"]);
     let message = mail_parser::MessageParser::default().parse(&received[0].data).unwrap();
     assert_eq!(message.subject(), Some("Breaking news"));
-    assert!(app.get_text("/feed.atom").await.contains("Breaking news"));
+    assert!(app.get_feed_text("/feed.atom").await.contains("Breaking news"));
 }
 
 #[tokio::test]

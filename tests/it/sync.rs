@@ -84,7 +84,11 @@ async fn drafts_and_future_posts_stay_out_until_due() {
     let report = app.sync().await;
     assert_eq!(report.added, 4);
     for path in ["/feed.atom", "/feed.rss", "/feed.json", "/", "/tags/news/"] {
-        let body = app.get_text(path).await;
+        let body = if path.contains("feed.") {
+            app.get_feed_text(path).await
+        } else {
+            app.get_text(path).await
+        };
         assert!(body.contains("Current post"), "{path}");
         for hidden in ["Draft post", "Later post", "Soon post"] {
             assert!(!body.contains(hidden), "{hidden} leaked into {path}");
@@ -95,7 +99,7 @@ async fn drafts_and_future_posts_stay_out_until_due() {
     }
     // The scheduled post appears when its time comes, with no sync in between.
     tokio::time::sleep(std::time::Duration::from_millis(2500)).await;
-    assert!(app.get_text("/feed.atom").await.contains("Soon post"));
+    assert!(app.get_feed_text("/feed.atom").await.contains("Soon post"));
     assert_eq!(app.get("/posts/soon/").await.status(), 200);
     assert_eq!(app.get("/posts/later/").await.status(), 404);
 }
@@ -142,7 +146,7 @@ async fn a_post_whose_file_disappears_is_unpublished_and_can_come_back() {
     assert_eq!((report.unpublished, report.unchanged), (1, 1), "{report:?}");
     assert_eq!(app.get("/posts/otters/").await.status(), 404);
     assert_eq!(app.get("/tags/wildlife/").await.status(), 404);
-    assert!(!app.get_text("/feed.atom").await.contains("Otters return"));
+    assert!(!app.get_feed_text("/feed.atom").await.contains("Otters return"));
 
     app.write_post("otters.md", &text);
     assert_eq!(app.sync().await.updated, 1);
