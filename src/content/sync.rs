@@ -50,6 +50,24 @@ impl std::fmt::Display for SyncReport {
     }
 }
 
+/// A post file as this sync found it.
+enum Read {
+    /// Same content as stored: nothing to parse; it keeps this slug.
+    Unchanged(String),
+    Draft(Box<PostDraft>),
+}
+
+/// Who holds a slug, for the message to the file that wanted it.
+fn describe_source(posts_dir: &Path, source: &str) -> String {
+    match source.strip_prefix(FILE_SOURCE) {
+        Some(relative) => posts_dir.join(relative).display().to_string(),
+        None => format!(
+            "a post imported from {}",
+            source.strip_prefix("feed:").unwrap_or(source)
+        ),
+    }
+}
+
 struct FileRead {
     path: PathBuf,
     source: String,
@@ -142,12 +160,16 @@ pub async fn sync_posts(db: &Db, posts_dir: &Path, base_url: &Url) -> anyhow::Re
         .await
         .context("The posts reader stopped")??;
 
-    let known = store::posts::sources(db, FILE_SOURCE).await?;
-    let by_source: HashMap<&str, &store::posts::SourceEntry> = known.iter().map(|e| (e.source.as_str(), e)).collect();
+    // Every post, whatever its source: a file may not take a slug a remote post holds either.
+    let known = store::posts::sources(db, "").await?;
+    let by_source: HashMap<&str, &store::posts::SourceEntry> = known
+        .iter()
+        .filter(|e| e.source.starts_with(FILE_SOURCE))
+        .map(|e| (e.source.as_str(), e))
+        .collect();
     let mut report = SyncReport::default();
     let mut kept_sources: HashSet<String> = HashSet::new();
-    let mut claimed_slugs: HashMap<String, PathBuf> = HashMap::new();
-    let mut to_save: Vec<PostDraft> = Vec::new();
+    let mut reads: Vec<(PathBuf, Result<Read, PostError>)> = Vec::new();
 
     for file in files {
         // A broken file keeps its last good version: its source counts as present.
@@ -156,8 +178,7 @@ pub async fn sync_posts(db: &Db, posts_dir: &Path, base_url: &Url) -> anyhow::Re
             && entry.content_hash == file.hash
             && !entry.removed
         {
-            report.unchanged += 1;
-            claimed_slugs.insert(entry.slug.clone(), file.path);
+            reads.push((file.path, Ok(Read::Unchanged(entry.slug.clone()))));
             continue;
         }
         let parsed = file.text.map_err(|message| PostError {
@@ -167,21 +188,62 @@ pub async fn sync_posts(db: &Db, posts_dir: &Path, base_url: &Url) -> anyhow::Re
         });
         let draft =
             parsed.and_then(|text| parse_post_file(&file.path, &text, base_url, file.source.clone(), file.hash));
-        match draft {
-            Ok(draft) => {
-                if let Some(other) = claimed_slugs.get(draft.slug.as_str()) {
-                    report.failed.push(PostError {
-                        path: file.path.clone(),
-                        line: 1,
-                        message: format!("slug {:?} is already used by {}", draft.slug.as_str(), other.display()),
-                    });
-                    continue;
-                }
-                claimed_slugs.insert(draft.slug.as_str().to_owned(), file.path);
-                to_save.push(draft);
+        reads.push((file.path, draft.map(|d| Read::Draft(Box::new(d)))));
+    }
+
+    // A published post keeps its slug unless its file is gone or now names another slug
+    // (a rename: the file that takes the slug over in the same sync is the post moved).
+    // Otherwise no newcomer may take the slug, and with it the post's URL and feed id.
+    let drafted: HashMap<&str, &str> = reads
+        .iter()
+        .filter_map(|(_, r)| match r {
+            Ok(Read::Draft(d)) => Some((d.source.as_str(), d.slug.as_str())),
+            _ => None,
+        })
+        .collect();
+    let holders: HashMap<&str, &store::posts::SourceEntry> = known
+        .iter()
+        .filter(|e| !e.removed)
+        .filter(|e| {
+            !e.source.starts_with(FILE_SOURCE)
+                || (kept_sources.contains(&e.source)
+                    && drafted.get(e.source.as_str()).is_none_or(|slug| *slug == e.slug))
+        })
+        .map(|e| (e.slug.as_str(), e))
+        .collect();
+
+    let mut claimed_slugs: HashMap<String, PathBuf> = HashMap::new();
+    let mut to_save: Vec<PostDraft> = Vec::new();
+    for (path, read) in reads {
+        let draft = match read {
+            Ok(Read::Unchanged(slug)) => {
+                report.unchanged += 1;
+                claimed_slugs.insert(slug, path);
+                continue;
             }
-            Err(e) => report.failed.push(e),
+            Ok(Read::Draft(draft)) => *draft,
+            Err(e) => {
+                report.failed.push(e);
+                continue;
+            }
+        };
+        let owner = match holders.get(draft.slug.as_str()) {
+            Some(holder) if holder.source != draft.source => Some(describe_source(posts_dir, &holder.source)),
+            _ => claimed_slugs.get(draft.slug.as_str()).map(|p| p.display().to_string()),
+        };
+        if let Some(owner) = owner {
+            report.failed.push(PostError {
+                path,
+                line: 1,
+                message: format!(
+                    "slug {:?} is already used by {owner}; give this post another slug",
+                    draft.slug.as_str()
+                ),
+            });
+            continue;
         }
+        claimed_slugs.insert(draft.slug.as_str().to_owned(), path);
+        to_save.push(draft);
     }
 
     let now = Utc::now();
@@ -196,8 +258,8 @@ pub async fn sync_posts(db: &Db, posts_dir: &Path, base_url: &Url) -> anyhow::Re
 
     // Gone: the file disappeared, or it now names another slug.
     let new_slugs: HashMap<&str, &str> = to_save.iter().map(|d| (d.source.as_str(), d.slug.as_str())).collect();
-    let gone: Vec<i64> = known
-        .iter()
+    let gone: Vec<i64> = by_source
+        .values()
         .filter(|e| !e.removed && !claimed_slugs.contains_key(&e.slug))
         .filter(|e| {
             !kept_sources.contains(&e.source) || new_slugs.get(e.source.as_str()).is_some_and(|slug| *slug != e.slug)

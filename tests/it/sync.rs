@@ -199,3 +199,71 @@ async fn toml_front_matter_posts_publish_too() {
     let feed = app.get_feed("/tags/policy/feed.json").await;
     assert_eq!(feed.entries[0].authors.len(), 2);
 }
+
+#[tokio::test]
+async fn a_new_file_reusing_a_published_slug_fails_and_the_post_stays_untouched() {
+    let app = spawn_app().await;
+    app.write_post(
+        "otters.md",
+        &post("Otters return", "2026-09-14", &["wildlife"], "The real story."),
+    );
+    app.sync().await;
+    let before = app.get_feed("/feed.atom").await;
+    let page_before = app.get_text("/posts/otters/").await;
+
+    // One newcomer sorts before the owner's file, one after: neither order takes it over.
+    for newcomer in ["aardvark.md", "zebra.md"] {
+        app.write_post(
+            newcomer,
+            "---\ntitle: Impostor\ndate: 2026-10-01\nslug: otters\n---\nSomething else.\n",
+        );
+        let report = app.sync().await;
+        assert_eq!(
+            (report.added, report.updated, report.unchanged, report.unpublished),
+            (0, 0, 1, 0),
+            "{report:?}"
+        );
+        assert_eq!(report.failed.len(), 1, "{report:?}");
+        let failure = &report.failed[0];
+        assert!(failure.path.ends_with(newcomer), "{failure}");
+        assert!(
+            failure.message.contains("\"otters\"") && failure.message.contains("otters.md"),
+            "names the slug and the file that owns it: {failure}"
+        );
+        app.remove_post(newcomer);
+    }
+    let after = app.get_feed("/feed.atom").await;
+    assert_eq!(after.entries.len(), 1);
+    assert_eq!(after.entries[0].id, before.entries[0].id, "the feed id stays");
+    assert_eq!(after.entries[0].title.as_ref().unwrap().content, "Otters return");
+    assert_eq!(app.get_text("/posts/otters/").await, page_before);
+}
+
+#[tokio::test]
+async fn a_file_renamed_with_its_slug_stays_the_same_post() {
+    let app = spawn_app().await;
+    app.write_post(
+        "otters.md",
+        &post("Otters return", "2026-09-14", &["wildlife"], "Body."),
+    );
+    app.sync().await;
+    let id = app.get_feed("/feed.atom").await.entries[0].id.clone();
+    app.remove_post("otters.md");
+    app.write_post(
+        "2026-09-otters.md",
+        "---\ntitle: Otters return\ndate: 2026-09-14\nslug: otters\n---\nBody.\n",
+    );
+    let report = app.sync().await;
+    assert_eq!(
+        (report.added, report.updated, report.unpublished, report.failed.len()),
+        (0, 1, 0, 0),
+        "{report:?}"
+    );
+    let feed = app.get_feed("/feed.atom").await;
+    assert_eq!(feed.entries.len(), 1);
+    assert_eq!(feed.entries[0].id, id, "same post, same feed id");
+    assert_eq!(app.get("/posts/otters/").await.status(), 200);
+    // The next sync sees the file in its new place as the post's own.
+    let again = app.sync().await;
+    assert_eq!((again.unchanged, again.failed.len()), (1, 0), "{again:?}");
+}
