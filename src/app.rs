@@ -84,7 +84,7 @@ impl App {
     }
 
     /// Polls every remote source (`[[sources]]`), imports what is new, and drops stale pages.
-    pub async fn poll_sources(&self) -> anyhow::Result<Vec<(String, content::remote::SourceOutcome)>> {
+    pub async fn poll_sources(&self) -> anyhow::Result<Vec<content::remote::SourcePoll>> {
         if self.settings.sources.is_empty() {
             return Ok(Vec::new());
         }
@@ -93,8 +93,8 @@ impl App {
             tracing::info!("another instance is polling the sources; skipped");
             return Ok(Vec::new());
         };
-        for (_, outcome) in &outcomes {
-            crate::metrics::Metrics::count(&self.metrics.source_polls, outcome.label(), 1);
+        for polled in &outcomes {
+            crate::metrics::Metrics::count(&self.metrics.source_polls, polled.outcome.label(), 1);
         }
         self.cache.refresh(&self.db).await?;
         Ok(outcomes)

@@ -3,9 +3,13 @@
 //!
 //! Each source is fetched with conditional GET, within a time limit and a size limit; items
 //! are deduplicated by their id (or link), sanitised and made absolute like local posts.
+//! One id is one post: should a feed repeat an id, the first item wins and the others are
+//! reported. An item with no date keeps the time Herald first saw it.
 //! A source that is down, slow, broken or huge is reported and tried again next time; it
 //! never holds up other sources and never removes posts already imported.
 
+use std::collections::HashSet;
+use std::fmt;
 use std::time::Duration;
 
 use anyhow::{Context, bail};
@@ -46,6 +50,38 @@ impl SourceOutcome {
     }
 }
 
+/// One source's poll: its outcome, and the ids it repeated (only their first item is imported).
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct SourcePoll {
+    pub url: String,
+    pub outcome: SourceOutcome,
+    pub duplicate_ids: Vec<String>,
+}
+
+impl fmt::Display for SourcePoll {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        write!(f, "source {}: ", self.url)?;
+        match &self.outcome {
+            SourceOutcome::Changed { added, updated } => write!(f, "{added} added, {updated} updated")?,
+            SourceOutcome::Unchanged => write!(f, "unchanged")?,
+            SourceOutcome::Failed(e) => write!(f, "failed: {e}")?,
+        }
+        if !self.duplicate_ids.is_empty() {
+            write!(
+                f,
+                "; {} item(s) repeat an id already in the feed and were skipped: {}",
+                self.duplicate_ids.len(),
+                self.duplicate_ids
+                    .iter()
+                    .map(|id| format!("{id:?}"))
+                    .collect::<Vec<_>>()
+                    .join(", ")
+            )?;
+        }
+        Ok(())
+    }
+}
+
 /// The HTTP client for sources: its own time limit, no cookies, a user agent that names Herald.
 pub fn client() -> anyhow::Result<reqwest::Client> {
     reqwest::Client::builder()
@@ -57,11 +93,11 @@ pub fn client() -> anyhow::Result<reqwest::Client> {
 }
 
 /// Polls every source at once; one's trouble does not delay the others.
-pub async fn poll_all(db: &Db, client: &reqwest::Client, sources: &[SourceSettings]) -> Vec<(String, SourceOutcome)> {
+pub async fn poll_all(db: &Db, client: &reqwest::Client, sources: &[SourceSettings]) -> Vec<SourcePoll> {
     let polls = sources.iter().map(|source| async move {
-        let outcome = match poll(db, client, source).await {
-            Ok(outcome) => outcome,
-            Err(e) => SourceOutcome::Failed(format!("{e:#}")),
+        let (outcome, duplicate_ids) = match poll(db, client, source).await {
+            Ok(polled) => polled,
+            Err(e) => (SourceOutcome::Failed(format!("{e:#}")), Vec::new()),
         };
         let error = match &outcome {
             SourceOutcome::Failed(e) => {
@@ -74,7 +110,11 @@ pub async fn poll_all(db: &Db, client: &reqwest::Client, sources: &[SourceSettin
         {
             tracing::error!(error = format!("{e:#}"), "cannot record a source poll");
         }
-        (source.url.to_string(), outcome)
+        SourcePoll {
+            url: source.url.to_string(),
+            outcome,
+            duplicate_ids,
+        }
     });
     futures_util::future::join_all(polls).await
 }
@@ -126,17 +166,34 @@ async fn fetch(
     Ok(Some((body, validators)))
 }
 
-/// Polls one source and imports what is new or changed.
+/// Polls one source and imports what is new or changed; also returns the ids the feed
+/// repeated.
 #[tracing::instrument(skip_all, fields(source = %source.url))]
-pub async fn poll(db: &Db, client: &reqwest::Client, source: &SourceSettings) -> anyhow::Result<SourceOutcome> {
+pub async fn poll(
+    db: &Db,
+    client: &reqwest::Client,
+    source: &SourceSettings,
+) -> anyhow::Result<(SourceOutcome, Vec<String>)> {
     let Some((body, validators)) = fetch(db, client, source).await? else {
-        return Ok(SourceOutcome::Unchanged);
+        return Ok((SourceOutcome::Unchanged, Vec::new()));
     };
     let feed = feed_rs::parser::parse(&body[..]).map_err(|e| anyhow::anyhow!("not a feed: {e}"))?;
     let now = Utc::now();
     let mut drafts: Vec<PostDraft> = Vec::new();
+    // Two items with one id would be two posts taking turns with that id's content at each
+    // poll: the first item in the feed is the post; the others are reported.
+    let mut seen: HashSet<String> = HashSet::new();
+    let mut duplicate_ids: Vec<String> = Vec::new();
     for entry in &feed.entries {
-        if let Some(draft) = draft_from(db, source, entry, &drafts).await? {
+        let key = item_key(entry);
+        if !key.is_empty() && !seen.insert(key.clone()) {
+            tracing::warn!(source = %source.url, id = %key, "an item repeats an id already in the feed; skipped");
+            if !duplicate_ids.contains(&key) {
+                duplicate_ids.push(key);
+            }
+            continue;
+        }
+        if let Some(draft) = draft_from(db, source, entry, key, now, &drafts).await? {
             drafts.push(draft);
         }
     }
@@ -149,11 +206,30 @@ pub async fn poll(db: &Db, client: &reqwest::Client, source: &SourceSettings) ->
     }
     super::note_public(db, now).await?;
     store::sources::record(db, source.url.as_str(), "ok", Some(&validators), None, now).await?;
-    Ok(if added + updated == 0 {
+    let outcome = if added + updated == 0 {
         SourceOutcome::Unchanged
     } else {
         SourceOutcome::Changed { added, updated }
-    })
+    };
+    Ok((outcome, duplicate_ids))
+}
+
+/// The link an item points at, if any.
+fn item_link(entry: &feed_rs::model::Entry) -> Option<String> {
+    entry
+        .links
+        .iter()
+        .find(|l| l.rel.as_deref().is_none_or(|r| r == "alternate"))
+        .map(|l| l.href.clone())
+}
+
+/// What identifies an item across polls: its id, or else its link ("" when it has neither).
+fn item_key(entry: &feed_rs::model::Entry) -> String {
+    if entry.id.trim().is_empty() {
+        item_link(entry).unwrap_or_default()
+    } else {
+        entry.id.trim().to_owned()
+    }
 }
 
 /// Plain text of a bit of HTML (feeds' titles and summaries may carry markup).
@@ -172,18 +248,11 @@ async fn draft_from(
     db: &Db,
     source: &SourceSettings,
     entry: &feed_rs::model::Entry,
+    key: String,
+    now: chrono::DateTime<Utc>,
     pending: &[PostDraft],
 ) -> anyhow::Result<Option<PostDraft>> {
-    let link = entry
-        .links
-        .iter()
-        .find(|l| l.rel.as_deref().is_none_or(|r| r == "alternate"))
-        .map(|l| l.href.clone());
-    let key = if entry.id.trim().is_empty() {
-        link.clone().unwrap_or_default()
-    } else {
-        entry.id.trim().to_owned()
-    };
+    let link = item_link(entry);
     let title = entry.title.as_ref().map(|t| plain(&t.content)).unwrap_or_default();
     if key.is_empty() || title.is_empty() {
         tracing::warn!(source = %source.url, "an item without id, link or title was skipped");
@@ -220,7 +289,15 @@ async fn draft_from(
             tags.push(tag);
         }
     }
-    let published_at = entry.published.or(entry.updated).unwrap_or_else(Utc::now);
+    let stored = store::posts::by_source(db, &source_key).await?;
+    // An item that states no publication date keeps the date it was first given (its first
+    // `updated`, or when Herald first saw it): a fresh date at every poll would send it back
+    // to the top of every feed, and an edit is not news.
+    let published_at = entry
+        .published
+        .or(stored.as_ref().map(|s| s.published_at))
+        .or(entry.updated)
+        .unwrap_or(now);
     let mut hasher = Sha256::new();
     for part in [
         RENDER_VERSION,
@@ -236,9 +313,9 @@ async fn draft_from(
         hasher.update(tag.slug().as_bytes());
     }
     let content_hash = hex::encode(hasher.finalize());
-    let slug = match store::posts::by_source(db, &source_key).await? {
-        Some((_, hash)) if hash == content_hash => return Ok(None),
-        Some((slug, _)) => Slug::parse(&slug)?,
+    let slug = match stored {
+        Some(s) if s.content_hash == content_hash => return Ok(None),
+        Some(s) => Slug::parse(&s.slug)?,
         None => unique_slug(db, &title, pending).await?,
     };
     Ok(Some(PostDraft {

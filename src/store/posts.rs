@@ -423,10 +423,22 @@ pub async fn find_by_ids(db: &Db, ids: &[i64]) -> anyhow::Result<Vec<Post>> {
     Ok(posts)
 }
 
-/// The slug and content hash of the post imported from `source`, if any.
-pub async fn by_source(db: &Db, source: &str) -> anyhow::Result<Option<(String, String)>> {
+/// What the store holds for an imported item.
+#[derive(Debug, Clone, sqlx::FromRow)]
+pub struct Imported {
+    pub slug: String,
+    pub content_hash: String,
+    pub published_at: DateTime<Utc>,
+}
+
+/// The post imported from `source`, if any (the oldest, should an older version of
+/// Herald have made two).
+pub async fn by_source(db: &Db, source: &str) -> anyhow::Result<Option<Imported>> {
     with_pool!(db, pool => {
-        sqlx::query_as("select slug, content_hash from posts where source = $1").bind(source).fetch_optional(pool).await
+        sqlx::query_as("select slug, content_hash, published_at from posts where source = $1 order by id limit 1")
+            .bind(source)
+            .fetch_optional(pool)
+            .await
     })
     .context("Failed to look up a post by its source")
 }
