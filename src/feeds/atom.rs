@@ -77,9 +77,14 @@ pub fn atom(meta: &FeedMeta, posts: &[Post]) -> String {
     if !meta.description.is_empty() {
         feed.subtitle(Some(Text::plain(meta.description.clone())));
     }
-    if !meta.default_author.is_empty() {
-        feed.authors(vec![PersonBuilder::default().name(meta.default_author.clone()).build()]);
-    }
+    // RFC 4287 §4.1.1: a feed names an author unless every entry does; with no site author
+    // configured, the site itself (its title) is the author.
+    let feed_author = if meta.default_author.is_empty() {
+        &meta.title
+    } else {
+        &meta.default_author
+    };
+    feed.authors(vec![PersonBuilder::default().name(feed_author.clone()).build()]);
     // `Feed`'s writer opens with the XML declaration itself (only one is allowed).
     feed.build().to_string()
 }
@@ -95,5 +100,25 @@ mod tests {
         assert!(out.contains("Post &lt;a&gt; &amp; more"), "{out}");
         assert!(out.contains("urn:uuid:00000000-0000-4000-8000-000000000001"), "{out}");
         assert!(out.contains(r#"rel="self""#), "{out}");
+    }
+
+    #[test]
+    fn a_feed_names_an_author_when_its_entries_do_not() {
+        let meta = FeedMeta {
+            default_author: String::new(),
+            ..meta()
+        };
+        // Odd ids name no author.
+        let out = atom(&meta, &[post(1, "a", 1)]);
+        let doc = roxmltree::Document::parse(&out).unwrap();
+        let author = doc
+            .root_element()
+            .children()
+            .find(|n| n.has_tag_name("author"))
+            .unwrap_or_else(|| panic!("no feed-level author: {out}"));
+        assert_eq!(
+            author.children().find(|n| n.has_tag_name("name")).unwrap().text(),
+            Some(meta.title.as_str())
+        );
     }
 }
