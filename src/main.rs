@@ -25,7 +25,7 @@ struct Cli {
 enum Command {
     /// Serve the site and feeds, and run the scheduled jobs.
     Serve,
-    /// Read the posts folder into the database.
+    /// Read the posts folder into the database, then import the remote sources.
     Sync,
     /// Sync, then write every page and feed as files into a folder.
     Build {
@@ -151,6 +151,26 @@ async fn main() -> ExitCode {
     }
 }
 
+/// Syncs the posts folder, then polls the remote sources (`[[sources]]`), printing what each
+/// did: counts on standard output, failures on standard error. True when nothing failed.
+async fn sync_all(app: &App, prefix: &str) -> anyhow::Result<bool> {
+    let report = app.sync().await?;
+    for failure in &report.failed {
+        eprintln!("failed: {failure}");
+    }
+    println!("{prefix}{report}");
+    let mut all_good = report.failed.is_empty();
+    for polled in app.poll_sources().await? {
+        if let herald::content::remote::SourceOutcome::Failed(reason) = &polled.outcome {
+            all_good = false;
+            eprintln!("failed: source {}: {reason}", polled.url);
+        } else {
+            println!("{prefix}{polled}");
+        }
+    }
+    Ok(all_good)
+}
+
 async fn run(cli: Cli) -> anyhow::Result<ExitCode> {
     let settings = Settings::load(&cli.config)?;
     init_tracing(&settings.log);
@@ -206,24 +226,12 @@ async fn run(cli: Cli) -> anyhow::Result<ExitCode> {
         }
         Command::Sync => {
             let app = App::start(settings).await?;
-            let report = app.sync().await?;
-            for failure in &report.failed {
-                eprintln!("failed: {failure}");
-            }
-            println!("{report}");
-            Ok(if report.failed.is_empty() {
-                ExitCode::SUCCESS
-            } else {
-                ExitCode::FAILURE
-            })
+            let all_good = sync_all(&app, "").await?;
+            Ok(if all_good { ExitCode::SUCCESS } else { ExitCode::FAILURE })
         }
         Command::Build { out } => {
             let app = App::start(settings).await?;
-            let report = app.sync().await?;
-            for failure in &report.failed {
-                eprintln!("failed: {failure}");
-            }
-            println!("sync: {report}");
+            let all_good = sync_all(&app, "sync: ").await?;
             let written = export::build(&app, &out).await?;
             println!(
                 "wrote {} files ({} posts, {} tags) to {}",
@@ -232,11 +240,7 @@ async fn run(cli: Cli) -> anyhow::Result<ExitCode> {
                 written.tags,
                 out.display()
             );
-            Ok(if report.failed.is_empty() {
-                ExitCode::SUCCESS
-            } else {
-                ExitCode::FAILURE
-            })
+            Ok(if all_good { ExitCode::SUCCESS } else { ExitCode::FAILURE })
         }
         Command::Serve => {
             let listen = settings.server.listen;

@@ -364,3 +364,73 @@ async fn admin_accounts_and_tokens_come_from_the_command_line() {
     );
     drop(dir);
 }
+
+/// A loopback feed server: `/campaigns.rss` answers one item, anything else 404.
+async fn serve_source() -> String {
+    let feed = "<?xml version=\"1.0\"?><rss version=\"2.0\"><channel><title>CMS</title>\
+        <link>https://cms.example.org/</link><description>d</description>\
+        <item><guid>c1</guid><title>Campaign launched</title><link>https://cms.example.org/c1</link>\
+        <pubDate>Wed, 16 Sep 2026 09:30:00 +0000</pubDate><description>Join us.</description></item>\
+        </channel></rss>";
+    let app = axum::Router::new().route("/campaigns.rss", axum::routing::get(move || async move { feed }));
+    let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
+    let address = format!("http://{}", listener.local_addr().unwrap());
+    tokio::spawn(async move { axum::serve(listener, app).await.unwrap() });
+    address
+}
+
+/// Runs the binary off the async runtime, so the loopback source keeps answering.
+async fn run_herald(config: &Path, args: &[&str]) -> std::process::Output {
+    let mut cmd = herald();
+    cmd.arg("--config").arg(config).args(args);
+    tokio::task::spawn_blocking(move || cmd.output().unwrap())
+        .await
+        .unwrap()
+}
+
+#[tokio::test]
+async fn sync_imports_the_remote_sources_and_reports_each_one() {
+    let source = serve_source().await;
+    let (dir, config) = project(&two_posts());
+    let base = std::fs::read_to_string(&config).unwrap();
+    let good = format!("{source}/campaigns.rss");
+    let missing = format!("{source}/missing.rss");
+    std::fs::write(
+        &config,
+        format!("{base}[[sources]]\nurl = \"{good}\"\n[[sources]]\nurl = \"{missing}\"\n"),
+    )
+    .unwrap();
+
+    let failed = run_herald(&config, &["sync"]).await;
+    let stdout = String::from_utf8_lossy(&failed.stdout);
+    let stderr = String::from_utf8_lossy(&failed.stderr);
+    assert!(
+        !failed.status.success(),
+        "a failed source fails the run: {stdout}{stderr}"
+    );
+    assert!(
+        stdout.contains("2 added, 0 updated, 0 unchanged, 0 unpublished, 0 failed"),
+        "{stdout}"
+    );
+    assert!(
+        stdout.contains(&format!("source {good}: 1 added, 0 updated")),
+        "{stdout}"
+    );
+    assert!(
+        stderr.contains(&format!("failed: source {missing}: answered 404")),
+        "{stderr}"
+    );
+
+    // Without the broken source the run succeeds, and the imported post is published.
+    std::fs::write(&config, format!("{base}[[sources]]\nurl = \"{good}\"\n")).unwrap();
+    let ok = run_herald(&config, &["sync"]).await;
+    let stdout = String::from_utf8_lossy(&ok.stdout);
+    assert!(ok.status.success(), "{stdout}{}", String::from_utf8_lossy(&ok.stderr));
+    assert!(stdout.contains(&format!("source {good}: unchanged")), "{stdout}");
+    let out = dir.path().join("public");
+    let built = run_herald(&config, &["build", "--out", out.to_str().unwrap()]).await;
+    assert!(built.status.success(), "{}", String::from_utf8_lossy(&built.stderr));
+    let feed = crate::feed_check::read_feed_file(&out.join("feed.atom"));
+    let titles: Vec<_> = feed.entries.iter().map(|e| e.title.clone().unwrap().content).collect();
+    assert_eq!(titles, ["Campaign launched", "Water", "Otters"]);
+}
