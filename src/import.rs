@@ -1,6 +1,8 @@
 //! Subscriber lists in and out as CSV. Import streams the file (never holds it whole),
-//! imports every good row and reports each bad one by line.
+//! imports every good row and reports each bad one by line. Every cell Herald writes is
+//! safe to open in a spreadsheet (see [`neutralise`]).
 
+use std::borrow::Cow;
 use std::io::Read;
 
 use anyhow::{Context, bail};
@@ -92,11 +94,35 @@ fn columns(header: &csv::ByteRecord) -> anyhow::Result<Columns> {
     })
 }
 
+/// Characters that make a spreadsheet read a cell as a formula when they come first
+/// (OWASP, "CSV Injection"): `=`, `+`, `-`, `@`, tab and carriage return.
+const FORMULA_TRIGGERS: [char; 6] = ['=', '+', '-', '@', '\t', '\r'];
+
+/// A cell as Herald writes it: one that starts with a formula trigger gets a leading `'`,
+/// which spreadsheets take as "this is text", as OWASP recommends (a subscriber's name
+/// comes from the public form). A cell that starts with `'` gets one too, so that
+/// [`restore`] gives back exactly what was written.
+pub fn neutralise(cell: &str) -> Cow<'_, str> {
+    match cell.chars().next() {
+        Some(c) if c == '\'' || FORMULA_TRIGGERS.contains(&c) => Cow::Owned(format!("'{cell}")),
+        _ => Cow::Borrowed(cell),
+    }
+}
+
+/// The inverse of [`neutralise`], on import: a cell that starts with `'` followed by a
+/// formula trigger or another `'` loses that first `'`. An export imports as it was.
+pub fn restore(cell: &str) -> &str {
+    match cell.strip_prefix('\'') {
+        Some(rest) if rest.starts_with('\'') || rest.starts_with(FORMULA_TRIGGERS) => rest,
+        _ => cell,
+    }
+}
+
 fn field<'r>(record: &'r csv::ByteRecord, index: Option<usize>, column: &str) -> Result<&'r str, String> {
     match index.and_then(|i| record.get(i)) {
         None => Ok(""),
         Some(bytes) => std::str::from_utf8(bytes)
-            .map(str::trim)
+            .map(|cell| restore(cell.trim()))
             .map_err(|_| format!("{column}: not UTF-8 text (save the file as UTF-8)")),
     }
 }
@@ -240,10 +266,34 @@ pub async fn import_csv<R: Read + Send + 'static>(
     Ok(report)
 }
 
+/// CSV out, every cell quoted and [`neutralise`]d: the one way Herald writes CSV.
+struct SafeCsv<W: std::io::Write>(csv::Writer<W>);
+
+impl<W: std::io::Write> SafeCsv<W> {
+    fn new(out: W) -> Self {
+        // OWASP also asks for every cell in double quotes, so that no separator in a value
+        // can start a new, unneutralised cell in a lenient reader.
+        Self(
+            csv::WriterBuilder::new()
+                .quote_style(csv::QuoteStyle::Always)
+                .from_writer(out),
+        )
+    }
+
+    fn write_row<'a>(&mut self, cells: impl IntoIterator<Item = &'a str>) -> csv::Result<()> {
+        self.0
+            .write_record(cells.into_iter().map(|c| neutralise(c).into_owned()))
+    }
+
+    fn flush(&mut self) -> std::io::Result<()> {
+        self.0.flush()
+    }
+}
+
 /// Writes subscribers as CSV, a page at a time (never the whole list in memory).
 pub async fn export_csv<W: std::io::Write>(db: &Db, status: Option<SubscriberStatus>, out: W) -> anyhow::Result<usize> {
-    let mut writer = csv::Writer::from_writer(out);
-    writer.write_record([
+    let mut writer = SafeCsv::new(out);
+    writer.write_row([
         "email",
         "name",
         "frequency",
@@ -262,7 +312,7 @@ pub async fn export_csv<W: std::io::Write>(db: &Db, status: Option<SubscriberSta
     loop {
         let page = list(db, &filter).await?;
         for s in &page {
-            writer.write_record([
+            writer.write_row([
                 s.email.as_str(),
                 s.name.as_deref().unwrap_or(""),
                 s.frequency.as_str(),
@@ -281,4 +331,32 @@ pub async fn export_csv<W: std::io::Write>(db: &Db, status: Option<SubscriberSta
     }
     writer.flush()?;
     Ok(count)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn formula_cells_are_neutralised_and_come_back_whole() {
+        for (cell, written) in [
+            ("=HYPERLINK(\"https://x\")", "'=HYPERLINK(\"https://x\")"),
+            ("+1", "'+1"),
+            ("-2", "'-2"),
+            ("@SUM(A1)", "'@SUM(A1)"),
+            ("\tx", "'\tx"),
+            ("\rx", "'\rx"),
+            ("'quoted", "''quoted"),
+            ("'", "''"),
+            ("Ana", "Ana"),
+            ("a=b", "a=b"),
+            ("", ""),
+        ] {
+            assert_eq!(neutralise(cell), written, "{cell:?}");
+            assert_eq!(restore(&neutralise(cell)), cell, "{cell:?} round trip");
+        }
+        // A hand-made file: only a quote before a trigger (or a quote) is taken away.
+        assert_eq!(restore("'Tis"), "'Tis");
+        assert_eq!(restore("'=1"), "=1");
+    }
 }

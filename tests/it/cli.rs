@@ -281,10 +281,10 @@ fn subscribers_can_be_added_listed_imported_exported_and_removed() {
     assert_eq!(items.as_array().unwrap().len(), 2);
     let exported = run(&["subscribers", "export"]);
     let text = String::from_utf8(exported.stdout).unwrap();
-    assert!(text.starts_with("email,name,frequency,topics,status"));
+    assert!(text.starts_with("\"email\",\"name\",\"frequency\",\"topics\",\"status\""));
     assert_eq!(text.lines().count(), 4, "{text}");
     assert!(
-        text.contains("cli@example.org,Cli,weekly,\"wildlife,policy\",pending,cli"),
+        text.contains("\"cli@example.org\",\"Cli\",\"weekly\",\"wildlife,policy\",\"pending\",\"cli\""),
         "{text}"
     );
 

