@@ -13,7 +13,7 @@ use std::fmt;
 use std::time::Duration;
 
 use anyhow::{Context, bail};
-use chrono::Utc;
+use chrono::{SubsecRound, Utc};
 use reqwest::StatusCode;
 use reqwest::header::{ETAG, IF_MODIFIED_SINCE, IF_NONE_MATCH, LAST_MODIFIED};
 use sha2::{Digest, Sha256};
@@ -293,11 +293,14 @@ async fn draft_from(
     // An item that states no publication date keeps the date it was first given (its first
     // `updated`, or when Herald first saw it): a fresh date at every poll would send it back
     // to the top of every feed, and an edit is not news.
+    // Microseconds at most, as PostgreSQL keeps them: the date read back on the next poll
+    // must hash as the one stored, or the item would count as changed once more.
     let published_at = entry
         .published
         .or(stored.as_ref().map(|s| s.published_at))
         .or(entry.updated)
-        .unwrap_or(now);
+        .unwrap_or_else(|| now.trunc_subsecs(0))
+        .trunc_subsecs(6);
     let mut hasher = Sha256::new();
     for part in [
         RENDER_VERSION,
