@@ -35,6 +35,8 @@ pub struct App {
     pub rate_limiter: Option<governor::DefaultDirectRateLimiter>,
     /// Wakes the delivery worker when an edition is created.
     pub delivery_wake: Notify,
+    /// Wakes the subscription request worker when the form stores a request.
+    pub subscribe_wake: Notify,
     pub metrics: crate::metrics::Metrics,
     /// Verified against when a login names no account, so both cost the same.
     pub dummy_hash: String,
@@ -76,6 +78,7 @@ impl App {
             }),
             mailer,
             delivery_wake: Notify::new(),
+            subscribe_wake: Notify::new(),
             metrics: crate::metrics::Metrics::new(),
             http: content::remote::client()?,
             dummy_hash: tokio::task::spawn_blocking(|| crate::admin::hash_password("no such account")).await??,
@@ -143,6 +146,7 @@ impl App {
 pub async fn serve(app: Arc<App>, listener: TcpListener, shutdown: CancellationToken) -> anyhow::Result<()> {
     let scheduler = schedule::start(app.clone()).await?;
     let outbox = tokio::spawn(app.outbox.clone().run(shutdown.clone()));
+    let requests = tokio::spawn(crate::subscriptions::run_requests(app.clone(), shutdown.clone()));
     let mut delivery = tokio::task::JoinSet::new();
     for _ in 0..app.settings.digest.workers {
         delivery.spawn(delivery::queue::run(app.clone(), shutdown.clone()));
@@ -159,6 +163,7 @@ pub async fn serve(app: Arc<App>, listener: TcpListener, shutdown: CancellationT
     let grace = Duration::from_secs(app.settings.digest.lease_seconds.min(60));
     if tokio::time::timeout(grace, async {
         let _ = outbox.await;
+        let _ = requests.await;
         delivery.join_all().await;
     })
     .await

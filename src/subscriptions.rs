@@ -8,7 +8,7 @@ use serde::Serialize;
 
 use crate::app::App;
 use crate::delivery::{Composer, Outgoing, compose};
-use crate::domain::{EmailAddress, Frequency, Subscriber, SubscriberSource, SubscriberStatus};
+use crate::domain::{Choices, EmailAddress, Frequency, Subscriber, SubscriberSource, SubscriberStatus};
 use crate::store::{self, outbox::NewMail, subscribers::NewSubscriber};
 
 /// What someone asked for on the form (or an admin on their behalf).
@@ -41,40 +41,128 @@ pub fn unsubscribe_url(app: &App, subscriber: &Subscriber) -> String {
         .url_for(&format!("unsubscribe/{}", subscriber.manage_token))
 }
 
-/// Handles a subscription request. The caller learns nothing of what was on the list
-/// before (the form's answer is the same for everyone); mail goes out only where due:
-/// a new or returning address gets a confirmation, at most one per address per
-/// `[subscribers] confirm_resend_minutes`; confirmed and suppressed addresses get nothing.
+impl SubscribeRequest {
+    fn choices(&self) -> Choices {
+        Choices {
+            name: self.name.clone(),
+            frequency: self.frequency,
+            topics: self.topics.clone(),
+        }
+    }
+}
+
+/// Takes a subscription request: stores it and wakes the worker that acts on it
+/// ([`act_on`]). The caller's answer costs the same for every address, new, pending,
+/// confirmed or suppressed, so its timing tells nothing about the list (the work that
+/// differs happens later, in the background); the request is durable before the form
+/// says "check your inbox", so a crash loses nothing that was acknowledged.
 #[tracing::instrument(skip_all)]
 pub async fn request(app: &App, req: SubscribeRequest) -> anyhow::Result<()> {
+    let choices = req.choices();
+    let new = store::requests::NewRequest {
+        email: &req.email,
+        choices: &choices,
+        source: req.source,
+    };
+    store::requests::insert(&app.db, &new, Utc::now()).await?;
+    app.subscribe_wake.notify_one();
+    Ok(())
+}
+
+/// Acts on a subscription request. A new address is stored as pending; a pending or
+/// departed one keeps what it has. Either gets a confirmation link carrying the choices
+/// asked for, which apply only if that link is followed (so a stranger filling in the
+/// form for someone else's address changes nothing of theirs), at most one mail per
+/// address per `[subscribers] confirm_resend_minutes`. Confirmed and suppressed
+/// addresses get nothing and keep everything.
+#[tracing::instrument(skip_all)]
+pub async fn act_on(app: &App, req: &SubscribeRequest) -> anyhow::Result<()> {
     let now = Utc::now();
+    let choices = req.choices();
     let new = NewSubscriber {
-        email: req.email,
-        name: req.name,
+        email: req.email.clone(),
+        name: req.name.clone(),
         status: SubscriberStatus::Pending,
         frequency: req.frequency,
-        topics: req.topics,
+        topics: req.topics.clone(),
         source: req.source,
         consent_at: Some(now),
     };
-    let (subscriber, created) = store::subscribers::insert_or_get(&app.db, &new, now).await?;
-    if !created {
-        match subscriber.status {
-            SubscriberStatus::Pending | SubscriberStatus::Unsubscribed => {
-                store::subscribers::resubscribe(&app.db, subscriber.id, &new, now).await?;
+    let (subscriber, _created) = store::subscribers::insert_or_get(&app.db, &new, now).await?;
+    match subscriber.status {
+        SubscriberStatus::Pending | SubscriberStatus::Unsubscribed => {}
+        SubscriberStatus::Confirmed | SubscriberStatus::Bounced | SubscriberStatus::Complained => return Ok(()),
+    }
+    let resend_after = now - Duration::minutes(i64::from(app.settings.subscribers.confirm_resend_minutes));
+    let sent_at = store::subscribers::confirmation_sent_at(&app.db, subscriber.id).await?;
+    if store::subscribers::confirmation_recent(sent_at, resend_after) {
+        return Ok(());
+    }
+    send_confirmation_with(app, &subscriber, &choices).await
+}
+
+/// How long a worker holds a claimed request before another may take it over.
+const REQUEST_LEASE: std::time::Duration = std::time::Duration::from_secs(60);
+/// A request that fails this many times is dropped (and logged) rather than retried for ever.
+const REQUEST_ATTEMPTS: i32 = 10;
+
+/// One pass over the stored requests: claims the due ones and acts on each, oldest
+/// first. Returns how many were claimed. Tests call this to work the queue step by step.
+#[tracing::instrument(skip_all)]
+pub async fn process_requests(app: &App) -> anyhow::Result<usize> {
+    let now = Utc::now();
+    let lease_until = now + Duration::from_std(REQUEST_LEASE)?;
+    let mut claimed = store::requests::claim_due(&app.db, now, lease_until, 50).await?;
+    claimed.sort_by_key(|r| r.id);
+    for row in &claimed {
+        let request = match stored_request(row) {
+            Ok(r) => r,
+            Err(e) => {
+                tracing::warn!(request = row.id, error = format!("{e:#}"), "unusable subscription request dropped");
+                store::requests::delete(&app.db, row.id).await?;
+                continue;
             }
-            SubscriberStatus::Confirmed | SubscriberStatus::Bounced | SubscriberStatus::Complained => return Ok(()),
-        }
-        let resend_after = now - Duration::minutes(i64::from(app.settings.subscribers.confirm_resend_minutes));
-        let sent_at = store::subscribers::confirmation_sent_at(&app.db, subscriber.id).await?;
-        if store::subscribers::confirmation_recent(sent_at, resend_after) {
-            return Ok(());
+        };
+        match act_on(app, &request).await {
+            Ok(()) => store::requests::delete(&app.db, row.id).await?,
+            // Left claimed: another pass takes it again when its lease ends.
+            Err(e) if row.attempts < REQUEST_ATTEMPTS => {
+                tracing::warn!(request = row.id, attempts = row.attempts, error = format!("{e:#}"), "subscription request deferred");
+            }
+            Err(e) => {
+                tracing::error!(request = row.id, attempts = row.attempts, error = format!("{e:#}"), "subscription request given up");
+                store::requests::delete(&app.db, row.id).await?;
+            }
         }
     }
-    let subscriber = store::subscribers::find(&app.db, subscriber.id)
-        .await?
-        .context("The subscriber vanished")?;
-    send_confirmation(app, &subscriber).await
+    Ok(claimed.len())
+}
+
+fn stored_request(row: &store::requests::ClaimedRequest) -> anyhow::Result<SubscribeRequest> {
+    Ok(SubscribeRequest {
+        email: EmailAddress::parse(&row.email)?,
+        name: row.name.clone(),
+        frequency: row.frequency.parse()?,
+        topics: serde_json::from_str(&row.topics).context("The stored topics are not a JSON list")?,
+        source: row.source.parse()?,
+    })
+}
+
+/// Works on subscription requests until `shutdown`: at once when the form stores one,
+/// else every few seconds (requests left by a crashed or stopped instance).
+pub async fn run_requests(app: std::sync::Arc<App>, shutdown: tokio_util::sync::CancellationToken) {
+    loop {
+        match process_requests(&app).await {
+            Ok(n) if n > 0 => continue,
+            Ok(_) => {}
+            Err(e) => tracing::error!(error = format!("{e:#}"), "subscription request pass failed"),
+        }
+        tokio::select! {
+            _ = shutdown.cancelled() => return,
+            _ = app.subscribe_wake.notified() => {}
+            _ = tokio::time::sleep(std::time::Duration::from_secs(5)) => {}
+        }
+    }
 }
 
 #[derive(Serialize)]
@@ -86,23 +174,30 @@ struct ConfirmContext<'a> {
     frequency_text: &'static str,
 }
 
-/// Queues a confirmation mail with a fresh single-use token and wakes the outbox.
+/// Queues a confirmation mail with a fresh single-use token that keeps the subscriber's
+/// current choices (an admin adding someone), and wakes the outbox.
 pub async fn send_confirmation(app: &App, subscriber: &Subscriber) -> anyhow::Result<()> {
+    send_confirmation_with(app, subscriber, &Choices::of(subscriber)).await
+}
+
+/// Queues a confirmation mail with a fresh single-use token carrying `choices`, voiding
+/// the address's earlier links, and wakes the outbox.
+pub async fn send_confirmation_with(app: &App, subscriber: &Subscriber, choices: &Choices) -> anyhow::Result<()> {
     let now = Utc::now();
     let token = store::subscribers::new_token();
     let days = app.settings.subscribers.confirm_token_days;
     let mut ctx = tera::Context::new();
     ctx.insert("site", &app.site.site_view());
     ctx.extend(tera::Context::from_serialize(ConfirmContext {
-        name: subscriber.name.as_deref(),
+        name: choices.name.as_deref().or(subscriber.name.as_deref()),
         email: subscriber.email.as_str(),
         confirm_url: app.settings.url_for(&format!("confirm/{token}")),
         expires_days: days,
-        frequency_text: frequency_text(subscriber.frequency),
+        frequency_text: frequency_text(choices.frequency),
     })?);
     let templates = app.site.templates();
     let to = Mailbox::new(
-        subscriber.name.clone(),
+        choices.name.clone().or_else(|| subscriber.name.clone()),
         subscriber
             .email
             .as_str()
@@ -125,22 +220,21 @@ pub async fn send_confirmation(app: &App, subscriber: &Subscriber) -> anyhow::Re
         message_id: app.composer.message_id(&key),
         message,
     };
-    let expires = now + Duration::days(i64::from(days));
-    store::outbox::queue_confirmation(
-        &app.db,
-        subscriber.id,
-        &store::subscribers::token_hash(&token),
-        expires,
-        &mail,
-        now,
-    )
-    .await?;
+    let hash = store::subscribers::token_hash(&token);
+    let confirmation = store::outbox::NewConfirmation {
+        subscriber_id: subscriber.id,
+        token_hash: &hash,
+        expires_at: now + Duration::days(i64::from(days)),
+        choices,
+    };
+    store::outbox::queue_confirmation(&app.db, &confirmation, &mail, now).await?;
     app.outbox.wake();
     tracing::info!(subscriber = subscriber.id, "confirmation queued");
     Ok(())
 }
 
-/// Leaves the list. Idempotent; a suppressed address stays suppressed.
+/// Leaves the list, voiding any confirmation link still outstanding. Idempotent; a
+/// suppressed address stays suppressed.
 pub async fn unsubscribe(app: &App, subscriber: &Subscriber) -> anyhow::Result<()> {
     if matches!(
         subscriber.status,
@@ -152,6 +246,10 @@ pub async fn unsubscribe(app: &App, subscriber: &Subscriber) -> anyhow::Result<(
         };
         store::subscribers::update(&app.db, subscriber.id, &patch, Utc::now()).await?;
         tracing::info!(subscriber = subscriber.id, "unsubscribed");
+    } else {
+        // Already gone, but someone may have asked for them again since: leaving again
+        // says no to that request too.
+        store::subscribers::revoke_confirmations(&app.db, subscriber.id, Utc::now()).await?;
     }
     Ok(())
 }

@@ -10,6 +10,6 @@ pub use email::{EmailAddress, EmailError};
 pub use post::{Post, PostDraft};
 pub use slug::{Slug, SlugError};
 pub use subscriber::{
-    Frequency, NameError, Subscriber, SubscriberSource, SubscriberStatus, UnknownValue, parse_name, parse_topics,
+    Choices, Frequency, NameError, Subscriber, SubscriberSource, SubscriberStatus, UnknownValue, parse_name, parse_topics,
 };
 pub use tag::{Tag, TagError};

@@ -115,6 +115,27 @@ pub struct Subscriber {
     pub updated_at: DateTime<Utc>,
 }
 
+/// What a subscription request asks for: carried by the confirmation link it is mailed
+/// with, and applied only when that link is followed.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Choices {
+    pub name: Option<String>,
+    pub frequency: Frequency,
+    /// Tag slugs; empty means every post.
+    pub topics: Vec<String>,
+}
+
+impl Choices {
+    /// A subscriber's current choices (for a confirmation an admin asks for).
+    pub fn of(subscriber: &Subscriber) -> Self {
+        Self {
+            name: subscriber.name.clone(),
+            frequency: subscriber.frequency,
+            topics: subscriber.topics.clone(),
+        }
+    }
+}
+
 /// Why a display name is refused.
 #[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
 pub enum NameError {

@@ -10,6 +10,7 @@ pub mod deliveries;
 pub mod editions;
 pub mod outbox;
 pub mod posts;
+pub mod requests;
 pub mod sources;
 pub mod subscribers;
 

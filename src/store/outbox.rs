@@ -5,6 +5,7 @@ use anyhow::Context;
 use chrono::{DateTime, Utc};
 
 use super::{BeginWrite, Db, with_pool};
+use crate::domain::Choices;
 
 /// A message ready to store.
 #[derive(Debug, Clone)]
@@ -53,29 +54,43 @@ pub async fn queue(db: &Db, mail: &NewMail, now: DateTime<Utc>) -> anyhow::Resul
     with_pool!(db, pool => insert_mail!(pool, mail, now)).context("Failed to queue a message")
 }
 
-/// Stores a confirmation token and its mail in one transaction, and notes when it was sent.
+/// A confirmation link to store: the hash of its token and the choices it was mailed with.
+#[derive(Debug, Clone)]
+pub struct NewConfirmation<'a> {
+    pub subscriber_id: i64,
+    pub token_hash: &'a str,
+    pub expires_at: DateTime<Utc>,
+    pub choices: &'a Choices,
+}
+
+/// Stores a confirmation token and its mail in one transaction, voiding the address's
+/// earlier unused links (only the newest link works), and notes when it was sent.
 #[tracing::instrument(skip_all)]
 pub async fn queue_confirmation(
     db: &Db,
-    subscriber_id: i64,
-    token_hash: &str,
-    expires_at: DateTime<Utc>,
+    confirmation: &NewConfirmation<'_>,
     mail: &NewMail,
     now: DateTime<Utc>,
 ) -> anyhow::Result<i64> {
+    let topics = serde_json::to_string(&confirmation.choices.topics)?;
     with_pool!(db, pool => {
         let mut tx = pool.begin_write().await?;
+        super::subscribers::void_confirmations!(&mut *tx, confirmation.subscriber_id, now)?;
         sqlx::query(
-            "insert into confirmations (token_hash, subscriber_id, expires_at, created_at) values ($1, $2, $3, $4)",
+            "insert into confirmations (token_hash, subscriber_id, expires_at, created_at, name, frequency, topics) \
+             values ($1, $2, $3, $4, $5, $6, $7)",
         )
-        .bind(token_hash)
-        .bind(subscriber_id)
-        .bind(expires_at)
+        .bind(confirmation.token_hash)
+        .bind(confirmation.subscriber_id)
+        .bind(confirmation.expires_at)
         .bind(now)
+        .bind(&confirmation.choices.name)
+        .bind(confirmation.choices.frequency.as_str())
+        .bind(&topics)
         .execute(&mut *tx)
         .await?;
         sqlx::query("update subscribers set confirmation_sent_at = $2 where id = $1")
-            .bind(subscriber_id)
+            .bind(confirmation.subscriber_id)
             .bind(now)
             .execute(&mut *tx)
             .await?;

@@ -97,6 +97,27 @@ pub fn token_hash(token: &str) -> String {
     hex::encode(sha2::Sha256::digest(token.as_bytes()))
 }
 
+/// Voids every confirmation link of a subscriber that has not been used yet.
+macro_rules! void_confirmations {
+    ($executor:expr, $id:expr, $now:expr) => {
+        sqlx::query(
+            "update confirmations set revoked_at = $2 \
+             where subscriber_id = $1 and used_at is null and revoked_at is null",
+        )
+        .bind($id)
+        .bind($now)
+        .execute($executor)
+        .await
+        .map(|_| ())
+    };
+}
+pub(crate) use void_confirmations;
+
+/// Voids every outstanding confirmation link of a subscriber.
+pub async fn revoke_confirmations(db: &Db, id: i64, now: DateTime<Utc>) -> anyhow::Result<()> {
+    with_pool!(db, pool => void_confirmations!(pool, id, now)).context("Failed to void confirmation links")
+}
+
 /// Inserts a subscriber unless the address is already on the list; returns the row either way
 /// and whether it was created now.
 #[tracing::instrument(skip_all)]
@@ -194,7 +215,17 @@ pub async fn list(db: &Db, filter: &ListFilter) -> anyhow::Result<Vec<Subscriber
     convert(rows)
 }
 
-/// Applies a patch, stamping the time of a status change. Returns the updated row.
+/// Whether a status means the person left the list (or was taken off it): a confirmation
+/// link mailed before that must not bring them back.
+fn leaves(status: SubscriberStatus) -> bool {
+    matches!(
+        status,
+        SubscriberStatus::Unsubscribed | SubscriberStatus::Bounced | SubscriberStatus::Complained
+    )
+}
+
+/// Applies a patch, stamping the time of a status change; a departure voids the address's
+/// outstanding confirmation links. Returns the updated row.
 #[tracing::instrument(skip_all)]
 pub async fn update(
     db: &Db,
@@ -232,6 +263,10 @@ pub async fn update(
         .map(|r| r.rows_affected())
     })
     .context("Failed to update a subscriber")?;
+    if changed && leaves(status) {
+        with_pool!(db, pool => void_confirmations!(pool, id, now))
+            .context("Failed to void the confirmation links of a subscriber who left")?;
+    }
     find(db, id).await
 }
 
@@ -281,77 +316,79 @@ pub async fn confirmation_sent_at(db: &Db, id: i64) -> anyhow::Result<Option<Dat
 /// Outcome of following a confirmation link.
 #[derive(Debug, Clone, PartialEq)]
 pub enum Confirmed {
-    /// Confirmed now (or already, by this same link).
+    /// Followed now: the choices it was mailed with are applied, and the subscriber is
+    /// confirmed (unless the address is suppressed or an admin has confirmed it meanwhile).
     Confirmed(Box<Subscriber>),
+    /// Followed before: a link confirms once and never again.
+    Used,
+    /// A newer link was sent to the address since, or the address left: this one is void.
+    Superseded,
     /// The link is past its time.
     Expired,
     /// No such link.
     Unknown,
 }
 
-/// Confirms the subscriber a confirmation token belongs to. Idempotent: following the link
-/// again shows the same result; it never revives an address that has since left.
+/// Consumes a confirmation token: only the newest unused, unexpired link of an address
+/// works, and only once. It applies the name, frequency and topics it was mailed with and
+/// confirms a pending or departed subscriber; a confirmed one keeps their own choices, a
+/// suppressed one stays suppressed.
 #[tracing::instrument(skip_all)]
 pub async fn confirm(db: &Db, token: &str, now: DateTime<Utc>) -> anyhow::Result<Confirmed> {
     let hash = token_hash(token);
-    let found: Option<(i64, DateTime<Utc>)> = with_pool!(db, pool => {
-        sqlx::query_as("select subscriber_id, expires_at from confirmations where token_hash = $1")
+    type Consumed = (i64, Option<String>, Option<String>, Option<String>);
+    let consumed: Option<Consumed> = with_pool!(db, pool => {
+        let mut tx = pool.begin_write().await?;
+        // Claimed and used in one statement: two clicks at once cannot both pass.
+        let consumed: Option<Consumed> = sqlx::query_as(
+            "update confirmations set used_at = $2 \
+             where token_hash = $1 and used_at is null and revoked_at is null and expires_at >= $2 \
+             returning subscriber_id, name, frequency, topics",
+        )
+        .bind(&hash)
+        .bind(now)
+        .fetch_optional(&mut *tx)
+        .await?;
+        if let Some((id, name, frequency, topics)) = &consumed {
+            sqlx::query(
+                "update subscribers set status = 'confirmed', name = coalesce($2, name), \
+                 frequency = coalesce($3, frequency), topics = coalesce($4, topics), \
+                 consent_at = $5, confirmed_at = $5, updated_at = $5 \
+                 where id = $1 and status in ('pending', 'unsubscribed')",
+            )
+            .bind(id)
+            .bind(name)
+            .bind(frequency)
+            .bind(topics)
+            .bind(now)
+            .execute(&mut *tx)
+            .await?;
+        }
+        tx.commit().await?;
+        Ok::<_, sqlx::Error>(consumed)
+    })
+    .context("Failed to confirm a subscriber")?;
+    if let Some((id, ..)) = consumed {
+        return Ok(match find(db, id).await? {
+            Some(s) => Confirmed::Confirmed(Box::new(s)),
+            None => Confirmed::Unknown,
+        });
+    }
+    // Not usable: say why.
+    type Spent = (Option<DateTime<Utc>>, Option<DateTime<Utc>>, DateTime<Utc>);
+    let spent: Option<Spent> = with_pool!(db, pool => {
+        sqlx::query_as("select used_at, revoked_at, expires_at from confirmations where token_hash = $1")
             .bind(&hash)
             .fetch_optional(pool)
             .await
     })
     .context("Failed to look up a confirmation")?;
-    let Some((id, expires_at)) = found else {
-        return Ok(Confirmed::Unknown);
-    };
-    if expires_at < now {
-        return Ok(Confirmed::Expired);
-    }
-    with_pool!(db, pool => {
-        let mut tx = pool.begin_write().await?;
-        sqlx::query("update confirmations set used_at = coalesce(used_at, $2) where token_hash = $1")
-            .bind(&hash)
-            .bind(now)
-            .execute(&mut *tx)
-            .await?;
-        sqlx::query(
-            "update subscribers set status = 'confirmed', confirmed_at = $2, updated_at = $2 \
-             where id = $1 and status = 'pending'",
-        )
-        .bind(id)
-        .bind(now)
-        .execute(&mut *tx)
-        .await?;
-        tx.commit().await
+    Ok(match spent {
+        None => Confirmed::Unknown,
+        Some((Some(_), _, _)) => Confirmed::Used,
+        Some((None, Some(_), _)) => Confirmed::Superseded,
+        Some((None, None, _)) => Confirmed::Expired,
     })
-    .context("Failed to confirm a subscriber")?;
-    match find(db, id).await? {
-        Some(s) => Ok(Confirmed::Confirmed(Box::new(s))),
-        None => Ok(Confirmed::Unknown),
-    }
-}
-
-/// Makes an address that left (or never confirmed) pending again with the preferences just
-/// given, as a new subscription request does.
-pub async fn resubscribe(db: &Db, id: i64, new: &NewSubscriber, now: DateTime<Utc>) -> anyhow::Result<()> {
-    let topics = serde_json::to_string(&new.topics)?;
-    with_pool!(db, pool => {
-        sqlx::query(
-            "update subscribers set status = 'pending', name = coalesce($2, name), frequency = $3, topics = $4, \
-             consent_at = $5, updated_at = $6 where id = $1 and status in ('pending', 'unsubscribed')",
-        )
-        .bind(id)
-        .bind(&new.name)
-        .bind(new.frequency.as_str())
-        .bind(&topics)
-        .bind(new.consent_at)
-        .bind(now)
-        .execute(pool)
-        .await
-        .map(|r| r.rows_affected())
-    })
-    .context("Failed to renew a subscription request")?;
-    Ok(())
 }
 
 /// One good row of an import file.
@@ -460,6 +497,9 @@ pub async fn import_batch(
             .execute(&mut *tx)
             .await
             .with_context(|| format!("Failed to import line {}", row.line))?;
+            if changed && leaves(status) {
+                void_confirmations!(&mut *tx, current.id, now)?;
+            }
             outcomes.push(ImportOutcome::Updated);
         }
         tx.commit().await.context("Failed to commit an import batch")?;

@@ -175,6 +175,20 @@ pub async fn confirm(State(app): State<Arc<App>>, Path(token): Path<String>) -> 
             &["This address is no longer waiting for confirmation. To subscribe again, use the form."],
             Some(("Subscribe", app.settings.url_for("subscribe"))),
         ),
+        store::subscribers::Confirmed::Used => message(
+            &app,
+            StatusCode::OK,
+            "This link has been used",
+            &["Each confirmation link works once, and this one has done its job. To subscribe again, use the form."],
+            Some(("Subscribe", app.settings.url_for("subscribe"))),
+        ),
+        store::subscribers::Confirmed::Superseded => message(
+            &app,
+            StatusCode::GONE,
+            "This link has been replaced",
+            &["Only the newest confirmation link works. Please use the link in the latest message we sent, or subscribe again."],
+            Some(("Subscribe", app.settings.url_for("subscribe"))),
+        ),
         store::subscribers::Confirmed::Expired => message(
             &app,
             StatusCode::GONE,

@@ -5,6 +5,7 @@ mod admin_browser;
 mod browser;
 mod cli;
 mod common;
+mod confirmations;
 mod crash;
 mod digests;
 mod feed_check;

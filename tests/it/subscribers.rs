@@ -32,7 +32,18 @@ async fn subscriber(app: &TestApp, email: &str) -> Option<herald::domain::Subscr
         .unwrap()
 }
 
-fn confirm_link(data: &[u8]) -> String {
+/// Waits until the background worker has acted on every stored form request.
+pub async fn requests_settled(app: &TestApp) {
+    for _ in 0..200 {
+        if herald::store::requests::pending(&app.app.db).await.unwrap() == 0 {
+            return;
+        }
+        tokio::time::sleep(Duration::from_millis(25)).await;
+    }
+    panic!("subscription requests still waiting after 5 s");
+}
+
+pub fn confirm_link(data: &[u8]) -> String {
     let message = MessageParser::default().parse(data).unwrap();
     let text = message.body_text(0).unwrap();
     let start = text.find("http").unwrap();
@@ -118,6 +129,7 @@ async fn the_form_answers_the_same_whoever_is_asking() {
     assert_eq!(new, pending, "a pending address looks like a new one");
 
     // Only the first request for each address mailed anything: at most one per few minutes.
+    requests_settled(&app).await;
     tokio::time::sleep(Duration::from_millis(500)).await;
     assert_eq!(smtp.count(), 2);
 }
@@ -228,6 +240,7 @@ async fn tricky_addresses_and_fields_are_accepted_or_refused_with_a_reason() {
     assert_eq!(too_long.status(), 422);
     let bad_frequency = subscribe(&app, &[("email", "name@example.org"), ("frequency", "hourly")]).await;
     assert_eq!(bad_frequency.status(), 422);
+    requests_settled(&app).await;
     assert!(
         subscriber(&app, "name@example.org").await.is_none(),
         "refused requests store nothing"
@@ -310,7 +323,10 @@ async fn a_permanent_refusal_marks_the_address_bounced() {
     let app = app_with_smtp(&smtp, "").await;
     subscribe(&app, &[("email", "nobody@example.org")]).await;
     for _ in 0..50 {
-        if subscriber(&app, "nobody@example.org").await.unwrap().status == SubscriberStatus::Bounced {
+        if subscriber(&app, "nobody@example.org")
+            .await
+            .is_some_and(|s| s.status == SubscriberStatus::Bounced)
+        {
             break;
         }
         tokio::time::sleep(Duration::from_millis(100)).await;
@@ -325,6 +341,7 @@ async fn a_permanent_refusal_marks_the_address_bounced() {
     );
     // A bounced address asking again gets the same page and no mail.
     assert_eq!(subscribe(&app, &[("email", "nobody@example.org")]).await.status(), 200);
+    requests_settled(&app).await;
     assert_eq!(
         herald::store::outbox::counts(&app.app.db).await.unwrap(),
         [("failed".to_owned(), 1)]
@@ -342,6 +359,7 @@ async fn bots_cross_site_posts_and_floods_are_turned_away() {
     .await;
     assert_eq!(bot.status(), 200);
     assert!(bot.text().await.unwrap().contains("Check your inbox"));
+    requests_settled(&app).await;
     assert!(
         subscriber(&app, "bot@example.org").await.is_none(),
         "the honeypot drops it silently"
@@ -356,6 +374,7 @@ async fn bots_cross_site_posts_and_floods_are_turned_away() {
         .await
         .unwrap();
     assert_eq!(cross.status(), 403);
+    requests_settled(&app).await;
     assert!(subscriber(&app, "victim@example.org").await.is_none());
 
     let statuses: Vec<u16> = {
