@@ -118,7 +118,11 @@ pub async fn process_requests(app: &App) -> anyhow::Result<usize> {
         let request = match stored_request(row) {
             Ok(r) => r,
             Err(e) => {
-                tracing::warn!(request = row.id, error = format!("{e:#}"), "unusable subscription request dropped");
+                tracing::warn!(
+                    request = row.id,
+                    error = format!("{e:#}"),
+                    "unusable subscription request dropped"
+                );
                 store::requests::delete(&app.db, row.id).await?;
                 continue;
             }
@@ -127,10 +131,20 @@ pub async fn process_requests(app: &App) -> anyhow::Result<usize> {
             Ok(()) => store::requests::delete(&app.db, row.id).await?,
             // Left claimed: another pass takes it again when its lease ends.
             Err(e) if row.attempts < REQUEST_ATTEMPTS => {
-                tracing::warn!(request = row.id, attempts = row.attempts, error = format!("{e:#}"), "subscription request deferred");
+                tracing::warn!(
+                    request = row.id,
+                    attempts = row.attempts,
+                    error = format!("{e:#}"),
+                    "subscription request deferred"
+                );
             }
             Err(e) => {
-                tracing::error!(request = row.id, attempts = row.attempts, error = format!("{e:#}"), "subscription request given up");
+                tracing::error!(
+                    request = row.id,
+                    attempts = row.attempts,
+                    error = format!("{e:#}"),
+                    "subscription request given up"
+                );
                 store::requests::delete(&app.db, row.id).await?;
             }
         }

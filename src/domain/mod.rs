@@ -10,6 +10,7 @@ pub use email::{EmailAddress, EmailError};
 pub use post::{Post, PostDraft};
 pub use slug::{Slug, SlugError};
 pub use subscriber::{
-    Choices, Frequency, NameError, Subscriber, SubscriberSource, SubscriberStatus, UnknownValue, parse_name, parse_topics,
+    Choices, Frequency, NameError, Subscriber, SubscriberSource, SubscriberStatus, UnknownValue, parse_name,
+    parse_topics,
 };
 pub use tag::{Tag, TagError};

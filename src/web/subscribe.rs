@@ -186,7 +186,9 @@ pub async fn confirm(State(app): State<Arc<App>>, Path(token): Path<String>) -> 
             &app,
             StatusCode::GONE,
             "This link has been replaced",
-            &["Only the newest confirmation link works. Please use the link in the latest message we sent, or subscribe again."],
+            &[
+                "Only the newest confirmation link works. Please use the link in the latest message we sent, or subscribe again.",
+            ],
             Some(("Subscribe", app.settings.url_for("subscribe"))),
         ),
         store::subscribers::Confirmed::Expired => message(

@@ -95,7 +95,11 @@ async fn a_used_or_superseded_confirmation_link_confirms_nothing() {
     assert!(page.contains("You are subscribed"), "{page}");
     let s = stored(&app, owner).await;
     assert_eq!(s.status, SubscriberStatus::Confirmed);
-    assert_eq!(s.frequency, Frequency::Weekly, "the choices mailed with the link followed");
+    assert_eq!(
+        s.frequency,
+        Frequency::Weekly,
+        "the choices mailed with the link followed"
+    );
 
     // Leaving voids a link still outstanding: one asked for after the owner left is
     // superseded by the owner leaving again.
@@ -162,9 +166,21 @@ async fn a_stranger_re_posting_the_form_changes_nothing_the_owner_chose() {
     subscribe(&app, &stranger_form(pending)).await;
     subscribe(&app, &stranger_form(confirmed)).await;
     tokio::time::sleep(Duration::from_millis(300)).await;
-    assert_eq!(smtp.count(), 2, "no new mail inside the resend pause, none to a confirmed address");
-    assert_eq!(stored(&app, pending).await, before_pending, "the pending row is untouched");
-    assert_eq!(stored(&app, confirmed).await, before_confirmed, "the confirmed row is untouched");
+    assert_eq!(
+        smtp.count(),
+        2,
+        "no new mail inside the resend pause, none to a confirmed address"
+    );
+    assert_eq!(
+        stored(&app, pending).await,
+        before_pending,
+        "the pending row is untouched"
+    );
+    assert_eq!(
+        stored(&app, confirmed).await,
+        before_confirmed,
+        "the confirmed row is untouched"
+    );
 
     // The owner's link still confirms, with the owner's choices.
     follow(&app, &pending_link).await;

@@ -18,5 +18,6 @@ mod sanitize;
 mod schedule;
 mod smtp;
 mod sources;
+mod subscriber_model;
 mod subscribers;
 mod sync;
