@@ -126,17 +126,45 @@ enum SubscribersCommand {
 
 mod cli;
 
+/// Crates that log, at debug and trace, every piece of the documents they parse: html5ever
+/// logs each token of a mail while its CSS is inlined, confirmation and unsubscribe links
+/// included. Whatever the filter says, only their warnings and errors get through.
+const DOCUMENT_PARSERS: &[&str] = &[
+    "html5ever",
+    "markup5ever",
+    "xml5ever",
+    "tendril",
+    "selectors",
+    "cssparser",
+    "css_inline",
+    "html2text",
+    "ammonia",
+];
+
 /// Logs go to standard error, as text or JSON lines (`[log]`); `HERALD_LOG` overrides the filter.
 fn init_tracing(log: &herald::config::LogSettings) {
-    use tracing_subscriber::EnvFilter;
+    use tracing_subscriber::layer::SubscriberExt;
+    use tracing_subscriber::util::SubscriberInitExt;
+    use tracing_subscriber::{EnvFilter, Layer};
     let filter = EnvFilter::try_from_env("HERALD_LOG").unwrap_or_else(|_| EnvFilter::new(&log.level));
-    let builder = tracing_subscriber::fmt()
-        .with_env_filter(filter)
-        .with_writer(std::io::stderr);
-    match log.format {
-        herald::config::LogFormat::Json => builder.json().init(),
-        herald::config::LogFormat::Text => builder.init(),
-    }
+    let parsers_quiet = tracing_subscriber::filter::filter_fn(|meta| {
+        *meta.level() <= tracing::Level::WARN
+            || !DOCUMENT_PARSERS.iter().any(|p| {
+                meta.target()
+                    .strip_prefix(p)
+                    .is_some_and(|rest| rest.is_empty() || rest.starts_with("::"))
+            })
+    });
+    let output = tracing_subscriber::fmt::layer().with_writer(std::io::stderr);
+    let output = match log.format {
+        herald::config::LogFormat::Json => output.json().boxed(),
+        herald::config::LogFormat::Text => output.boxed(),
+    };
+    tracing_subscriber::registry()
+        .with(parsers_quiet)
+        .with(filter)
+        .with(output)
+        .init();
 }
 
 #[tokio::main]

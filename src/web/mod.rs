@@ -7,6 +7,7 @@ mod error;
 mod guard;
 mod public;
 mod subscribe;
+mod trace;
 
 use std::sync::Arc;
 
@@ -101,6 +102,6 @@ pub fn router(app: Arc<App>) -> Router {
         .fallback(public::fallback)
         .layer(DefaultBodyLimit::max(MAX_BODY))
         .layer(CompressionLayer::new())
-        .layer(TraceLayer::new_for_http())
+        .layer(TraceLayer::new_for_http().make_span_with(trace::RequestSpan))
         .with_state(app)
 }

@@ -12,6 +12,7 @@ mod feed_check;
 mod feeds;
 mod import;
 mod instances;
+mod logs;
 mod observability;
 mod pages;
 mod sanitize;

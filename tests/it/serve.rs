@@ -71,4 +71,9 @@ impl ServeProcess {
     pub fn url(&self, path: &str) -> String {
         format!("{}{path}", self.address)
     }
+
+    /// Everything the process has written to standard error so far.
+    pub fn logs(&self) -> String {
+        String::from_utf8_lossy(&std::fs::read(&self.log).unwrap()).into_owned()
+    }
 }

@@ -33,9 +33,13 @@ fn median(samples: &mut [f64]) -> f64 {
 /// (acting on it, sending its mail), so each measurement starts from a quiet server.
 async fn quiet(db: &herald::store::Db) {
     let started = Instant::now();
-    while herald::store::requests::pending(db).await.unwrap() > 0 || herald::store::outbox::pending(db).await.unwrap() > 0
+    while herald::store::requests::pending(db).await.unwrap() > 0
+        || herald::store::outbox::pending(db).await.unwrap() > 0
     {
-        assert!(started.elapsed() < Duration::from_secs(30), "the server never went quiet");
+        assert!(
+            started.elapsed() < Duration::from_secs(30),
+            "the server never went quiet"
+        );
         tokio::time::sleep(Duration::from_millis(2)).await;
     }
 }
