@@ -138,7 +138,7 @@ async fn subscribe_bench() -> anyhow::Result<()> {
     }
     let took = start.elapsed().as_secs_f64();
     println!(
-        "{:<44} {:>9.0} req/s ({POSTS} new addresses, {CLIENTS} clients; each stores the subscriber, a token and its mail)",
+        "{:<44} {:>9.0} req/s ({POSTS} new addresses, {CLIENTS} clients; each stores the request, a worker the subscriber, token and mail)",
         "POST /subscribe",
         POSTS as f64 / took
     );
