@@ -2,10 +2,15 @@
 
 use std::net::{IpAddr, SocketAddr};
 use std::num::NonZeroU32;
+use std::sync::Arc;
 
-use axum::http::{HeaderMap, header};
+use axum::extract::{Request, State};
+use axum::http::{HeaderMap, StatusCode, header};
+use axum::middleware::Next;
+use axum::response::{IntoResponse, Response};
 use governor::{DefaultKeyedRateLimiter, Quota, RateLimiter};
 
+use crate::app::App;
 use crate::config::Settings;
 
 /// Per-client limits, kept in memory (per instance).
@@ -88,6 +93,27 @@ pub fn same_origin(settings: &Settings, headers: &HeaderMap) -> bool {
             origin == expected || Some(origin) == host_origin.as_deref()
         }
     }
+}
+
+/// The same-origin rule as a layer, for routes a browser reaches with the admin's session
+/// cookie: a state-changing request (anything but GET, HEAD, OPTIONS) must come from this
+/// site's own pages. A request with an `Authorization` header passes: it is authenticated by
+/// that header, not by a cookie, and a page on another site cannot add one without a CORS
+/// preflight, which Herald never grants.
+pub async fn require_same_origin(State(app): State<Arc<App>>, request: Request, next: Next) -> Response {
+    let safe = request.method().is_safe();
+    let bearer = request.headers().contains_key(header::AUTHORIZATION);
+    if safe || bearer || same_origin(&app.settings, request.headers()) {
+        return next.run(request).await;
+    }
+    tracing::warn!(method = %request.method(), "cross-site request refused");
+    (
+        StatusCode::FORBIDDEN,
+        axum::Json(serde_json::json!({
+            "error": "cross-site request refused: use this site's own pages, or an API token"
+        })),
+    )
+        .into_response()
 }
 
 #[cfg(test)]

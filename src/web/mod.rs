@@ -47,7 +47,11 @@ pub fn router(app: Arc<App>) -> Router {
         .route("/editions/{id}/retry", post(api::retry_edition))
         .route("/dashboard", get(api::dashboard))
         .route("/posts", get(api::posts))
-        .route_layer(axum::middleware::from_fn_with_state(app.clone(), api::require_token));
+        .route_layer(axum::middleware::from_fn_with_state(app.clone(), api::require_token))
+        .route_layer(axum::middleware::from_fn_with_state(
+            app.clone(),
+            guard::require_same_origin,
+        ));
     let console = Router::new()
         .route("/", get(admin::dashboard))
         .route("/posts", get(admin::posts))
@@ -65,9 +69,14 @@ pub fn router(app: Arc<App>) -> Router {
         .route("/editions/{id}/test", post(admin::test))
         .route("/editions/{id}/retry", post(admin::retry))
         .route_layer(axum::middleware::from_fn_with_state(app.clone(), admin::require_admin))
-        // Added after the layer: open to everyone.
-        .route("/login", get(admin::login_form).post(admin::login))
-        .route("/logout", post(admin::logout));
+        // Added after that layer: open to everyone, but still same-origin only.
+        .route("/logout", post(admin::logout))
+        .route_layer(axum::middleware::from_fn_with_state(
+            app.clone(),
+            guard::require_same_origin,
+        ))
+        // The login form checks the origin itself, to answer with the form and a reason.
+        .route("/login", get(admin::login_form).post(admin::login));
     Router::new()
         .nest("/admin/api", api)
         .nest("/admin", console)
