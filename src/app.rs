@@ -149,8 +149,8 @@ pub async fn serve(app: Arc<App>, listener: TcpListener, shutdown: CancellationT
     }
     let address = listener.local_addr()?;
     tracing::info!(%address, base_url = %app.settings.site.base_url, "serving");
-    let service = web::router(app.clone()).into_make_service_with_connect_info::<std::net::SocketAddr>();
-    let server = axum::serve(listener, service).with_graceful_shutdown(shutdown.clone().cancelled_owned());
+    let limits = web::server::ConnectionLimits::from_settings(&app.settings.server);
+    let server = web::server::run(listener, web::router(app.clone()), limits, shutdown.clone());
     let result = server.await.context("The web server stopped");
     shutdown.cancel();
     scheduler.stop().await;

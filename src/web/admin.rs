@@ -482,7 +482,12 @@ pub async fn preview(State(app): State<Arc<App>>, Path(id): Path<i64>) -> Result
     store::editions::find(&app.db, id).await?.ok_or(WebError::NotFound)?;
     let content = app.edition_content(id).await?;
     let html = content.web_html(&app)?.ok_or(WebError::NotFound)?;
-    Ok(([(header::CACHE_CONTROL, "no-store")], Html(html)).into_response())
+    let headers = [
+        (header::CACHE_CONTROL, "no-store"),
+        (header::CONTENT_SECURITY_POLICY, super::headers::EMAIL_PREVIEW_CSP),
+        (header::X_FRAME_OPTIONS, "SAMEORIGIN"),
+    ];
+    Ok((headers, Html(html)).into_response())
 }
 
 /// Sends the edition to one address as a test (also `POST /admin/api/editions/{id}/test`).

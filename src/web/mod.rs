@@ -5,7 +5,9 @@ mod api;
 mod cache;
 mod error;
 mod guard;
+pub mod headers;
 mod public;
+pub mod server;
 mod subscribe;
 
 use std::sync::Arc;
@@ -27,7 +29,7 @@ const MAX_BODY: usize = 64 * 1024;
 /// Largest CSV accepted by the import API (larger lists: `herald subscribers import`).
 const MAX_IMPORT: usize = 64 * 1024 * 1024;
 
-/// Every route, with compression, body limits and request tracing.
+/// Every route, with compression, body limits, request tracing and security headers.
 pub fn router(app: Arc<App>) -> Router {
     let api = Router::new()
         .route("/subscribers", get(api::list).post(api::create))
@@ -111,5 +113,9 @@ pub fn router(app: Arc<App>) -> Router {
         .layer(DefaultBodyLimit::max(MAX_BODY))
         .layer(CompressionLayer::new())
         .layer(TraceLayer::new_for_http())
+        .layer(axum::middleware::map_response_with_state(
+            headers::SecurityHeaders::new(app.site.inline_hashes()),
+            headers::add,
+        ))
         .with_state(app)
 }

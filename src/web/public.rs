@@ -177,7 +177,11 @@ pub async fn edition(State(app): State<Arc<App>>, Path(id): Path<String>) -> Res
     }
     let content = app.edition_content(id).await?;
     match content.web_html(&app)? {
-        Some(html) => Ok(Html(html).into_response()),
+        Some(html) => Ok((
+            [(header::CONTENT_SECURITY_POLICY, super::headers::EMAIL_VIEW_CSP)],
+            Html(html),
+        )
+            .into_response()),
         None => not_found(&app),
     }
 }

@@ -14,6 +14,7 @@ mod observability;
 mod pages;
 mod sanitize;
 mod schedule;
+mod server;
 mod smtp;
 mod sources;
 mod subscribers;
