@@ -38,6 +38,8 @@ pub struct App {
     pub metrics: crate::metrics::Metrics,
     /// Verified against when a login names no account, so both cost the same.
     pub dummy_hash: String,
+    /// Bounds on login work, and the device cookies that let a known admin past them.
+    pub logins: crate::admin::Logins,
     /// HTTP client for remote sources.
     pub http: reqwest::Client,
     editions: Mutex<HashMap<i64, Arc<EditionContent>>>,
@@ -60,6 +62,7 @@ impl App {
             Duration::from_secs(settings.mail.retry_base_seconds),
         );
         let limits = web::Limits::new(&settings);
+        let logins = crate::admin::Logins::new(&settings, &db).await?;
         let settings_rate = settings.mail.smtp.rate_per_second;
         Ok(Arc::new(Self {
             settings,
@@ -79,6 +82,7 @@ impl App {
             metrics: crate::metrics::Metrics::new(),
             http: content::remote::client()?,
             dummy_hash: tokio::task::spawn_blocking(|| crate::admin::hash_password("no such account")).await??,
+            logins,
             editions: Mutex::new(HashMap::new()),
         }))
     }

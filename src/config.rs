@@ -232,8 +232,11 @@ pub struct AdminSettings {
     pub api_token: secrecy::SecretString,
     /// How long an admin stays logged in.
     pub session_hours: u32,
-    /// Login attempts per minute, per client address and per account.
+    /// Login attempts per minute, per client address and per account (clients without a
+    /// device cookie), and per device cookie.
     pub login_attempts_per_minute: u32,
+    /// Password checks per minute for clients without a device cookie, all addresses together.
+    pub login_budget_per_minute: u32,
 }
 
 impl std::fmt::Debug for AdminSettings {
@@ -295,6 +298,7 @@ impl Default for AdminSettings {
             api_token: secrecy::SecretString::from(String::new()),
             session_hours: 12,
             login_attempts_per_minute: 5,
+            login_budget_per_minute: 60,
         }
     }
 }

@@ -21,6 +21,8 @@ use crate::import::{self, ImportOptions};
 use crate::store::{self, subscribers::ListFilter, subscribers::NewSubscriber};
 
 const COOKIE: &str = "herald_session";
+/// A known device (see [`admin::Logins`]); sent only to the login form.
+const DEVICE_COOKIE: &str = "herald_device";
 
 /// The admin a request is made by (set by [`require_admin`]).
 #[derive(Clone)]
@@ -28,13 +30,17 @@ pub struct Admin(pub String);
 
 /// The session token in the request's cookie, if any.
 pub fn session_cookie(headers: &HeaderMap) -> Option<String> {
+    cookie(headers, COOKIE)
+}
+
+fn cookie(headers: &HeaderMap, wanted: &str) -> Option<String> {
     headers
         .get_all(header::COOKIE)
         .iter()
         .filter_map(|v| v.to_str().ok())
         .flat_map(|v| v.split(';'))
         .filter_map(|pair| pair.trim().split_once('='))
-        .find(|(name, _)| *name == COOKIE)
+        .find(|(name, _)| *name == wanted)
         .map(|(_, value)| value.to_owned())
 }
 
@@ -101,8 +107,18 @@ pub async fn login(
             Some("Log in from this site's own login page."),
         );
     }
-    let client = guard::client_ip(&app.settings, peer, &headers);
-    if !app.limits.allow_login(client, &form.email) {
+    let device = cookie(&headers, DEVICE_COOKIE);
+    let known = device
+        .as_deref()
+        .and_then(|d| app.logins.device_trusted(d, &form.email));
+    let allowed = match known {
+        Some(nonce) => app.limits.allow_device_login(nonce),
+        None => {
+            let client = guard::client_ip(&app.settings, peer, &headers);
+            app.limits.allow_login(client, &form.email)
+        }
+    };
+    if !allowed {
         return login_page(
             &app,
             StatusCode::TOO_MANY_REQUESTS,
@@ -110,14 +126,29 @@ pub async fn login(
             Some("Too many attempts. Wait a minute."),
         );
     }
-    let Some(token) = admin::login(&app, &form.email, &form.password).await? else {
-        tracing::warn!("failed admin login");
-        return login_page(
-            &app,
-            StatusCode::UNAUTHORIZED,
-            &form.email,
-            Some("Wrong email or password."),
-        );
+    let (session, device) = match admin::login(&app, &form.email, &form.password, known.is_some()).await? {
+        admin::LoginOutcome::Success { session, device } => (session, device),
+        admin::LoginOutcome::Refused => {
+            tracing::warn!(known_device = known.is_some(), "failed admin login");
+            return login_page(
+                &app,
+                StatusCode::UNAUTHORIZED,
+                &form.email,
+                Some("Wrong email or password."),
+            );
+        }
+        admin::LoginOutcome::Busy { retry_after } => {
+            let mut response = login_page(
+                &app,
+                StatusCode::SERVICE_UNAVAILABLE,
+                &form.email,
+                Some("Too many people are logging in right now. Try again in a few seconds."),
+            )?;
+            response
+                .headers_mut()
+                .insert(header::RETRY_AFTER, HeaderValue::from(retry_after));
+            return Ok(response);
+        }
     };
     let secure = if app.settings.site.base_url.scheme() == "https" {
         "; Secure"
@@ -125,12 +156,18 @@ pub async fn login(
         ""
     };
     let max_age = i64::from(app.settings.admin.session_hours) * 3600;
-    let cookie = format!("{COOKIE}={token}; Path=/; HttpOnly; SameSite=Strict; Max-Age={max_age}{secure}");
+    let session = format!("{COOKIE}={session}; Path=/; HttpOnly; SameSite=Strict; Max-Age={max_age}{secure}");
+    // A year, renewed at each login; only the login form ever sees it.
+    let login_path = format!("{}admin/login", app.settings.site.base_url.path());
+    let device =
+        format!("{DEVICE_COOKIE}={device}; Path={login_path}; HttpOnly; SameSite=Strict; Max-Age=31536000{secure}");
     let mut response = Redirect::to(&app.settings.url_for("admin")).into_response();
-    response.headers_mut().insert(
-        header::SET_COOKIE,
-        HeaderValue::from_str(&cookie).map_err(|e| WebError::Internal(e.into()))?,
-    );
+    for cookie in [session, device] {
+        response.headers_mut().append(
+            header::SET_COOKIE,
+            HeaderValue::from_str(&cookie).map_err(|e| WebError::Internal(e.into()))?,
+        );
+    }
     Ok(response)
 }
 

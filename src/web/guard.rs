@@ -18,6 +18,7 @@ pub struct Limits {
     subscribe: DefaultKeyedRateLimiter<IpAddr>,
     login_by_client: DefaultKeyedRateLimiter<IpAddr>,
     login_by_account: DefaultKeyedRateLimiter<String>,
+    login_by_device: DefaultKeyedRateLimiter<String>,
 }
 
 impl Limits {
@@ -28,6 +29,7 @@ impl Limits {
             subscribe: RateLimiter::keyed(Quota::per_minute(per_minute)),
             login_by_client: RateLimiter::keyed(Quota::per_minute(logins)),
             login_by_account: RateLimiter::keyed(Quota::per_minute(logins)),
+            login_by_device: RateLimiter::keyed(Quota::per_minute(logins)),
         }
     }
 
@@ -41,9 +43,19 @@ impl Limits {
 }
 
 impl Limits {
+    /// Whether a login attempt from a known device (its device-cookie nonce) may be checked
+    /// now. Known devices are limited per cookie, not per address or account.
+    pub fn allow_device_login(&self, nonce: &str) -> bool {
+        if self.login_by_device.len() > 100_000 {
+            self.login_by_device.retain_recent();
+        }
+        self.login_by_device.check_key(&nonce.to_owned()).is_ok()
+    }
+
     /// Whether a login attempt from this client for this account may be checked now: both
     /// are limited, so neither guessing many passwords for one account nor one password
-    /// across many accounts gets far.
+    /// across many accounts gets far. Only clients without a device cookie count here, so
+    /// an attacker who exhausts an account's limit locks out only other unknown clients.
     pub fn allow_login(&self, client: IpAddr, account: &str) -> bool {
         if self.login_by_account.len() > 100_000 {
             self.login_by_account.retain_recent();

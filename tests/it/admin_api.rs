@@ -353,3 +353,64 @@ async fn cross_site_requests_riding_on_the_session_cookie_change_nothing() {
     assert_eq!(scripted.status(), 201);
     assert_eq!(count().await, 4);
 }
+
+#[tokio::test]
+async fn a_device_cookie_lets_its_own_account_past_an_attackers_lockout_and_nothing_else() {
+    let app = spawn_app_with("[admin]\nlogin_attempts_per_minute = 2\n").await;
+    for email in ["ops@example.org", "other@example.org"] {
+        herald::admin::create_user(&app.app.db, email, "the right passphrase")
+            .await
+            .unwrap();
+    }
+    let attempt = |email: &'static str, password: &'static str, cookie: Option<String>| {
+        let mut request = app
+            .client
+            .post(app.url("/admin/login"))
+            .form(&[("email", email), ("password", password)]);
+        if let Some(cookie) = cookie {
+            request = request.header("cookie", cookie);
+        }
+        request.send()
+    };
+    let first = attempt("ops@example.org", "the right passphrase", None).await.unwrap();
+    assert_eq!(first.status(), 303);
+    let device = first
+        .headers()
+        .get_all("set-cookie")
+        .iter()
+        .map(|v| v.to_str().unwrap())
+        .find(|v| v.starts_with("herald_device="))
+        .expect("a device cookie")
+        .to_owned();
+    assert!(
+        device.contains("HttpOnly") && device.contains("SameSite=Strict") && device.contains("Path=/admin/login"),
+        "{device}"
+    );
+    let device = device.split(';').next().unwrap().to_owned();
+
+    // An attacker uses up both accounts' limits.
+    for email in ["ops@example.org", "other@example.org"] {
+        for _ in 0..2 {
+            attempt(email, "wrong guess", None).await.unwrap();
+        }
+        let locked = attempt(email, "the right passphrase", None).await.unwrap();
+        assert_eq!(locked.status(), 429, "{email} is locked for unknown browsers");
+    }
+
+    let known = attempt("ops@example.org", "the right passphrase", Some(device.clone()))
+        .await
+        .unwrap();
+    assert_eq!(known.status(), 303, "the admin's own browser gets in");
+    let elsewhere = attempt("other@example.org", "the right passphrase", Some(device.clone()))
+        .await
+        .unwrap();
+    assert_eq!(elsewhere.status(), 429, "the cookie vouches for its own account only");
+    // One character of the signature changed.
+    let dot = device.find('.').unwrap();
+    let flipped = if &device[dot + 1..dot + 2] == "A" { "B" } else { "A" };
+    let altered = format!("{}{flipped}{}", &device[..=dot], &device[dot + 2..]);
+    let forged = attempt("ops@example.org", "the right passphrase", Some(altered))
+        .await
+        .unwrap();
+    assert_eq!(forged.status(), 429, "an altered cookie vouches for nobody");
+}

@@ -10,6 +10,7 @@ mod digests;
 mod feeds;
 mod import;
 mod instances;
+mod login_flood;
 mod observability;
 mod pages;
 mod sanitize;

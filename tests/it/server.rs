@@ -15,10 +15,35 @@ use crate::common::{TestApp, post, spawn_app_with};
 pub(crate) struct Served {
     child: Child,
     pub address: SocketAddr,
+    pub config: std::path::PathBuf,
     _dir: tempfile::TempDir,
 }
 
 impl Served {
+    pub fn pid(&self) -> u32 {
+        self.child.id()
+    }
+
+    /// Runs `herald --config <this server's config> ARGS` with `stdin`, to completion.
+    pub async fn cli(&self, args: &[&str], stdin: &str) -> std::process::Output {
+        use std::io::Write;
+        let mut child = Command::new(env!("CARGO_BIN_EXE_herald"))
+            .env_remove("HERALD_CONFIG")
+            .env("HERALD_LOG", "warn")
+            .arg("--config")
+            .arg(&self.config)
+            .args(args)
+            .stdin(Stdio::piped())
+            .stdout(Stdio::piped())
+            .stderr(Stdio::piped())
+            .spawn()
+            .unwrap();
+        child.stdin.take().unwrap().write_all(stdin.as_bytes()).unwrap();
+        tokio::task::spawn_blocking(move || child.wait_with_output().unwrap())
+            .await
+            .unwrap()
+    }
+
     pub fn url(&self, path: &str) -> String {
         format!("http://{}{path}", self.address)
     }
@@ -86,6 +111,7 @@ pub(crate) async fn serve_binary(server: &str, extra: &str, open_files: Option<u
     Served {
         child,
         address,
+        config,
         _dir: dir,
     }
 }
