@@ -40,6 +40,8 @@ pub struct App {
     pub dummy_hash: String,
     /// Bounds on login work, and the device cookies that let a known admin past them.
     pub logins: crate::admin::Logins,
+    /// Whether the database can still store things (`/readyz`).
+    pub readiness: crate::store::health::Readiness,
     /// HTTP client for remote sources.
     pub http: reqwest::Client,
     editions: Mutex<HashMap<i64, Arc<EditionContent>>>,
@@ -49,6 +51,7 @@ impl App {
     /// Connects, migrates and loads the templates.
     pub async fn start(settings: Settings) -> anyhow::Result<Arc<Self>> {
         let db = Db::connect(&settings).await?;
+        let readiness = crate::store::health::Readiness::new(&db);
         db.migrate().await?;
         let templates = Arc::new(Templates::load(settings.templates_dir().as_deref())?);
         let site = Site::new(settings.clone(), templates, &db).await?;
@@ -83,6 +86,7 @@ impl App {
             http: content::remote::client()?,
             dummy_hash: tokio::task::spawn_blocking(|| crate::admin::hash_password("no such account")).await??,
             logins,
+            readiness,
             editions: Mutex::new(HashMap::new()),
         }))
     }

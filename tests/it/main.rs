@@ -13,6 +13,7 @@ mod instances;
 mod login_flood;
 mod observability;
 mod pages;
+mod readiness;
 mod sanitize;
 mod schedule;
 mod server;
