@@ -1,12 +1,19 @@
-//! Who may run Herald: admin accounts (argon2id passwords), browser sessions, API tokens.
+//! Who may run Herald: admin accounts (argon2id passwords), browser sessions, API tokens,
+//! and the bounds on login work (device cookies, a gate on password checks).
+
+use std::num::NonZeroU32;
 
 use anyhow::{Context, bail};
-use argon2::Argon2;
 use argon2::password_hash::phc::PasswordHash;
 use argon2::password_hash::{PasswordHasher, PasswordVerifier};
+use argon2::{Algorithm, Argon2, Block, Params, Version};
+use base64::Engine;
+use base64::engine::general_purpose::URL_SAFE_NO_PAD;
 use chrono::{Duration, Utc};
+use governor::{DefaultDirectRateLimiter, Quota, RateLimiter};
 use secrecy::ExposeSecret;
 use sha2::{Digest, Sha256};
+use tokio::sync::Semaphore;
 
 use crate::app::App;
 use crate::domain::EmailAddress;
@@ -28,6 +35,34 @@ pub fn verify_password(hash: &str, password: &str) -> bool {
     PasswordHash::new(hash).is_ok_and(|parsed| Argon2::default().verify_password(password.as_bytes(), &parsed).is_ok())
 }
 
+/// [`verify_password`] in `memory` (grown to what the hash's parameters need), so that the
+/// ~19 MiB an argon2 check fills is allocated once per concurrent check, not once per login:
+/// freed and allocated again, it stays with whichever thread's allocator arena it came from,
+/// and a few of those add up.
+fn verify_password_in(hash: &str, password: &str, memory: &mut Vec<Block>) -> bool {
+    let Ok(parsed) = PasswordHash::new(hash) else {
+        return false;
+    };
+    let (Some(salt), Some(expected)) = (&parsed.salt, &parsed.hash) else {
+        return false;
+    };
+    let (Ok(algorithm), Ok(params)) = (Algorithm::try_from(&*parsed.algorithm), Params::try_from(&parsed)) else {
+        return false;
+    };
+    let Ok(version) = parsed.version.map_or(Ok(Version::default()), Version::try_from) else {
+        return false;
+    };
+    let needed = params.block_count();
+    if memory.len() < needed {
+        memory.resize(needed, Block::default());
+    }
+    let mut out = vec![0u8; expected.len()];
+    Argon2::new(algorithm, version, params)
+        .hash_password_into_with_memory(password.as_bytes(), salt, &mut out, &mut memory[..needed])
+        .is_ok()
+        && constant_time_eq::constant_time_eq(&out, expected.as_bytes())
+}
+
 fn account(email: &str) -> String {
     email.trim().to_lowercase()
 }
@@ -44,25 +79,198 @@ pub async fn create_user(db: &Db, email: &str, password: &str) -> anyhow::Result
     store::admin::upsert_user(db, &account(email.as_str()), &hash, Utc::now()).await
 }
 
-/// Checks credentials; on success starts a session and returns its token (for the cookie).
-/// An unknown account costs the same work as a wrong password, so timing tells nothing.
-pub async fn login(app: &App, email: &str, password: &str) -> anyhow::Result<Option<String>> {
-    let user = store::admin::find_user(&app.db, &account(email)).await?;
+/// How a login attempt ended.
+#[derive(Debug)]
+pub enum LoginOutcome {
+    /// A session started: its token (for the session cookie) and a fresh device cookie value.
+    Success { session: String, device: String },
+    /// Wrong email or password.
+    Refused,
+    /// Too much login work in progress or in the last minute; try again after this many seconds.
+    Busy { retry_after: u64 },
+}
+
+/// Checks credentials; on success starts a session. `trusted` says the client showed a valid
+/// device cookie for this account ([`Logins::device_trusted`]): its check skips the budget
+/// and the queue that other clients share. An unknown account costs the same work as a
+/// wrong password, so timing tells nothing.
+pub async fn login(app: &App, email: &str, password: &str, trusted: bool) -> anyhow::Result<LoginOutcome> {
+    let permit = match app.logins.admit(trusted).await {
+        Ok(permit) => permit,
+        Err(retry_after) => {
+            tracing::warn!(retry_after, "login refused: too much login work");
+            return Ok(LoginOutcome::Busy { retry_after });
+        }
+    };
+    let account = account(email);
+    let user = store::admin::find_user(&app.db, &account).await?;
     let hash = match &user {
         Some(u) => u.password_hash.clone(),
         None => app.dummy_hash.clone(),
     };
     let password = password.to_owned();
-    let ok = tokio::task::spawn_blocking(move || verify_password(&hash, &password)).await?;
+    let mut memory = app.logins.take_memory();
+    let (ok, memory) = tokio::task::spawn_blocking(move || {
+        let ok = verify_password_in(&hash, &password, &mut memory);
+        (ok, memory)
+    })
+    .await?;
+    app.logins.give_back(memory);
+    drop(permit);
     let Some(user) = user.filter(|_| ok) else {
-        return Ok(None);
+        return Ok(LoginOutcome::Refused);
     };
     let token = new_token();
     let now = Utc::now();
     let expires = now + Duration::hours(i64::from(app.settings.admin.session_hours));
     store::admin::create_session(&app.db, &token_hash(&token), user.id, now, expires).await?;
     tracing::info!(admin = user.id, "admin logged in");
-    Ok(Some(token))
+    Ok(LoginOutcome::Success {
+        session: token,
+        device: app.logins.device_cookie(&account),
+    })
+}
+
+/// How long a login waits for a password check to be free before it is told to come back.
+const LOGIN_WAIT: std::time::Duration = std::time::Duration::from_secs(5);
+
+/// Bounds on login work. An argon2 check takes about 19 MiB and tens of milliseconds of a
+/// core, so unbounded logins from many addresses exhaust memory (measured: 120 at once took
+/// the server from 45 MB to 3 GB). At most two checks run at a time (one on a single core),
+/// each in working memory kept for the next; clients without a device cookie share one of
+/// them, a budget per minute across all addresses, and a wait of at most [`LOGIN_WAIT`], and
+/// are answered 503 + Retry-After beyond that.
+///
+/// Device cookies (OWASP's "Slow Down Online Guessing Attacks with Device Cookies"): a
+/// successful login gets a cookie naming the account, signed with a key kept in the database.
+/// A client that shows a valid one for the account it logs in to is a known device: the
+/// per-address and per-account limits and the shared budget and queue do not apply to it
+/// (its own attempts are limited per cookie instead), so an attacker's failures, however
+/// many and from wherever, do not lock the real admin out.
+pub struct Logins {
+    checks: Semaphore,
+    /// Argon2 working memory, one per check that has run at once.
+    memory: std::sync::Mutex<Vec<Vec<Block>>>,
+    untrusted: Semaphore,
+    budget: DefaultDirectRateLimiter,
+    device_key: [u8; 32],
+}
+
+impl Logins {
+    /// Builds the gate; the device-cookie key is read from the database (made on first use).
+    pub async fn new(settings: &crate::config::Settings, db: &Db) -> anyhow::Result<Self> {
+        // Two at most whatever the cores: two checks bound the memory to ~40 MiB and
+        // still verify dozens of logins a second, far more than admins ever need.
+        let checks = std::thread::available_parallelism().map_or(1, |n| n.get()).min(2);
+        let per_minute = NonZeroU32::new(settings.admin.login_budget_per_minute).unwrap_or(NonZeroU32::MIN);
+        let burst = NonZeroU32::new(per_minute.get() / 10).unwrap_or(NonZeroU32::MIN);
+        Ok(Self {
+            checks: Semaphore::new(checks),
+            memory: std::sync::Mutex::new(Vec::new()),
+            untrusted: Semaphore::new(1),
+            budget: RateLimiter::direct(Quota::per_minute(per_minute).allow_burst(burst)),
+            device_key: device_key(db).await?,
+        })
+    }
+
+    /// Waits for a password check to be free; `Err(seconds)` to come back after instead.
+    async fn admit(&self, trusted: bool) -> Result<Vec<tokio::sync::SemaphorePermit<'_>>, u64> {
+        let mut permits = Vec::with_capacity(2);
+        if !trusted {
+            if let Err(not_until) = self.budget.check() {
+                let wait =
+                    not_until.wait_time_from(governor::clock::Clock::now(&governor::clock::DefaultClock::default()));
+                return Err(wait.as_secs() + 1);
+            }
+            // Queued here, not on `checks`: a known device then waits for at most the checks
+            // already running, never behind a crowd.
+            match tokio::time::timeout(LOGIN_WAIT, self.untrusted.acquire()).await {
+                Ok(Ok(p)) => permits.push(p),
+                _ => return Err(LOGIN_WAIT.as_secs()),
+            }
+        }
+        match tokio::time::timeout(LOGIN_WAIT, self.checks.acquire()).await {
+            Ok(Ok(p)) => permits.push(p),
+            _ => return Err(LOGIN_WAIT.as_secs()),
+        }
+        Ok(permits)
+    }
+
+    fn take_memory(&self) -> Vec<Block> {
+        self.memory.lock().ok().and_then(|mut m| m.pop()).unwrap_or_default()
+    }
+
+    fn give_back(&self, memory: Vec<Block>) {
+        if let Ok(mut m) = self.memory.lock() {
+            m.push(memory);
+        }
+    }
+
+    /// The device cookie's value for an account: `nonce.signature`.
+    pub fn device_cookie(&self, account: &str) -> String {
+        let nonce = URL_SAFE_NO_PAD.encode(rand::random::<[u8; 16]>());
+        let mac = URL_SAFE_NO_PAD.encode(self.sign(account, &nonce));
+        format!("{nonce}.{mac}")
+    }
+
+    /// If `cookie` is a device cookie this server issued for `email`'s account, its nonce
+    /// (the key for the per-device limit).
+    pub fn device_trusted<'c>(&self, cookie: &'c str, email: &str) -> Option<&'c str> {
+        let (nonce, mac) = cookie.split_once('.')?;
+        let mac = URL_SAFE_NO_PAD.decode(mac).ok()?;
+        constant_time_eq::constant_time_eq(&mac, &self.sign(&account(email), nonce)).then_some(nonce)
+    }
+
+    fn sign(&self, account: &str, nonce: &str) -> [u8; 32] {
+        let message = format!("herald-device\0{account}\0{nonce}");
+        hmac_sha256(&self.device_key, message.as_bytes())
+    }
+}
+
+/// The key that signs device cookies, shared by every instance on the database.
+async fn device_key(db: &Db) -> anyhow::Result<[u8; 32]> {
+    const KEY: &str = "admin_device_key";
+    let stored = match store::meta_get(db, KEY).await? {
+        Some(key) => Some(key),
+        None => {
+            let fresh = hex::encode(rand::random::<[u8; 32]>());
+            match store::meta_set_once(db, KEY, &fresh).await {
+                Ok(_) => store::meta_get(db, KEY).await?,
+                Err(e) => {
+                    // A database that cannot be written (read-only) still serves pages;
+                    // device cookies then last as long as this process.
+                    tracing::warn!(
+                        error = format!("{e:#}"),
+                        "cannot store the device-cookie key; using one for this process only"
+                    );
+                    Some(fresh)
+                }
+            }
+        }
+    };
+    let bytes = stored
+        .as_deref()
+        .and_then(|h| hex::decode(h).ok())
+        .and_then(|b| <[u8; 32]>::try_from(b).ok())
+        .context("The stored device-cookie key (site_meta admin_device_key) is not 32 bytes of hex")?;
+    Ok(bytes)
+}
+
+/// HMAC-SHA-256 (RFC 2104).
+fn hmac_sha256(key: &[u8], message: &[u8]) -> [u8; 32] {
+    let mut block = [0u8; 64];
+    if key.len() > block.len() {
+        block[..32].copy_from_slice(&Sha256::digest(key));
+    } else {
+        block[..key.len()].copy_from_slice(key);
+    }
+    let mut inner = Sha256::new();
+    inner.update(block.map(|b| b ^ 0x36));
+    inner.update(message);
+    let mut outer = Sha256::new();
+    outer.update(block.map(|b| b ^ 0x5c));
+    outer.update(inner.finalize());
+    outer.finalize().into()
 }
 
 /// The admin a session token belongs to, while it lasts.
@@ -118,5 +326,19 @@ mod tests {
         assert!(!verify_password(&hash, "correct horse batterY"));
         assert!(!verify_password("not a hash", "anything"));
         assert_ne!(hash, hash_password("correct horse battery").unwrap(), "salted");
+        let mut memory = Vec::new();
+        assert!(verify_password_in(&hash, "correct horse battery", &mut memory));
+        assert!(!verify_password_in(&hash, "correct horse batterY", &mut memory));
+        assert!(!verify_password_in("not a hash", "anything", &mut memory));
+        assert_eq!(memory.len(), 19 * 1024, "reused: 19 MiB of 1 KiB blocks");
+    }
+
+    #[test]
+    fn hmac_sha256_matches_rfc_4231() {
+        let mac = hmac_sha256(b"Jefe", b"what do ya want for nothing?");
+        assert_eq!(
+            hex::encode(mac),
+            "5bdcc146bf60754e6a042426089575c75a003f089d2739839dec58b964ec3843"
+        );
     }
 }

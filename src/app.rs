@@ -40,6 +40,10 @@ pub struct App {
     pub metrics: crate::metrics::Metrics,
     /// Verified against when a login names no account, so both cost the same.
     pub dummy_hash: String,
+    /// Bounds on login work, and the device cookies that let a known admin past them.
+    pub logins: crate::admin::Logins,
+    /// Whether the database can still store things (`/readyz`).
+    pub readiness: crate::store::health::Readiness,
     /// HTTP client for remote sources.
     pub http: reqwest::Client,
     editions: Mutex<HashMap<i64, Arc<EditionContent>>>,
@@ -49,6 +53,7 @@ impl App {
     /// Connects, migrates and loads the templates.
     pub async fn start(settings: Settings) -> anyhow::Result<Arc<Self>> {
         let db = Db::connect(&settings).await?;
+        let readiness = crate::store::health::Readiness::new(&db);
         db.migrate().await?;
         let templates = Arc::new(Templates::load(settings.templates_dir().as_deref())?);
         let site = Site::new(settings.clone(), templates, &db).await?;
@@ -62,6 +67,7 @@ impl App {
             Duration::from_secs(settings.mail.retry_base_seconds),
         );
         let limits = web::Limits::new(&settings);
+        let logins = crate::admin::Logins::new(&settings, &db).await?;
         let settings_rate = settings.mail.smtp.rate_per_second;
         Ok(Arc::new(Self {
             settings,
@@ -82,6 +88,8 @@ impl App {
             metrics: crate::metrics::Metrics::new(),
             http: content::remote::client()?,
             dummy_hash: tokio::task::spawn_blocking(|| crate::admin::hash_password("no such account")).await??,
+            logins,
+            readiness,
             editions: Mutex::new(HashMap::new()),
         }))
     }
@@ -153,8 +161,8 @@ pub async fn serve(app: Arc<App>, listener: TcpListener, shutdown: CancellationT
     }
     let address = listener.local_addr()?;
     tracing::info!(%address, base_url = %app.settings.site.base_url, "serving");
-    let service = web::router(app.clone()).into_make_service_with_connect_info::<std::net::SocketAddr>();
-    let server = axum::serve(listener, service).with_graceful_shutdown(shutdown.clone().cancelled_owned());
+    let limits = web::server::ConnectionLimits::from_settings(&app.settings.server);
+    let server = web::server::run(listener, web::router(app.clone()), limits, shutdown.clone());
     let result = server.await.context("The web server stopped");
     shutdown.cancel();
     scheduler.stop().await;

@@ -53,6 +53,16 @@ pub struct ServerSettings {
     /// Take the client's address from the last `X-Forwarded-For` entry (only behind a
     /// reverse proxy that sets it; otherwise clients could pick their own address).
     pub trust_forwarded_for: bool,
+    /// Seconds a client has to send a request's headers, counted from when it connects or
+    /// its previous response ends (slow-header clients are cut off).
+    pub header_timeout_seconds: u64,
+    /// Seconds a client has to send a request's body, counted from the end of its headers.
+    pub body_timeout_seconds: u64,
+    /// Seconds a kept-alive connection may sit idle before it is closed.
+    pub keep_alive_seconds: u64,
+    /// Connections open at once. At the cap the longest-idle connection is closed to make
+    /// room; if none is idle, new connections wait.
+    pub max_connections: u32,
 }
 
 /// How mail leaves Herald.
@@ -222,8 +232,11 @@ pub struct AdminSettings {
     pub api_token: secrecy::SecretString,
     /// How long an admin stays logged in.
     pub session_hours: u32,
-    /// Login attempts per minute, per client address and per account.
+    /// Login attempts per minute, per client address and per account (clients without a
+    /// device cookie), and per device cookie.
     pub login_attempts_per_minute: u32,
+    /// Password checks per minute for clients without a device cookie, all addresses together.
+    pub login_budget_per_minute: u32,
 }
 
 impl std::fmt::Debug for AdminSettings {
@@ -285,6 +298,7 @@ impl Default for AdminSettings {
             api_token: secrecy::SecretString::from(String::new()),
             session_hours: 12,
             login_attempts_per_minute: 5,
+            login_budget_per_minute: 60,
         }
     }
 }
@@ -366,6 +380,10 @@ impl Default for ServerSettings {
         Self {
             listen: SocketAddr::from(([127, 0, 0, 1], 8080)),
             trust_forwarded_for: false,
+            header_timeout_seconds: 10,
+            body_timeout_seconds: 60,
+            keep_alive_seconds: 5,
+            max_connections: 512,
         }
     }
 }
@@ -465,6 +483,26 @@ impl Settings {
             || self.database.url.starts_with("postgresql://"))
         {
             bail!("database.url must start with sqlite: or postgres://");
+        }
+        let server = &self.server;
+        for (key, value) in [
+            ("server.header_timeout_seconds", server.header_timeout_seconds),
+            ("server.body_timeout_seconds", server.body_timeout_seconds),
+            ("server.keep_alive_seconds", server.keep_alive_seconds),
+            ("server.max_connections", u64::from(server.max_connections)),
+        ] {
+            if value == 0 {
+                bail!("{key} must be at least 1");
+            }
+        }
+        // A connection waiting for its next request is also waiting for that request's
+        // headers, so the header clock runs during keep-alive too.
+        if server.keep_alive_seconds > server.header_timeout_seconds {
+            bail!(
+                "server.keep_alive_seconds ({}) cannot be longer than server.header_timeout_seconds ({})",
+                server.keep_alive_seconds,
+                server.header_timeout_seconds
+            );
         }
         if self.database.max_connections == 0 {
             bail!("database.max_connections must be at least 1");

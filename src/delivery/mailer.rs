@@ -108,14 +108,18 @@ impl Mailer for FileMailer {
     ) -> Pin<Box<dyn Future<Output = Result<(), SendError>> + Send + 'a>> {
         Box::pin(async move {
             let path = self.dir.join(Self::file_name(message));
+            // Written under a temporary name and renamed, so a reader of the folder never
+            // sees half a message; on any failure (a full disk) the half is removed.
             let partial = path.with_extension("eml.partial");
             let write = async {
                 tokio::fs::write(&partial, message).await?;
                 tokio::fs::rename(&partial, &path).await
             };
-            write
-                .await
-                .map_err(|e| SendError::Transient(format!("cannot write {}: {e}", path.display())))
+            if let Err(e) = write.await {
+                let _ = tokio::fs::remove_file(&partial).await;
+                return Err(SendError::Transient(format!("cannot write {}: {e}", path.display())));
+            }
+            Ok(())
         })
     }
 }

@@ -9,7 +9,7 @@ use anyhow::Context;
 use chrono::{DateTime, Utc};
 use serde::Serialize;
 
-pub use templates::Templates;
+pub use templates::{InlineHashes, Templates};
 
 use crate::config::Settings;
 use crate::domain::{Post, Slug, Tag};
@@ -129,6 +129,11 @@ impl Site {
 
     pub fn settings(&self) -> &Settings {
         &self.settings
+    }
+
+    /// Hashes of the pages' inline styles and scripts, for the Content-Security-Policy.
+    pub fn inline_hashes(&self) -> &InlineHashes {
+        self.templates.inline_hashes()
     }
 
     fn base(&self) -> &str {

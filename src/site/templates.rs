@@ -1,7 +1,10 @@
 use std::path::Path;
 
 use anyhow::Context;
+use base64::Engine;
+use base64::engine::general_purpose::STANDARD;
 use include_dir::{Dir, include_dir};
+use sha2::{Digest, Sha256};
 
 static BUILT_IN: Dir<'static> = include_dir!("$CARGO_MANIFEST_DIR/templates");
 
@@ -9,6 +12,67 @@ static BUILT_IN: Dir<'static> = include_dir!("$CARGO_MANIFEST_DIR/templates");
 /// file of the same name under `templates_dir` if one is configured.
 pub struct Templates {
     tera: tera::Tera,
+    inline: InlineHashes,
+}
+
+/// CSP source expressions (`'sha256-…'`) for the inline `<style>` and `<script>` blocks of
+/// the web page templates: the Content-Security-Policy allows these and nothing else inline.
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
+pub struct InlineHashes {
+    pub styles: Vec<String>,
+    pub scripts: Vec<String>,
+}
+
+impl InlineHashes {
+    /// Hashes every inline block of the `web/` templates. A block with template tags in it
+    /// differs from page to page, so no hash can allow it: it is left out, and named in a
+    /// warning, since browsers will refuse to apply it.
+    fn of(sources: &[(String, String)]) -> Self {
+        let mut hashes = Self::default();
+        for (name, text) in sources.iter().filter(|(name, _)| name.starts_with("web/")) {
+            for (tag, out) in [("style", &mut hashes.styles), ("script", &mut hashes.scripts)] {
+                for block in inline_blocks(text, tag) {
+                    if block.contains("{{") || block.contains("{%") {
+                        tracing::warn!(
+                            template = %name,
+                            "an inline <{tag}> holds template tags, so the Content-Security-Policy cannot allow it by hash; browsers will ignore it (put the values in data- attributes)"
+                        );
+                        continue;
+                    }
+                    let hash = format!("'sha256-{}'", STANDARD.encode(Sha256::digest(block.as_bytes())));
+                    if !out.contains(&hash) {
+                        out.push(hash);
+                    }
+                }
+            }
+        }
+        hashes
+    }
+}
+
+/// The text inside each `<tag ...>...</tag>` in `html` (ASCII case-insensitive).
+fn inline_blocks<'a>(html: &'a str, tag: &str) -> Vec<&'a str> {
+    let lower = html.to_ascii_lowercase();
+    let (open, close) = (format!("<{tag}"), format!("</{tag}"));
+    let mut blocks = Vec::new();
+    let mut at = 0;
+    while let Some(found) = lower[at..].find(&open) {
+        let start = at + found;
+        let after_name = start + open.len();
+        // `<scripts>` or `<styled-thing>` are other elements.
+        if !lower[after_name..].starts_with(|c: char| c == '>' || c.is_ascii_whitespace()) {
+            at = after_name;
+            continue;
+        }
+        let Some(gt) = lower[after_name..].find('>') else { break };
+        let body_start = after_name + gt + 1;
+        let Some(end) = lower[body_start..].find(&close) else {
+            break;
+        };
+        blocks.push(&html[body_start..body_start + end]);
+        at = body_start + end + close.len();
+    }
+    blocks
 }
 
 fn collect(dir: &'static Dir<'static>, out: &mut Vec<(String, String)>) -> anyhow::Result<()> {
@@ -39,12 +103,18 @@ impl Templates {
                 }
             }
         }
+        let inline = InlineHashes::of(&sources);
         let mut tera = tera::Tera::default();
         tera.set_escape_fn(escape_html);
         tera.add_raw_templates(sources)
             .map_err(|e| anyhow::anyhow!(describe(&e)))
             .context("Failed to compile the templates")?;
-        Ok(Self { tera })
+        Ok(Self { tera, inline })
+    }
+
+    /// Hashes of the pages' inline styles and scripts, for the Content-Security-Policy.
+    pub fn inline_hashes(&self) -> &InlineHashes {
+        &self.inline
     }
 
     /// Renders a template; errors carry the template's name and the tera chain.
@@ -151,6 +221,26 @@ mod tests {
         assert!(render("web/message.html", message).contains("<h1>Done</h1>"));
         assert!(render("web/subscribe.html", base.clone()).contains("name=\"email\""));
         assert!(render("web/404.html", base).contains("Page not found"));
+    }
+
+    #[test]
+    fn inline_styles_and_scripts_are_found_and_hashed_unless_they_hold_template_tags() {
+        let html = "<STYLE media=\"x\">a{}</style><scripts></scripts><script>go()</script><script>{{ x }}</script>";
+        assert_eq!(inline_blocks(html, "style"), ["a{}"]);
+        assert_eq!(inline_blocks(html, "script"), ["go()", "{{ x }}"]);
+        let hashes = InlineHashes::of(&[
+            ("web/a.html".into(), html.into()),
+            ("email/b.html".into(), "<style>b{}</style>".into()),
+        ]);
+        // printf 'go()' | openssl dgst -sha256 -binary | base64
+        assert_eq!(
+            hashes.scripts,
+            ["'sha256-5KYv+PUboo5h+0+YAtGRPbwv5d/QxzHslP4YGnUaxRw='"]
+        );
+        assert_eq!(hashes.styles.len(), 1, "email templates are not pages");
+        let built_in = Templates::load(None).unwrap();
+        assert_eq!(built_in.inline_hashes().scripts.len(), 1, "the edition page's script");
+        assert_eq!(built_in.inline_hashes().styles.len(), 3, "site, console, login");
     }
 
     #[test]

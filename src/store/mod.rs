@@ -8,6 +8,7 @@
 pub mod admin;
 pub mod deliveries;
 pub mod editions;
+pub mod health;
 pub mod outbox;
 pub mod posts;
 pub mod requests;
@@ -138,14 +139,23 @@ impl Db {
 #[tracing::instrument(skip_all)]
 pub async fn site_uuid(db: &Db) -> anyhow::Result<uuid::Uuid> {
     let fresh = uuid::Uuid::new_v4().to_string();
+    // Read first: a read-only database that has one still serves its pages.
     let value: String = with_pool!(db, pool => {
-        sqlx::query("insert into site_meta (key, value) values ('site_uuid', $1) on conflict (key) do nothing")
-            .bind(&fresh)
-            .execute(pool)
+        let stored: Option<String> = sqlx::query_scalar("select value from site_meta where key = 'site_uuid'")
+            .fetch_optional(pool)
             .await?;
-        sqlx::query_scalar("select value from site_meta where key = 'site_uuid'")
-            .fetch_one(pool)
-            .await
+        match stored {
+            Some(value) => Ok(value),
+            None => {
+                sqlx::query("insert into site_meta (key, value) values ('site_uuid', $1) on conflict (key) do nothing")
+                    .bind(&fresh)
+                    .execute(pool)
+                    .await?;
+                sqlx::query_scalar("select value from site_meta where key = 'site_uuid'")
+                    .fetch_one(pool)
+                    .await
+            }
+        }
     })
     .context("Failed to read the site identifier")?;
     uuid::Uuid::parse_str(&value).context("The stored site identifier is not a UUID")

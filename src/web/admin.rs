@@ -21,6 +21,8 @@ use crate::import::{self, ImportOptions};
 use crate::store::{self, subscribers::ListFilter, subscribers::NewSubscriber};
 
 const COOKIE: &str = "herald_session";
+/// A known device (see [`admin::Logins`]); sent only to the login form.
+const DEVICE_COOKIE: &str = "herald_device";
 
 /// The admin a request is made by (set by [`require_admin`]).
 #[derive(Clone)]
@@ -28,13 +30,17 @@ pub struct Admin(pub String);
 
 /// The session token in the request's cookie, if any.
 pub fn session_cookie(headers: &HeaderMap) -> Option<String> {
+    cookie(headers, COOKIE)
+}
+
+fn cookie(headers: &HeaderMap, wanted: &str) -> Option<String> {
     headers
         .get_all(header::COOKIE)
         .iter()
         .filter_map(|v| v.to_str().ok())
         .flat_map(|v| v.split(';'))
         .filter_map(|pair| pair.trim().split_once('='))
-        .find(|(name, _)| *name == COOKIE)
+        .find(|(name, _)| *name == wanted)
         .map(|(_, value)| value.to_owned())
 }
 
@@ -101,8 +107,18 @@ pub async fn login(
             Some("Log in from this site's own login page."),
         );
     }
-    let client = guard::client_ip(&app.settings, peer, &headers);
-    if !app.limits.allow_login(client, &form.email) {
+    let device = cookie(&headers, DEVICE_COOKIE);
+    let known = device
+        .as_deref()
+        .and_then(|d| app.logins.device_trusted(d, &form.email));
+    let allowed = match known {
+        Some(nonce) => app.limits.allow_device_login(nonce),
+        None => {
+            let client = guard::client_ip(&app.settings, peer, &headers);
+            app.limits.allow_login(client, &form.email)
+        }
+    };
+    if !allowed {
         return login_page(
             &app,
             StatusCode::TOO_MANY_REQUESTS,
@@ -110,14 +126,29 @@ pub async fn login(
             Some("Too many attempts. Wait a minute."),
         );
     }
-    let Some(token) = admin::login(&app, &form.email, &form.password).await? else {
-        tracing::warn!("failed admin login");
-        return login_page(
-            &app,
-            StatusCode::UNAUTHORIZED,
-            &form.email,
-            Some("Wrong email or password."),
-        );
+    let (session, device) = match admin::login(&app, &form.email, &form.password, known.is_some()).await? {
+        admin::LoginOutcome::Success { session, device } => (session, device),
+        admin::LoginOutcome::Refused => {
+            tracing::warn!(known_device = known.is_some(), "failed admin login");
+            return login_page(
+                &app,
+                StatusCode::UNAUTHORIZED,
+                &form.email,
+                Some("Wrong email or password."),
+            );
+        }
+        admin::LoginOutcome::Busy { retry_after } => {
+            let mut response = login_page(
+                &app,
+                StatusCode::SERVICE_UNAVAILABLE,
+                &form.email,
+                Some("Too many people are logging in right now. Try again in a few seconds."),
+            )?;
+            response
+                .headers_mut()
+                .insert(header::RETRY_AFTER, HeaderValue::from(retry_after));
+            return Ok(response);
+        }
     };
     let secure = if app.settings.site.base_url.scheme() == "https" {
         "; Secure"
@@ -125,12 +156,18 @@ pub async fn login(
         ""
     };
     let max_age = i64::from(app.settings.admin.session_hours) * 3600;
-    let cookie = format!("{COOKIE}={token}; Path=/; HttpOnly; SameSite=Strict; Max-Age={max_age}{secure}");
+    let session = format!("{COOKIE}={session}; Path=/; HttpOnly; SameSite=Strict; Max-Age={max_age}{secure}");
+    // A year, renewed at each login; only the login form ever sees it.
+    let login_path = format!("{}admin/login", app.settings.site.base_url.path());
+    let device =
+        format!("{DEVICE_COOKIE}={device}; Path={login_path}; HttpOnly; SameSite=Strict; Max-Age=31536000{secure}");
     let mut response = Redirect::to(&app.settings.url_for("admin")).into_response();
-    response.headers_mut().insert(
-        header::SET_COOKIE,
-        HeaderValue::from_str(&cookie).map_err(|e| WebError::Internal(e.into()))?,
-    );
+    for cookie in [session, device] {
+        response.headers_mut().append(
+            header::SET_COOKIE,
+            HeaderValue::from_str(&cookie).map_err(|e| WebError::Internal(e.into()))?,
+        );
+    }
     Ok(response)
 }
 
@@ -307,12 +344,8 @@ pub struct AddForm {
 pub async fn add_subscriber(
     State(app): State<Arc<App>>,
     axum::Extension(admin): axum::Extension<Admin>,
-    headers: HeaderMap,
     axum::Form(form): axum::Form<AddForm>,
 ) -> Result<Response> {
-    if !guard::same_origin(&app.settings, &headers) {
-        return Err(WebError::Unauthorized);
-    }
     let query = SubscriberQuery::default();
     let parsed = (|| -> std::result::Result<NewSubscriber, String> {
         Ok(NewSubscriber {
@@ -351,12 +384,8 @@ pub async fn add_subscriber(
 pub async fn remove_subscriber(
     State(app): State<Arc<App>>,
     axum::Extension(admin): axum::Extension<Admin>,
-    headers: HeaderMap,
     Path(id): Path<i64>,
 ) -> Result<Response> {
-    if !guard::same_origin(&app.settings, &headers) {
-        return Err(WebError::Unauthorized);
-    }
     let removed = store::subscribers::delete(&app.db, id).await?;
     let message = if removed {
         "Removed, with everything stored about them."
@@ -375,12 +404,8 @@ pub async fn remove_subscriber(
 pub async fn import_subscribers(
     State(app): State<Arc<App>>,
     axum::Extension(admin): axum::Extension<Admin>,
-    headers: HeaderMap,
     mut multipart: Multipart,
 ) -> Result<Response> {
-    if !guard::same_origin(&app.settings, &headers) {
-        return Err(WebError::Unauthorized);
-    }
     let (mut file, mut options) = (None::<Bytes>, ImportOptions::default());
     while let Some(field) = multipart
         .next_field()
@@ -440,12 +465,8 @@ pub struct SendForm {
 pub async fn send_now(
     State(app): State<Arc<App>>,
     axum::Extension(admin): axum::Extension<Admin>,
-    headers: HeaderMap,
     axum::Form(form): axum::Form<SendForm>,
 ) -> Result<Response> {
-    if !guard::same_origin(&app.settings, &headers) {
-        return Err(WebError::Unauthorized);
-    }
     let frequencies = match form.frequency.as_str() {
         "" => Frequency::ALL.to_vec(),
         f => vec![
@@ -498,7 +519,12 @@ pub async fn preview(State(app): State<Arc<App>>, Path(id): Path<i64>) -> Result
     store::editions::find(&app.db, id).await?.ok_or(WebError::NotFound)?;
     let content = app.edition_content(id).await?;
     let html = content.web_html(&app)?.ok_or(WebError::NotFound)?;
-    Ok(([(header::CACHE_CONTROL, "no-store")], Html(html)).into_response())
+    let headers = [
+        (header::CACHE_CONTROL, "no-store"),
+        (header::CONTENT_SECURITY_POLICY, super::headers::EMAIL_PREVIEW_CSP),
+        (header::X_FRAME_OPTIONS, "SAMEORIGIN"),
+    ];
+    Ok((headers, Html(html)).into_response())
 }
 
 /// Sends the edition to one address as a test (also `POST /admin/api/editions/{id}/test`).
@@ -518,13 +544,9 @@ pub struct TestForm {
 pub async fn test(
     State(app): State<Arc<App>>,
     axum::Extension(admin): axum::Extension<Admin>,
-    headers: HeaderMap,
     Path(id): Path<i64>,
     axum::Form(form): axum::Form<TestForm>,
 ) -> Result<Response> {
-    if !guard::same_origin(&app.settings, &headers) {
-        return Err(WebError::Unauthorized);
-    }
     let ctx = match send_test(&app, id, &form.to).await {
         Ok(m) => with_message(Some(&m), None),
         Err(e) => with_message(None, Some(&format!("The test was not sent: {e}"))),
@@ -545,12 +567,8 @@ pub async fn retry_failed(app: &App, id: i64) -> anyhow::Result<u64> {
 pub async fn retry(
     State(app): State<Arc<App>>,
     axum::Extension(admin): axum::Extension<Admin>,
-    headers: HeaderMap,
     Path(id): Path<i64>,
 ) -> Result<Response> {
-    if !guard::same_origin(&app.settings, &headers) {
-        return Err(WebError::Unauthorized);
-    }
     let n = retry_failed(&app, id).await?;
     edition_page(
         &app,

@@ -2,10 +2,15 @@
 
 use std::net::{IpAddr, SocketAddr};
 use std::num::NonZeroU32;
+use std::sync::Arc;
 
-use axum::http::{HeaderMap, header};
+use axum::extract::{Request, State};
+use axum::http::{HeaderMap, StatusCode, header};
+use axum::middleware::Next;
+use axum::response::{IntoResponse, Response};
 use governor::{DefaultKeyedRateLimiter, Quota, RateLimiter};
 
+use crate::app::App;
 use crate::config::Settings;
 
 /// Per-client limits, kept in memory (per instance).
@@ -13,6 +18,7 @@ pub struct Limits {
     subscribe: DefaultKeyedRateLimiter<IpAddr>,
     login_by_client: DefaultKeyedRateLimiter<IpAddr>,
     login_by_account: DefaultKeyedRateLimiter<String>,
+    login_by_device: DefaultKeyedRateLimiter<String>,
 }
 
 impl Limits {
@@ -23,6 +29,7 @@ impl Limits {
             subscribe: RateLimiter::keyed(Quota::per_minute(per_minute)),
             login_by_client: RateLimiter::keyed(Quota::per_minute(logins)),
             login_by_account: RateLimiter::keyed(Quota::per_minute(logins)),
+            login_by_device: RateLimiter::keyed(Quota::per_minute(logins)),
         }
     }
 
@@ -36,9 +43,19 @@ impl Limits {
 }
 
 impl Limits {
+    /// Whether a login attempt from a known device (its device-cookie nonce) may be checked
+    /// now. Known devices are limited per cookie, not per address or account.
+    pub fn allow_device_login(&self, nonce: &str) -> bool {
+        if self.login_by_device.len() > 100_000 {
+            self.login_by_device.retain_recent();
+        }
+        self.login_by_device.check_key(&nonce.to_owned()).is_ok()
+    }
+
     /// Whether a login attempt from this client for this account may be checked now: both
     /// are limited, so neither guessing many passwords for one account nor one password
-    /// across many accounts gets far.
+    /// across many accounts gets far. Only clients without a device cookie count here, so
+    /// an attacker who exhausts an account's limit locks out only other unknown clients.
     pub fn allow_login(&self, client: IpAddr, account: &str) -> bool {
         if self.login_by_account.len() > 100_000 {
             self.login_by_account.retain_recent();
@@ -88,6 +105,27 @@ pub fn same_origin(settings: &Settings, headers: &HeaderMap) -> bool {
             origin == expected || Some(origin) == host_origin.as_deref()
         }
     }
+}
+
+/// The same-origin rule as a layer, for routes a browser reaches with the admin's session
+/// cookie: a state-changing request (anything but GET, HEAD, OPTIONS) must come from this
+/// site's own pages. A request with an `Authorization` header passes: it is authenticated by
+/// that header, not by a cookie, and a page on another site cannot add one without a CORS
+/// preflight, which Herald never grants.
+pub async fn require_same_origin(State(app): State<Arc<App>>, request: Request, next: Next) -> Response {
+    let safe = request.method().is_safe();
+    let bearer = request.headers().contains_key(header::AUTHORIZATION);
+    if safe || bearer || same_origin(&app.settings, request.headers()) {
+        return next.run(request).await;
+    }
+    tracing::warn!(method = %request.method(), "cross-site request refused");
+    (
+        StatusCode::FORBIDDEN,
+        axum::Json(serde_json::json!({
+            "error": "cross-site request refused: use this site's own pages, or an API token"
+        })),
+    )
+        .into_response()
 }
 
 #[cfg(test)]

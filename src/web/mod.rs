@@ -5,7 +5,9 @@ mod api;
 mod cache;
 mod error;
 mod guard;
+pub mod headers;
 mod public;
+pub mod server;
 mod subscribe;
 mod trace;
 
@@ -28,7 +30,7 @@ const MAX_BODY: usize = 64 * 1024;
 /// Largest CSV accepted by the import API (larger lists: `herald subscribers import`).
 const MAX_IMPORT: usize = 64 * 1024 * 1024;
 
-/// Every route, with compression, body limits and request tracing.
+/// Every route, with compression, body limits, request tracing and security headers.
 pub fn router(app: Arc<App>) -> Router {
     let api = Router::new()
         .route("/subscribers", get(api::list).post(api::create))
@@ -48,7 +50,11 @@ pub fn router(app: Arc<App>) -> Router {
         .route("/editions/{id}/retry", post(api::retry_edition))
         .route("/dashboard", get(api::dashboard))
         .route("/posts", get(api::posts))
-        .route_layer(axum::middleware::from_fn_with_state(app.clone(), api::require_token));
+        .route_layer(axum::middleware::from_fn_with_state(app.clone(), api::require_token))
+        .route_layer(axum::middleware::from_fn_with_state(
+            app.clone(),
+            guard::require_same_origin,
+        ));
     let console = Router::new()
         .route("/", get(admin::dashboard))
         .route("/posts", get(admin::posts))
@@ -66,9 +72,14 @@ pub fn router(app: Arc<App>) -> Router {
         .route("/editions/{id}/test", post(admin::test))
         .route("/editions/{id}/retry", post(admin::retry))
         .route_layer(axum::middleware::from_fn_with_state(app.clone(), admin::require_admin))
-        // Added after the layer: open to everyone.
-        .route("/login", get(admin::login_form).post(admin::login))
-        .route("/logout", post(admin::logout));
+        // Added after that layer: open to everyone, but still same-origin only.
+        .route("/logout", post(admin::logout))
+        .route_layer(axum::middleware::from_fn_with_state(
+            app.clone(),
+            guard::require_same_origin,
+        ))
+        // The login form checks the origin itself, to answer with the form and a reason.
+        .route("/login", get(admin::login_form).post(admin::login));
     Router::new()
         .nest("/admin/api", api)
         .nest("/admin", console)
@@ -103,5 +114,9 @@ pub fn router(app: Arc<App>) -> Router {
         .layer(DefaultBodyLimit::max(MAX_BODY))
         .layer(CompressionLayer::new())
         .layer(TraceLayer::new_for_http().make_span_with(trace::RequestSpan))
+        .layer(axum::middleware::map_response_with_state(
+            headers::SecurityHeaders::new(app.site.inline_hashes()),
+            headers::add,
+        ))
         .with_state(app)
 }

@@ -149,17 +149,17 @@ pub async fn feed_json(State(app): State<Arc<App>>, headers: HeaderMap) -> Resul
     site_feed(&app, FeedFormat::Json, &headers).await
 }
 
-/// Ready when the database answers.
+/// Ready when the database is the one opened, takes a write and has every migration; the
+/// body says why not.
 pub async fn ready(State(app): State<Arc<App>>) -> Response {
-    if app.db.ping().await {
-        (StatusCode::OK, "ready").into_response()
-    } else {
-        (
+    match app.readiness.check(&app.db).await {
+        Ok(()) => (StatusCode::OK, [(header::CACHE_CONTROL, "no-store")], "ready").into_response(),
+        Err(reason) => (
             StatusCode::SERVICE_UNAVAILABLE,
-            [(header::RETRY_AFTER, "5")],
-            "database unreachable",
+            [(header::RETRY_AFTER, "5"), (header::CACHE_CONTROL, "no-store")],
+            format!("not ready: {reason}\n"),
         )
-            .into_response()
+            .into_response(),
     }
 }
 
@@ -177,7 +177,11 @@ pub async fn edition(State(app): State<Arc<App>>, Path(id): Path<String>) -> Res
     }
     let content = app.edition_content(id).await?;
     match content.web_html(&app)? {
-        Some(html) => Ok(Html(html).into_response()),
+        Some(html) => Ok((
+            [(header::CONTENT_SECURITY_POLICY, super::headers::EMAIL_VIEW_CSP)],
+            Html(html),
+        )
+            .into_response()),
         None => not_found(&app),
     }
 }

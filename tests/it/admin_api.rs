@@ -219,3 +219,198 @@ async fn logins_are_rate_limited_and_sessions_are_required() {
         .unwrap();
     assert_eq!(after.status(), 303, "the session ended at logout");
 }
+
+/// Logs in as a fresh admin and returns the `herald_session=...` cookie pair.
+pub(crate) async fn admin_session(app: &crate::common::TestApp) -> String {
+    herald::admin::create_user(&app.app.db, "ops@example.org", "the right passphrase")
+        .await
+        .unwrap();
+    let ok = app
+        .client
+        .post(app.url("/admin/login"))
+        .form(&[("email", "ops@example.org"), ("password", "the right passphrase")])
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(ok.status(), 303);
+    let cookie = ok.headers()["set-cookie"].to_str().unwrap();
+    cookie.split(';').next().unwrap().to_owned()
+}
+
+#[tokio::test]
+async fn cross_site_requests_riding_on_the_session_cookie_change_nothing() {
+    let app = spawn_app_with("").await;
+    let session = admin_session(&app).await;
+    let token = herald::admin::create_token(&app.app.db, "script").await.unwrap();
+    let evil = "https://evil.example";
+    let count = || async {
+        let all = herald::store::subscribers::ListFilter {
+            limit: 1000,
+            ..Default::default()
+        };
+        herald::store::subscribers::list(&app.app.db, &all).await.unwrap().len()
+    };
+
+    // What a page on another site can send without a preflight: text/plain and form posts;
+    // and JSON, which a browser sends after a preflight Herald never grants.
+    let attempts = [
+        (
+            "/admin/api/subscribers/import?confirmed=true",
+            "text/plain",
+            "email\nvictim@example.org\n".to_owned(),
+        ),
+        (
+            "/admin/api/subscribers",
+            "application/json",
+            r#"{"email": "victim@example.org", "status": "confirmed"}"#.to_owned(),
+        ),
+        (
+            "/admin/subscribers",
+            "application/x-www-form-urlencoded",
+            "email=victim%40example.org&frequency=weekly&confirmed=on".to_owned(),
+        ),
+        (
+            "/admin/editions/send",
+            "application/x-www-form-urlencoded",
+            String::new(),
+        ),
+        ("/admin/logout", "application/x-www-form-urlencoded", String::new()),
+    ];
+    for (path, content_type, body) in &attempts {
+        for (name, value) in [("origin", evil), ("sec-fetch-site", "cross-site")] {
+            let response = app
+                .client
+                .post(app.url(path))
+                .header("cookie", &session)
+                .header("content-type", *content_type)
+                .header(name, value)
+                .body(body.clone())
+                .send()
+                .await
+                .unwrap();
+            assert_eq!(response.status(), 403, "{path} with {name}: {value}");
+        }
+    }
+    assert_eq!(count().await, 0, "no cross-site request added anyone");
+    let still = app
+        .client
+        .get(app.url("/admin/subscribers"))
+        .header("cookie", &session)
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(still.status(), 200, "the cross-site logout did not end the session");
+
+    // The same requests from the site's own pages work.
+    let own = app
+        .client
+        .post(app.url("/admin/api/subscribers"))
+        .header("cookie", &session)
+        .header("origin", &app.address)
+        .header("sec-fetch-site", "same-origin")
+        .json(&serde_json::json!({"email": "one@example.org", "status": "confirmed"}))
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(own.status(), 201);
+    let own_import = app
+        .client
+        .post(app.url("/admin/api/subscribers/import?confirmed=true"))
+        .header("cookie", &session)
+        .header("origin", &app.address)
+        .header("content-type", "text/plain")
+        .body("email\ntwo@example.org\n")
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(own_import.status(), 200);
+    let console = app
+        .client
+        .post(app.url("/admin/subscribers"))
+        .header("cookie", &session)
+        .header("sec-fetch-site", "same-origin")
+        .form(&[
+            ("email", "three@example.org"),
+            ("frequency", "weekly"),
+            ("confirmed", "on"),
+        ])
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(console.status(), 200);
+    assert_eq!(count().await, 3);
+
+    // A bearer token is not a cookie: where the request comes from does not matter.
+    let scripted = app
+        .client
+        .post(app.url("/admin/api/subscribers"))
+        .header("authorization", format!("Bearer {token}"))
+        .header("origin", evil)
+        .json(&serde_json::json!({"email": "four@example.org", "status": "confirmed"}))
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(scripted.status(), 201);
+    assert_eq!(count().await, 4);
+}
+
+#[tokio::test]
+async fn a_device_cookie_lets_its_own_account_past_an_attackers_lockout_and_nothing_else() {
+    let app = spawn_app_with("[admin]\nlogin_attempts_per_minute = 2\n").await;
+    for email in ["ops@example.org", "other@example.org"] {
+        herald::admin::create_user(&app.app.db, email, "the right passphrase")
+            .await
+            .unwrap();
+    }
+    let attempt = |email: &'static str, password: &'static str, cookie: Option<String>| {
+        let mut request = app
+            .client
+            .post(app.url("/admin/login"))
+            .form(&[("email", email), ("password", password)]);
+        if let Some(cookie) = cookie {
+            request = request.header("cookie", cookie);
+        }
+        request.send()
+    };
+    let first = attempt("ops@example.org", "the right passphrase", None).await.unwrap();
+    assert_eq!(first.status(), 303);
+    let device = first
+        .headers()
+        .get_all("set-cookie")
+        .iter()
+        .map(|v| v.to_str().unwrap())
+        .find(|v| v.starts_with("herald_device="))
+        .expect("a device cookie")
+        .to_owned();
+    assert!(
+        device.contains("HttpOnly") && device.contains("SameSite=Strict") && device.contains("Path=/admin/login"),
+        "{device}"
+    );
+    let device = device.split(';').next().unwrap().to_owned();
+
+    // An attacker uses up both accounts' limits.
+    for email in ["ops@example.org", "other@example.org"] {
+        for _ in 0..2 {
+            attempt(email, "wrong guess", None).await.unwrap();
+        }
+        let locked = attempt(email, "the right passphrase", None).await.unwrap();
+        assert_eq!(locked.status(), 429, "{email} is locked for unknown browsers");
+    }
+
+    let known = attempt("ops@example.org", "the right passphrase", Some(device.clone()))
+        .await
+        .unwrap();
+    assert_eq!(known.status(), 303, "the admin's own browser gets in");
+    let elsewhere = attempt("other@example.org", "the right passphrase", Some(device.clone()))
+        .await
+        .unwrap();
+    assert_eq!(elsewhere.status(), 429, "the cookie vouches for its own account only");
+    // One character of the signature changed.
+    let dot = device.find('.').unwrap();
+    let flipped = if &device[dot + 1..dot + 2] == "A" { "B" } else { "A" };
+    let altered = format!("{}{flipped}{}", &device[..=dot], &device[dot + 2..]);
+    let forged = attempt("ops@example.org", "the right passphrase", Some(altered))
+        .await
+        .unwrap();
+    assert_eq!(forged.status(), 429, "an altered cookie vouches for nobody");
+}

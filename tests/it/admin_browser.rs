@@ -6,7 +6,7 @@ use std::time::Duration;
 use fantoccini::Locator;
 use herald::import::{ImportOptions, import_csv};
 
-use crate::browser::{Chromedriver, available, browser, click, find, wait_text};
+use crate::browser::{Chromedriver, assert_no_csp_violations, available, browser, click, find, wait_text};
 use crate::common::{post, spawn_app_with};
 use crate::smtp::SmtpServer;
 
@@ -95,6 +95,12 @@ async fn an_admin_logs_in_sends_an_edition_watches_it_finish_and_logs_out() {
         tokio::time::sleep(Duration::from_millis(200)).await;
     }
     assert_eq!(find(&client, "#sent").await.text().await.unwrap(), "25");
+    let bar = client
+        .execute("return document.getElementById('progress-bar').value", vec![])
+        .await
+        .unwrap();
+    assert_eq!(bar, 100, "the script moved the bar too");
+    assert_no_csp_violations(&client).await;
     assert_eq!(smtp.wait_for(25, Duration::from_secs(5)).await.len(), 25);
 
     let edition_url = client.current_url().await.unwrap();
@@ -116,6 +122,17 @@ async fn an_admin_logs_in_sends_an_edition_watches_it_finish_and_logs_out() {
 
     client.goto(&format!("{edition_url}/preview")).await.unwrap();
     wait_text(&client, "h1", "Otters are back").await;
+    assert_no_csp_violations(&client).await;
+    // The console's stylesheet applied (inline, allowed by its hash).
+    client.goto(&app.url("/admin")).await.unwrap();
+    let background = client
+        .execute(
+            "return getComputedStyle(document.querySelector('header')).backgroundColor",
+            vec![],
+        )
+        .await
+        .unwrap();
+    assert_eq!(background, "rgb(18, 55, 42)");
 
     client.goto(&app.url("/admin")).await.unwrap();
     click(&client, "header form button").await;

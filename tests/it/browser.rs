@@ -72,7 +72,7 @@ impl Drop for Chromedriver {
 }
 
 pub(crate) async fn browser(driver: &Chromedriver, profile: &Path) -> Client {
-    let serde_json::Value::Object(caps) = serde_json::json!({"goog:chromeOptions": {
+    let serde_json::Value::Object(caps) = serde_json::json!({"goog:loggingPrefs": {"browser": "ALL"}, "goog:chromeOptions": {
         "binary": CHROMIUM,
         "args": ["--headless", "--no-sandbox", "--disable-gpu", "--disable-dev-shm-usage",
             "--disable-background-networking", "--disable-component-update", "--disable-sync", "--no-first-run",
@@ -87,6 +87,37 @@ pub(crate) async fn browser(driver: &Chromedriver, profile: &Path) -> Client {
         .expect("a Chromium session");
     client.set_window_size(1024, 1200).await.unwrap();
     client
+}
+
+/// Chromedriver's console log (its `se/log` extension to WebDriver).
+#[derive(Debug)]
+struct BrowserLog;
+
+impl fantoccini::wd::WebDriverCompatibleCommand for BrowserLog {
+    fn endpoint(&self, base: &url::Url, session: Option<&str>) -> Result<url::Url, url::ParseError> {
+        base.join(&format!("session/{}/se/log", session.unwrap_or_default()))
+    }
+
+    fn method_and_body(&self, _: &url::Url) -> (axum::http::Method, Option<String>) {
+        (axum::http::Method::POST, Some(r#"{"type": "browser"}"#.to_owned()))
+    }
+}
+
+/// Fails if the browser refused anything under the Content-Security-Policy since the last call:
+/// Chromium reports each refusal on the console.
+pub(crate) async fn assert_no_csp_violations(client: &Client) {
+    let log = client
+        .issue_cmd(BrowserLog)
+        .await
+        .expect("chromedriver returns the console log");
+    let refused: Vec<&str> = log
+        .as_array()
+        .expect("a list of log entries")
+        .iter()
+        .filter_map(|entry| entry["message"].as_str())
+        .filter(|message| message.contains("Content Security Policy"))
+        .collect();
+    assert!(refused.is_empty(), "the browser refused: {refused:#?}");
 }
 
 /// Polls until the element matching `css` contains `want`: after a click the next page may still be loading.
@@ -169,6 +200,7 @@ async fn a_reader_subscribes_confirms_changes_preferences_and_leaves_in_a_real_b
     click(&client, "form.subscribe input[name=topics][value=wildlife]").await;
     click(&client, "form.subscribe button[type=submit]").await;
     wait_text(&client, "h1", "Check your inbox").await;
+    assert_no_csp_violations(&client).await;
 
     // The confirmation mail: text and HTML alternatives, the link in the text.
     let mail = smtp.wait_for(1, Duration::from_secs(15)).await;
@@ -223,6 +255,16 @@ async fn a_reader_subscribes_confirms_changes_preferences_and_leaves_in_a_real_b
     leave.click().await.unwrap();
     wait_text(&client, "h1", "You are unsubscribed").await;
     assert_eq!(stored(&app).await.status, SubscriberStatus::Unsubscribed);
+    assert_no_csp_violations(&client).await;
+    // The site's stylesheet applied (an inline one, allowed by its hash).
+    let font = client
+        .execute(
+            "return getComputedStyle(document.querySelector('header.site a.brand')).fontWeight",
+            vec![],
+        )
+        .await
+        .unwrap();
+    assert_eq!(font, "700");
 
     client.close().await.unwrap();
 }

@@ -344,24 +344,24 @@ async fn admin_accounts_and_tokens_come_from_the_command_line() {
         .unwrap()
         .unwrap();
     assert!(user.password_hash.starts_with("$argon2id$"), "only a hash is stored");
-    assert!(
-        herald::admin::login(&app, "OPS@example.org", "a sufficiently long secret")
+    assert!(matches!(
+        herald::admin::login(&app, "OPS@example.org", "a sufficiently long secret", false)
             .await
-            .unwrap()
-            .is_some()
-    );
-    assert!(
-        herald::admin::login(&app, "ops@example.org", "a sufficiently long secreT")
+            .unwrap(),
+        herald::admin::LoginOutcome::Success { .. }
+    ));
+    assert!(matches!(
+        herald::admin::login(&app, "ops@example.org", "a sufficiently long secreT", false)
             .await
-            .unwrap()
-            .is_none()
-    );
-    assert!(
-        herald::admin::login(&app, "nobody@example.org", "a sufficiently long secret")
+            .unwrap(),
+        herald::admin::LoginOutcome::Refused
+    ));
+    assert!(matches!(
+        herald::admin::login(&app, "nobody@example.org", "a sufficiently long secret", false)
             .await
-            .unwrap()
-            .is_none()
-    );
+            .unwrap(),
+        herald::admin::LoginOutcome::Refused
+    ));
     drop(dir);
 }
 
