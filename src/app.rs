@@ -33,6 +33,11 @@ pub struct App {
     pub mailer: Arc<dyn Mailer>,
     /// `[mail.smtp] rate_per_second` for digests, per instance.
     pub rate_limiter: Option<governor::DefaultDirectRateLimiter>,
+    /// `[digest] concurrency` slots shared by this instance's delivery workers; a send holds
+    /// one until its outcome is committed.
+    pub send_slots: Arc<tokio::sync::Semaphore>,
+    /// Records delivery outcomes as they complete.
+    pub outcomes: delivery::queue::OutcomeWriter,
     /// Wakes the delivery worker when an edition is created.
     pub delivery_wake: Notify,
     /// Wakes the subscription request worker when the form stores a request.
@@ -69,6 +74,8 @@ impl App {
         let limits = web::Limits::new(&settings);
         let logins = crate::admin::Logins::new(&settings, &db).await?;
         let settings_rate = settings.mail.smtp.rate_per_second;
+        let send_slots = Arc::new(tokio::sync::Semaphore::new(settings.digest.concurrency as usize));
+        let outcomes = delivery::queue::OutcomeWriter::start(db.clone());
         Ok(Arc::new(Self {
             settings,
             db,
@@ -83,6 +90,8 @@ impl App {
                 governor::RateLimiter::direct(governor::Quota::per_second(r).allow_burst(burst))
             }),
             mailer,
+            send_slots,
+            outcomes,
             delivery_wake: Notify::new(),
             subscribe_wake: Notify::new(),
             metrics: crate::metrics::Metrics::new(),

@@ -40,6 +40,10 @@ enum Command {
         /// Only this frequency: immediate, daily or weekly (default: all three).
         #[arg(long)]
         frequency: Option<String>,
+        /// Daily and weekly: send an extra edition now, even if this period's has gone out
+        /// or its time has not come.
+        #[arg(long)]
+        force: bool,
         /// Print, per frequency, the posts and recipients; send nothing.
         #[arg(long)]
         dry_run: bool,
@@ -155,7 +159,10 @@ fn init_tracing(log: &herald::config::LogSettings) {
                     .is_some_and(|rest| rest.is_empty() || rest.starts_with("::"))
             })
     });
-    let output = tracing_subscriber::fmt::layer().with_writer(std::io::stderr);
+    // Colours only on a terminal: a log file or journal gets plain text.
+    let output = tracing_subscriber::fmt::layer()
+        .with_writer(std::io::stderr)
+        .with_ansi(std::io::IsTerminal::is_terminal(&std::io::stderr()));
     let output = match log.format {
         herald::config::LogFormat::Json => output.json().boxed(),
         herald::config::LogFormat::Text => output.boxed(),
@@ -235,11 +242,12 @@ async fn run(cli: Cli) -> anyhow::Result<ExitCode> {
         Command::Subscribers { action } => cli::subscribers::run(settings, action).await,
         Command::Send {
             frequency,
+            force,
             dry_run,
             since,
         } => {
             let app = App::start(settings).await?;
-            cli::send::send(&app, frequency.as_deref(), dry_run, since.as_deref()).await
+            cli::send::send(&app, frequency.as_deref(), force, dry_run, since.as_deref()).await
         }
         Command::Status => cli::send::status(&*App::start(settings).await?).await,
         Command::Preview { frequency, to, out } => {

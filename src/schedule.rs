@@ -73,18 +73,144 @@ pub fn last_due(cron: &Cron, tz: Tz, now: DateTime<Utc>) -> Option<DateTime<Utc>
 /// Composes every digest edition whose time has come and that no instance has composed yet.
 /// Safe to call from any number of instances at once.
 pub async fn compose_due_editions(app: &App, now: DateTime<Utc>) -> anyhow::Result<Vec<Edition>> {
+    compose_due(app, now, None, None).await
+}
+
+/// The period of `frequency` whose digest time last passed, and whether its edition has been
+/// composed already.
+async fn due_period(
+    app: &App,
+    frequency: Frequency,
+    cron: &Cron,
+    tz: Tz,
+    now: DateTime<Utc>,
+) -> anyhow::Result<Option<(String, bool)>> {
+    let Some(due) = last_due(cron, tz, now) else {
+        return Ok(None);
+    };
+    let period = digest::period_key(frequency, due, tz);
+    // Periods of one frequency sort as text: 2026-11-23 < 2026-11-24, 2026-W48 < 2026-W49.
+    let done = store::meta_get(&app.db, &period_meta_key(frequency))
+        .await?
+        .is_some_and(|done| done >= period);
+    Ok(Some((period, done)))
+}
+
+fn period_meta_key(frequency: Frequency) -> String {
+    format!("schedule.{frequency}.period")
+}
+
+async fn compose_due(
+    app: &App,
+    now: DateTime<Utc>,
+    only: Option<Frequency>,
+    since: Option<DateTime<Utc>>,
+) -> anyhow::Result<Vec<Edition>> {
     let tz = timezone(app)?;
     let mut created = Vec::new();
     for (frequency, cron) in digest_crons(app)? {
-        let Some(due) = last_due(&cron, tz, now) else { continue };
-        let period = digest::period_key(frequency, due, tz);
-        let key = format!("schedule.{frequency}.period");
-        // Periods of one frequency sort as text: 2026-11-23 < 2026-11-24, 2026-W48 < 2026-W49.
-        if store::meta_get(&app.db, &key).await?.is_some_and(|done| done >= period) {
+        if only.is_some_and(|f| f != frequency) {
             continue;
         }
-        created.extend(digest::compose(app, frequency, Trigger::Scheduled(period.clone()), None).await?);
-        store::meta_set(&app.db, &key, &period).await?;
+        let Some((period, false)) = due_period(app, frequency, &cron, tz, now).await? else {
+            continue;
+        };
+        created.extend(digest::compose(app, frequency, Trigger::Scheduled(period.clone()), since).await?);
+        store::meta_set(&app.db, &period_meta_key(frequency), &period).await?;
+    }
+    Ok(created)
+}
+
+/// A send an admin asks for (`herald send`, the console's "Send now", the API).
+#[derive(Debug, Clone, Copy, Default)]
+pub struct SendRequest {
+    /// One frequency, or every one.
+    pub frequency: Option<Frequency>,
+    /// An extra daily or weekly edition now, even though this period's has gone out or its
+    /// time has not come.
+    pub force: bool,
+    /// Also archive posts dated from then.
+    pub since: Option<DateTime<Utc>>,
+}
+
+impl SendRequest {
+    fn frequencies(&self) -> Vec<Frequency> {
+        match self.frequency {
+            Some(f) => vec![f],
+            None => Frequency::ALL.to_vec(),
+        }
+    }
+}
+
+/// What a send would create for one frequency.
+#[derive(Debug, Clone, serde::Serialize)]
+pub struct PlannedSend {
+    pub frequency: Frequency,
+    /// New posts waiting for this frequency.
+    pub posts: Vec<i64>,
+    /// Editions the send would create (one per post for immediate; 0 or 1 otherwise).
+    pub editions: usize,
+    /// Confirmed subscribers of the frequency: each edition goes to those whose topics match.
+    pub recipients: i64,
+    /// Daily and weekly: why no edition would go out without `force`.
+    pub held_back: Option<String>,
+}
+
+/// What [`send_now`] would do, without doing it.
+pub async fn plan_send(app: &App, request: SendRequest) -> anyhow::Result<Vec<PlannedSend>> {
+    let now = Utc::now();
+    let tz = timezone(app)?;
+    let crons = digest_crons(app)?;
+    let mut plans = Vec::new();
+    for frequency in request.frequencies() {
+        let plan = digest::plan(app, frequency, request.since).await?;
+        let mut held_back = None;
+        let mut editions = match frequency {
+            Frequency::Immediate => plan.post_ids.len(),
+            _ => usize::from(!plan.post_ids.is_empty()),
+        };
+        if frequency != Frequency::Immediate && !request.force && editions > 0 {
+            let cron = &crons.iter().find(|(f, _)| *f == frequency).context("a digest time")?.1;
+            match due_period(app, frequency, cron, tz, now).await? {
+                Some((_, false)) => {}
+                due => {
+                    editions = 0;
+                    let next = cron
+                        .find_next_occurrence(&now.with_timezone(&tz), false)
+                        .map(|d| d.format("%a %Y-%m-%d %H:%M %Z").to_string())
+                        .unwrap_or_else(|_| "its next time".to_owned());
+                    held_back = Some(match due {
+                        Some((period, _)) => {
+                            format!("this period's {frequency} edition ({period}) is done; the next is due {next}")
+                        }
+                        None => format!("the first {frequency} edition is due {next}"),
+                    });
+                }
+            }
+        }
+        plans.push(PlannedSend {
+            frequency,
+            posts: plan.post_ids,
+            editions,
+            recipients: plan.recipients,
+            held_back,
+        });
+    }
+    Ok(plans)
+}
+
+/// Creates the editions an admin's send asks for: every new post for `immediate`; for daily and
+/// weekly, the edition of the period whose time has come if it has not gone out yet, or with
+/// `force` an extra edition of the posts not yet mailed (`2026-11-25#2`). Running this from
+/// cron every hour mails a weekly subscriber once a week.
+pub async fn send_now(app: &App, request: SendRequest) -> anyhow::Result<Vec<Edition>> {
+    let mut created = Vec::new();
+    for frequency in request.frequencies() {
+        if frequency == Frequency::Immediate || request.force {
+            created.extend(digest::compose(app, frequency, Trigger::Manual, request.since).await?);
+        } else {
+            created.extend(compose_due(app, Utc::now(), Some(frequency), request.since).await?);
+        }
     }
     Ok(created)
 }

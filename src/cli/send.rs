@@ -11,58 +11,61 @@ use anyhow::Context;
 use chrono::{DateTime, Utc};
 use herald::app::App;
 use herald::delivery::queue;
-use herald::digest::{self, Trigger, render::EditionContent};
+use herald::digest::{self, render::EditionContent};
 use herald::domain::{EmailAddress, Frequency};
+use herald::schedule::{self, SendRequest};
 use herald::store;
 use indicatif::{ProgressBar, ProgressStyle};
-
-fn frequencies(one: Option<&str>) -> anyhow::Result<Vec<Frequency>> {
-    match one {
-        Some(f) => Ok(vec![f.parse()?]),
-        None => Ok(Frequency::ALL.to_vec()),
-    }
-}
 
 fn since(raw: Option<&str>) -> anyhow::Result<Option<DateTime<Utc>>> {
     raw.map(|s| herald::content::parse_date(s).map_err(|e| anyhow::anyhow!("--since: {e}")))
         .transpose()
 }
 
-/// Composes what is due and delivers everything queued; exits when the queue is empty.
+/// Composes what is due (or, forced, an extra edition) and delivers everything queued;
+/// exits when the queue is empty.
 pub async fn send(
     app: &Arc<App>,
     frequency: Option<&str>,
+    force: bool,
     dry_run: bool,
     since_raw: Option<&str>,
 ) -> anyhow::Result<ExitCode> {
-    let since = since(since_raw)?;
+    let request = SendRequest {
+        frequency: frequency.map(str::parse).transpose()?,
+        force,
+        since: since(since_raw)?,
+    };
     if dry_run {
-        for f in frequencies(frequency)? {
-            let plan = digest::plan(app, f, since).await?;
-            let posts = store::posts::find_by_ids(&app.db, &plan.post_ids).await?;
-            if posts.is_empty() {
+        for plan in schedule::plan_send(app, request).await? {
+            let f = plan.frequency;
+            if plan.posts.is_empty() {
                 println!("{f}: nothing new");
                 continue;
             }
-            let editions = if f == Frequency::Immediate { posts.len() } else { 1 };
-            println!(
-                "{f}: {editions} edition(s), {} post(s), {} confirmed subscriber(s) (fewer if topics filter)",
-                posts.len(),
-                plan.recipients
-            );
-            for p in &posts {
+            match &plan.held_back {
+                Some(why) => println!(
+                    "{f}: no edition now ({why}; --force sends one), {} post(s) waiting",
+                    plan.posts.len()
+                ),
+                None => println!(
+                    "{f}: {} edition(s), {} post(s), {} confirmed subscriber(s) (fewer if topics filter)",
+                    plan.editions,
+                    plan.posts.len(),
+                    plan.recipients
+                ),
+            }
+            for p in store::posts::find_by_ids(&app.db, &plan.posts).await? {
                 println!("  - {} ({})", p.title, p.published_at.format("%Y-%m-%d"));
             }
         }
         return Ok(ExitCode::SUCCESS);
     }
-    for f in frequencies(frequency)? {
-        for edition in digest::compose(app, f, Trigger::Manual, since).await? {
-            println!(
-                "edition {} ({} {}): \"{}\" to {} subscriber(s)",
-                edition.id, edition.frequency, edition.period, edition.subject, edition.recipients
-            );
-        }
+    for edition in schedule::send_now(app, request).await? {
+        println!(
+            "edition {} ({} {}): \"{}\" to {} subscriber(s)",
+            edition.id, edition.frequency, edition.period, edition.subject, edition.recipients
+        );
     }
     let start = store::editions::counts(&app.db, None).await?;
     let total = start.remaining() as u64;

@@ -1,17 +1,26 @@
 //! The digest delivery worker: claims a batch of deliveries under a lease, sends them with
-//! bounded concurrency and an optional rate limit, and records the outcomes in one write.
+//! bounded concurrency and an optional rate limit, and records each outcome as it completes.
 //!
-//! What a crash (kill -9) at any instant can cause: the deliveries of the batch in flight
-//! that were handed to the SMTP server but not yet recorded as sent are sent again once
-//! their lease runs out (`[digest] lease_seconds`), by this or another instance, with the
-//! same Message-ID. At most `[digest] batch_size` messages per worker; nothing is lost,
-//! and nothing outside that batch is repeated.
+//! Exactly once, and the bound on a crash: a send holds one of the instance's
+//! `[digest] concurrency` send slots from the moment it starts until its outcome is
+//! committed. A kill -9 at any instant can therefore leave at most `concurrency` messages
+//! handed to the SMTP server but not recorded; those are sent again (same Message-ID) once
+//! their lease runs out. Nothing is lost and nothing else is repeated. Outcomes that complete
+//! while another write commits go in the next write together, so recording each one as it
+//! happens costs no throughput.
+//!
+//! Nothing that takes longer than expected causes a repeat: while a batch is worked on, its
+//! lease is extended every third of `[digest] lease_seconds`, outcomes are written only while
+//! the claim's token still holds the row, and a send does not start once the lease could no
+//! longer be extended (the database went away) and has less than half its length left.
 
 use std::collections::HashMap;
 use std::sync::Arc;
+use std::sync::atomic::{AtomicI64, Ordering};
 use std::time::Duration;
 
-use chrono::Utc;
+use chrono::{DateTime, Utc};
+use tokio::sync::{mpsc, oneshot};
 use tokio_util::sync::CancellationToken;
 
 use super::SendError;
@@ -20,7 +29,63 @@ use crate::app::App;
 use crate::digest::render::{self, EditionContent};
 use crate::domain::{Subscriber, SubscriberStatus};
 use crate::metrics::Metrics;
-use crate::store::{self, deliveries::Claimed, deliveries::Outcome};
+use crate::store::{
+    self, Db,
+    deliveries::{Claimed, Outcome, Recorded},
+};
+
+/// How many outcomes one write takes at most.
+const RECORD_GROUP: usize = 512;
+
+type Reply = oneshot::Sender<Result<bool, String>>;
+
+/// Writes delivery outcomes as they complete, grouping those that arrive together into one
+/// transaction. One per instance.
+pub struct OutcomeWriter {
+    queue: mpsc::UnboundedSender<(Recorded, Reply)>,
+}
+
+impl OutcomeWriter {
+    /// Starts the writer on the current runtime; it stops when the writer is dropped.
+    pub fn start(db: Db) -> Self {
+        let (queue, pending) = mpsc::unbounded_channel();
+        tokio::spawn(write_outcomes(db, pending));
+        Self { queue }
+    }
+
+    /// Records one outcome and returns once it is committed: `Ok(true)` when written,
+    /// `Ok(false)` when the claim was lost (another worker holds the delivery now).
+    pub async fn record(&self, recorded: Recorded) -> anyhow::Result<bool> {
+        let (reply, answer) = oneshot::channel();
+        self.queue
+            .send((recorded, reply))
+            .map_err(|_| anyhow::anyhow!("the outcome writer has stopped"))?;
+        answer
+            .await
+            .map_err(|_| anyhow::anyhow!("the outcome writer has stopped"))?
+            .map_err(|e| anyhow::anyhow!("cannot record a delivery: {e}"))
+    }
+}
+
+async fn write_outcomes(db: Db, mut pending: mpsc::UnboundedReceiver<(Recorded, Reply)>) {
+    let mut group = Vec::with_capacity(RECORD_GROUP);
+    while pending.recv_many(&mut group, RECORD_GROUP).await > 0 {
+        let (records, replies): (Vec<Recorded>, Vec<Reply>) = group.drain(..).unzip();
+        match store::deliveries::record(&db, &records, Utc::now()).await {
+            Ok(lost) => {
+                for (r, reply) in records.iter().zip(replies) {
+                    let _ = reply.send(Ok(!lost.contains(&r.delivery.id)));
+                }
+            }
+            Err(e) => {
+                let error = format!("{e:#}");
+                for reply in replies {
+                    let _ = reply.send(Err(error.clone()));
+                }
+            }
+        }
+    }
+}
 
 /// What one batch did.
 #[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
@@ -30,6 +95,26 @@ pub struct BatchReport {
     pub skipped: usize,
     pub retried: usize,
     pub failed: usize,
+    /// Not sent or not recorded by this worker (its lease could not be kept); another
+    /// worker takes these over when the lease runs out.
+    pub unfinished: usize,
+}
+
+impl BatchReport {
+    fn count(&mut self, outcome: &Outcome) {
+        match outcome {
+            Outcome::Sent => self.sent += 1,
+            Outcome::Skipped => self.skipped += 1,
+            Outcome::Retry { error, .. } => {
+                self.retried += 1;
+                tracing::debug!(%error, "delivery deferred");
+            }
+            Outcome::Failed { error, .. } => {
+                self.failed += 1;
+                tracing::warn!(%error, "delivery failed for good");
+            }
+        }
+    }
 }
 
 async fn send_one(
@@ -37,34 +122,38 @@ async fn send_one(
     delivery: &Claimed,
     content: Option<&EditionContent>,
     subscriber: Option<&Subscriber>,
-) -> Outcome {
+    lease: &Lease,
+) -> Option<Outcome> {
     let (Some(content), Some(subscriber)) = (content, subscriber) else {
-        return Outcome::Skipped;
+        return Some(Outcome::Skipped);
     };
     // Left, or bounced on another edition, since this edition was composed.
     if subscriber.status != SubscriberStatus::Confirmed {
-        return Outcome::Skipped;
+        return Some(Outcome::Skipped);
     }
     let built = content
         .variant(app, &subscriber.topics)
         .and_then(|v| v.map(|v| render::message(app, content, &v, subscriber)).transpose());
     let (envelope, message) = match built {
         Ok(Some(m)) => m,
-        Ok(None) => return Outcome::Skipped,
+        Ok(None) => return Some(Outcome::Skipped),
         Err(e) => {
-            return Outcome::Failed {
+            return Some(Outcome::Failed {
                 error: format!("cannot build the message: {e:#}"),
                 bounce: false,
-            };
+            });
         }
     };
     if let Some(limiter) = &app.rate_limiter {
         limiter.until_ready().await;
     }
+    if !lease.may_start_send() {
+        return None;
+    }
     let started = std::time::Instant::now();
     let result = app.mailer.send(&envelope, &message).await;
     app.metrics.smtp_seconds.observe(started.elapsed().as_secs_f64());
-    match result {
+    Some(match result {
         Ok(()) => Outcome::Sent,
         Err(SendError::Transient(error)) if (delivery.attempts as u32) < app.settings.mail.max_attempts => {
             let delay = backoff(
@@ -81,6 +170,53 @@ async fn send_one(
             error: reply,
             bounce: bad_mailbox,
         },
+    })
+}
+
+/// The lease of one batch: its token, and until when a send may still start under it.
+struct Lease {
+    token: i64,
+    length: chrono::Duration,
+    /// Milliseconds since the epoch after which no send starts.
+    start_sends_until: AtomicI64,
+}
+
+impl Lease {
+    fn new(token: i64, length: chrono::Duration, until: DateTime<Utc>) -> Self {
+        let lease = Self {
+            token,
+            length,
+            start_sends_until: AtomicI64::new(0),
+        };
+        lease.held_until(until);
+        lease
+    }
+
+    /// Notes that the lease now runs until `until`: sends may start during its first half.
+    fn held_until(&self, until: DateTime<Utc>) {
+        let cutoff = until - self.length / 2;
+        self.start_sends_until
+            .store(cutoff.timestamp_millis(), Ordering::Relaxed);
+    }
+
+    fn may_start_send(&self) -> bool {
+        Utc::now().timestamp_millis() < self.start_sends_until.load(Ordering::Relaxed)
+    }
+
+    /// Extends the lease every third of its length until the task is aborted.
+    fn keep_alive(self: &Arc<Self>, db: Db) -> tokio::task::JoinHandle<()> {
+        let lease = self.clone();
+        tokio::spawn(async move {
+            let every = (lease.length / 3).to_std().unwrap_or(Duration::from_secs(10));
+            loop {
+                tokio::time::sleep(every).await;
+                let until = Utc::now() + lease.length;
+                match store::deliveries::extend_lease(&db, lease.token, until).await {
+                    Ok(_) => lease.held_until(until),
+                    Err(e) => tracing::warn!(error = format!("{e:#}"), "cannot extend a delivery lease"),
+                }
+            }
+        })
     }
 }
 
@@ -90,65 +226,18 @@ pub async fn deliver_batch(app: &Arc<App>) -> anyhow::Result<BatchReport> {
     let digest = &app.settings.digest;
     let began = std::time::Instant::now();
     let now = Utc::now();
-    let lease_until = now + chrono::Duration::seconds(digest.lease_seconds as i64);
-    let claimed = store::deliveries::claim(&app.db, now, lease_until, digest.batch_size).await?;
+    let length = chrono::Duration::seconds(digest.lease_seconds as i64);
+    let token = rand::random::<i64>();
+    let claimed = store::deliveries::claim(&app.db, now, now + length, digest.batch_size, token).await?;
     if claimed.is_empty() {
         return Ok(BatchReport::default());
     }
-    let ids: Vec<i64> = claimed.iter().map(|d| d.subscriber_id).collect();
-    let subscribers: HashMap<i64, Subscriber> = store::subscribers::find_many(&app.db, &ids)
-        .await?
-        .into_iter()
-        .map(|s| (s.id, s))
-        .collect();
-    let mut contents: HashMap<i64, Arc<EditionContent>> = HashMap::new();
-    for d in &claimed {
-        if let std::collections::hash_map::Entry::Vacant(slot) = contents.entry(d.edition_id) {
-            slot.insert(app.edition_content(d.edition_id).await?);
-        }
-    }
-    // Each send is its own task, so building messages uses every core; the semaphore
-    // bounds how many are in flight (and so how many SMTP connections are open).
-    let permits = Arc::new(tokio::sync::Semaphore::new(digest.concurrency as usize));
-    let mut tasks = tokio::task::JoinSet::new();
-    let mut subscribers = subscribers;
-    for d in claimed {
-        let app = app.clone();
-        let content = contents.get(&d.edition_id).cloned();
-        let subscriber = subscribers.remove(&d.subscriber_id);
-        let permit = permits.clone().acquire_owned().await?;
-        tasks.spawn(async move {
-            let outcome = send_one(&app, &d, content.as_deref(), subscriber.as_ref()).await;
-            drop(permit);
-            (d, outcome)
-        });
-    }
-    let prepared = began.elapsed();
-    let mut outcomes: Vec<(Claimed, Outcome)> = Vec::with_capacity(tasks.len());
-    while let Some(joined) = tasks.join_next().await {
-        outcomes.push(joined?);
-    }
-    let sent = began.elapsed();
-    let mut report = BatchReport {
-        claimed: outcomes.len(),
-        ..Default::default()
-    };
-    for (d, outcome) in &outcomes {
-        match outcome {
-            Outcome::Sent => report.sent += 1,
-            Outcome::Skipped => report.skipped += 1,
-            Outcome::Retry { error, .. } => {
-                report.retried += 1;
-                tracing::debug!(delivery = d.id, %error, "delivery deferred");
-            }
-            Outcome::Failed { error, .. } => {
-                report.failed += 1;
-                tracing::warn!(delivery = d.id, %error, "delivery failed for good");
-            }
-        }
-    }
+    let lease = Arc::new(Lease::new(token, length, now + length));
+    let heartbeat = lease.keep_alive(app.db.clone());
+    let result = send_batch(app, claimed, &lease).await;
+    heartbeat.abort();
+    let report = result?;
     let now = Utc::now();
-    store::deliveries::record(&app.db, &outcomes, now).await?;
     for created in store::editions::complete_finished(&app.db, now).await? {
         app.metrics
             .edition_seconds
@@ -159,8 +248,72 @@ pub async fn deliver_batch(app: &Arc<App>) -> anyhow::Result<BatchReport> {
     Metrics::count(&m.deliveries, "failed", report.failed as u64);
     Metrics::count(&m.deliveries, "retried", report.retried as u64);
     Metrics::count(&m.deliveries, "skipped", report.skipped as u64);
-    tracing::debug!(claimed = report.claimed, ?prepared, ?sent, total = ?began.elapsed(), "batch delivered");
+    tracing::debug!(claimed = report.claimed, total = ?began.elapsed(), "batch delivered");
     Ok(report)
+}
+
+async fn send_batch(app: &Arc<App>, claimed: Vec<Claimed>, lease: &Arc<Lease>) -> anyhow::Result<BatchReport> {
+    let ids: Vec<i64> = claimed.iter().map(|d| d.subscriber_id).collect();
+    // Shared: one batch may hold several editions for the same subscriber.
+    let subscribers: HashMap<i64, Arc<Subscriber>> = store::subscribers::find_many(&app.db, &ids)
+        .await?
+        .into_iter()
+        .map(|s| (s.id, Arc::new(s)))
+        .collect();
+    let mut contents: HashMap<i64, Arc<EditionContent>> = HashMap::new();
+    for d in &claimed {
+        if let std::collections::hash_map::Entry::Vacant(slot) = contents.entry(d.edition_id) {
+            slot.insert(app.edition_content(d.edition_id).await?);
+        }
+    }
+    let mut report = BatchReport {
+        claimed: claimed.len(),
+        ..Default::default()
+    };
+    // Each send is its own task, so building messages uses every core. A send slot is held
+    // until the outcome is committed: that bounds both the SMTP connections in use and
+    // what a crash can repeat.
+    let mut tasks = tokio::task::JoinSet::new();
+    for d in claimed {
+        let slot = app.send_slots.clone().acquire_owned().await?;
+        let (app, lease) = (app.clone(), lease.clone());
+        let content = contents.get(&d.edition_id).cloned();
+        let subscriber = subscribers.get(&d.subscriber_id).cloned();
+        tasks.spawn(async move {
+            let outcome = send_one(&app, &d, content.as_deref(), subscriber.as_deref(), &lease).await;
+            let Some(outcome) = outcome else {
+                return Ok(None);
+            };
+            let id = d.id;
+            let recorded = Recorded {
+                delivery: d,
+                token: lease.token,
+                outcome,
+            };
+            let kept = app.outcomes.record(recorded.clone()).await?;
+            drop(slot);
+            if !kept {
+                tracing::warn!(delivery = id, "delivery lease lost before its outcome was recorded");
+                return Ok(None);
+            }
+            Ok::<_, anyhow::Error>(Some(recorded.outcome))
+        });
+    }
+    let mut failure = None;
+    while let Some(joined) = tasks.join_next().await {
+        match joined? {
+            Ok(Some(outcome)) => report.count(&outcome),
+            Ok(None) => report.unfinished += 1,
+            Err(e) => {
+                report.unfinished += 1;
+                failure.get_or_insert(e);
+            }
+        }
+    }
+    match failure {
+        Some(e) => Err(e),
+        None => Ok(report),
+    }
 }
 
 /// Delivers until `shutdown`: batch after batch while there is work, then waits to be woken

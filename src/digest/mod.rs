@@ -15,8 +15,8 @@ pub enum Trigger {
     /// The scheduler, for the period whose time has come: at most one edition per period,
     /// however many instances fire.
     Scheduled(String),
-    /// An admin or `herald send`: a further edition in the same period is allowed when
-    /// there are new posts (`2026-11-23#2`).
+    /// Every new post for `immediate`; for daily and weekly, an extra edition an admin forced
+    /// (`2026-11-23#2`), which leaves the period's scheduled edition to come.
     Manual,
 }
 
@@ -92,10 +92,11 @@ pub async fn compose(
             let key = period_key(frequency, now, tz);
             let period = match trigger.clone() {
                 Trigger::Scheduled(period) => period,
-                Trigger::Manual => match store::editions::count_in_period(&app.db, frequency, &key).await? {
-                    0 => key,
-                    n => format!("{key}#{}", n + 1),
-                },
+                // Never the period's own key: the scheduled edition keeps it free.
+                Trigger::Manual => {
+                    let n = store::editions::count_in_period(&app.db, frequency, &key).await?;
+                    format!("{key}#{}", n + 1)
+                }
             };
             vec![(period, post_ids)]
         }

@@ -1,9 +1,10 @@
-//! The delivery queue: claimed in batches under a lease, outcomes written in batches.
+//! The delivery queue: claimed in batches under a lease and a token, outcomes written as
+//! they complete (grouped into one transaction when several complete together).
 
 use anyhow::Context;
 use chrono::{DateTime, Utc};
 
-use super::{BeginWrite, Db};
+use super::{BeginWrite, Db, with_pool};
 
 /// A delivery a worker holds until its lease runs out.
 #[derive(Debug, Clone, sqlx::FromRow)]
@@ -32,7 +33,8 @@ pub enum Outcome {
 }
 
 /// Claims up to `limit` due deliveries: pending ones whose time has come, and sending ones
-/// whose worker's lease ran out (it died mid-batch). They are leased until `lease_until`.
+/// whose worker's lease ran out (it died, or stalled past its lease). They are leased until
+/// `lease_until` under `token`: only the holder of the token can record or extend them.
 /// PostgreSQL skips rows another instance is claiming at the same moment.
 #[tracing::instrument(skip_all)]
 pub async fn claim(
@@ -40,77 +42,145 @@ pub async fn claim(
     now: DateTime<Utc>,
     lease_until: DateTime<Utc>,
     limit: u32,
+    token: i64,
 ) -> anyhow::Result<Vec<Claimed>> {
-    const SQLITE: &str = super::claim_sql!("deliveries", "id, edition_id, subscriber_id, attempts", "");
-    const POSTGRES: &str = super::claim_sql!(
-        "deliveries",
-        "id, edition_id, subscriber_id, attempts",
-        " for update skip locked"
-    );
-    super::claim_rows(db, SQLITE, POSTGRES, now, lease_until, limit)
-        .await
-        .context("Failed to claim deliveries")
+    macro_rules! claim_sql {
+        ($lock:literal) => {
+            concat!(
+                "update deliveries set status = 'sending', attempts = attempts + 1, next_attempt_at = $2, ",
+                "lease_token = $4 where id in (select id from deliveries where status in ('pending', 'sending') ",
+                "and next_attempt_at <= $1 order by next_attempt_at, id limit $3",
+                $lock,
+                ") returning id, edition_id, subscriber_id, attempts"
+            )
+        };
+    }
+    let limit = i64::from(limit);
+    let claimed: sqlx::Result<Vec<Claimed>> = match db {
+        Db::Sqlite(pool) => {
+            let mut tx = pool.begin_write().await?;
+            let rows = sqlx::query_as(claim_sql!(""))
+                .bind(now)
+                .bind(lease_until)
+                .bind(limit)
+                .bind(token)
+                .fetch_all(&mut *tx)
+                .await;
+            tx.commit().await?;
+            rows
+        }
+        Db::Postgres(pool) => {
+            sqlx::query_as(claim_sql!(" for update skip locked"))
+                .bind(now)
+                .bind(lease_until)
+                .bind(limit)
+                .bind(token)
+                .fetch_all(pool)
+                .await
+        }
+    };
+    claimed.context("Failed to claim deliveries")
 }
 
-/// Writes a batch of outcomes in one transaction, and suppresses bounced subscribers.
+/// Extends the lease on the rows still held under `token` that are not yet recorded.
+/// Returns how many it extended.
+pub async fn extend_lease(db: &Db, token: i64, lease_until: DateTime<Utc>) -> anyhow::Result<u64> {
+    with_pool!(db, pool => {
+        sqlx::query("update deliveries set next_attempt_at = $2 where lease_token = $1 and status = 'sending'")
+            .bind(token)
+            .bind(lease_until)
+            .execute(pool)
+            .await
+            .map(|r| r.rows_affected())
+    })
+    .context("Failed to extend a delivery lease")
+}
+
+/// One outcome to write: the delivery, the claim it was made under, and what became of it.
+#[derive(Debug, Clone)]
+pub struct Recorded {
+    pub delivery: Claimed,
+    pub token: i64,
+    pub outcome: Outcome,
+}
+
+/// Writes outcomes in one transaction, and suppresses bounced subscribers. A row is written
+/// only while it is still held under the claim's token; returns the ids of the deliveries
+/// whose claim was lost (another worker has them now), which were not written.
 #[tracing::instrument(skip_all, fields(count = outcomes.len()))]
-pub async fn record(db: &Db, outcomes: &[(Claimed, Outcome)], now: DateTime<Utc>) -> anyhow::Result<()> {
+pub async fn record(db: &Db, outcomes: &[Recorded], now: DateTime<Utc>) -> anyhow::Result<Vec<i64>> {
+    // Only while the row is still ours: claimed under this token and not recorded yet.
+    macro_rules! held {
+        ($set:literal) => {
+            concat!(
+                "update deliveries set ",
+                $set,
+                " where id = $1 and lease_token = $2 and status = 'sending'"
+            )
+        };
+    }
     macro_rules! write_all {
         ($tx:expr) => {{
-            for (d, outcome) in outcomes {
-                let query = match outcome {
-                    Outcome::Sent => sqlx::query(
-                        "update deliveries set status = 'sent', sent_at = $2, last_error = null where id = $1",
-                    )
-                    .bind(d.id)
-                    .bind(now),
-                    Outcome::Skipped => {
-                        sqlx::query("update deliveries set status = 'skipped' where id = $1").bind(d.id)
-                    }
-                    Outcome::Retry { at, error } => sqlx::query(
-                        "update deliveries set status = 'pending', next_attempt_at = $2, last_error = $3 where id = $1",
-                    )
-                    .bind(d.id)
-                    .bind(*at)
-                    .bind(error.as_str()),
-                    Outcome::Failed { error, .. } => {
-                        sqlx::query("update deliveries set status = 'failed', last_error = $2 where id = $1")
-                            .bind(d.id)
+            let mut lost = Vec::new();
+            for r in outcomes {
+                let query = match &r.outcome {
+                    Outcome::Sent => sqlx::query(held!("status = 'sent', sent_at = $3, last_error = null"))
+                        .bind(r.delivery.id)
+                        .bind(r.token)
+                        .bind(now),
+                    Outcome::Skipped => sqlx::query(held!("status = 'skipped'"))
+                        .bind(r.delivery.id)
+                        .bind(r.token),
+                    Outcome::Retry { at, error } => {
+                        sqlx::query(held!("status = 'pending', next_attempt_at = $3, last_error = $4"))
+                            .bind(r.delivery.id)
+                            .bind(r.token)
+                            .bind(*at)
                             .bind(error.as_str())
                     }
+                    Outcome::Failed { error, .. } => sqlx::query(held!("status = 'failed', last_error = $3"))
+                        .bind(r.delivery.id)
+                        .bind(r.token)
+                        .bind(error.as_str()),
                 };
-                query.execute(&mut *$tx).await?;
-                if let Outcome::Failed { bounce: true, .. } = outcome {
+                if query.execute(&mut *$tx).await?.rows_affected() == 0 {
+                    lost.push(r.delivery.id);
+                    continue;
+                }
+                if let Outcome::Failed { bounce: true, .. } = r.outcome {
                     sqlx::query(
                         "update subscribers set status = 'bounced', bounced_at = $2, updated_at = $2 \
                          where id = $1 and status = 'confirmed'",
                     )
-                    .bind(d.subscriber_id)
+                    .bind(r.delivery.subscriber_id)
                     .bind(now)
                     .execute(&mut *$tx)
                     .await?;
                 }
             }
+            lost
         }};
     }
-    match db {
+    let lost = match db {
         Db::Sqlite(pool) => {
             let mut tx = pool.begin_write().await?;
-            write_all!(tx);
+            let lost = write_all!(tx);
             tx.commit().await?;
+            lost
         }
         Db::Postgres(pool) => {
             let mut tx = pool.begin_write().await?;
-            write_all!(tx);
+            let lost = write_all!(tx);
             tx.commit().await?;
+            lost
         }
-    }
-    Ok(())
+    };
+    Ok(lost)
 }
 
 /// When the next not-yet-due delivery comes due, if any is waiting.
 pub async fn next_due(db: &Db) -> anyhow::Result<Option<DateTime<Utc>>> {
-    super::with_pool!(db, pool => {
+    with_pool!(db, pool => {
         sqlx::query_scalar("select min(next_attempt_at) from deliveries where status in ('pending', 'sending')")
             .fetch_one(pool)
             .await

@@ -141,11 +141,16 @@ pub async fn create(
         .execute(&mut *tx)
         .await?
         .rows_affected();
-        sqlx::query("update editions set recipients = $2 where id = $1")
-            .bind(id)
-            .bind(recipients as i64)
-            .execute(&mut *tx)
-            .await?;
+        // An edition nobody is to receive is finished as soon as it exists.
+        sqlx::query(
+            "update editions set recipients = $2, status = case when $2 = 0 then 'sent' else status end, \
+             completed_at = case when $2 = 0 then $3 else null end where id = $1",
+        )
+        .bind(id)
+        .bind(recipients as i64)
+        .bind(now)
+        .execute(&mut *tx)
+        .await?;
         tx.commit().await?;
         Ok::<_, anyhow::Error>(Some(id))
     })?;

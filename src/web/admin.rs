@@ -15,9 +15,10 @@ use serde::{Deserialize, Serialize};
 use super::{Result, WebError, guard};
 use crate::admin;
 use crate::app::App;
-use crate::digest::{self, Trigger, render::EditionContent};
+use crate::digest::render::EditionContent;
 use crate::domain::{EmailAddress, Frequency, SubscriberSource, SubscriberStatus, parse_name};
 use crate::import::{self, ImportOptions};
+use crate::schedule::{self, SendRequest};
 use crate::store::{self, subscribers::ListFilter, subscribers::NewSubscriber};
 
 const COOKIE: &str = "herald_session";
@@ -460,30 +461,50 @@ pub async fn editions(State(app): State<Arc<App>>, axum::Extension(admin): axum:
 pub struct SendForm {
     #[serde(default)]
     frequency: String,
+    /// "on" when the admin asks for an extra daily or weekly edition.
+    #[serde(default)]
+    force: Option<String>,
+    /// Set by the confirmation page's button; without it nothing is sent yet.
+    #[serde(default)]
+    confirm: Option<String>,
 }
 
+/// "Send now": first a page that says what would go out and to how many people, then,
+/// once confirmed there, the send.
 pub async fn send_now(
     State(app): State<Arc<App>>,
     axum::Extension(admin): axum::Extension<Admin>,
     axum::Form(form): axum::Form<SendForm>,
 ) -> Result<Response> {
-    let frequencies = match form.frequency.as_str() {
-        "" => Frequency::ALL.to_vec(),
-        f => vec![
-            f.parse::<Frequency>()
-                .map_err(|e| WebError::Validation(e.to_string()))?,
-        ],
+    let request = SendRequest {
+        frequency: match form.frequency.as_str() {
+            "" => None,
+            f => Some(
+                f.parse::<Frequency>()
+                    .map_err(|e| WebError::Validation(e.to_string()))?,
+            ),
+        },
+        force: form.force.is_some_and(|v| !v.is_empty()),
+        since: None,
     };
-    let mut created = Vec::new();
-    for f in frequencies {
-        created.extend(digest::compose(&app, f, Trigger::Manual, None).await?);
+    if form.confirm.is_none() {
+        let plans = schedule::plan_send(&app, request).await?;
+        let people: i64 = plans.iter().filter(|p| p.editions > 0).map(|p| p.recipients).sum();
+        let mut ctx = with_message(None, None);
+        ctx.insert("plans", &plans);
+        ctx.insert("people", &people);
+        ctx.insert("editions", &plans.iter().map(|p| p.editions).sum::<usize>());
+        ctx.insert("frequency", &form.frequency);
+        ctx.insert("force", &request.force);
+        return page(&app, "web/admin/send.html", "editions", &admin, ctx);
     }
+    let created = schedule::send_now(&app, request).await?;
     match created.first() {
         Some(edition) => {
             Ok(Redirect::to(&app.settings.url_for(&format!("admin/editions/{}", edition.id))).into_response())
         }
         None => {
-            let mut ctx = with_message(Some("Nothing new to send: every published post has gone out."), None);
+            let mut ctx = with_message(Some("Nothing was due: no edition was created."), None);
             ctx.insert("editions", &store::editions::list(&app.db, 100).await?);
             page(&app, "web/admin/editions.html", "editions", &admin, ctx)
         }

@@ -255,27 +255,40 @@ pub async fn import(State(app): State<Arc<App>>, Query(q): Query<ImportQuery>, b
 pub struct SendBody {
     frequency: Option<String>,
     since: Option<String>,
+    /// An extra daily or weekly edition even if this period's has gone out or is not due.
+    #[serde(default)]
+    force: bool,
 }
 
-/// Composes the due editions now (like `herald send`) and returns them at once; the
-/// delivery worker sends them in the background.
+/// Composes what is due now (like `herald send`; with `force`, an extra daily or weekly
+/// edition) and returns the editions at once, with the reason for each frequency that sent
+/// nothing; the delivery worker sends them in the background.
 pub async fn send_editions(State(app): State<Arc<App>>, body: Option<Json<SendBody>>) -> Result<Response> {
     let body = body.map(|Json(b)| b).unwrap_or_default();
-    let frequencies = match body.frequency.as_deref() {
-        None | Some("") => Frequency::ALL.to_vec(),
-        Some(f) => vec![f.parse::<Frequency>().map_err(invalid)?],
+    let request = crate::schedule::SendRequest {
+        frequency: match body.frequency.as_deref() {
+            None | Some("") => None,
+            Some(f) => Some(f.parse::<Frequency>().map_err(invalid)?),
+        },
+        force: body.force,
+        since: body
+            .since
+            .as_deref()
+            .map(crate::content::parse_date)
+            .transpose()
+            .map_err(invalid)?,
     };
-    let since = body
-        .since
-        .as_deref()
-        .map(crate::content::parse_date)
-        .transpose()
-        .map_err(invalid)?;
-    let mut created = Vec::new();
-    for f in frequencies {
-        created.extend(crate::digest::compose(&app, f, crate::digest::Trigger::Manual, since).await?);
-    }
-    Ok((StatusCode::ACCEPTED, Json(serde_json::json!({ "editions": created }))).into_response())
+    let held_back: serde_json::Map<String, serde_json::Value> = crate::schedule::plan_send(&app, request)
+        .await?
+        .into_iter()
+        .filter_map(|p| p.held_back.map(|why| (p.frequency.to_string(), why.into())))
+        .collect();
+    let created = crate::schedule::send_now(&app, request).await?;
+    Ok((
+        StatusCode::ACCEPTED,
+        Json(serde_json::json!({ "editions": created, "held_back": held_back })),
+    )
+        .into_response())
 }
 
 /// An edition with its deliveries counted by status.

@@ -83,6 +83,27 @@ async fn an_admin_logs_in_sends_an_edition_watches_it_finish_and_logs_out() {
         .await
         .unwrap();
     click(&client, "form[action$='/admin/editions/send'] button").await;
+    // This week's weekly edition is done (Herald started after its time, with nothing new):
+    // "Send now" says so and sends nothing.
+    wait_text(&client, "h1", "Send now").await;
+    wait_text(&client, "main", "weekly edition").await;
+    wait_text(&client, "main", "is done; the next is due").await;
+    assert!(
+        client.find(Locator::Css("input[name=confirm]")).await.is_err(),
+        "nothing to confirm"
+    );
+    // An extra edition, asked for explicitly, is confirmed with the number of people first.
+    client.goto(&app.url("/admin/editions")).await.unwrap();
+    find(&client, "select[name=frequency]")
+        .await
+        .select_by_value("weekly")
+        .await
+        .unwrap();
+    click(&client, "input[name=force]").await;
+    click(&client, "form[action$='/admin/editions/send'] button").await;
+    wait_text(&client, "#people", "25 people").await;
+    assert_eq!(smtp.count(), 0, "nothing is sent before the confirmation");
+    click(&client, "form[action$='/admin/editions/send'] button").await;
     wait_text(&client, "h1", "Otters are back").await;
     // The page updates itself while the worker sends (20 a second here): no reload.
     let deadline = std::time::Instant::now() + Duration::from_secs(20);

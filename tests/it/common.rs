@@ -76,6 +76,18 @@ pub async fn spawn_app_with(extra: &str) -> TestApp {
     let app = App::start(settings).await.unwrap();
     let shutdown = CancellationToken::new();
     tokio::spawn(app::serve(app.clone(), listener, shutdown.clone()));
+    // The scheduler's start-up catch-up settles the current daily and weekly periods (with
+    // nothing new, it marks them done): wait for it, so it never races a test's own sends.
+    for _ in 0..200 {
+        let mut settled = true;
+        for key in ["schedule.daily.period", "schedule.weekly.period"] {
+            settled &= herald::store::meta_get(&app.db, key).await.unwrap().is_some();
+        }
+        if settled {
+            break;
+        }
+        tokio::time::sleep(std::time::Duration::from_millis(10)).await;
+    }
     TestApp {
         address,
         posts_dir,

@@ -295,6 +295,7 @@ async fn names_from_the_public_form_never_run_as_formulas_in_any_export_and_impo
             .unwrap();
         assert_eq!(response.status(), 200, "{email}");
     }
+    crate::subscribers::requests_settled(&app).await;
 
     // The API's export, the console's, and the command line's.
     let token = herald::admin::create_token(&app.app.db, "export").await.unwrap();

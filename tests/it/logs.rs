@@ -220,7 +220,9 @@ async fn tokens_passwords_and_api_keys_never_reach_the_logs_at_any_level() {
     logs.push(server.logs());
     let logs = logs.join("\n");
     assert!(
-        logs.contains("TRACE") && logs.len() > 10_000,
+        // Nothing in Herald's own path logs below DEBUG (the document parsers, which
+        // would, are kept to warnings); DEBUG lines show the filter let everything through.
+        logs.contains("DEBUG") && logs.len() > 10_000,
         "everything was logged ({} bytes)",
         logs.len()
     );
