@@ -106,8 +106,13 @@ fn fresh_postgres(url: &str) -> anyhow::Result<String> {
     Ok(parsed.to_string())
 }
 
-fn deliver(subscribers: usize, sink_port: u16, database: Option<&str>, instances: usize) -> anyhow::Result<(f64, u64)> {
-    let herald = env!("CARGO_BIN_EXE_herald");
+fn deliver(
+    herald: &str,
+    subscribers: usize,
+    sink_port: u16,
+    database: Option<&str>,
+    instances: usize,
+) -> anyhow::Result<(f64, u64)> {
     let dir = tempfile::tempdir()?;
     let database_url = match database {
         Some(url) => fresh_postgres(url)?,
@@ -162,7 +167,7 @@ fn deliver(subscribers: usize, sink_port: u16, database: Option<&str>, instances
     let rate = subscribers as f64 / took.as_secs_f64();
     let backend = if database.is_some() { "postgres" } else { "sqlite" };
     println!(
-        "herald send x{instances} ({backend}), {subscribers:>6} subscribers: {:>6.1} s  {rate:>6.0} msg/s  peak RSS {} MiB   ({})",
+        "{herald}\n  send x{instances} ({backend}), {subscribers:>6} subscribers: {:>6.1} s  {rate:>6.0} msg/s  peak RSS {} MiB   ({})",
         took.as_secs_f64(),
         peaks
             .iter()
@@ -217,20 +222,34 @@ fn ceiling(messages: usize, size: u64, port: u16) -> anyhow::Result<f64> {
 
 /// With `HERALD_BENCH_DATABASE_URL=postgres://...` it runs on PostgreSQL: 100,000
 /// subscribers with one instance and with three; otherwise on SQLite with 10,000 and 100,000.
+/// With `HERALD_BENCH_BEFORE=/path/to/an/older/herald`, each run is made with that binary
+/// first and then with this one, so the two are compared in the same run.
 fn main() -> anyhow::Result<()> {
     let port = free_port();
     let _sink = start_sink(port)?;
     let database = std::env::var("HERALD_BENCH_DATABASE_URL").ok();
+    let mut binaries: Vec<String> = std::env::var("HERALD_BENCH_BEFORE").into_iter().collect();
+    binaries.push(env!("CARGO_BIN_EXE_herald").to_owned());
     let runs: Vec<(usize, usize)> = match database {
         Some(_) => vec![(100_000, 1), (100_000, 3)],
         None => vec![(10_000, 1), (100_000, 1)],
     };
     for (subscribers, instances) in runs {
-        let (rate, size) = deliver(subscribers, port, database.as_deref(), instances)?;
+        let mut rates = Vec::new();
+        let mut size = 0;
+        for herald in &binaries {
+            let (rate, bytes) = deliver(herald, subscribers, port, database.as_deref(), instances)?;
+            rates.push(rate);
+            size = bytes;
+        }
         let ceiling = ceiling(subscribers, size, port)?;
         println!(
-            "smtp-source ceiling, {subscribers:>6} messages of {size} bytes, {SESSIONS} sessions: {ceiling:>6.0} msg/s  -> herald at {:.0} % of it",
-            100.0 * rate / ceiling
+            "smtp-source ceiling, {subscribers:>6} messages of {size} bytes, {SESSIONS} sessions: {ceiling:>6.0} msg/s  -> herald at {} of it",
+            rates
+                .iter()
+                .map(|r| format!("{:.0} %", 100.0 * r / ceiling))
+                .collect::<Vec<_>>()
+                .join(" / ")
         );
     }
     Ok(())
