@@ -224,23 +224,47 @@ fn ceiling(messages: usize, size: u64, port: u16) -> anyhow::Result<f64> {
 /// subscribers with one instance and with three; otherwise on SQLite with 10,000 and 100,000.
 /// With `HERALD_BENCH_BEFORE=/path/to/an/older/herald`, each run is made with that binary
 /// first and then with this one, so the two are compared in the same run.
+/// `HERALD_BENCH_ONLY=100000x1` keeps one of the runs.
 fn main() -> anyhow::Result<()> {
     let port = free_port();
     let _sink = start_sink(port)?;
     let database = std::env::var("HERALD_BENCH_DATABASE_URL").ok();
     let mut binaries: Vec<String> = std::env::var("HERALD_BENCH_BEFORE").into_iter().collect();
     binaries.push(env!("CARGO_BIN_EXE_herald").to_owned());
-    let runs: Vec<(usize, usize)> = match database {
+    let mut runs: Vec<(usize, usize)> = match database {
         Some(_) => vec![(100_000, 1), (100_000, 3)],
         None => vec![(10_000, 1), (100_000, 1)],
     };
+    // `HERALD_BENCH_ONLY=100000x1`: just that run.
+    if let Ok(only) = std::env::var("HERALD_BENCH_ONLY") {
+        runs.retain(|(n, i)| format!("{n}x{i}") == only);
+    }
+    // `HERALD_BENCH_REPEAT=3`: the binaries take turns that many times; medians are compared.
+    let repeat: usize = std::env::var("HERALD_BENCH_REPEAT")
+        .ok()
+        .and_then(|r| r.parse().ok())
+        .unwrap_or(1);
     for (subscribers, instances) in runs {
-        let mut rates = Vec::new();
+        let mut samples = vec![Vec::new(); binaries.len()];
         let mut size = 0;
-        for herald in &binaries {
-            let (rate, bytes) = deliver(herald, subscribers, port, database.as_deref(), instances)?;
-            rates.push(rate);
-            size = bytes;
+        for _ in 0..repeat {
+            for (herald, samples) in binaries.iter().zip(&mut samples) {
+                let (rate, bytes) = deliver(herald, subscribers, port, database.as_deref(), instances)?;
+                samples.push(rate);
+                size = bytes;
+            }
+        }
+        let rates: Vec<f64> = samples
+            .iter_mut()
+            .map(|s| {
+                s.sort_by(f64::total_cmp);
+                s[s.len() / 2]
+            })
+            .collect();
+        if repeat > 1 {
+            for (herald, rate) in binaries.iter().zip(&rates) {
+                println!("median of {repeat}: {rate:>6.0} msg/s  {herald}");
+            }
         }
         let ceiling = ceiling(subscribers, size, port)?;
         println!(

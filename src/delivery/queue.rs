@@ -69,9 +69,22 @@ impl OutcomeWriter {
 
 async fn write_outcomes(db: Db, mut pending: mpsc::UnboundedReceiver<(Recorded, Reply)>) {
     let mut group = Vec::with_capacity(RECORD_GROUP);
+    // Held between writes; taken again after an error.
+    let mut connection = None;
     while pending.recv_many(&mut group, RECORD_GROUP).await > 0 {
         let (records, replies): (Vec<Recorded>, Vec<Reply>) = group.drain(..).unzip();
-        match store::deliveries::record(&db, &records, Utc::now()).await {
+        let written = async {
+            let conn = match &mut connection {
+                Some(conn) => conn,
+                None => connection.insert(store::deliveries::outcome_connection(&db).await?),
+            };
+            store::deliveries::record_on(conn, &records, Utc::now()).await
+        }
+        .await;
+        if written.is_err() {
+            connection = None;
+        }
+        match written {
             Ok(lost) => {
                 for (r, reply) in records.iter().zip(replies) {
                     let _ = reply.send(Ok(!lost.contains(&r.delivery.id)));

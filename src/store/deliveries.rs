@@ -4,7 +4,7 @@
 use anyhow::Context;
 use chrono::{DateTime, Utc};
 
-use super::{BeginWrite, Db, with_pool};
+use super::{BeginWrite, Db, DbConn, with_pool};
 
 /// A delivery a worker holds until its lease runs out.
 #[derive(Debug, Clone, sqlx::FromRow)]
@@ -104,11 +104,39 @@ pub struct Recorded {
     pub outcome: Outcome,
 }
 
-/// Writes outcomes in one transaction, and suppresses bounced subscribers. A row is written
-/// only while it is still held under the claim's token; returns the ids of the deliveries
-/// whose claim was lost (another worker has them now), which were not written.
+/// Writes outcomes, and suppresses bounced subscribers. A row is written only while it is
+/// still held under the claim's token; returns the ids of the deliveries whose claim was lost
+/// (another worker has them now), which were not written.
 #[tracing::instrument(skip_all, fields(count = outcomes.len()))]
 pub async fn record(db: &Db, outcomes: &[Recorded], now: DateTime<Utc>) -> anyhow::Result<Vec<i64>> {
+    record_on(&mut db.acquire().await?, outcomes, now).await
+}
+
+/// A connection for [`record_on`], held by the outcome writer so a write costs no pool round
+/// trip. On PostgreSQL its commits do not wait for the WAL to reach the disk
+/// (`synchronous_commit = off`, on this connection only, which is closed rather than returned
+/// to the pool): a crash of the database server itself may forget the outcomes of its last
+/// fraction of a second, whose messages are then sent again, never lost. A crash of Herald
+/// loses nothing that was committed.
+pub async fn outcome_connection(db: &Db) -> anyhow::Result<DbConn> {
+    let mut conn = db.acquire().await?;
+    match &mut conn {
+        DbConn::Sqlite(c) => c.close_on_drop(),
+        DbConn::Postgres(c) => {
+            c.close_on_drop();
+            sqlx::query("set synchronous_commit = off")
+                .execute(&mut **c)
+                .await
+                .context("Failed to prepare the outcome connection")?;
+        }
+    }
+    Ok(conn)
+}
+
+/// [`record`] on a connection the caller holds. The outcomes of one claim that were sent,
+/// nearly all of them, are written by one statement (its own transaction: each outcome stands
+/// alone); the others, with their bounces, in one transaction.
+pub async fn record_on(conn: &mut DbConn, outcomes: &[Recorded], now: DateTime<Utc>) -> anyhow::Result<Vec<i64>> {
     // Only while the row is still ours: claimed under this token and not recorded yet.
     macro_rules! held {
         ($set:literal) => {
@@ -119,15 +147,35 @@ pub async fn record(db: &Db, outcomes: &[Recorded], now: DateTime<Utc>) -> anyho
             )
         };
     }
-    macro_rules! write_all {
+    let mut sent: std::collections::BTreeMap<i64, Vec<i64>> = std::collections::BTreeMap::new();
+    for r in outcomes {
+        if r.outcome == Outcome::Sent {
+            sent.entry(r.token).or_default().push(r.delivery.id);
+        }
+    }
+    let others: Vec<&Recorded> = outcomes.iter().filter(|r| r.outcome != Outcome::Sent).collect();
+    let mut lost = Vec::new();
+    macro_rules! write_sent {
+        ($conn:expr, $sql:literal, $ids:expr) => {{
+            for (token, ids) in &sent {
+                let written: Vec<i64> = sqlx::query_scalar($sql)
+                    .bind(($ids)(ids))
+                    .bind(*token)
+                    .bind(now)
+                    .fetch_all(&mut **$conn)
+                    .await?;
+                if written.len() < ids.len() {
+                    let written: std::collections::HashSet<i64> = written.into_iter().collect();
+                    lost.extend(ids.iter().filter(|id| !written.contains(id)));
+                }
+            }
+        }};
+    }
+    macro_rules! write_others {
         ($tx:expr) => {{
-            let mut lost = Vec::new();
-            for r in outcomes {
+            for r in &others {
                 let query = match &r.outcome {
-                    Outcome::Sent => sqlx::query(held!("status = 'sent', sent_at = $3, last_error = null"))
-                        .bind(r.delivery.id)
-                        .bind(r.token)
-                        .bind(now),
+                    Outcome::Sent => continue,
                     Outcome::Skipped => sqlx::query(held!("status = 'skipped'"))
                         .bind(r.delivery.id)
                         .bind(r.token),
@@ -158,23 +206,37 @@ pub async fn record(db: &Db, outcomes: &[Recorded], now: DateTime<Utc>) -> anyho
                     .await?;
                 }
             }
-            lost
         }};
     }
-    let lost = match db {
-        Db::Sqlite(pool) => {
-            let mut tx = pool.begin_write().await?;
-            let lost = write_all!(tx);
-            tx.commit().await?;
-            lost
+    match conn {
+        DbConn::Sqlite(conn) => {
+            write_sent!(
+                conn,
+                "update deliveries set status = 'sent', sent_at = $3, last_error = null \
+                 where id in (select value from json_each($1)) and lease_token = $2 and status = 'sending' \
+                 returning id",
+                |ids: &Vec<i64>| serde_json::to_string(ids).unwrap_or_else(|_| "[]".to_owned())
+            );
+            if !others.is_empty() {
+                let mut tx = sqlx::Connection::begin_with(&mut **conn, "BEGIN IMMEDIATE").await?;
+                write_others!(tx);
+                tx.commit().await?;
+            }
         }
-        Db::Postgres(pool) => {
-            let mut tx = pool.begin_write().await?;
-            let lost = write_all!(tx);
-            tx.commit().await?;
-            lost
+        DbConn::Postgres(conn) => {
+            write_sent!(
+                conn,
+                "update deliveries set status = 'sent', sent_at = $3, last_error = null \
+                 where id = any($1) and lease_token = $2 and status = 'sending' returning id",
+                |ids: &Vec<i64>| ids.clone()
+            );
+            if !others.is_empty() {
+                let mut tx = sqlx::Connection::begin(&mut **conn).await?;
+                write_others!(tx);
+                tx.commit().await?;
+            }
         }
-    };
+    }
     Ok(lost)
 }
 

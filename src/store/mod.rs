@@ -43,6 +43,22 @@ macro_rules! with_pool {
 }
 pub(crate) use with_pool;
 
+/// A connection taken from the pool and held, on one of the backends.
+pub enum DbConn {
+    Sqlite(sqlx::pool::PoolConnection<Sqlite>),
+    Postgres(sqlx::pool::PoolConnection<Postgres>),
+}
+
+impl Db {
+    /// Takes a connection out of the pool until it is dropped.
+    pub async fn acquire(&self) -> anyhow::Result<DbConn> {
+        Ok(match self {
+            Db::Sqlite(pool) => DbConn::Sqlite(pool.acquire().await.context("No database connection")?),
+            Db::Postgres(pool) => DbConn::Postgres(pool.acquire().await.context("No database connection")?),
+        })
+    }
+}
+
 /// Starts a write transaction the right way for each backend.
 pub(crate) trait BeginWrite {
     type Database: sqlx::Database;

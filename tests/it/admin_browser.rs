@@ -13,6 +13,16 @@ use crate::smtp::SmtpServer;
 const ADMIN: &str = "admin@example.org";
 const PASSWORD: &str = "a long and private passphrase";
 
+/// The editions page with "weekly" chosen in the send form.
+async fn choose_weekly(client: &fantoccini::Client, app: &crate::common::TestApp) {
+    client.goto(&app.url("/admin/editions")).await.unwrap();
+    find(client, "select[name=frequency]")
+        .await
+        .select_by_value("weekly")
+        .await
+        .unwrap();
+}
+
 #[tokio::test]
 async fn an_admin_logs_in_sends_an_edition_watches_it_finish_and_logs_out() {
     if !available() {
@@ -76,12 +86,7 @@ async fn an_admin_logs_in_sends_an_edition_watches_it_finish_and_logs_out() {
     wait_text(&client, "h1", "Dashboard").await;
     wait_text(&client, "main", "weekly").await;
 
-    client.goto(&app.url("/admin/editions")).await.unwrap();
-    find(&client, "select[name=frequency]")
-        .await
-        .select_by_value("weekly")
-        .await
-        .unwrap();
+    choose_weekly(&client, &app).await;
     click(&client, "form[action$='/admin/editions/send'] button").await;
     // This week's weekly edition is done (Herald started after its time, with nothing new):
     // "Send now" says so and sends nothing.
@@ -93,12 +98,7 @@ async fn an_admin_logs_in_sends_an_edition_watches_it_finish_and_logs_out() {
         "nothing to confirm"
     );
     // An extra edition, asked for explicitly, is confirmed with the number of people first.
-    client.goto(&app.url("/admin/editions")).await.unwrap();
-    find(&client, "select[name=frequency]")
-        .await
-        .select_by_value("weekly")
-        .await
-        .unwrap();
+    choose_weekly(&client, &app).await;
     click(&client, "input[name=force]").await;
     click(&client, "form[action$='/admin/editions/send'] button").await;
     wait_text(&client, "#people", "25 people").await;

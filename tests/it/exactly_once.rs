@@ -2,13 +2,12 @@
 //! real SMTP server, on a SQLite file or PostgreSQL.
 
 use std::collections::{HashMap, HashSet};
-use std::process::Stdio;
 use std::sync::Arc;
 
 use herald::domain::Frequency;
 use herald::store::{self, deliveries::Outcome, deliveries::Recorded};
 
-use crate::instances::{herald, sent_by, setup_for};
+use crate::instances::{herald, sent_by, setup_for, spawn_sends};
 use crate::smtp::SmtpServer;
 
 async fn run(config: &std::path::Path, args: &[&str]) -> std::process::Output {
@@ -64,15 +63,7 @@ async fn a_batch_that_outlives_its_lease_is_not_sent_again() {
         "rate_per_second = 5\n[digest]\nlease_seconds = 10\n",
     )
     .await;
-    let runs: Vec<_> = (0..2)
-        .map(|_| {
-            let mut cmd = herald(&config);
-            cmd.args(["send", "--frequency", "weekly"])
-                .stdout(Stdio::piped())
-                .stderr(Stdio::piped());
-            cmd.spawn().unwrap()
-        })
-        .collect();
+    let runs = spawn_sends(&config, 2);
     let mut sent = 0;
     for run in runs {
         let out = run.wait_with_output().await.unwrap();

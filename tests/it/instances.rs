@@ -105,6 +105,19 @@ pub(crate) async fn setup_for(
     (dir, config, app.db.clone())
 }
 
+/// Starts `n` instances of `herald send --frequency weekly` on one config, output piped.
+pub(crate) fn spawn_sends(config: &Path, n: usize) -> Vec<tokio::process::Child> {
+    (0..n)
+        .map(|_| {
+            let mut cmd = herald(config);
+            cmd.args(["send", "--frequency", "weekly"])
+                .stdout(Stdio::piped())
+                .stderr(Stdio::piped());
+            cmd.spawn().unwrap()
+        })
+        .collect()
+}
+
 pub(crate) fn sent_by(stdout: &[u8]) -> u64 {
     let text = String::from_utf8_lossy(stdout);
     text.lines()
@@ -136,15 +149,7 @@ async fn three_instances_share_one_edition_and_everyone_gets_it_once() {
     const N: usize = 20_000;
     let smtp = SmtpServer::start().await;
     let (_dir, config, db) = setup(&smtp, N, "[digest]\nbatch_size = 200\nworkers = 1\n").await;
-    let runs: Vec<_> = (0..3)
-        .map(|_| {
-            let mut cmd = herald(&config);
-            cmd.args(["send", "--frequency", "weekly"])
-                .stdout(Stdio::piped())
-                .stderr(Stdio::piped());
-            cmd.spawn().unwrap()
-        })
-        .collect();
+    let runs = spawn_sends(&config, 3);
     let mut shares = Vec::new();
     for run in runs {
         let out = run.wait_with_output().await.unwrap();
@@ -181,15 +186,7 @@ async fn a_killed_instance_is_covered_by_the_others_after_its_lease() {
         ),
     )
     .await;
-    let mut runs: Vec<_> = (0..3)
-        .map(|_| {
-            let mut cmd = herald(&config);
-            cmd.args(["send", "--frequency", "weekly"])
-                .stdout(Stdio::piped())
-                .stderr(Stdio::piped());
-            cmd.spawn().unwrap()
-        })
-        .collect();
+    let mut runs = spawn_sends(&config, 3);
     let started = Instant::now();
     while smtp.count() < N / 3 {
         assert!(started.elapsed() < Duration::from_secs(60), "the send never got going");
