@@ -210,10 +210,12 @@ pub async fn record_on(conn: &mut DbConn, outcomes: &[Recorded], now: DateTime<U
     }
     match conn {
         DbConn::Sqlite(conn) => {
+            // `+status`: look the rows up by id, not through the index on status, which would
+            // visit every row being sent.
             write_sent!(
                 conn,
                 "update deliveries set status = 'sent', sent_at = $3, last_error = null \
-                 where id in (select value from json_each($1)) and lease_token = $2 and status = 'sending' \
+                 where id in (select value from json_each($1)) and lease_token = $2 and +status = 'sending' \
                  returning id",
                 |ids: &Vec<i64>| serde_json::to_string(ids).unwrap_or_else(|_| "[]".to_owned())
             );
