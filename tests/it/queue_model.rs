@@ -267,7 +267,7 @@ fn every_confirmed_reader_gets_each_edition_once_and_nobody_else_gets_anything()
         .build()
         .unwrap();
     let mut runner = TestRunner::new(Config {
-        cases: 32,
+        cases: 24,
         failure_persistence: None,
         ..Config::default()
     });
