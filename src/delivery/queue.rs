@@ -36,6 +36,8 @@ use crate::store::{
 
 /// How many outcomes one write takes at most.
 const RECORD_GROUP: usize = 512;
+/// How long the outcome writer keeps its connection without anything to write.
+const IDLE: Duration = Duration::from_millis(100);
 
 type Reply = oneshot::Sender<Result<bool, String>>;
 
@@ -69,9 +71,20 @@ impl OutcomeWriter {
 
 async fn write_outcomes(db: Db, mut pending: mpsc::UnboundedReceiver<(Recorded, Reply)>) {
     let mut group = Vec::with_capacity(RECORD_GROUP);
-    // Held between writes; taken again after an error.
+    // Held while outcomes keep coming; given back after an error or a moment without any
+    // (so closing the pool at shutdown never waits for it).
     let mut connection = None;
-    while pending.recv_many(&mut group, RECORD_GROUP).await > 0 {
+    loop {
+        let received = match tokio::time::timeout(IDLE, pending.recv_many(&mut group, RECORD_GROUP)).await {
+            Ok(received) => received,
+            Err(_) => {
+                connection = None;
+                continue;
+            }
+        };
+        if received == 0 {
+            break;
+        }
         let (records, replies): (Vec<Recorded>, Vec<Reply>) = group.drain(..).unzip();
         let written = async {
             let conn = match &mut connection {
