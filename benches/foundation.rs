@@ -7,9 +7,9 @@ use std::sync::Arc;
 use std::time::{Duration, Instant};
 
 use chrono::Utc;
-use herald::app::{self, App};
 use herald::config::Settings;
 use herald::feeds::FeedFormat;
+use herald::startup::{self, App};
 use tokio_util::sync::CancellationToken;
 
 const TAGS: usize = 50;
@@ -96,7 +96,11 @@ async fn main() -> anyhow::Result<()> {
     );
 
     let out = dir.path().join("site");
-    let report = timed("herald build (export everything)", herald::export::build(&app, &out)).await?;
+    let report = timed(
+        "herald build (export everything)",
+        herald::site::build::build(&app, &out),
+    )
+    .await?;
     println!("  wrote {} files", report.files);
 
     serve_bench(app, listener, address).await
@@ -108,7 +112,7 @@ async fn serve_bench(
     address: std::net::SocketAddr,
 ) -> anyhow::Result<()> {
     let shutdown = CancellationToken::new();
-    tokio::spawn(app::serve(app, listener, shutdown.clone()));
+    tokio::spawn(startup::serve(app, listener, shutdown.clone()));
     let client = reqwest::Client::builder().no_gzip().build()?;
     let url = format!("http://{address}/feed.atom");
     let start = Instant::now();

@@ -6,9 +6,9 @@ use std::process::ExitCode;
 
 use anyhow::Context;
 use clap::{Parser, Subcommand};
-use herald::app::{self, App};
 use herald::config::Settings;
-use herald::export;
+use herald::site::build;
+use herald::startup::{self, App};
 use tokio_util::sync::CancellationToken;
 
 #[derive(Parser)]
@@ -225,14 +225,14 @@ async fn run(cli: Cli) -> anyhow::Result<ExitCode> {
                         std::io::stdin().read_line(&mut line)?;
                         line.trim_end_matches(['\r', '\n']).to_owned()
                     };
-                    herald::admin::create_user(&app.db, &email, &password).await?;
+                    herald::auth::create_user(&app.db, &email, &password).await?;
                     println!(
                         "admin {email} can now log in at {}",
                         app.settings.url_for("admin/login")
                     );
                 }
                 AdminCommand::CreateToken { name } => {
-                    let token = herald::admin::create_token(&app.db, &name).await?;
+                    let token = herald::auth::create_token(&app.db, &name).await?;
                     println!("{token}");
                     eprintln!("API token {name:?} created; it is shown only now (Authorization: Bearer <token>)");
                 }
@@ -268,7 +268,7 @@ async fn run(cli: Cli) -> anyhow::Result<ExitCode> {
         Command::Build { out } => {
             let app = App::start(settings).await?;
             let all_good = sync_all(&app, "sync: ").await?;
-            let written = export::build(&app, &out).await?;
+            let written = build::build(&app, &out).await?;
             println!(
                 "wrote {} files ({} posts, {} tags) to {}",
                 written.files,
@@ -295,8 +295,8 @@ async fn run(cli: Cli) -> anyhow::Result<ExitCode> {
                 listener.local_addr()?
             );
             let shutdown = CancellationToken::new();
-            app::cancel_on_signal(shutdown.clone());
-            app::serve(app, listener, shutdown).await?;
+            startup::cancel_on_signal(shutdown.clone());
+            startup::serve(app, listener, shutdown).await?;
             Ok(ExitCode::SUCCESS)
         }
     }

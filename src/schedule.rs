@@ -17,9 +17,9 @@ use croner::Cron;
 use croner::parser::{CronParser, Seconds};
 use tokio_cron_scheduler::{Job, JobScheduler};
 
-use crate::app::App;
 use crate::digest::{self, Trigger};
 use crate::domain::Frequency;
+use crate::startup::App;
 use crate::store::{self, editions::Edition};
 
 /// How often the digest ticker looks at the clock.

@@ -9,11 +9,11 @@ use std::time::{Duration, Instant};
 
 use anyhow::Context;
 use chrono::{DateTime, Utc};
-use herald::app::App;
-use herald::delivery::queue;
+use herald::digest::send;
 use herald::digest::{self, render::EditionContent};
 use herald::domain::{EmailAddress, Frequency};
 use herald::schedule::{self, SendRequest};
+use herald::startup::App;
 use herald::store;
 use indicatif::{ProgressBar, ProgressStyle};
 
@@ -144,7 +144,7 @@ impl Totals {
 /// One delivery worker: batches until the whole queue is final.
 async fn work(app: Arc<App>, totals: Arc<Totals>) -> anyhow::Result<()> {
     loop {
-        let report = queue::deliver_batch(&app).await?;
+        let report = send::deliver_batch(&app).await?;
         totals.sent.fetch_add(report.sent as u64, Ordering::Relaxed);
         totals.failed.fetch_add(report.failed as u64, Ordering::Relaxed);
         totals.skipped.fetch_add(report.skipped as u64, Ordering::Relaxed);

@@ -5,12 +5,12 @@ use std::process::ExitCode;
 
 use anyhow::{Context, bail};
 use chrono::Utc;
-use herald::app::App;
 use herald::config::Settings;
 use herald::domain::{EmailAddress, Frequency, SubscriberSource, SubscriberStatus, parse_name, parse_topics};
-use herald::import::{self, ImportOptions};
+use herald::startup::App;
 use herald::store::{self, subscribers::ListFilter, subscribers::NewSubscriber};
-use herald::subscriptions;
+use herald::subscribers;
+use herald::subscribers::csv::{self, ImportOptions};
 use indicatif::{ProgressBar, ProgressStyle};
 
 use crate::SubscribersCommand;
@@ -52,7 +52,7 @@ pub async fn run(settings: Settings, action: SubscribersCommand) -> anyhow::Resu
                 bail!("{} is already on the list ({})", subscriber.email, subscriber.status);
             }
             if subscriber.status == SubscriberStatus::Pending {
-                subscriptions::send_confirmation(&app, &subscriber).await?;
+                subscribers::send_confirmation(&app, &subscriber).await?;
                 app.outbox.flush().await?;
                 println!("added {} (pending: confirmation mail sent)", subscriber.email);
             } else {
@@ -72,7 +72,7 @@ pub async fn run(settings: Settings, action: SubscribersCommand) -> anyhow::Resu
                 ProgressStyle::with_template("{bar:40} {percent:>3}% {bytes}/{total_bytes} {bytes_per_sec} eta {eta}")
                     .expect("a valid progress template"),
             );
-            let report = import::import_csv(
+            let report = csv::import_csv(
                 &app.db,
                 handle,
                 ImportOptions { confirmed, force },
@@ -95,7 +95,7 @@ pub async fn run(settings: Settings, action: SubscribersCommand) -> anyhow::Resu
         }
         SubscribersCommand::Export { status } => {
             let stdout = std::io::stdout();
-            let n = import::export_csv(&app.db, status_filter(status.as_deref())?, stdout.lock()).await?;
+            let n = csv::export_csv(&app.db, status_filter(status.as_deref())?, stdout.lock()).await?;
             eprintln!("exported {n} subscribers");
         }
         SubscribersCommand::Remove { email } => {
@@ -114,7 +114,7 @@ pub async fn run(settings: Settings, action: SubscribersCommand) -> anyhow::Resu
 
 async fn list(app: &App, status: Option<SubscriberStatus>, format: &str) -> anyhow::Result<()> {
     if format == "csv" {
-        import::export_csv(&app.db, status, std::io::stdout().lock()).await?;
+        csv::export_csv(&app.db, status, std::io::stdout().lock()).await?;
         return Ok(());
     }
     let mut filter = ListFilter {

@@ -1,12 +1,13 @@
 //! Digests: which posts make an edition, and the email each subscriber gets from it.
 
 pub mod render;
+pub mod send;
 
 use chrono::{DateTime, Utc};
 use chrono_tz::Tz;
 
-use crate::app::App;
 use crate::domain::Frequency;
+use crate::startup::App;
 use crate::store::{self, editions::Edition};
 
 /// Who asked for an edition.

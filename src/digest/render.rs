@@ -9,11 +9,11 @@ use lettre::address::Envelope;
 use lettre::message::Mailbox;
 use serde::Serialize;
 
-use crate::app::App;
-use crate::delivery::{Composer, Outgoing, compose};
 use crate::domain::{Frequency, Post, Subscriber};
+use crate::mail::{Composer, Outgoing, compose};
+use crate::startup::App;
 use crate::store::{self, editions::Edition};
-use crate::subscriptions;
+use crate::subscribers;
 
 /// Stand-ins for per-subscriber values; plain ASCII that escaping and CSS inlining leave alone.
 const PREFERENCES: &str = "HERALD0PREFERENCES0URL";
@@ -208,7 +208,7 @@ impl EditionContent {
             "web_url",
             &app.settings.url_for(&format!("editions/{}", self.edition.id)),
         );
-        ctx.insert("frequency_text", subscriptions::frequency_text(self.frequency));
+        ctx.insert("frequency_text", subscribers::frequency_text(self.frequency));
         ctx.insert("topics_text", &topics_text(topics, posts));
         ctx.insert("preferences_url", PREFERENCES);
         ctx.insert("unsubscribe_url", UNSUBSCRIBE);
@@ -288,8 +288,8 @@ pub fn message(
     variant: &Variant,
     subscriber: &Subscriber,
 ) -> anyhow::Result<(Envelope, Vec<u8>)> {
-    let preferences = subscriptions::preferences_url(app, subscriber);
-    let unsubscribe = subscriptions::unsubscribe_url(app, subscriber);
+    let preferences = subscribers::preferences_url(app, subscriber);
+    let unsubscribe = subscribers::unsubscribe_url(app, subscriber);
     let escape = |s: &str| s.replace('&', "&amp;").replace('"', "&quot;");
     let html = compose::qp_body(variant.html_parts.fill(&escape(&preferences), &escape(&unsubscribe)));
     let text = compose::qp_body(variant.text_parts.fill(&preferences, &unsubscribe));

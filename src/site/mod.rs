@@ -1,6 +1,7 @@
 //! The published site as documents: pages (tera templates) and feeds, rendered
 //! from the store. The web server and the static export both call these.
 
+pub mod build;
 mod templates;
 
 use std::sync::Arc;

@@ -5,7 +5,7 @@
 //! [`with_pool!`] expands a body once per backend so each is compiled against
 //! its own driver with its native types.
 
-pub mod admin;
+pub mod accounts;
 pub mod deliveries;
 pub mod editions;
 pub mod health;

@@ -12,13 +12,13 @@ use chrono::Utc;
 use serde::Deserialize;
 
 use super::{Result, WebError};
-use crate::app::App;
 use crate::domain::{
     EmailAddress, Frequency, Subscriber, SubscriberSource, SubscriberStatus, parse_name, parse_topics,
 };
-use crate::import::{self, ImportOptions};
+use crate::startup::App;
 use crate::store::{self, subscribers::ListFilter, subscribers::NewSubscriber, subscribers::SubscriberPatch};
-use crate::subscriptions;
+use crate::subscribers;
+use crate::subscribers::csv::{self, ImportOptions};
 
 /// Lets in requests with a valid bearer token (`herald admin create-token`, or `[admin]
 /// api_token`) or an admin's session cookie (the console's own calls); 401 otherwise.
@@ -30,9 +30,9 @@ pub async fn require_token(State(app): State<Arc<App>>, request: Request, next: 
         .and_then(|v| v.strip_prefix("Bearer "))
         .map(|v| v.trim().to_owned());
     let ok = match bearer {
-        Some(token) => crate::admin::token_valid(&app, &token).await.unwrap_or(false),
-        None => match super::admin::session_cookie(request.headers()) {
-            Some(cookie) => crate::admin::session(&app, &cookie).await.ok().flatten().is_some(),
+        Some(token) => crate::auth::token_valid(&app, &token).await.unwrap_or(false),
+        None => match super::console::session_cookie(request.headers()) {
+            Some(cookie) => crate::auth::session(&app, &cookie).await.ok().flatten().is_some(),
             None => false,
         },
     };
@@ -48,11 +48,11 @@ pub async fn require_token(State(app): State<Arc<App>>, request: Request, next: 
 }
 
 pub async fn dashboard(State(app): State<Arc<App>>) -> Result<Response> {
-    Ok(Json(super::admin::dashboard_data(&app).await?).into_response())
+    Ok(Json(super::console::dashboard_data(&app).await?).into_response())
 }
 
 pub async fn posts(State(app): State<Arc<App>>) -> Result<Response> {
-    Ok(Json(super::admin::posts_data(&app).await?).into_response())
+    Ok(Json(super::console::posts_data(&app).await?).into_response())
 }
 
 pub async fn editions(State(app): State<Arc<App>>) -> Result<Response> {
@@ -70,7 +70,7 @@ pub async fn test_edition(
     Json(body): Json<TestBody>,
 ) -> Result<Response> {
     store::editions::find(&app.db, id).await?.ok_or(WebError::NotFound)?;
-    match super::admin::send_test(&app, id, &body.to).await {
+    match super::console::send_test(&app, id, &body.to).await {
         Ok(message) => Ok(Json(serde_json::json!({"sent": true, "message": message})).into_response()),
         Err(e) => Err(WebError::Validation(e)),
     }
@@ -78,7 +78,7 @@ pub async fn test_edition(
 
 pub async fn retry_edition(State(app): State<Arc<App>>, Path(id): Path<i64>) -> Result<Response> {
     store::editions::find(&app.db, id).await?.ok_or(WebError::NotFound)?;
-    let queued = super::admin::retry_failed(&app, id).await?;
+    let queued = super::console::retry_failed(&app, id).await?;
     Ok(Json(serde_json::json!({"queued": queued})).into_response())
 }
 
@@ -165,7 +165,7 @@ pub async fn create(State(app): State<Arc<App>>, Json(body): Json<NewBody>) -> R
         return Err(WebError::Conflict(format!("{} is already on the list", new.email)));
     }
     if subscriber.status == SubscriberStatus::Pending {
-        subscriptions::send_confirmation(&app, &subscriber).await?;
+        subscribers::send_confirmation(&app, &subscriber).await?;
     }
     Ok((StatusCode::CREATED, Json(subscriber)).into_response())
 }
@@ -232,7 +232,7 @@ pub async fn import(State(app): State<Arc<App>>, Query(q): Query<ImportQuery>, b
         confirmed: q.confirmed,
         force: q.force,
     };
-    let report = import::import_csv(
+    let report = csv::import_csv(
         &app.db,
         std::io::Cursor::new(body),
         options,

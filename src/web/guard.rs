@@ -10,8 +10,8 @@ use axum::middleware::Next;
 use axum::response::{IntoResponse, Response};
 use governor::{DefaultKeyedRateLimiter, Quota, RateLimiter};
 
-use crate::app::App;
 use crate::config::Settings;
+use crate::startup::App;
 
 /// Per-client limits, kept in memory (per instance).
 pub struct Limits {

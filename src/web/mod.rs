@@ -1,8 +1,8 @@
 //! The HTTP face of Herald: public pages and feeds, health checks.
 
-mod admin;
 mod api;
 mod cache;
+mod console;
 mod error;
 mod guard;
 pub mod headers;
@@ -23,7 +23,7 @@ pub use cache::{CachedDocument, DocumentCache};
 pub use error::{Result, WebError};
 pub use guard::Limits;
 
-use crate::app::App;
+use crate::startup::App;
 
 /// Largest request body accepted (forms are small).
 const MAX_BODY: usize = 64 * 1024;
@@ -42,7 +42,7 @@ pub fn router(app: Arc<App>) -> Router {
             "/subscribers/{id}",
             get(api::get_one).patch(api::update).delete(api::delete),
         )
-        .route("/subscribers/export", get(admin::export_subscribers))
+        .route("/subscribers/export", get(console::export_subscribers))
         .route("/editions", get(api::editions))
         .route("/editions/send", post(api::send_editions))
         .route("/editions/{id}", get(api::edition))
@@ -56,30 +56,33 @@ pub fn router(app: Arc<App>) -> Router {
             guard::require_same_origin,
         ));
     let console = Router::new()
-        .route("/", get(admin::dashboard))
-        .route("/posts", get(admin::posts))
-        .route("/subscribers", get(admin::subscribers).post(admin::add_subscriber))
-        .route("/subscribers/{id}/remove", post(admin::remove_subscriber))
+        .route("/", get(console::dashboard))
+        .route("/posts", get(console::posts))
+        .route("/subscribers", get(console::subscribers).post(console::add_subscriber))
+        .route("/subscribers/{id}/remove", post(console::remove_subscriber))
         .route(
             "/subscribers/import",
-            post(admin::import_subscribers).layer(DefaultBodyLimit::max(MAX_IMPORT)),
+            post(console::import_subscribers).layer(DefaultBodyLimit::max(MAX_IMPORT)),
         )
-        .route("/subscribers/export.csv", get(admin::export_subscribers))
-        .route("/editions", get(admin::editions))
-        .route("/editions/send", post(admin::send_now))
-        .route("/editions/{id}", get(admin::edition))
-        .route("/editions/{id}/preview", get(admin::preview))
-        .route("/editions/{id}/test", post(admin::test))
-        .route("/editions/{id}/retry", post(admin::retry))
-        .route_layer(axum::middleware::from_fn_with_state(app.clone(), admin::require_admin))
+        .route("/subscribers/export.csv", get(console::export_subscribers))
+        .route("/editions", get(console::editions))
+        .route("/editions/send", post(console::send_now))
+        .route("/editions/{id}", get(console::edition))
+        .route("/editions/{id}/preview", get(console::preview))
+        .route("/editions/{id}/test", post(console::test))
+        .route("/editions/{id}/retry", post(console::retry))
+        .route_layer(axum::middleware::from_fn_with_state(
+            app.clone(),
+            console::require_admin,
+        ))
         // Added after that layer: open to everyone, but still same-origin only.
-        .route("/logout", post(admin::logout))
+        .route("/logout", post(console::logout))
         .route_layer(axum::middleware::from_fn_with_state(
             app.clone(),
             guard::require_same_origin,
         ))
         // The login form checks the origin itself, to answer with the form and a reason.
-        .route("/login", get(admin::login_form).post(admin::login));
+        .route("/login", get(console::login_form).post(console::login));
     Router::new()
         .nest("/admin/api", api)
         .nest("/admin", console)

@@ -8,9 +8,9 @@ use axum::response::{Html, IntoResponse, Response};
 use chrono::Utc;
 
 use super::{CachedDocument, Result};
-use crate::app::App;
 use crate::feeds::FeedFormat;
 use crate::site::Document;
+use crate::startup::App;
 
 /// What a request asks the site for.
 enum Wanted<'a> {

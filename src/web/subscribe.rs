@@ -11,13 +11,13 @@ use chrono::Utc;
 
 use super::Result;
 use super::guard;
-use crate::app::App;
 use crate::domain::{
     EmailAddress, Frequency, Subscriber, SubscriberSource, SubscriberStatus, Tag, parse_name, parse_topics,
 };
 use crate::site::SubscribeForm;
+use crate::startup::App;
 use crate::store;
-use crate::subscriptions::{self, SubscribeRequest};
+use crate::subscribers::{self, SubscribeRequest};
 
 /// The fields of a urlencoded form; repeated names (topic checkboxes) keep every value.
 struct FormFields(Vec<(String, String)>);
@@ -141,7 +141,7 @@ pub async fn subscribe(
     }
     match read_request(&app, &fields) {
         Ok(request) => {
-            subscriptions::request(&app, request).await?;
+            subscribers::request(&app, request).await?;
             thanks()
         }
         Err(problem) => {
@@ -165,7 +165,7 @@ pub async fn confirm(State(app): State<Arc<App>>, Path(token): Path<String>) -> 
             &["Thank you for confirming. The next news will reach you by email."],
             Some((
                 "Choose how often and which topics",
-                subscriptions::preferences_url(&app, &s),
+                subscribers::preferences_url(&app, &s),
             )),
         ),
         store::subscribers::Confirmed::Confirmed(_) => message(
@@ -227,8 +227,8 @@ async fn preferences_page(app: &App, s: &Subscriber, notice: Option<&str>, error
     ctx.insert("notice", &notice);
     ctx.insert("email", s.email.as_str());
     ctx.insert("status", s.status.as_str());
-    ctx.insert("action_url", &subscriptions::preferences_url(app, s));
-    ctx.insert("unsubscribe_url", &subscriptions::unsubscribe_url(app, s));
+    ctx.insert("action_url", &subscribers::preferences_url(app, s));
+    ctx.insert("unsubscribe_url", &subscribers::unsubscribe_url(app, s));
     let status = if error.is_some() {
         StatusCode::UNPROCESSABLE_ENTITY
     } else {
@@ -283,8 +283,8 @@ pub async fn unsubscribe_page(State(app): State<Arc<App>>, Path(token): Path<Str
     };
     let mut ctx = tera::Context::new();
     ctx.insert("email", s.email.as_str());
-    ctx.insert("action_url", &subscriptions::unsubscribe_url(&app, &s));
-    ctx.insert("preferences_url", &subscriptions::preferences_url(&app, &s));
+    ctx.insert("action_url", &subscribers::unsubscribe_url(&app, &s));
+    ctx.insert("preferences_url", &subscribers::preferences_url(&app, &s));
     Ok(html(StatusCode::OK, app.site.page("web/unsubscribe.html", "", ctx)?))
 }
 
@@ -295,7 +295,7 @@ pub async fn unsubscribe(State(app): State<Arc<App>>, Path(token): Path<String>)
     let Some(s) = by_token(&app, &token).await? else {
         return unknown_link(&app);
     };
-    subscriptions::unsubscribe(&app, &s).await?;
+    subscribers::unsubscribe(&app, &s).await?;
     message(
         &app,
         StatusCode::OK,

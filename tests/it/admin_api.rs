@@ -13,7 +13,7 @@ async fn the_console_tasks_are_in_the_api_too() {
         smtp.port
     ))
     .await;
-    let token = herald::admin::create_token(&app.app.db, "test").await.unwrap();
+    let token = herald::auth::create_token(&app.app.db, "test").await.unwrap();
     let call = |method: reqwest::Method, path: &str| {
         app.client
             .request(method, app.url(&format!("/admin/api{path}")))
@@ -144,7 +144,7 @@ async fn the_console_tasks_are_in_the_api_too() {
 #[tokio::test]
 async fn logins_are_rate_limited_and_sessions_are_required() {
     let app = spawn_app_with("[admin]\nlogin_attempts_per_minute = 3\n").await;
-    herald::admin::create_user(&app.app.db, "ops@example.org", "the right passphrase")
+    herald::auth::create_user(&app.app.db, "ops@example.org", "the right passphrase")
         .await
         .unwrap();
     let attempt = |password: &'static str| {
@@ -163,7 +163,7 @@ async fn logins_are_rate_limited_and_sessions_are_required() {
     );
 
     let fresh = spawn_app_with("").await;
-    herald::admin::create_user(&fresh.app.db, "ops@example.org", "the right passphrase")
+    herald::auth::create_user(&fresh.app.db, "ops@example.org", "the right passphrase")
         .await
         .unwrap();
     let ok = fresh
@@ -223,7 +223,7 @@ async fn logins_are_rate_limited_and_sessions_are_required() {
 
 /// Logs in as a fresh admin and returns the `herald_session=...` cookie pair.
 pub(crate) async fn admin_session(app: &crate::common::TestApp) -> String {
-    herald::admin::create_user(&app.app.db, "ops@example.org", "the right passphrase")
+    herald::auth::create_user(&app.app.db, "ops@example.org", "the right passphrase")
         .await
         .unwrap();
     let ok = app
@@ -242,7 +242,7 @@ pub(crate) async fn admin_session(app: &crate::common::TestApp) -> String {
 async fn cross_site_requests_riding_on_the_session_cookie_change_nothing() {
     let app = spawn_app_with("").await;
     let session = admin_session(&app).await;
-    let token = herald::admin::create_token(&app.app.db, "script").await.unwrap();
+    let token = herald::auth::create_token(&app.app.db, "script").await.unwrap();
     let evil = "https://evil.example";
     let count = || async {
         let all = herald::store::subscribers::ListFilter {
@@ -359,7 +359,7 @@ async fn cross_site_requests_riding_on_the_session_cookie_change_nothing() {
 async fn a_device_cookie_lets_its_own_account_past_an_attackers_lockout_and_nothing_else() {
     let app = spawn_app_with("[admin]\nlogin_attempts_per_minute = 2\n").await;
     for email in ["ops@example.org", "other@example.org"] {
-        herald::admin::create_user(&app.app.db, email, "the right passphrase")
+        herald::auth::create_user(&app.app.db, email, "the right passphrase")
             .await
             .unwrap();
     }

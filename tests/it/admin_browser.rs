@@ -4,7 +4,7 @@
 use std::time::Duration;
 
 use fantoccini::Locator;
-use herald::import::{ImportOptions, import_csv};
+use herald::subscribers::csv::{ImportOptions, import_csv};
 
 use crate::browser::{Chromedriver, assert_no_csp_violations, available, browser, click, find, wait_text};
 use crate::common::{post, spawn_app_with};
@@ -34,7 +34,7 @@ async fn an_admin_logs_in_sends_an_edition_watches_it_finish_and_logs_out() {
         smtp.port
     ))
     .await;
-    herald::admin::create_user(&app.app.db, ADMIN, PASSWORD).await.unwrap();
+    herald::auth::create_user(&app.app.db, ADMIN, PASSWORD).await.unwrap();
     app.write_post("archive.md", &post("Archive", "2026-01-01", &["news"], "Old."));
     app.sync().await;
     let mut csv = String::from("email,frequency\n");

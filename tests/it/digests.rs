@@ -43,7 +43,7 @@ fn scheduled(frequency: Frequency) -> Trigger {
 /// Delivers until the queue is empty (the server's own worker may take part).
 async fn drain(app: &TestApp) {
     for _ in 0..400 {
-        herald::delivery::queue::deliver_batch(&app.app).await.unwrap();
+        herald::digest::send::deliver_batch(&app.app).await.unwrap();
         if herald::store::editions::counts(&app.app.db, None)
             .await
             .unwrap()
@@ -351,7 +351,7 @@ async fn temporary_failures_are_retried_and_permanent_ones_bounce() {
             .len(),
         1
     );
-    herald::delivery::queue::deliver_batch(&app.app).await.unwrap();
+    herald::digest::send::deliver_batch(&app.app).await.unwrap();
     smtp.wait_for(2, Duration::from_secs(5)).await;
     smtp.set_behaviour(Behaviour::Accept);
     drain(&app).await;
@@ -400,7 +400,7 @@ async fn a_connection_dropped_mid_session_is_retried() {
     digest::compose(&app.app, Frequency::Weekly, Trigger::Manual, None)
         .await
         .unwrap();
-    herald::delivery::queue::deliver_batch(&app.app).await.unwrap();
+    herald::digest::send::deliver_batch(&app.app).await.unwrap();
     smtp.set_behaviour(Behaviour::Accept);
     drain(&app).await;
     let mail = by_recipient(&smtp.received());

@@ -121,7 +121,7 @@ async fn hourly_sends_mail_a_weekly_reader_once_a_week_unless_forced() {
 async fn a_worker_whose_lease_was_taken_over_cannot_record_over_its_successor() {
     let smtp = SmtpServer::start().await;
     let (_dir, config, db) = setup_for(&smtp, 3, Frequency::Weekly, 1, "").await;
-    let app = herald::app::App::start(herald::config::Settings::load(&config).unwrap())
+    let app = herald::startup::App::start(herald::config::Settings::load(&config).unwrap())
         .await
         .unwrap();
     let request = herald::schedule::SendRequest {
@@ -135,7 +135,7 @@ async fn a_worker_whose_lease_was_taken_over_cannot_record_over_its_successor() 
         .await
         .unwrap();
     assert_eq!(stale.len(), 3);
-    let report = herald::delivery::queue::deliver_batch(&Arc::clone(&app)).await.unwrap();
+    let report = herald::digest::send::deliver_batch(&Arc::clone(&app)).await.unwrap();
     assert_eq!(report.sent, 3);
     // The stalled worker wakes up and records a failure: nothing of it is written.
     let late: Vec<Recorded> = stale

@@ -1,9 +1,13 @@
 use herald::domain::{EmailAddress, SubscriberStatus};
-use herald::import::{ImportOptions, import_csv};
+use herald::subscribers::csv::{ImportOptions, import_csv};
 
 use crate::common::{TestApp, spawn_app, spawn_app_with};
 
-async fn import(app: &TestApp, csv: &[u8], options: ImportOptions) -> anyhow::Result<herald::import::ImportReport> {
+async fn import(
+    app: &TestApp,
+    csv: &[u8],
+    options: ImportOptions,
+) -> anyhow::Result<herald::subscribers::csv::ImportReport> {
     import_csv(
         &app.app.db,
         std::io::Cursor::new(csv.to_vec()),
@@ -298,7 +302,7 @@ async fn names_from_the_public_form_never_run_as_formulas_in_any_export_and_impo
     crate::subscribers::requests_settled(&app).await;
 
     // The API's export, the console's, and the command line's.
-    let token = herald::admin::create_token(&app.app.db, "export").await.unwrap();
+    let token = herald::auth::create_token(&app.app.db, "export").await.unwrap();
     let api = app
         .client
         .get(app.url("/admin/api/subscribers/export"))
@@ -308,7 +312,7 @@ async fn names_from_the_public_form_never_run_as_formulas_in_any_export_and_impo
         .unwrap();
     assert_eq!(api.status(), 200);
     let api = api.text().await.unwrap();
-    herald::admin::create_user(&app.app.db, "ops@example.org", "the right passphrase")
+    herald::auth::create_user(&app.app.db, "ops@example.org", "the right passphrase")
         .await
         .unwrap();
     let login = app
@@ -356,7 +360,7 @@ async fn names_from_the_public_form_never_run_as_formulas_in_any_export_and_impo
         for (email, name) in HOSTILE_SIGNUPS {
             assert!(
                 rows.iter()
-                    .any(|r| r[0] == herald::import::neutralise(email) && r[1] == format!("'{name}")),
+                    .any(|r| r[0] == herald::subscribers::csv::neutralise(email) && r[1] == format!("'{name}")),
                 "{what}: {email} with its name behind one quote:\n{text}"
             );
         }

@@ -6,7 +6,7 @@ use std::path::{Path, PathBuf};
 use std::process::Stdio;
 use std::time::{Duration, Instant};
 
-use herald::import::{ImportOptions, import_csv};
+use herald::subscribers::csv::{ImportOptions, import_csv};
 use tokio::process::Command;
 
 use crate::common::post;
@@ -69,7 +69,7 @@ pub(crate) async fn setup_for(
     )
     .unwrap();
     assert!(herald(&config).arg("sync").status().await.unwrap().success());
-    let app = herald::app::App::start(herald::config::Settings::load(&config).unwrap())
+    let app = herald::startup::App::start(herald::config::Settings::load(&config).unwrap())
         .await
         .unwrap();
     let mut csv = String::from("email,frequency\n");

@@ -14,11 +14,11 @@ use std::collections::{HashMap, HashSet};
 use std::sync::Arc;
 
 use chrono::Utc;
-use herald::app::App;
 use herald::config::Settings;
-use herald::delivery::queue;
+use herald::digest::send;
 use herald::digest::{self, Trigger};
 use herald::domain::{EmailAddress, Frequency, SubscriberSource, SubscriberStatus};
+use herald::startup::App;
 use herald::store::{self, subscribers::NewSubscriber, subscribers::SubscriberPatch};
 use proptest::prelude::*;
 use proptest::test_runner::{Config, TestCaseError, TestRunner};
@@ -171,7 +171,7 @@ async fn run_case(case: usize, batch: u32, concurrency: u32, ops: &[Op]) -> Resu
                 let reader = &mut readers[*who];
                 if let Some(id) = reader.id {
                     let subscriber = store::subscribers::find(&app.db, id).await.unwrap().unwrap();
-                    herald::subscriptions::unsubscribe(&app, &subscriber).await.unwrap();
+                    herald::subscribers::unsubscribe(&app, &subscriber).await.unwrap();
                     reader.subscribed = None;
                     for e in expected.values_mut() {
                         e.must.remove(who);
@@ -203,7 +203,7 @@ async fn run_case(case: usize, batch: u32, concurrency: u32, ops: &[Op]) -> Resu
                 }
             }
             Op::Deliver => {
-                queue::deliver_batch(&app).await.unwrap();
+                send::deliver_batch(&app).await.unwrap();
             }
             Op::WorkerDies { take } => {
                 let now = Utc::now();
@@ -218,7 +218,7 @@ async fn run_case(case: usize, batch: u32, concurrency: u32, ops: &[Op]) -> Resu
     while store::editions::counts(&app.db, None).await.unwrap().remaining() > 0 {
         rounds += 1;
         prop_assert!(rounds < 1000, "the queue does not drain");
-        queue::deliver_batch(&app).await.unwrap();
+        send::deliver_batch(&app).await.unwrap();
     }
     let by_id: HashMap<i64, usize> = readers
         .iter()

@@ -6,8 +6,8 @@ use std::process::Command;
 use std::sync::Arc;
 use std::time::{Duration, Instant};
 
-use herald::app::{self, App};
 use herald::config::Settings;
+use herald::startup::{self, App};
 use tokio_util::sync::CancellationToken;
 
 use crate::common::{TestApp, spawn_app, spawn_app_with};
@@ -77,7 +77,7 @@ async fn start_on(app: &TestApp, url: &str) -> (Arc<App>, String, CancellationTo
         .await
         .expect("Herald starts on a read-only database");
     let shutdown = CancellationToken::new();
-    tokio::spawn(app::serve(started.clone(), listener, shutdown.clone()));
+    tokio::spawn(startup::serve(started.clone(), listener, shutdown.clone()));
     (started, base, shutdown)
 }
 
@@ -207,7 +207,7 @@ async fn a_full_disk_leaves_no_partial_mail_in_the_outbox_and_the_mail_goes_out_
     };
 
     // The mailer on its own: the write fails and nothing is left behind.
-    let mailer = herald::delivery::FileMailer::new(outbox.clone()).unwrap();
+    let mailer = herald::mail::FileMailer::new(outbox.clone()).unwrap();
     let envelope = lettre::address::Envelope::new(
         Some("news@example.org".parse().unwrap()),
         vec!["reader@example.org".parse().unwrap()],
@@ -217,11 +217,8 @@ async fn a_full_disk_leaves_no_partial_mail_in_the_outbox_and_the_mail_goes_out_
         "Message-ID: <full.1@example.org>\r\nSubject: x\r\n\r\n{}",
         "y".repeat(20_000)
     );
-    let sent = herald::delivery::Mailer::send(&mailer, &envelope, message.as_bytes()).await;
-    assert!(
-        matches!(sent, Err(herald::delivery::SendError::Transient(_))),
-        "{sent:?}"
-    );
+    let sent = herald::mail::Mailer::send(&mailer, &envelope, message.as_bytes()).await;
+    assert!(matches!(sent, Err(herald::mail::SendError::Transient(_))), "{sent:?}");
     assert_eq!(names_in(&outbox), Vec::<String>::new(), "no debris");
 
     // Through the server: the confirmation waits in the database while the disk is full.

@@ -261,7 +261,7 @@ async fn every_response_carries_the_security_headers() {
     let app = spawn_app_with("").await;
     app.write_post("otters.md", &post("Otters", "2026-09-14", &["wildlife"], "Back."));
     app.sync().await;
-    let token = herald::admin::create_token(&app.app.db, "test").await.unwrap();
+    let token = herald::auth::create_token(&app.app.db, "test").await.unwrap();
     let paths = [
         ("/", 200),
         ("/posts/otters/", 200),

@@ -13,11 +13,11 @@ use std::sync::Arc;
 use std::sync::atomic::{AtomicUsize, Ordering};
 
 use chrono::Utc;
-use herald::app::App;
 use herald::config::Settings;
 use herald::domain::{EmailAddress, Frequency, SubscriberSource, SubscriberStatus};
+use herald::startup::App;
 use herald::store::subscribers::{Confirmed, SubscriberPatch};
-use herald::subscriptions::{self, SubscribeRequest};
+use herald::subscribers::{self, SubscribeRequest};
 use mail_parser::MessageParser;
 use proptest::prelude::*;
 use proptest::test_runner::{Config, TestCaseError, TestRunner};
@@ -252,8 +252,8 @@ async fn run_case(app: &App, resend_pause: bool, ops: &[Op]) -> Result<(), TestC
                     topics: choices.topics.clone(),
                     source: SubscriberSource::Form,
                 };
-                subscriptions::request(app, request).await.unwrap();
-                while subscriptions::process_requests(app).await.unwrap() > 0 {}
+                subscribers::request(app, request).await.unwrap();
+                while subscribers::process_requests(app).await.unwrap() > 0 {}
                 let mailed = take_mail(app).await;
                 let expected = model.request(*who, choices);
                 prop_assert_eq!(
@@ -299,7 +299,7 @@ async fn run_case(app: &App, resend_pause: bool, ops: &[Op]) -> Result<(), TestC
                     continue;
                 };
                 let subscriber = find(*who).await.unwrap();
-                subscriptions::unsubscribe(app, &subscriber).await.unwrap();
+                subscribers::unsubscribe(app, &subscriber).await.unwrap();
                 if matches!(person.status, SubscriberStatus::Pending | SubscriberStatus::Confirmed) {
                     person.status = SubscriberStatus::Unsubscribed;
                 }

@@ -4,7 +4,6 @@
 pub mod compose;
 pub mod mailer;
 pub mod outbox;
-pub mod queue;
 pub mod smtp;
 
 pub use compose::{Composer, Outgoing};

@@ -15,8 +15,8 @@ use secrecy::ExposeSecret;
 use sha2::{Digest, Sha256};
 use tokio::sync::Semaphore;
 
-use crate::app::App;
 use crate::domain::EmailAddress;
+use crate::startup::App;
 use crate::store::{self, Db, subscribers::new_token, subscribers::token_hash};
 
 /// Shortest password accepted.
@@ -76,7 +76,7 @@ pub async fn create_user(db: &Db, email: &str, password: &str) -> anyhow::Result
     let password = password.to_owned();
     // Argon2 is deliberately slow: keep it off the async threads.
     let hash = tokio::task::spawn_blocking(move || hash_password(&password)).await??;
-    store::admin::upsert_user(db, &account(email.as_str()), &hash, Utc::now()).await
+    store::accounts::upsert_user(db, &account(email.as_str()), &hash, Utc::now()).await
 }
 
 /// How a login attempt ended.
@@ -103,7 +103,7 @@ pub async fn login(app: &App, email: &str, password: &str, trusted: bool) -> any
         }
     };
     let account = account(email);
-    let user = store::admin::find_user(&app.db, &account).await?;
+    let user = store::accounts::find_user(&app.db, &account).await?;
     let hash = match &user {
         Some(u) => u.password_hash.clone(),
         None => app.dummy_hash.clone(),
@@ -123,7 +123,7 @@ pub async fn login(app: &App, email: &str, password: &str, trusted: bool) -> any
     let token = new_token();
     let now = Utc::now();
     let expires = now + Duration::hours(i64::from(app.settings.admin.session_hours));
-    store::admin::create_session(&app.db, &token_hash(&token), user.id, now, expires).await?;
+    store::accounts::create_session(&app.db, &token_hash(&token), user.id, now, expires).await?;
     tracing::info!(admin = user.id, "admin logged in");
     Ok(LoginOutcome::Success {
         session: token,
@@ -278,11 +278,11 @@ pub async fn session(app: &App, token: &str) -> anyhow::Result<Option<String>> {
     if token.len() > 100 {
         return Ok(None);
     }
-    store::admin::session_user(&app.db, &token_hash(token), Utc::now()).await
+    store::accounts::session_user(&app.db, &token_hash(token), Utc::now()).await
 }
 
 pub async fn logout(app: &App, token: &str) -> anyhow::Result<()> {
-    store::admin::delete_session(&app.db, &token_hash(token)).await
+    store::accounts::delete_session(&app.db, &token_hash(token)).await
 }
 
 /// A new API token; only its hash is kept, so this is the one time it can be shown.
@@ -292,7 +292,7 @@ pub async fn create_token(db: &Db, name: &str) -> anyhow::Result<String> {
         bail!("an API token needs a name");
     }
     let token = format!("hrld_{}", new_token());
-    store::admin::create_token(db, name, &token_hash(&token), Utc::now()).await?;
+    store::accounts::create_token(db, name, &token_hash(&token), Utc::now()).await?;
     Ok(token)
 }
 
@@ -311,7 +311,7 @@ pub async fn token_valid(app: &App, given: &str) -> anyhow::Result<bool> {
     if given.len() > 100 {
         return Ok(false);
     }
-    store::admin::use_token(&app.db, &token_hash(given), Utc::now()).await
+    store::accounts::use_token(&app.db, &token_hash(given), Utc::now()).await
 }
 
 #[cfg(test)]

@@ -23,12 +23,12 @@ use chrono::{DateTime, Utc};
 use tokio::sync::{mpsc, oneshot};
 use tokio_util::sync::CancellationToken;
 
-use super::SendError;
-use super::outbox::backoff;
-use crate::app::App;
 use crate::digest::render::{self, EditionContent};
 use crate::domain::{Subscriber, SubscriberStatus};
+use crate::mail::SendError;
+use crate::mail::outbox::backoff;
 use crate::metrics::Metrics;
+use crate::startup::App;
 use crate::store::{
     self, Db,
     deliveries::{Claimed, Outcome, Recorded},

@@ -13,16 +13,16 @@ use chrono::Utc;
 use serde::{Deserialize, Serialize};
 
 use super::{Result, WebError, guard};
-use crate::admin;
-use crate::app::App;
+use crate::auth;
 use crate::digest::render::EditionContent;
 use crate::domain::{EmailAddress, Frequency, SubscriberSource, SubscriberStatus, parse_name};
-use crate::import::{self, ImportOptions};
 use crate::schedule::{self, SendRequest};
+use crate::startup::App;
 use crate::store::{self, subscribers::ListFilter, subscribers::NewSubscriber};
+use crate::subscribers::csv::{self, ImportOptions};
 
 const COOKIE: &str = "herald_session";
-/// A known device (see [`admin::Logins`]); sent only to the login form.
+/// A known device (see [`auth::Logins`]); sent only to the login form.
 const DEVICE_COOKIE: &str = "herald_device";
 
 /// The admin a request is made by (set by [`require_admin`]).
@@ -48,7 +48,7 @@ fn cookie(headers: &HeaderMap, wanted: &str) -> Option<String> {
 /// Lets in only requests with a live session; others go to the login page.
 pub async fn require_admin(State(app): State<Arc<App>>, mut request: Request, next: Next) -> Response {
     let who = match session_cookie(request.headers()) {
-        Some(token) => admin::session(&app, &token).await.unwrap_or(None),
+        Some(token) => auth::session(&app, &token).await.unwrap_or(None),
         None => None,
     };
     match who {
@@ -127,9 +127,9 @@ pub async fn login(
             Some("Too many attempts. Wait a minute."),
         );
     }
-    let (session, device) = match admin::login(&app, &form.email, &form.password, known.is_some()).await? {
-        admin::LoginOutcome::Success { session, device } => (session, device),
-        admin::LoginOutcome::Refused => {
+    let (session, device) = match auth::login(&app, &form.email, &form.password, known.is_some()).await? {
+        auth::LoginOutcome::Success { session, device } => (session, device),
+        auth::LoginOutcome::Refused => {
             tracing::warn!(known_device = known.is_some(), "failed admin login");
             return login_page(
                 &app,
@@ -138,7 +138,7 @@ pub async fn login(
                 Some("Wrong email or password."),
             );
         }
-        admin::LoginOutcome::Busy { retry_after } => {
+        auth::LoginOutcome::Busy { retry_after } => {
             let mut response = login_page(
                 &app,
                 StatusCode::SERVICE_UNAVAILABLE,
@@ -174,7 +174,7 @@ pub async fn login(
 
 pub async fn logout(State(app): State<Arc<App>>, headers: HeaderMap) -> Result<Response> {
     if let Some(token) = session_cookie(&headers) {
-        admin::logout(&app, &token).await?;
+        auth::logout(&app, &token).await?;
     }
     let mut response = Redirect::to(&app.settings.url_for("admin/login")).into_response();
     response.headers_mut().insert(
@@ -196,7 +196,7 @@ struct FrequencyLine {
 
 /// Everything the dashboard shows (also `GET /admin/api/dashboard`).
 pub async fn dashboard_data(app: &App) -> anyhow::Result<serde_json::Value> {
-    let counts = store::admin::subscriber_counts(&app.db).await?;
+    let counts = store::accounts::subscriber_counts(&app.db).await?;
     let mut statuses: Vec<serde_json::Value> = Vec::new();
     for status in SubscriberStatus::ALL {
         let n: i64 = counts
@@ -238,7 +238,7 @@ pub async fn dashboard_data(app: &App) -> anyhow::Result<serde_json::Value> {
         "frequencies": frequencies,
         "queue": store::editions::counts(&app.db, None).await?,
         "outbox": store::outbox::pending(&app.db).await?,
-        "failures": store::admin::recent_failures(&app.db, 10).await?,
+        "failures": store::accounts::recent_failures(&app.db, 10).await?,
     }))
 }
 
@@ -257,7 +257,7 @@ pub async fn dashboard(
 /// Every post with its state (also `GET /admin/api/posts`).
 pub async fn posts_data(app: &App) -> anyhow::Result<Vec<serde_json::Value>> {
     let now = Utc::now();
-    Ok(store::admin::posts(&app.db, 1000)
+    Ok(store::accounts::posts(&app.db, 1000)
         .await?
         .into_iter()
         .map(|p| {
@@ -374,7 +374,7 @@ pub async fn add_subscriber(
     let message = if !created {
         format!("{} is already on the list ({}).", subscriber.email, subscriber.status)
     } else if subscriber.status == SubscriberStatus::Pending {
-        crate::subscriptions::send_confirmation(&app, &subscriber).await?;
+        crate::subscribers::send_confirmation(&app, &subscriber).await?;
         format!("{} added; a confirmation mail is on its way.", subscriber.email)
     } else {
         format!("{} added as confirmed.", subscriber.email)
@@ -425,7 +425,7 @@ pub async fn import_subscribers(
         return subscribers_page(&app, &admin, &query, with_message(None, Some("Choose a CSV file."))).await;
     };
     let default = app.settings.subscribers.default_frequency;
-    match import::import_csv(&app.db, std::io::Cursor::new(file), options, default, |_| {}).await {
+    match csv::import_csv(&app.db, std::io::Cursor::new(file), options, default, |_| {}).await {
         Ok(report) => {
             let mut ctx = with_message(Some("Import finished."), None);
             ctx.insert("report", &report);
@@ -438,7 +438,7 @@ pub async fn import_subscribers(
 /// The list as CSV (`?status=` to filter), for the console and `GET /admin/api/subscribers/export`.
 pub async fn export_subscribers(State(app): State<Arc<App>>, Query(query): Query<SubscriberQuery>) -> Result<Response> {
     let mut out = Vec::new();
-    import::export_csv(&app.db, query.status.parse().ok(), &mut out).await?;
+    csv::export_csv(&app.db, query.status.parse().ok(), &mut out).await?;
     Ok((
         [
             (header::CONTENT_TYPE, "text/csv; charset=utf-8"),
@@ -577,7 +577,7 @@ pub async fn test(
 
 /// Queues an edition's failed deliveries again (also `POST /admin/api/editions/{id}/retry`).
 pub async fn retry_failed(app: &App, id: i64) -> anyhow::Result<u64> {
-    let n = store::admin::retry_failed(&app.db, id, Utc::now()).await?;
+    let n = store::accounts::retry_failed(&app.db, id, Utc::now()).await?;
     if n > 0 {
         store::editions::reopen(&app.db, id).await?;
         app.wake_delivery();

@@ -1,14 +1,16 @@
 //! The subscriber side: subscription requests with double opt-in, confirmation,
 //! preferences and leaving. The web form, the CLI and the API all come through here.
 
+pub mod csv;
+
 use anyhow::Context;
 use chrono::{Duration, Utc};
 use lettre::message::Mailbox;
 use serde::Serialize;
 
-use crate::app::App;
-use crate::delivery::{Composer, Outgoing, compose};
 use crate::domain::{Choices, EmailAddress, Frequency, Subscriber, SubscriberSource, SubscriberStatus};
+use crate::mail::{Composer, Outgoing, compose};
+use crate::startup::App;
 use crate::store::{self, outbox::NewMail, subscribers::NewSubscriber};
 
 /// What someone asked for on the form (or an admin on their behalf).

@@ -14,8 +14,8 @@ use tokio_util::sync::CancellationToken;
 
 use crate::config::Settings;
 use crate::content::{self, SyncReport};
-use crate::delivery::{self, Composer, Mailer, outbox::Outbox};
 use crate::digest::render::EditionContent;
+use crate::mail::{self, Composer, Mailer, outbox::Outbox};
 use crate::schedule;
 use crate::site::{Site, Templates};
 use crate::store::Db;
@@ -37,7 +37,7 @@ pub struct App {
     /// one until its outcome is committed.
     pub send_slots: Arc<tokio::sync::Semaphore>,
     /// Records delivery outcomes as they complete.
-    pub outcomes: delivery::queue::OutcomeWriter,
+    pub outcomes: crate::digest::send::OutcomeWriter,
     /// Wakes the delivery worker when an edition is created.
     pub delivery_wake: Notify,
     /// Wakes the subscription request worker when the form stores a request.
@@ -46,7 +46,7 @@ pub struct App {
     /// Verified against when a login names no account, so both cost the same.
     pub dummy_hash: String,
     /// Bounds on login work, and the device cookies that let a known admin past them.
-    pub logins: crate::admin::Logins,
+    pub logins: crate::auth::Logins,
     /// Whether the database can still store things (`/readyz`).
     pub readiness: crate::store::health::Readiness,
     /// HTTP client for remote sources.
@@ -63,7 +63,7 @@ impl App {
         let templates = Arc::new(Templates::load(settings.templates_dir().as_deref())?);
         let site = Site::new(settings.clone(), templates, &db).await?;
         let composer = Composer::new(&settings)?;
-        let mailer = delivery::mailer_from_settings(&settings)?;
+        let mailer = mail::mailer_from_settings(&settings)?;
         let outbox = Outbox::new(
             db.clone(),
             mailer.clone(),
@@ -72,10 +72,10 @@ impl App {
             Duration::from_secs(settings.mail.retry_base_seconds),
         );
         let limits = web::Limits::new(&settings);
-        let logins = crate::admin::Logins::new(&settings, &db).await?;
+        let logins = crate::auth::Logins::new(&settings, &db).await?;
         let settings_rate = settings.mail.smtp.rate_per_second;
         let send_slots = Arc::new(tokio::sync::Semaphore::new(settings.digest.concurrency as usize));
-        let outcomes = delivery::queue::OutcomeWriter::start(db.clone());
+        let outcomes = crate::digest::send::OutcomeWriter::start(db.clone());
         Ok(Arc::new(Self {
             settings,
             db,
@@ -96,7 +96,7 @@ impl App {
             subscribe_wake: Notify::new(),
             metrics: crate::metrics::Metrics::new(),
             http: content::remote::client()?,
-            dummy_hash: tokio::task::spawn_blocking(|| crate::admin::hash_password("no such account")).await??,
+            dummy_hash: tokio::task::spawn_blocking(|| crate::auth::hash_password("no such account")).await??,
             logins,
             readiness,
             editions: Mutex::new(HashMap::new()),
@@ -163,10 +163,10 @@ impl App {
 pub async fn serve(app: Arc<App>, listener: TcpListener, shutdown: CancellationToken) -> anyhow::Result<()> {
     let scheduler = schedule::start(app.clone()).await?;
     let outbox = tokio::spawn(app.outbox.clone().run(shutdown.clone()));
-    let requests = tokio::spawn(crate::subscriptions::run_requests(app.clone(), shutdown.clone()));
+    let requests = tokio::spawn(crate::subscribers::run_requests(app.clone(), shutdown.clone()));
     let mut delivery = tokio::task::JoinSet::new();
     for _ in 0..app.settings.digest.workers {
-        delivery.spawn(delivery::queue::run(app.clone(), shutdown.clone()));
+        delivery.spawn(crate::digest::send::run(app.clone(), shutdown.clone()));
     }
     let address = listener.local_addr()?;
     tracing::info!(%address, base_url = %app.settings.site.base_url, "serving");

@@ -6,9 +6,9 @@ use std::path::{Path, PathBuf};
 use anyhow::{Context, bail};
 use chrono::Utc;
 
-use crate::app::App;
 use crate::domain::{Post, Tag};
 use crate::feeds::FeedFormat;
+use crate::startup::App;
 use crate::store;
 
 /// A file in the output folder that marks it as Herald's to replace.
