@@ -9,7 +9,8 @@ use std::time::{Duration, Instant};
 use chrono::Utc;
 use herald::config::Settings;
 use herald::feeds::FeedFormat;
-use herald::startup::{self, App};
+use herald::startup::App;
+use herald::web;
 use tokio_util::sync::CancellationToken;
 
 const TAGS: usize = 50;
@@ -98,7 +99,7 @@ async fn main() -> anyhow::Result<()> {
     let out = dir.path().join("site");
     let report = timed(
         "herald build (export everything)",
-        herald::site::build::build(&app, &out),
+        herald::site::build::build(&app.db, &app.site, &out),
     )
     .await?;
     println!("  wrote {} files", report.files);
@@ -112,7 +113,7 @@ async fn serve_bench(
     address: std::net::SocketAddr,
 ) -> anyhow::Result<()> {
     let shutdown = CancellationToken::new();
-    tokio::spawn(startup::serve(app, listener, shutdown.clone()));
+    tokio::spawn(web::serve(app, listener, shutdown.clone()));
     let client = reqwest::Client::builder().no_gzip().build()?;
     let url = format!("http://{address}/feed.atom");
     let start = Instant::now();

@@ -8,7 +8,8 @@ use std::process::Command;
 use std::time::{Duration, Instant};
 
 use herald::config::Settings;
-use herald::startup::{self, App};
+use herald::startup::App;
+use herald::web;
 use tokio_util::sync::CancellationToken;
 
 fn write_csv(path: &std::path::Path, rows: usize) -> std::io::Result<()> {
@@ -111,7 +112,7 @@ async fn subscribe_bench() -> anyhow::Result<()> {
     std::fs::create_dir_all(dir.path().join("posts"))?;
     let app = App::start(Settings::load(&config)?).await?;
     let shutdown = CancellationToken::new();
-    tokio::spawn(startup::serve(app.clone(), listener, shutdown.clone()));
+    tokio::spawn(web::serve(app.clone(), listener, shutdown.clone()));
     const POSTS: usize = 2000;
     const CLIENTS: usize = 8;
     let client = reqwest::Client::new();

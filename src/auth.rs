@@ -1,5 +1,6 @@
 //! Who may run Herald: admin accounts (argon2id passwords), browser sessions, API tokens,
-//! and the bounds on login work (device cookies, a gate on password checks).
+//! and the bounds on login work (device cookies, a gate on password checks). The [`Auth`]
+//! service holds what logins need; it uses `domain`, `config` and `store`.
 
 use std::num::NonZeroU32;
 
@@ -15,8 +16,8 @@ use secrecy::ExposeSecret;
 use sha2::{Digest, Sha256};
 use tokio::sync::Semaphore;
 
+use crate::config::AdminSettings;
 use crate::domain::EmailAddress;
-use crate::startup::App;
 use crate::store::{self, Db, subscribers::new_token, subscribers::token_hash};
 
 /// Shortest password accepted.
@@ -90,45 +91,80 @@ pub enum LoginOutcome {
     Busy { retry_after: u64 },
 }
 
-/// Checks credentials; on success starts a session. `trusted` says the client showed a valid
-/// device cookie for this account ([`Logins::device_trusted`]): its check skips the budget
-/// and the queue that other clients share. An unknown account costs the same work as a
-/// wrong password, so timing tells nothing.
-pub async fn login(app: &App, email: &str, password: &str, trusted: bool) -> anyhow::Result<LoginOutcome> {
-    let permit = match app.logins.admit(trusted).await {
-        Ok(permit) => permit,
-        Err(retry_after) => {
-            tracing::warn!(retry_after, "login refused: too much login work");
-            return Ok(LoginOutcome::Busy { retry_after });
-        }
-    };
-    let account = account(email);
-    let user = store::accounts::find_user(&app.db, &account).await?;
-    let hash = match &user {
-        Some(u) => u.password_hash.clone(),
-        None => app.dummy_hash.clone(),
-    };
-    let password = password.to_owned();
-    let mut memory = app.logins.take_memory();
-    let (ok, memory) = tokio::task::spawn_blocking(move || {
-        let ok = verify_password_in(&hash, &password, &mut memory);
-        (ok, memory)
-    })
-    .await?;
-    app.logins.give_back(memory);
-    drop(permit);
-    let Some(user) = user.filter(|_| ok) else {
-        return Ok(LoginOutcome::Refused);
-    };
-    let token = new_token();
-    let now = Utc::now();
-    let expires = now + Duration::hours(i64::from(app.settings.admin.session_hours));
-    store::accounts::create_session(&app.db, &token_hash(&token), user.id, now, expires).await?;
-    tracing::info!(admin = user.id, "admin logged in");
-    Ok(LoginOutcome::Success {
-        session: token,
-        device: app.logins.device_cookie(&account),
-    })
+/// Logins, sessions and API tokens.
+pub struct Auth {
+    db: Db,
+    settings: AdminSettings,
+    logins: Logins,
+    /// Verified against when a login names no account, so both cost the same; made on the
+    /// first login, not by commands that never check a password.
+    dummy_hash: tokio::sync::OnceCell<String>,
+}
+
+impl Auth {
+    /// Builds the service; the device-cookie key is read from the database (made on first use).
+    pub async fn new(settings: &AdminSettings, db: Db) -> anyhow::Result<Self> {
+        Ok(Self {
+            logins: Logins::new(settings, &db).await?,
+            settings: settings.clone(),
+            db,
+            dummy_hash: tokio::sync::OnceCell::new(),
+        })
+    }
+
+    /// The bounds on login work, and the device cookies.
+    pub fn logins(&self) -> &Logins {
+        &self.logins
+    }
+
+    async fn dummy_hash(&self) -> anyhow::Result<String> {
+        let hash = self
+            .dummy_hash
+            .get_or_try_init(|| async { tokio::task::spawn_blocking(|| hash_password("no such account")).await? })
+            .await?;
+        Ok(hash.clone())
+    }
+
+    /// Checks credentials; on success starts a session. `trusted` says the client showed a valid
+    /// device cookie for this account ([`Logins::device_trusted`]): its check skips the budget
+    /// and the queue that other clients share. An unknown account costs the same work as a
+    /// wrong password, so timing tells nothing.
+    pub async fn login(&self, email: &str, password: &str, trusted: bool) -> anyhow::Result<LoginOutcome> {
+        let permit = match self.logins.admit(trusted).await {
+            Ok(permit) => permit,
+            Err(retry_after) => {
+                tracing::warn!(retry_after, "login refused: too much login work");
+                return Ok(LoginOutcome::Busy { retry_after });
+            }
+        };
+        let account = account(email);
+        let user = store::accounts::find_user(&self.db, &account).await?;
+        let hash = match &user {
+            Some(u) => u.password_hash.clone(),
+            None => self.dummy_hash().await?,
+        };
+        let password = password.to_owned();
+        let mut memory = self.logins.take_memory();
+        let (ok, memory) = tokio::task::spawn_blocking(move || {
+            let ok = verify_password_in(&hash, &password, &mut memory);
+            (ok, memory)
+        })
+        .await?;
+        self.logins.give_back(memory);
+        drop(permit);
+        let Some(user) = user.filter(|_| ok) else {
+            return Ok(LoginOutcome::Refused);
+        };
+        let token = new_token();
+        let now = Utc::now();
+        let expires = now + Duration::hours(i64::from(self.settings.session_hours));
+        store::accounts::create_session(&self.db, &token_hash(&token), user.id, now, expires).await?;
+        tracing::info!(admin = user.id, "admin logged in");
+        Ok(LoginOutcome::Success {
+            session: token,
+            device: self.logins.device_cookie(&account),
+        })
+    }
 }
 
 /// How long a login waits for a password check to be free before it is told to come back.
@@ -158,11 +194,11 @@ pub struct Logins {
 
 impl Logins {
     /// Builds the gate; the device-cookie key is read from the database (made on first use).
-    pub async fn new(settings: &crate::config::Settings, db: &Db) -> anyhow::Result<Self> {
+    pub async fn new(settings: &AdminSettings, db: &Db) -> anyhow::Result<Self> {
         // Two at most whatever the cores: two checks bound the memory to ~40 MiB and
         // still verify dozens of logins a second, far more than admins ever need.
         let checks = std::thread::available_parallelism().map_or(1, |n| n.get()).min(2);
-        let per_minute = NonZeroU32::new(settings.admin.login_budget_per_minute).unwrap_or(NonZeroU32::MIN);
+        let per_minute = NonZeroU32::new(settings.login_budget_per_minute).unwrap_or(NonZeroU32::MIN);
         let burst = NonZeroU32::new(per_minute.get() / 10).unwrap_or(NonZeroU32::MIN);
         Ok(Self {
             checks: Semaphore::new(checks),
@@ -273,16 +309,36 @@ fn hmac_sha256(key: &[u8], message: &[u8]) -> [u8; 32] {
     outer.finalize().into()
 }
 
-/// The admin a session token belongs to, while it lasts.
-pub async fn session(app: &App, token: &str) -> anyhow::Result<Option<String>> {
-    if token.len() > 100 {
-        return Ok(None);
+impl Auth {
+    /// The admin a session token belongs to, while it lasts.
+    pub async fn session(&self, token: &str) -> anyhow::Result<Option<String>> {
+        if token.len() > 100 {
+            return Ok(None);
+        }
+        store::accounts::session_user(&self.db, &token_hash(token), Utc::now()).await
     }
-    store::accounts::session_user(&app.db, &token_hash(token), Utc::now()).await
-}
 
-pub async fn logout(app: &App, token: &str) -> anyhow::Result<()> {
-    store::accounts::delete_session(&app.db, &token_hash(token)).await
+    pub async fn logout(&self, token: &str) -> anyhow::Result<()> {
+        store::accounts::delete_session(&self.db, &token_hash(token)).await
+    }
+
+    /// Whether a bearer token is valid: one made by `herald admin create-token`, or the
+    /// `[admin] api_token` from config (compared in constant time).
+    pub async fn token_valid(&self, given: &str) -> anyhow::Result<bool> {
+        let configured = self.settings.api_token.expose_secret();
+        if !configured.is_empty()
+            && constant_time_eq::constant_time_eq(
+                &Sha256::digest(given.as_bytes()),
+                &Sha256::digest(configured.as_bytes()),
+            )
+        {
+            return Ok(true);
+        }
+        if given.len() > 100 {
+            return Ok(false);
+        }
+        store::accounts::use_token(&self.db, &token_hash(given), Utc::now()).await
+    }
 }
 
 /// A new API token; only its hash is kept, so this is the one time it can be shown.
@@ -294,24 +350,6 @@ pub async fn create_token(db: &Db, name: &str) -> anyhow::Result<String> {
     let token = format!("hrld_{}", new_token());
     store::accounts::create_token(db, name, &token_hash(&token), Utc::now()).await?;
     Ok(token)
-}
-
-/// Whether a bearer token is valid: one made by `herald admin create-token`, or the
-/// `[admin] api_token` from config (compared in constant time).
-pub async fn token_valid(app: &App, given: &str) -> anyhow::Result<bool> {
-    let configured = app.settings.admin.api_token.expose_secret();
-    if !configured.is_empty()
-        && constant_time_eq::constant_time_eq(
-            &Sha256::digest(given.as_bytes()),
-            &Sha256::digest(configured.as_bytes()),
-        )
-    {
-        return Ok(true);
-    }
-    if given.len() > 100 {
-        return Ok(false);
-    }
-    store::accounts::use_token(&app.db, &token_hash(given), Utc::now()).await
 }
 
 #[cfg(test)]

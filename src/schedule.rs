@@ -1,5 +1,7 @@
-//! Scheduled work inside `herald serve`. tokio-cron-scheduler is only a ticker: each job is a
-//! one-line call into the same operations the CLI runs.
+//! Scheduled work inside `herald serve`, and the operations it shares with the CLI, the
+//! console and the API ([`Jobs`]: sync, poll, compose what is due, send now).
+//! tokio-cron-scheduler is only a ticker: each job is a one-line call into those operations.
+//! Uses `domain`, `config`, `store`, `content`, `site` (the document cache) and `digest`.
 //!
 //! Digest times are not tokio-cron-scheduler jobs: it fixes a job's UTC offset when the job
 //! is created, so a daily 08:00 would drift by an hour after a daylight-saving change. A
@@ -17,10 +19,23 @@ use croner::Cron;
 use croner::parser::{CronParser, Seconds};
 use tokio_cron_scheduler::{Job, JobScheduler};
 
-use crate::digest::{self, Trigger};
+use crate::config::{ScheduleSettings, Settings};
+use crate::content::{ContentSync, SyncReport, remote::SourcePoll};
+use crate::digest::{self, Digests, Trigger};
 use crate::domain::Frequency;
-use crate::startup::App;
-use crate::store::{self, editions::Edition};
+use crate::metrics::Metrics;
+use crate::site::DocumentCache;
+use crate::store::{self, Db, editions::Edition};
+
+/// Publishing work: posts in, the site's documents refreshed, editions composed.
+pub struct Jobs {
+    db: Db,
+    content: Arc<ContentSync>,
+    cache: Arc<DocumentCache>,
+    digests: Arc<Digests>,
+    metrics: Arc<Metrics>,
+    settings: ScheduleSettings,
+}
 
 /// How often the digest ticker looks at the clock.
 const TICK: &str = "*/5 * * * * *";
@@ -48,15 +63,14 @@ pub fn parse_cron(key: &str, cron: &str) -> anyhow::Result<Cron> {
         .map_err(|e| anyhow::anyhow!("{key}: {cron:?} is not a valid cron expression (six fields, seconds first): {e}"))
 }
 
-fn timezone(app: &App) -> anyhow::Result<Tz> {
-    let name = &app.settings.schedule.timezone;
+fn timezone(settings: &ScheduleSettings) -> anyhow::Result<Tz> {
+    let name = &settings.timezone;
     name.parse()
         .map_err(|_| anyhow::anyhow!("schedule.timezone: unknown time zone {name:?}"))
 }
 
 /// The digest times of `[schedule]`, parsed.
-fn digest_crons(app: &App) -> anyhow::Result<[(Frequency, Cron); 2]> {
-    let s = &app.settings.schedule;
+fn digest_crons(s: &ScheduleSettings) -> anyhow::Result<[(Frequency, Cron); 2]> {
     Ok([
         (Frequency::Daily, parse_cron("schedule.daily", &s.daily)?),
         (Frequency::Weekly, parse_cron("schedule.weekly", &s.weekly)?),
@@ -70,55 +84,8 @@ pub fn last_due(cron: &Cron, tz: Tz, now: DateTime<Utc>) -> Option<DateTime<Utc>
         .map(|d| d.with_timezone(&Utc))
 }
 
-/// Composes every digest edition whose time has come and that no instance has composed yet.
-/// Safe to call from any number of instances at once.
-pub async fn compose_due_editions(app: &App, now: DateTime<Utc>) -> anyhow::Result<Vec<Edition>> {
-    compose_due(app, now, None, None).await
-}
-
-/// The period of `frequency` whose digest time last passed, and whether its edition has been
-/// composed already.
-async fn due_period(
-    app: &App,
-    frequency: Frequency,
-    cron: &Cron,
-    tz: Tz,
-    now: DateTime<Utc>,
-) -> anyhow::Result<Option<(String, bool)>> {
-    let Some(due) = last_due(cron, tz, now) else {
-        return Ok(None);
-    };
-    let period = digest::period_key(frequency, due, tz);
-    // Periods of one frequency sort as text: 2026-11-23 < 2026-11-24, 2026-W48 < 2026-W49.
-    let done = store::meta_get(&app.db, &period_meta_key(frequency))
-        .await?
-        .is_some_and(|done| done >= period);
-    Ok(Some((period, done)))
-}
-
 fn period_meta_key(frequency: Frequency) -> String {
     format!("schedule.{frequency}.period")
-}
-
-async fn compose_due(
-    app: &App,
-    now: DateTime<Utc>,
-    only: Option<Frequency>,
-    since: Option<DateTime<Utc>>,
-) -> anyhow::Result<Vec<Edition>> {
-    let tz = timezone(app)?;
-    let mut created = Vec::new();
-    for (frequency, cron) in digest_crons(app)? {
-        if only.is_some_and(|f| f != frequency) {
-            continue;
-        }
-        let Some((period, false)) = due_period(app, frequency, &cron, tz, now).await? else {
-            continue;
-        };
-        created.extend(digest::compose(app, frequency, Trigger::Scheduled(period.clone()), since).await?);
-        store::meta_set(&app.db, &period_meta_key(frequency), &period).await?;
-    }
-    Ok(created)
 }
 
 /// A send an admin asks for (`herald send`, the console's "Send now", the API).
@@ -156,63 +123,159 @@ pub struct PlannedSend {
     pub held_back: Option<String>,
 }
 
-/// What [`send_now`] would do, without doing it.
-pub async fn plan_send(app: &App, request: SendRequest) -> anyhow::Result<Vec<PlannedSend>> {
-    let now = Utc::now();
-    let tz = timezone(app)?;
-    let crons = digest_crons(app)?;
-    let mut plans = Vec::new();
-    for frequency in request.frequencies() {
-        let plan = digest::plan(app, frequency, request.since).await?;
-        let mut held_back = None;
-        let mut editions = match frequency {
-            Frequency::Immediate => plan.post_ids.len(),
-            _ => usize::from(!plan.post_ids.is_empty()),
+impl Jobs {
+    pub fn new(
+        settings: &Settings,
+        db: Db,
+        content: Arc<ContentSync>,
+        cache: Arc<DocumentCache>,
+        digests: Arc<Digests>,
+        metrics: Arc<Metrics>,
+    ) -> Self {
+        Self {
+            db,
+            content,
+            cache,
+            digests,
+            metrics,
+            settings: settings.schedule.clone(),
+        }
+    }
+
+    /// An edition for each post `immediate` subscribers have not had yet.
+    pub async fn compose_immediate(&self) -> anyhow::Result<Vec<Edition>> {
+        self.digests.compose(Frequency::Immediate, Trigger::Manual, None).await
+    }
+
+    /// Reads the posts folder into the store and drops stale rendered documents.
+    pub async fn sync(&self) -> anyhow::Result<SyncReport> {
+        let report = self.content.sync().await?;
+        self.cache.refresh(&self.db).await?;
+        Ok(report)
+    }
+
+    /// Polls every remote source (`[[sources]]`), imports what is new, and drops stale pages.
+    pub async fn poll_sources(&self) -> anyhow::Result<Vec<SourcePoll>> {
+        if !self.content.has_sources() {
+            return Ok(Vec::new());
+        }
+        let polled = self.content.poll_sources().await?;
+        for one in &polled {
+            Metrics::count(&self.metrics.source_polls, one.outcome.label(), 1);
+        }
+        self.cache.refresh(&self.db).await?;
+        Ok(polled)
+    }
+
+    /// Composes every digest edition whose time has come and that no instance has composed yet.
+    /// Safe to call from any number of instances at once.
+    pub async fn compose_due_editions(&self, now: DateTime<Utc>) -> anyhow::Result<Vec<Edition>> {
+        self.compose_due(now, None, None).await
+    }
+
+    /// The period of `frequency` whose digest time last passed, and whether its edition has been
+    /// composed already.
+    async fn due_period(
+        &self,
+        frequency: Frequency,
+        cron: &Cron,
+        tz: Tz,
+        now: DateTime<Utc>,
+    ) -> anyhow::Result<Option<(String, bool)>> {
+        let Some(due) = last_due(cron, tz, now) else {
+            return Ok(None);
         };
-        if frequency != Frequency::Immediate && !request.force && editions > 0 {
-            let cron = &crons.iter().find(|(f, _)| *f == frequency).context("a digest time")?.1;
-            match due_period(app, frequency, cron, tz, now).await? {
-                Some((_, false)) => {}
-                due => {
-                    editions = 0;
-                    let next = cron
-                        .find_next_occurrence(&now.with_timezone(&tz), false)
-                        .map(|d| d.format("%a %Y-%m-%d %H:%M %Z").to_string())
-                        .unwrap_or_else(|_| "its next time".to_owned());
-                    held_back = Some(match due {
-                        Some((period, _)) => {
-                            format!("this period's {frequency} edition ({period}) is done; the next is due {next}")
-                        }
-                        None => format!("the first {frequency} edition is due {next}"),
-                    });
+        let period = digest::period_key(frequency, due, tz);
+        // Periods of one frequency sort as text: 2026-11-23 < 2026-11-24, 2026-W48 < 2026-W49.
+        let done = store::meta_get(&self.db, &period_meta_key(frequency))
+            .await?
+            .is_some_and(|done| done >= period);
+        Ok(Some((period, done)))
+    }
+
+    async fn compose_due(
+        &self,
+        now: DateTime<Utc>,
+        only: Option<Frequency>,
+        since: Option<DateTime<Utc>>,
+    ) -> anyhow::Result<Vec<Edition>> {
+        let tz = timezone(&self.settings)?;
+        let mut created = Vec::new();
+        for (frequency, cron) in digest_crons(&self.settings)? {
+            if only.is_some_and(|f| f != frequency) {
+                continue;
+            }
+            let Some((period, false)) = self.due_period(frequency, &cron, tz, now).await? else {
+                continue;
+            };
+            created.extend(
+                self.digests
+                    .compose(frequency, Trigger::Scheduled(period.clone()), since)
+                    .await?,
+            );
+            store::meta_set(&self.db, &period_meta_key(frequency), &period).await?;
+        }
+        Ok(created)
+    }
+
+    /// What [`Jobs::send_now`] would do, without doing it.
+    pub async fn plan_send(&self, request: SendRequest) -> anyhow::Result<Vec<PlannedSend>> {
+        let now = Utc::now();
+        let tz = timezone(&self.settings)?;
+        let crons = digest_crons(&self.settings)?;
+        let mut plans = Vec::new();
+        for frequency in request.frequencies() {
+            let plan = self.digests.plan(frequency, request.since).await?;
+            let mut held_back = None;
+            let mut editions = match frequency {
+                Frequency::Immediate => plan.post_ids.len(),
+                _ => usize::from(!plan.post_ids.is_empty()),
+            };
+            if frequency != Frequency::Immediate && !request.force && editions > 0 {
+                let cron = &crons.iter().find(|(f, _)| *f == frequency).context("a digest time")?.1;
+                match self.due_period(frequency, cron, tz, now).await? {
+                    Some((_, false)) => {}
+                    due => {
+                        editions = 0;
+                        let next = cron
+                            .find_next_occurrence(&now.with_timezone(&tz), false)
+                            .map(|d| d.format("%a %Y-%m-%d %H:%M %Z").to_string())
+                            .unwrap_or_else(|_| "its next time".to_owned());
+                        held_back = Some(match due {
+                            Some((period, _)) => {
+                                format!("this period's {frequency} edition ({period}) is done; the next is due {next}")
+                            }
+                            None => format!("the first {frequency} edition is due {next}"),
+                        });
+                    }
                 }
             }
+            plans.push(PlannedSend {
+                frequency,
+                posts: plan.post_ids,
+                editions,
+                recipients: plan.recipients,
+                held_back,
+            });
         }
-        plans.push(PlannedSend {
-            frequency,
-            posts: plan.post_ids,
-            editions,
-            recipients: plan.recipients,
-            held_back,
-        });
+        Ok(plans)
     }
-    Ok(plans)
-}
 
-/// Creates the editions an admin's send asks for: every new post for `immediate`; for daily and
-/// weekly, the edition of the period whose time has come if it has not gone out yet, or with
-/// `force` an extra edition of the posts not yet mailed (`2026-11-25#2`). Running this from
-/// cron every hour mails a weekly subscriber once a week.
-pub async fn send_now(app: &App, request: SendRequest) -> anyhow::Result<Vec<Edition>> {
-    let mut created = Vec::new();
-    for frequency in request.frequencies() {
-        if frequency == Frequency::Immediate || request.force {
-            created.extend(digest::compose(app, frequency, Trigger::Manual, request.since).await?);
-        } else {
-            created.extend(compose_due(app, Utc::now(), Some(frequency), request.since).await?);
+    /// Creates the editions an admin's send asks for: every new post for `immediate`; for daily and
+    /// weekly, the edition of the period whose time has come if it has not gone out yet, or with
+    /// `force` an extra edition of the posts not yet mailed (`2026-11-25#2`). Running this from
+    /// cron every hour mails a weekly subscriber once a week.
+    pub async fn send_now(&self, request: SendRequest) -> anyhow::Result<Vec<Edition>> {
+        let mut created = Vec::new();
+        for frequency in request.frequencies() {
+            if frequency == Frequency::Immediate || request.force {
+                created.extend(self.digests.compose(frequency, Trigger::Manual, request.since).await?);
+            } else {
+                created.extend(self.compose_due(Utc::now(), Some(frequency), request.since).await?);
+            }
         }
+        Ok(created)
     }
-    Ok(created)
 }
 
 /// Builds a job from the cron string at config key `key`; a bad string fails start-up.
@@ -238,48 +301,42 @@ fn log_failure<T>(result: anyhow::Result<T>, what: &str) {
 
 /// Starts the configured jobs, after catching up on digests that came due while Herald
 /// was not running.
-pub async fn start(app: Arc<App>) -> anyhow::Result<Scheduler> {
-    let tz = timezone(&app)?;
-    digest_crons(&app)?;
+pub async fn start(jobs: Arc<Jobs>) -> anyhow::Result<Scheduler> {
+    let tz = timezone(&jobs.settings)?;
+    digest_crons(&jobs.settings)?;
     log_failure(
-        compose_due_editions(&app, Utc::now()).await,
+        jobs.compose_due_editions(Utc::now()).await,
         "catch-up of scheduled editions",
     );
     let scheduler = JobScheduler::new().await.context("Failed to create the scheduler")?;
 
-    let sync_app = app.clone();
-    let sync = job("schedule.sync", &app.settings.schedule.sync, tz, move || {
-        let app = sync_app.clone();
+    let sync_jobs = jobs.clone();
+    let sync = job("schedule.sync", &jobs.settings.sync, tz, move || {
+        let jobs = sync_jobs.clone();
         async move {
-            log_failure(app.sync().await, "scheduled sync");
+            log_failure(jobs.sync().await, "scheduled sync");
             // Each new post goes to `immediate` subscribers right after the sync that finds it.
-            log_failure(
-                digest::compose(&app, Frequency::Immediate, Trigger::Manual, None).await,
-                "immediate edition",
-            );
+            log_failure(jobs.compose_immediate().await, "immediate edition");
         }
     })?;
     scheduler.add(sync).await.context("Failed to add the sync job")?;
 
-    if !app.settings.sources.is_empty() {
-        let sources_app = app.clone();
-        let sources = job("schedule.sources", &app.settings.schedule.sources, tz, move || {
-            let app = sources_app.clone();
+    if jobs.content.has_sources() {
+        let sources_jobs = jobs.clone();
+        let sources = job("schedule.sources", &jobs.settings.sources, tz, move || {
+            let jobs = sources_jobs.clone();
             async move {
-                log_failure(app.poll_sources().await, "source poll");
-                log_failure(
-                    digest::compose(&app, Frequency::Immediate, Trigger::Manual, None).await,
-                    "immediate edition",
-                );
+                log_failure(jobs.poll_sources().await, "source poll");
+                log_failure(jobs.compose_immediate().await, "immediate edition");
             }
         })?;
         scheduler.add(sources).await.context("Failed to add the sources job")?;
     }
 
-    let tick_app = app.clone();
+    let tick_jobs = jobs.clone();
     let tick = job("(digest ticker)", TICK, Tz::UTC, move || {
-        let app = tick_app.clone();
-        async move { log_failure(compose_due_editions(&app, Utc::now()).await, "scheduled edition") }
+        let jobs = tick_jobs.clone();
+        async move { log_failure(jobs.compose_due_editions(Utc::now()).await, "scheduled edition") }
     })?;
     scheduler.add(tick).await.context("Failed to add the digest ticker")?;
     scheduler.start().await.context("Failed to start the scheduler")?;

@@ -1,178 +1,267 @@
-//! Start-up: builds the state once (settings, pool, templates, cache) and runs the
-//! web server and the scheduler side by side until shutdown.
+//! Start-up: the one place that sees every layer below `web` and `cli`. It builds the
+//! services from the settings (only those a command needs, through [`Parts`]; all of them
+//! for `herald serve`, as [`App`]) and runs the workers and the scheduler beside the web
+//! server until shutdown.
 
-use std::collections::HashMap;
-use std::num::NonZeroU32;
-use std::sync::{Arc, Mutex};
+use std::future::Future;
+use std::sync::{Arc, OnceLock};
 use std::time::Duration;
 
-use tokio::sync::Notify;
-
-use anyhow::Context;
-use tokio::net::TcpListener;
+use tokio::sync::OnceCell;
 use tokio_util::sync::CancellationToken;
 
+use crate::auth::Auth;
 use crate::config::Settings;
-use crate::content::{self, SyncReport};
-use crate::digest::render::EditionContent;
-use crate::mail::{self, Composer, Mailer, outbox::Outbox};
-use crate::schedule;
-use crate::site::{Site, Templates};
+use crate::content::{ContentSync, SyncReport, remote::SourcePoll};
+use crate::digest::Digests;
+use crate::digest::send::{self, DigestSender};
+use crate::mail::{self, Composer, Mailer, RetryPolicy, outbox::Outbox};
+use crate::metrics::Metrics;
+use crate::schedule::{self, Jobs};
+use crate::site::{DocumentCache, Site, Templates};
 use crate::store::Db;
-use crate::web::{self, DocumentCache};
+use crate::store::health::Readiness;
+use crate::subscribers::Subscriptions;
 
-/// Everything a running Herald shares: built once at start-up.
+/// The parts of Herald, each built the first time a command asks for it: a command that
+/// lists subscribers opens the database and nothing else; only one that checks a password
+/// builds the login service.
+pub struct Parts {
+    pub settings: Arc<Settings>,
+    pub metrics: Arc<Metrics>,
+    pub cache: Arc<DocumentCache>,
+    db: OnceCell<Db>,
+    site: OnceCell<Arc<Site>>,
+    auth: OnceCell<Arc<Auth>>,
+    composer: OnceLock<Arc<Composer>>,
+    mailer: OnceLock<Arc<dyn Mailer>>,
+    outbox: OnceCell<Outbox>,
+    digests: OnceCell<Arc<Digests>>,
+    sender: OnceCell<Arc<DigestSender>>,
+    subscriptions: OnceCell<Arc<Subscriptions>>,
+    content: OnceCell<Arc<ContentSync>>,
+    jobs: OnceCell<Arc<Jobs>>,
+}
+
+fn once<T: Clone>(cell: &OnceLock<T>, build: impl FnOnce() -> anyhow::Result<T>) -> anyhow::Result<T> {
+    if let Some(built) = cell.get() {
+        return Ok(built.clone());
+    }
+    let built = build()?;
+    Ok(cell.get_or_init(|| built).clone())
+}
+
+async fn once_async<T: Clone, F: Future<Output = anyhow::Result<T>>>(
+    cell: &OnceCell<T>,
+    build: impl FnOnce() -> F,
+) -> anyhow::Result<T> {
+    Ok(cell.get_or_try_init(build).await?.clone())
+}
+
+impl Parts {
+    pub fn new(settings: Settings) -> Self {
+        Self {
+            settings: Arc::new(settings),
+            metrics: Arc::new(Metrics::new()),
+            cache: Arc::new(DocumentCache::default()),
+            db: OnceCell::new(),
+            site: OnceCell::new(),
+            auth: OnceCell::new(),
+            composer: OnceLock::new(),
+            mailer: OnceLock::new(),
+            outbox: OnceCell::new(),
+            digests: OnceCell::new(),
+            sender: OnceCell::new(),
+            subscriptions: OnceCell::new(),
+            content: OnceCell::new(),
+            jobs: OnceCell::new(),
+        }
+    }
+
+    /// The database, connected and migrated.
+    pub async fn db(&self) -> anyhow::Result<Db> {
+        once_async(&self.db, || async {
+            let db = Db::connect(&self.settings).await?;
+            db.migrate().await?;
+            Ok(db)
+        })
+        .await
+    }
+
+    /// Pages, feeds and the mail templates.
+    pub async fn site(&self) -> anyhow::Result<Arc<Site>> {
+        let db = self.db().await?;
+        once_async(&self.site, || async {
+            let templates = Arc::new(Templates::load(self.settings.templates_dir().as_deref())?);
+            Ok(Arc::new(Site::new((*self.settings).clone(), templates, &db).await?))
+        })
+        .await
+    }
+
+    pub async fn auth(&self) -> anyhow::Result<Arc<Auth>> {
+        let db = self.db().await?;
+        once_async(&self.auth, || async {
+            Ok(Arc::new(Auth::new(&self.settings.admin, db).await?))
+        })
+        .await
+    }
+
+    pub fn composer(&self) -> anyhow::Result<Arc<Composer>> {
+        once(&self.composer, || Ok(Arc::new(Composer::new(&self.settings)?)))
+    }
+
+    /// The transport: `.eml` files in the outbox folder, or the SMTP relay.
+    pub fn mailer(&self) -> anyhow::Result<Arc<dyn Mailer>> {
+        once(&self.mailer, || mail::mailer_from_settings(&self.settings))
+    }
+
+    /// The transactional outbox (confirmation mail).
+    pub async fn outbox(&self) -> anyhow::Result<Outbox> {
+        let db = self.db().await?;
+        once_async(&self.outbox, || async {
+            let mail = &self.settings.mail;
+            Ok(Outbox::new(
+                db,
+                self.mailer()?,
+                self.composer()?.from().email.clone(),
+                RetryPolicy::new(mail.max_attempts, Duration::from_secs(mail.retry_base_seconds)),
+            ))
+        })
+        .await
+    }
+
+    pub async fn digests(&self) -> anyhow::Result<Arc<Digests>> {
+        let (db, site) = (self.db().await?, self.site().await?);
+        once_async(&self.digests, || async {
+            Ok(Arc::new(Digests::new(db, site, self.composer()?)))
+        })
+        .await
+    }
+
+    /// The digest delivery workers' shared state (starts the outcome writer).
+    pub async fn sender(&self) -> anyhow::Result<Arc<DigestSender>> {
+        let (db, digests) = (self.db().await?, self.digests().await?);
+        once_async(&self.sender, || async {
+            Ok(Arc::new(DigestSender::new(
+                &self.settings,
+                db,
+                digests,
+                self.mailer()?,
+                self.metrics.clone(),
+            )))
+        })
+        .await
+    }
+
+    pub async fn subscriptions(&self) -> anyhow::Result<Arc<Subscriptions>> {
+        let (db, site, outbox) = (self.db().await?, self.site().await?, self.outbox().await?);
+        once_async(&self.subscriptions, || async {
+            Ok(Arc::new(Subscriptions::new(
+                db,
+                site,
+                self.composer()?,
+                outbox,
+                &self.settings.subscribers,
+            )))
+        })
+        .await
+    }
+
+    pub async fn content(&self) -> anyhow::Result<Arc<ContentSync>> {
+        let db = self.db().await?;
+        once_async(&self.content, || async {
+            Ok(Arc::new(ContentSync::new(&self.settings, db)?))
+        })
+        .await
+    }
+
+    /// Sync, poll, compose and send now.
+    pub async fn jobs(&self) -> anyhow::Result<Arc<Jobs>> {
+        let (db, content, digests) = (self.db().await?, self.content().await?, self.digests().await?);
+        once_async(&self.jobs, || async {
+            Ok(Arc::new(Jobs::new(
+                &self.settings,
+                db,
+                content,
+                self.cache.clone(),
+                digests,
+                self.metrics.clone(),
+            )))
+        })
+        .await
+    }
+}
+
+/// Everything `herald serve` runs, built once at start-up.
 pub struct App {
-    pub settings: Settings,
+    pub settings: Arc<Settings>,
     pub db: Db,
-    pub site: Site,
-    pub cache: DocumentCache,
-    pub composer: Composer,
-    pub outbox: Outbox,
-    pub limits: web::Limits,
-    pub mailer: Arc<dyn Mailer>,
-    /// `[mail.smtp] rate_per_second` for digests, per instance.
-    pub rate_limiter: Option<governor::DefaultDirectRateLimiter>,
-    /// `[digest] concurrency` slots shared by this instance's delivery workers; a send holds
-    /// one until its outcome is committed.
-    pub send_slots: Arc<tokio::sync::Semaphore>,
-    /// Records delivery outcomes as they complete.
-    pub outcomes: crate::digest::send::OutcomeWriter,
-    /// Wakes the delivery worker when an edition is created.
-    pub delivery_wake: Notify,
-    /// Wakes the subscription request worker when the form stores a request.
-    pub subscribe_wake: Notify,
-    pub metrics: crate::metrics::Metrics,
-    /// Verified against when a login names no account, so both cost the same.
-    pub dummy_hash: String,
-    /// Bounds on login work, and the device cookies that let a known admin past them.
-    pub logins: crate::auth::Logins,
+    pub site: Arc<Site>,
+    pub cache: Arc<DocumentCache>,
+    pub metrics: Arc<Metrics>,
     /// Whether the database can still store things (`/readyz`).
-    pub readiness: crate::store::health::Readiness,
-    /// HTTP client for remote sources.
-    pub http: reqwest::Client,
-    editions: Mutex<HashMap<i64, Arc<EditionContent>>>,
+    pub readiness: Arc<Readiness>,
+    pub mailer: Arc<dyn Mailer>,
+    pub outbox: Outbox,
+    pub auth: Arc<Auth>,
+    pub subscriptions: Arc<Subscriptions>,
+    pub digests: Arc<Digests>,
+    pub sender: Arc<DigestSender>,
+    pub jobs: Arc<Jobs>,
 }
 
 impl App {
-    /// Connects, migrates and loads the templates.
+    /// Connects, migrates, loads the templates and builds every service.
     pub async fn start(settings: Settings) -> anyhow::Result<Arc<Self>> {
-        let db = Db::connect(&settings).await?;
-        let readiness = crate::store::health::Readiness::new(&db);
-        db.migrate().await?;
-        let templates = Arc::new(Templates::load(settings.templates_dir().as_deref())?);
-        let site = Site::new(settings.clone(), templates, &db).await?;
-        let composer = Composer::new(&settings)?;
-        let mailer = mail::mailer_from_settings(&settings)?;
-        let outbox = Outbox::new(
-            db.clone(),
-            mailer.clone(),
-            composer.from().email.clone(),
-            settings.mail.max_attempts,
-            Duration::from_secs(settings.mail.retry_base_seconds),
-        );
-        let limits = web::Limits::new(&settings);
-        let logins = crate::auth::Logins::new(&settings, &db).await?;
-        let settings_rate = settings.mail.smtp.rate_per_second;
-        let send_slots = Arc::new(tokio::sync::Semaphore::new(settings.digest.concurrency as usize));
-        let outcomes = crate::digest::send::OutcomeWriter::start(db.clone());
+        Self::build(Parts::new(settings)).await
+    }
+
+    /// Builds what `parts` has not built yet.
+    pub async fn build(parts: Parts) -> anyhow::Result<Arc<Self>> {
+        let db = parts.db().await?;
         Ok(Arc::new(Self {
-            settings,
+            readiness: Arc::new(Readiness::new(&db)),
+            site: parts.site().await?,
+            mailer: parts.mailer()?,
+            outbox: parts.outbox().await?,
+            auth: parts.auth().await?,
+            subscriptions: parts.subscriptions().await?,
+            digests: parts.digests().await?,
+            sender: parts.sender().await?,
+            jobs: parts.jobs().await?,
+            cache: parts.cache.clone(),
+            metrics: parts.metrics.clone(),
+            settings: parts.settings.clone(),
             db,
-            site,
-            cache: DocumentCache::default(),
-            composer,
-            outbox,
-            limits,
-            // A small burst (a tenth of a second's worth) keeps the rate even from the start.
-            rate_limiter: NonZeroU32::new(settings_rate).map(|r| {
-                let burst = NonZeroU32::new(r.get() / 10).unwrap_or(NonZeroU32::MIN);
-                governor::RateLimiter::direct(governor::Quota::per_second(r).allow_burst(burst))
-            }),
-            mailer,
-            send_slots,
-            outcomes,
-            delivery_wake: Notify::new(),
-            subscribe_wake: Notify::new(),
-            metrics: crate::metrics::Metrics::new(),
-            http: content::remote::client()?,
-            dummy_hash: tokio::task::spawn_blocking(|| crate::auth::hash_password("no such account")).await??,
-            logins,
-            readiness,
-            editions: Mutex::new(HashMap::new()),
         }))
     }
 
-    /// Polls every remote source (`[[sources]]`), imports what is new, and drops stale pages.
-    pub async fn poll_sources(&self) -> anyhow::Result<Vec<content::remote::SourcePoll>> {
-        if self.settings.sources.is_empty() {
-            return Ok(Vec::new());
-        }
-        let work = async { Ok(content::remote::poll_all(&self.db, &self.http, &self.settings.sources).await) };
-        let Some(outcomes) = crate::store::exclusively(&self.db, crate::store::locks::SOURCE_POLL, work).await? else {
-            tracing::info!("another instance is polling the sources; skipped");
-            return Ok(Vec::new());
-        };
-        for polled in &outcomes {
-            crate::metrics::Metrics::count(&self.metrics.source_polls, polled.outcome.label(), 1);
-        }
-        self.cache.refresh(&self.db).await?;
-        Ok(outcomes)
-    }
-
-    /// Asks the delivery worker to look for work now.
-    pub fn wake_delivery(&self) {
-        self.delivery_wake.notify_one();
-    }
-
-    /// An edition's posts and rendered variants, loaded once per process.
-    pub async fn edition_content(&self, id: i64) -> anyhow::Result<Arc<EditionContent>> {
-        if let Some(c) = self.editions.lock().ok().and_then(|m| m.get(&id).cloned()) {
-            return Ok(c);
-        }
-        let content = Arc::new(EditionContent::load(self, id).await?);
-        if let Ok(mut map) = self.editions.lock() {
-            // Old editions are rarely sent again: keep the cache small.
-            if map.len() >= 32 {
-                map.clear();
-            }
-            map.insert(id, content.clone());
-        }
-        Ok(content)
-    }
-
     /// Reads the posts folder into the store and drops stale rendered documents.
-    /// Instances sharing a database take turns (an advisory lock on PostgreSQL): one that finds
-    /// another syncing skips this round and reports nothing changed.
     pub async fn sync(&self) -> anyhow::Result<SyncReport> {
-        let posts_dir = self.settings.posts_dir();
-        let work = content::sync_posts(&self.db, &posts_dir, &self.settings.site.base_url);
-        let report = match crate::store::exclusively(&self.db, crate::store::locks::CONTENT_SYNC, work).await? {
-            Some(report) => report,
-            None => {
-                tracing::info!("another instance is syncing the posts; skipped");
-                SyncReport::default()
-            }
-        };
-        self.cache.refresh(&self.db).await?;
-        Ok(report)
+        self.jobs.sync().await
+    }
+
+    /// Polls every remote source (`[[sources]]`), imports what is new, and drops stale pages.
+    pub async fn poll_sources(&self) -> anyhow::Result<Vec<SourcePoll>> {
+        self.jobs.poll_sources().await
     }
 }
 
-/// Serves HTTP on `listener` and runs the scheduled jobs until `shutdown` is cancelled.
-pub async fn serve(app: Arc<App>, listener: TcpListener, shutdown: CancellationToken) -> anyhow::Result<()> {
-    let scheduler = schedule::start(app.clone()).await?;
+/// Runs the scheduler and the workers (outbox, subscription requests, digest delivery)
+/// until `shutdown` is cancelled, then `server` (which should stop on the same token), and
+/// waits a while for sends in flight.
+pub async fn run<S>(app: Arc<App>, server: S, shutdown: CancellationToken) -> anyhow::Result<()>
+where
+    S: Future<Output = anyhow::Result<()>>,
+{
+    let scheduler = schedule::start(app.jobs.clone()).await?;
     let outbox = tokio::spawn(app.outbox.clone().run(shutdown.clone()));
-    let requests = tokio::spawn(crate::subscribers::run_requests(app.clone(), shutdown.clone()));
+    let requests = tokio::spawn(app.subscriptions.clone().run(shutdown.clone()));
     let mut delivery = tokio::task::JoinSet::new();
     for _ in 0..app.settings.digest.workers {
-        delivery.spawn(crate::digest::send::run(app.clone(), shutdown.clone()));
+        delivery.spawn(send::run(app.sender.clone(), shutdown.clone()));
     }
-    let address = listener.local_addr()?;
-    tracing::info!(%address, base_url = %app.settings.site.base_url, "serving");
-    let limits = web::server::ConnectionLimits::from_settings(&app.settings.server);
-    let server = web::server::run(listener, web::router(app.clone()), limits, shutdown.clone());
-    let result = server.await.context("The web server stopped");
+    let result = server.await;
     shutdown.cancel();
     scheduler.stop().await;
     // In-flight sends finish (their rows are then recorded), but not for ever: a batch still

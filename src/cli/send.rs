@@ -7,37 +7,38 @@ use std::sync::Arc;
 use std::sync::atomic::{AtomicU64, Ordering};
 use std::time::{Duration, Instant};
 
+use crate::digest::render::EditionContent;
+use crate::digest::send::{self, DigestSender};
+use crate::domain::{EmailAddress, Frequency};
+use crate::schedule::SendRequest;
+use crate::startup::Parts;
+use crate::store::{self, Db};
 use anyhow::Context;
 use chrono::{DateTime, Utc};
-use herald::digest::send;
-use herald::digest::{self, render::EditionContent};
-use herald::domain::{EmailAddress, Frequency};
-use herald::schedule::{self, SendRequest};
-use herald::startup::App;
-use herald::store;
 use indicatif::{ProgressBar, ProgressStyle};
 
 fn since(raw: Option<&str>) -> anyhow::Result<Option<DateTime<Utc>>> {
-    raw.map(|s| herald::content::parse_date(s).map_err(|e| anyhow::anyhow!("--since: {e}")))
+    raw.map(|s| crate::content::parse_date(s).map_err(|e| anyhow::anyhow!("--since: {e}")))
         .transpose()
 }
 
 /// Composes what is due (or, forced, an extra edition) and delivers everything queued;
 /// exits when the queue is empty.
 pub async fn send(
-    app: &Arc<App>,
-    frequency: Option<&str>,
+    parts: &Parts,
+    frequency: Option<Frequency>,
     force: bool,
     dry_run: bool,
     since_raw: Option<&str>,
 ) -> anyhow::Result<ExitCode> {
     let request = SendRequest {
-        frequency: frequency.map(str::parse).transpose()?,
+        frequency,
         force,
         since: since(since_raw)?,
     };
+    let (db, jobs) = (parts.db().await?, parts.jobs().await?);
     if dry_run {
-        for plan in schedule::plan_send(app, request).await? {
+        for plan in jobs.plan_send(request).await? {
             let f = plan.frequency;
             if plan.posts.is_empty() {
                 println!("{f}: nothing new");
@@ -55,19 +56,19 @@ pub async fn send(
                     plan.recipients
                 ),
             }
-            for p in store::posts::find_by_ids(&app.db, &plan.posts).await? {
+            for p in store::posts::find_by_ids(&db, &plan.posts).await? {
                 println!("  - {} ({})", p.title, p.published_at.format("%Y-%m-%d"));
             }
         }
         return Ok(ExitCode::SUCCESS);
     }
-    for edition in schedule::send_now(app, request).await? {
+    for edition in jobs.send_now(request).await? {
         println!(
             "edition {} ({} {}): \"{}\" to {} subscriber(s)",
             edition.id, edition.frequency, edition.period, edition.subject, edition.recipients
         );
     }
-    let start = store::editions::counts(&app.db, None).await?;
+    let start = store::editions::counts(&db, None).await?;
     let total = start.remaining() as u64;
     if total == 0 {
         println!("nothing to deliver");
@@ -86,8 +87,9 @@ pub async fn send(
     let began = Instant::now();
     let totals = Arc::new(Totals::default());
     let mut workers = tokio::task::JoinSet::new();
-    for _ in 0..app.settings.digest.workers {
-        workers.spawn(work(app.clone(), totals.clone()));
+    let sender = parts.sender().await?;
+    for _ in 0..parts.settings.digest.workers {
+        workers.spawn(work(sender.clone(), db.clone(), totals.clone()));
     }
     let mut last_log = Instant::now();
     loop {
@@ -142,21 +144,21 @@ impl Totals {
 }
 
 /// One delivery worker: batches until the whole queue is final.
-async fn work(app: Arc<App>, totals: Arc<Totals>) -> anyhow::Result<()> {
+async fn work(sender: Arc<DigestSender>, db: Db, totals: Arc<Totals>) -> anyhow::Result<()> {
     loop {
-        let report = send::deliver_batch(&app).await?;
+        let report = send::deliver_batch(&sender).await?;
         totals.sent.fetch_add(report.sent as u64, Ordering::Relaxed);
         totals.failed.fetch_add(report.failed as u64, Ordering::Relaxed);
         totals.skipped.fetch_add(report.skipped as u64, Ordering::Relaxed);
         if report.claimed > 0 {
             continue;
         }
-        if store::editions::counts(&app.db, None).await?.remaining() == 0 {
+        if store::editions::counts(&db, None).await?.remaining() == 0 {
             return Ok(());
         }
         // Left: deliveries waiting for a retry, or in another worker's hands (ours finish in
         // moments; a crashed one's come back when its lease runs out). Look again soon.
-        let wait = match store::deliveries::next_due(&app.db).await? {
+        let wait = match store::deliveries::next_due(&db).await? {
             Some(due) => (due - Utc::now()).to_std().unwrap_or(Duration::ZERO),
             None => Duration::ZERO,
         };
@@ -165,13 +167,13 @@ async fn work(app: Arc<App>, totals: Arc<Totals>) -> anyhow::Result<()> {
 }
 
 /// Editions, the delivery queue, the outbox and the list, at a glance.
-pub async fn status(app: &App) -> anyhow::Result<ExitCode> {
-    let queue = store::editions::counts(&app.db, None).await?;
+pub async fn status(db: &Db) -> anyhow::Result<ExitCode> {
+    let queue = store::editions::counts(db, None).await?;
     println!(
         "queue: {} pending, {} sending, {} sent, {} failed, {} skipped",
         queue.pending, queue.sending, queue.sent, queue.failed, queue.skipped
     );
-    let outbox = store::outbox::counts(&app.db).await?;
+    let outbox = store::outbox::counts(db).await?;
     println!(
         "outbox: {}",
         outbox
@@ -180,7 +182,7 @@ pub async fn status(app: &App) -> anyhow::Result<ExitCode> {
             .collect::<Vec<_>>()
             .join(", ")
     );
-    let subscribers = store::subscribers::count_by_status(&app.db).await?;
+    let subscribers = store::subscribers::count_by_status(db).await?;
     println!(
         "subscribers: {}",
         subscribers
@@ -190,8 +192,8 @@ pub async fn status(app: &App) -> anyhow::Result<ExitCode> {
             .join(", ")
     );
     println!("editions (newest first):");
-    for e in store::editions::list(&app.db, 20).await? {
-        let c = store::editions::counts(&app.db, Some(e.id)).await?;
+    for e in store::editions::list(db, 20).await? {
+        let c = store::editions::counts(db, Some(e.id)).await?;
         println!(
             "  #{:<5} {:<9} {:<14} {:<8} {:>6} sent {:>5} failed {:>6} left  {}",
             e.id,
@@ -208,12 +210,17 @@ pub async fn status(app: &App) -> anyhow::Result<ExitCode> {
 }
 
 /// Renders the next edition of a frequency to a file, or sends it to one address as a test.
-pub async fn preview(app: &App, frequency: &str, to: Option<&str>, out: Option<PathBuf>) -> anyhow::Result<ExitCode> {
-    let frequency: Frequency = frequency.parse()?;
-    let mut plan = digest::plan(app, frequency, None).await?;
+pub async fn preview(
+    parts: &Parts,
+    frequency: Frequency,
+    to: Option<&str>,
+    out: Option<PathBuf>,
+) -> anyhow::Result<ExitCode> {
+    let (db, digests) = (parts.db().await?, parts.digests().await?);
+    let mut plan = digests.plan(frequency, None).await?;
     if plan.post_ids.is_empty() {
         // Nothing new: preview with the latest posts so the layout can still be checked.
-        plan.post_ids = store::posts::list_public(&app.db, Utc::now(), None, 3, 0)
+        plan.post_ids = store::posts::list_public(&db, Utc::now(), None, 3, 0)
             .await?
             .iter()
             .map(|p| p.id)
@@ -226,12 +233,13 @@ pub async fn preview(app: &App, frequency: &str, to: Option<&str>, out: Option<P
     if frequency == Frequency::Immediate {
         plan.post_ids.truncate(1);
     }
-    let content = EditionContent::preview(app, frequency, &plan.post_ids).await?;
+    let content = EditionContent::preview(&digests, frequency, &plan.post_ids).await?;
     match to {
         Some(address) => {
             let email = EmailAddress::parse(address).with_context(|| format!("{address:?} is not a usable address"))?;
-            let (envelope, message) = content.test_message(app, &email)?;
-            app.mailer
+            let (envelope, message) = content.test_message(&digests, &email)?;
+            parts
+                .mailer()?
                 .send(&envelope, &message)
                 .await
                 .map_err(|e| anyhow::anyhow!("the test was not sent: {e}"))?;
@@ -239,7 +247,7 @@ pub async fn preview(app: &App, frequency: &str, to: Option<&str>, out: Option<P
         }
         None => {
             let path = out.unwrap_or_else(|| PathBuf::from(format!("preview-{frequency}.html")));
-            let html = content.web_html(app)?.context("the preview has no posts")?;
+            let html = content.web_html(&digests)?.context("the preview has no posts")?;
             std::fs::write(&path, html).with_context(|| format!("Cannot write {}", path.display()))?;
             println!("wrote {}", path.display());
         }

@@ -3,24 +3,19 @@
 use std::io::IsTerminal;
 use std::process::ExitCode;
 
+use crate::domain::{EmailAddress, SubscriberSource, SubscriberStatus, parse_name, parse_topics};
+use crate::startup::Parts;
+use crate::store::Db;
+use crate::store::{self, subscribers::ListFilter, subscribers::NewSubscriber};
+use crate::subscribers::csv::{self, ImportOptions};
 use anyhow::{Context, bail};
 use chrono::Utc;
-use herald::config::Settings;
-use herald::domain::{EmailAddress, Frequency, SubscriberSource, SubscriberStatus, parse_name, parse_topics};
-use herald::startup::App;
-use herald::store::{self, subscribers::ListFilter, subscribers::NewSubscriber};
-use herald::subscribers;
-use herald::subscribers::csv::{self, ImportOptions};
 use indicatif::{ProgressBar, ProgressStyle};
 
-use crate::SubscribersCommand;
+use super::{ListFormat, SubscribersCommand};
 
-fn status_filter(status: Option<&str>) -> anyhow::Result<Option<SubscriberStatus>> {
-    status.map(str::parse).transpose().map_err(Into::into)
-}
-
-pub async fn run(settings: Settings, action: SubscribersCommand) -> anyhow::Result<ExitCode> {
-    let app = App::start(settings).await?;
+pub async fn run(parts: &Parts, action: SubscribersCommand) -> anyhow::Result<ExitCode> {
+    let db = parts.db().await?;
     match action {
         SubscribersCommand::Add {
             email,
@@ -39,27 +34,24 @@ pub async fn run(settings: Settings, action: SubscribersCommand) -> anyhow::Resu
                 } else {
                     SubscriberStatus::Pending
                 },
-                frequency: match frequency {
-                    Some(f) => f.parse::<Frequency>()?,
-                    None => app.settings.subscribers.default_frequency,
-                },
+                frequency: frequency.unwrap_or(parts.settings.subscribers.default_frequency),
                 topics: parse_topics(topics.iter().map(String::as_str))?,
                 source: SubscriberSource::Cli,
                 consent_at: Some(now),
             };
-            let (subscriber, created) = store::subscribers::insert_or_get(&app.db, &new, now).await?;
+            let (subscriber, created) = store::subscribers::insert_or_get(&db, &new, now).await?;
             if !created {
                 bail!("{} is already on the list ({})", subscriber.email, subscriber.status);
             }
             if subscriber.status == SubscriberStatus::Pending {
-                subscribers::send_confirmation(&app, &subscriber).await?;
-                app.outbox.flush().await?;
+                parts.subscriptions().await?.send_confirmation(&subscriber).await?;
+                parts.outbox().await?.flush().await?;
                 println!("added {} (pending: confirmation mail sent)", subscriber.email);
             } else {
                 println!("added {} (confirmed)", subscriber.email);
             }
         }
-        SubscribersCommand::List { status, format } => list(&app, status_filter(status.as_deref())?, &format).await?,
+        SubscribersCommand::List { status, format } => list(&db, status, format).await?,
         SubscribersCommand::Import { file, confirmed, force } => {
             let handle = std::fs::File::open(&file).with_context(|| format!("Cannot open {}", file.display()))?;
             let size = handle.metadata().map(|m| m.len()).unwrap_or(0);
@@ -73,10 +65,10 @@ pub async fn run(settings: Settings, action: SubscribersCommand) -> anyhow::Resu
                     .expect("a valid progress template"),
             );
             let report = csv::import_csv(
-                &app.db,
+                &db,
                 handle,
                 ImportOptions { confirmed, force },
-                app.settings.subscribers.default_frequency,
+                parts.settings.subscribers.default_frequency,
                 |bytes| bar.set_position(bytes),
             )
             .await
@@ -95,14 +87,14 @@ pub async fn run(settings: Settings, action: SubscribersCommand) -> anyhow::Resu
         }
         SubscribersCommand::Export { status } => {
             let stdout = std::io::stdout();
-            let n = csv::export_csv(&app.db, status_filter(status.as_deref())?, stdout.lock()).await?;
+            let n = csv::export_csv(&db, status, stdout.lock()).await?;
             eprintln!("exported {n} subscribers");
         }
         SubscribersCommand::Remove { email } => {
             let email = EmailAddress::parse(&email)?;
-            match store::subscribers::find_by_email(&app.db, &email).await? {
+            match store::subscribers::find_by_email(&db, &email).await? {
                 Some(s) => {
-                    store::subscribers::delete(&app.db, s.id).await?;
+                    store::subscribers::delete(&db, s.id).await?;
                     println!("removed {email} and everything stored about them");
                 }
                 None => bail!("{email} is not on the list"),
@@ -112,9 +104,9 @@ pub async fn run(settings: Settings, action: SubscribersCommand) -> anyhow::Resu
     Ok(ExitCode::SUCCESS)
 }
 
-async fn list(app: &App, status: Option<SubscriberStatus>, format: &str) -> anyhow::Result<()> {
-    if format == "csv" {
-        csv::export_csv(&app.db, status, std::io::stdout().lock()).await?;
+async fn list(db: &Db, status: Option<SubscriberStatus>, format: ListFormat) -> anyhow::Result<()> {
+    if format == ListFormat::Csv {
+        csv::export_csv(db, status, std::io::stdout().lock()).await?;
         return Ok(());
     }
     let mut filter = ListFilter {
@@ -122,21 +114,21 @@ async fn list(app: &App, status: Option<SubscriberStatus>, format: &str) -> anyh
         limit: 1000,
         ..Default::default()
     };
-    if format == "table" {
+    if format == ListFormat::Table {
         println!(
             "{:<6} {:<40} {:<13} {:<10} topics",
             "id", "email", "status", "frequency"
         );
     }
     let mut first = true;
-    if format == "json" {
+    if format == ListFormat::Json {
         print!("[");
     }
     loop {
-        let page = store::subscribers::list(&app.db, &filter).await?;
+        let page = store::subscribers::list(db, &filter).await?;
         for s in &page {
             match format {
-                "json" => {
+                ListFormat::Json => {
                     print!("{}{}", if first { "" } else { "," }, serde_json::to_string(s)?);
                     first = false;
                 }
@@ -159,7 +151,7 @@ async fn list(app: &App, status: Option<SubscriberStatus>, format: &str) -> anyh
             _ => break,
         }
     }
-    if format == "json" {
+    if format == ListFormat::Json {
         println!("]");
     }
     Ok(())

@@ -1,5 +1,6 @@
-//! Posts from their sources: Markdown files with front matter, read, rendered,
-//! sanitised and made absolute, then synced into the store.
+//! Posts from their sources: Markdown files with front matter and remote feeds, read,
+//! rendered, sanitised and made absolute, then synced into the store by [`ContentSync`].
+//! Uses `domain`, `config` and `store`.
 
 mod frontmatter;
 mod markdown;
@@ -10,12 +11,16 @@ mod sync;
 use std::fmt;
 use std::path::PathBuf;
 
+use url::Url;
+
 pub use frontmatter::parse_date;
 pub use markdown::{plain_summary, render_markdown};
 pub use sanitize::{sanitize_html, sanitize_remote_html};
 pub use sync::{SyncFailure, SyncReport, note_public, sync_posts};
 
+use crate::config::{Settings, SourceSettings};
 use crate::domain::PostDraft;
+use crate::store::{self, Db};
 
 /// `site_meta` key recording when Herald first synced: posts public then are its archive.
 pub const INITIAL_SYNC: &str = "initial_sync_at";
@@ -52,4 +57,63 @@ pub fn parse_post_file(
     content_hash: String,
 ) -> Result<PostDraft, PostError> {
     frontmatter::parse(path, text, base_url, source, content_hash)
+}
+
+/// Brings posts in: the posts folder and the remote sources (`[[sources]]`), into the store.
+/// Instances sharing a database take turns (an advisory lock on PostgreSQL): one that finds
+/// another at the same work skips this round and reports nothing.
+pub struct ContentSync {
+    db: Db,
+    posts_dir: PathBuf,
+    base_url: Url,
+    sources: Vec<SourceSettings>,
+    http: reqwest::Client,
+}
+
+impl ContentSync {
+    pub fn new(settings: &Settings, db: Db) -> anyhow::Result<Self> {
+        Ok(Self {
+            db,
+            posts_dir: settings.posts_dir(),
+            base_url: settings.site.base_url.clone(),
+            sources: settings.sources.clone(),
+            http: remote::client()?,
+        })
+    }
+
+    /// Reads the posts folder into the store.
+    pub async fn sync(&self) -> anyhow::Result<SyncReport> {
+        let work = sync_posts(&self.db, &self.posts_dir, &self.base_url);
+        Ok(
+            match store::exclusively(&self.db, store::locks::CONTENT_SYNC, work).await? {
+                Some(report) => report,
+                None => {
+                    tracing::info!("another instance is syncing the posts; skipped");
+                    SyncReport::default()
+                }
+            },
+        )
+    }
+
+    /// Polls every remote source and imports what is new.
+    pub async fn poll_sources(&self) -> anyhow::Result<Vec<remote::SourcePoll>> {
+        if self.sources.is_empty() {
+            return Ok(Vec::new());
+        }
+        let work = async { Ok(remote::poll_all(&self.db, &self.http, &self.sources).await) };
+        Ok(
+            match store::exclusively(&self.db, store::locks::SOURCE_POLL, work).await? {
+                Some(polled) => polled,
+                None => {
+                    tracing::info!("another instance is polling the sources; skipped");
+                    Vec::new()
+                }
+            },
+        )
+    }
+
+    /// Whether any remote source is configured.
+    pub fn has_sources(&self) -> bool {
+        !self.sources.is_empty()
+    }
 }

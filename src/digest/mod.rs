@@ -1,14 +1,75 @@
-//! Digests: which posts make an edition, and the email each subscriber gets from it.
+//! Digests: which posts make an edition ([`Digests`]), the email each subscriber gets from
+//! it (`render`), and sending it (`send`: claim, render, send, record). Uses `domain`,
+//! `config`, `store`, `site` (templates, links) and `mail` (composing, transport).
 
 pub mod render;
 pub mod send;
 
+use std::collections::HashMap;
+use std::sync::{Arc, Mutex};
+
 use chrono::{DateTime, Utc};
 use chrono_tz::Tz;
+use tokio::sync::Notify;
 
+use crate::config::Settings;
 use crate::domain::Frequency;
-use crate::startup::App;
-use crate::store::{self, editions::Edition};
+use crate::mail::Composer;
+use crate::site::Site;
+use crate::store::{self, Db, editions::Edition};
+use render::EditionContent;
+
+/// Makes editions and renders them; shared by the sender, the scheduler and the console.
+pub struct Digests {
+    db: Db,
+    site: Arc<Site>,
+    composer: Arc<Composer>,
+    /// Rung when an edition is created, so the delivery workers look at once.
+    created: Arc<Notify>,
+    editions: Mutex<HashMap<i64, Arc<EditionContent>>>,
+}
+
+impl Digests {
+    pub fn new(db: Db, site: Arc<Site>, composer: Arc<Composer>) -> Self {
+        Self {
+            db,
+            site,
+            composer,
+            created: Arc::new(Notify::new()),
+            editions: Mutex::new(HashMap::new()),
+        }
+    }
+
+    fn settings(&self) -> &Settings {
+        self.site.settings()
+    }
+
+    /// Rung whenever an edition is created.
+    pub fn created(&self) -> Arc<Notify> {
+        self.created.clone()
+    }
+
+    /// Asks the delivery workers to look for work now (after deliveries were put back).
+    pub fn wake_senders(&self) {
+        self.created.notify_one();
+    }
+
+    /// An edition's posts and rendered variants, loaded once per process.
+    pub async fn edition_content(&self, id: i64) -> anyhow::Result<Arc<EditionContent>> {
+        if let Some(c) = self.editions.lock().ok().and_then(|m| m.get(&id).cloned()) {
+            return Ok(c);
+        }
+        let content = Arc::new(EditionContent::load(self, id).await?);
+        if let Ok(mut map) = self.editions.lock() {
+            // Old editions are rarely sent again: keep the cache small.
+            if map.len() >= 32 {
+                map.clear();
+            }
+            map.insert(id, content.clone());
+        }
+        Ok(content)
+    }
+}
 
 /// Who asked for an edition.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -39,82 +100,84 @@ pub struct Plan {
     pub recipients: i64,
 }
 
-/// New posts for a frequency, after noting posts that became public since the last look.
-/// Before Herald's first sync nothing is news.
-async fn news(
-    app: &App,
-    frequency: Frequency,
-    since: Option<DateTime<Utc>>,
-    now: DateTime<Utc>,
-) -> anyhow::Result<Vec<i64>> {
-    if store::meta_get(&app.db, crate::content::INITIAL_SYNC).await?.is_none() {
-        return Ok(Vec::new());
-    }
-    store::posts::mark_public(&app.db, now, false).await?;
-    store::editions::new_posts(&app.db, frequency, now, since).await
-}
-
-/// The editions `compose` would create, without creating them.
-pub async fn plan(app: &App, frequency: Frequency, since: Option<DateTime<Utc>>) -> anyhow::Result<Plan> {
-    let now = Utc::now();
-    let post_ids = news(app, frequency, since, now).await?;
-    let recipients = store::subscribers::count_confirmed(&app.db, frequency).await?;
-    Ok(Plan {
-        frequency,
-        post_ids,
-        recipients,
-    })
-}
-
-/// Creates the editions due for `frequency` (one per new post for `immediate`, one for the
-/// period otherwise), each with its deliveries queued. Returns the editions created now;
-/// none when there is no news or another process created them first.
-#[tracing::instrument(skip(app))]
-pub async fn compose(
-    app: &App,
-    frequency: Frequency,
-    trigger: Trigger,
-    since: Option<DateTime<Utc>>,
-) -> anyhow::Result<Vec<Edition>> {
-    let now = Utc::now();
-    let post_ids = news(app, frequency, since, now).await?;
-    if post_ids.is_empty() {
-        return Ok(Vec::new());
-    }
-    let tz: Tz = app
-        .settings
-        .schedule
-        .timezone
-        .parse()
-        .map_err(|_| anyhow::anyhow!("schedule.timezone is invalid"))?;
-    let groups: Vec<(String, Vec<i64>)> = match frequency {
-        Frequency::Immediate => post_ids.iter().map(|id| (format!("post-{id}"), vec![*id])).collect(),
-        Frequency::Daily | Frequency::Weekly => {
-            let key = period_key(frequency, now, tz);
-            let period = match trigger.clone() {
-                Trigger::Scheduled(period) => period,
-                // Never the period's own key: the scheduled edition keeps it free.
-                Trigger::Manual => {
-                    let n = store::editions::count_in_period(&app.db, frequency, &key).await?;
-                    format!("{key}#{}", n + 1)
-                }
-            };
-            vec![(period, post_ids)]
+impl Digests {
+    /// New posts for a frequency, after noting posts that became public since the last look.
+    /// Before Herald's first sync nothing is news.
+    async fn news(
+        &self,
+        frequency: Frequency,
+        since: Option<DateTime<Utc>>,
+        now: DateTime<Utc>,
+    ) -> anyhow::Result<Vec<i64>> {
+        if store::meta_get(&self.db, crate::content::INITIAL_SYNC).await?.is_none() {
+            return Ok(Vec::new());
         }
-    };
-    let mut created = Vec::new();
-    for (period, ids) in groups {
-        let posts = store::posts::find_by_ids(&app.db, &ids).await?;
-        let subject = render::subject(app, &posts)?;
-        if let Some(edition) = store::editions::create(&app.db, frequency, &period, &subject, &ids, now).await? {
-            tracing::info!(edition = edition.id, %period, recipients = edition.recipients, posts = ids.len(), "edition created");
-            created.push(edition);
+        store::posts::mark_public(&self.db, now, false).await?;
+        store::editions::new_posts(&self.db, frequency, now, since).await
+    }
+
+    /// The editions `compose` would create, without creating them.
+    pub async fn plan(&self, frequency: Frequency, since: Option<DateTime<Utc>>) -> anyhow::Result<Plan> {
+        let now = Utc::now();
+        let post_ids = self.news(frequency, since, now).await?;
+        let recipients = store::subscribers::count_confirmed(&self.db, frequency).await?;
+        Ok(Plan {
+            frequency,
+            post_ids,
+            recipients,
+        })
+    }
+
+    /// Creates the editions due for `frequency` (one per new post for `immediate`, one for the
+    /// period otherwise), each with its deliveries queued. Returns the editions created now;
+    /// none when there is no news or another process created them first.
+    #[tracing::instrument(skip(self))]
+    pub async fn compose(
+        &self,
+        frequency: Frequency,
+        trigger: Trigger,
+        since: Option<DateTime<Utc>>,
+    ) -> anyhow::Result<Vec<Edition>> {
+        let now = Utc::now();
+        let post_ids = self.news(frequency, since, now).await?;
+        if post_ids.is_empty() {
+            return Ok(Vec::new());
         }
+        let tz: Tz = self
+            .settings()
+            .schedule
+            .timezone
+            .parse()
+            .map_err(|_| anyhow::anyhow!("schedule.timezone is invalid"))?;
+        let groups: Vec<(String, Vec<i64>)> = match frequency {
+            Frequency::Immediate => post_ids.iter().map(|id| (format!("post-{id}"), vec![*id])).collect(),
+            Frequency::Daily | Frequency::Weekly => {
+                let key = period_key(frequency, now, tz);
+                let period = match trigger.clone() {
+                    Trigger::Scheduled(period) => period,
+                    // Never the period's own key: the scheduled edition keeps it free.
+                    Trigger::Manual => {
+                        let n = store::editions::count_in_period(&self.db, frequency, &key).await?;
+                        format!("{key}#{}", n + 1)
+                    }
+                };
+                vec![(period, post_ids)]
+            }
+        };
+        let mut created = Vec::new();
+        for (period, ids) in groups {
+            let posts = store::posts::find_by_ids(&self.db, &ids).await?;
+            let subject = render::subject(self, &posts)?;
+            if let Some(edition) = store::editions::create(&self.db, frequency, &period, &subject, &ids, now).await? {
+                tracing::info!(edition = edition.id, %period, recipients = edition.recipients, posts = ids.len(), "edition created");
+                created.push(edition);
+            }
+        }
+        if !created.is_empty() {
+            self.created.notify_one();
+        }
+        Ok(created)
     }
-    if !created.is_empty() {
-        app.wake_delivery();
-    }
-    Ok(created)
 }
 
 #[cfg(test)]

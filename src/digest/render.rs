@@ -9,11 +9,10 @@ use lettre::address::Envelope;
 use lettre::message::Mailbox;
 use serde::Serialize;
 
+use super::Digests;
 use crate::domain::{Frequency, Post, Subscriber};
 use crate::mail::{Composer, Outgoing, compose};
-use crate::startup::App;
 use crate::store::{self, editions::Edition};
-use crate::subscribers;
 
 /// Stand-ins for per-subscriber values; plain ASCII that escaping and CSS inlining leave alone.
 const PREFERENCES: &str = "HERALD0PREFERENCES0URL";
@@ -103,12 +102,12 @@ pub struct EditionContent {
 
 /// The subject line: `[digest] subject` (a tera template with `site`, `posts`, `count`) or
 /// the post's title for one post, "Site: N new posts" for several.
-pub fn subject(app: &App, posts: &[Post]) -> anyhow::Result<String> {
-    let template = app.settings.digest.subject.trim();
+pub fn subject(app: &Digests, posts: &[Post]) -> anyhow::Result<String> {
+    let template = app.settings().digest.subject.trim();
     if template.is_empty() {
         return Ok(match posts {
             [one] => one.title.clone(),
-            _ => format!("{}: {} new posts", app.settings.site.title, posts.len()),
+            _ => format!("{}: {} new posts", app.settings().site.title, posts.len()),
         });
     }
     let mut ctx = tera::Context::new();
@@ -134,7 +133,7 @@ fn topics_text(topics: &[String], posts: &[Post]) -> String {
 }
 
 impl EditionContent {
-    pub async fn load(app: &App, edition_id: i64) -> anyhow::Result<Self> {
+    pub async fn load(app: &Digests, edition_id: i64) -> anyhow::Result<Self> {
         let edition = store::editions::find(&app.db, edition_id)
             .await?
             .context("No such edition")?;
@@ -150,7 +149,7 @@ impl EditionContent {
 
     /// The digest for subscribers who chose `topics` (empty: everything); `None` when none of
     /// the edition's posts carries one of their topics.
-    pub fn variant(&self, app: &App, topics: &[String]) -> anyhow::Result<Option<Arc<Variant>>> {
+    pub fn variant(&self, app: &Digests, topics: &[String]) -> anyhow::Result<Option<Arc<Variant>>> {
         let mut key = topics.to_vec();
         key.sort();
         if let Some(v) = self
@@ -178,7 +177,7 @@ impl EditionContent {
         Ok(variant)
     }
 
-    fn render(&self, app: &App, posts: &[Post], topics: &[String]) -> anyhow::Result<Variant> {
+    fn render(&self, app: &Digests, posts: &[Post], topics: &[String]) -> anyhow::Result<Variant> {
         let subject = if posts.len() == self.posts.len() {
             self.edition.subject.clone()
         } else {
@@ -206,9 +205,9 @@ impl EditionContent {
         );
         ctx.insert(
             "web_url",
-            &app.settings.url_for(&format!("editions/{}", self.edition.id)),
+            &app.settings().url_for(&format!("editions/{}", self.edition.id)),
         );
-        ctx.insert("frequency_text", subscribers::frequency_text(self.frequency));
+        ctx.insert("frequency_text", self.frequency.sentence());
         ctx.insert("topics_text", &topics_text(topics, posts));
         ctx.insert("preferences_url", PREFERENCES);
         ctx.insert("unsubscribe_url", UNSUBSCRIBE);
@@ -226,7 +225,7 @@ impl EditionContent {
     }
 
     /// An edition that is not stored: for previews and tests to an address.
-    pub async fn preview(app: &App, frequency: Frequency, post_ids: &[i64]) -> anyhow::Result<Self> {
+    pub async fn preview(app: &Digests, frequency: Frequency, post_ids: &[i64]) -> anyhow::Result<Self> {
         let posts = store::posts::find_by_ids(&app.db, post_ids).await?;
         let now = chrono::Utc::now();
         Ok(Self {
@@ -247,9 +246,9 @@ impl EditionContent {
     }
 
     /// The whole edition as a test message to `to` (links go to the subscribe page).
-    pub fn test_message(&self, app: &App, to: &crate::domain::EmailAddress) -> anyhow::Result<(Envelope, Vec<u8>)> {
+    pub fn test_message(&self, app: &Digests, to: &crate::domain::EmailAddress) -> anyhow::Result<(Envelope, Vec<u8>)> {
         let variant = self.variant(app, &[])?.context("the edition has no posts")?;
-        let subscribe = app.settings.url_for("subscribe");
+        let subscribe = app.settings().url_for("subscribe");
         app.composer.build(Outgoing {
             to: Mailbox::new(None, to.as_str().parse().context("Unusable address")?),
             subject: format!("[Test] {}", variant.subject),
@@ -271,11 +270,11 @@ impl EditionContent {
     }
 
     /// The web view of the edition (`/editions/{id}`): everything, with links for a visitor.
-    pub fn web_html(&self, app: &App) -> anyhow::Result<Option<String>> {
+    pub fn web_html(&self, app: &Digests) -> anyhow::Result<Option<String>> {
         Ok(self.variant(app, &[])?.map(|v| {
             v.html
-                .replace(PREFERENCES, &app.settings.url_for("subscribe"))
-                .replace(UNSUBSCRIBE, &app.settings.url_for("subscribe"))
+                .replace(PREFERENCES, &app.settings().url_for("subscribe"))
+                .replace(UNSUBSCRIBE, &app.settings().url_for("subscribe"))
         }))
     }
 }
@@ -283,13 +282,13 @@ impl EditionContent {
 /// The finished message for one subscriber: their links filled in, list headers set, a
 /// Message-ID derived from (edition, subscriber) so a re-send is recognisably the same.
 pub fn message(
-    app: &App,
+    app: &Digests,
     content: &EditionContent,
     variant: &Variant,
     subscriber: &Subscriber,
 ) -> anyhow::Result<(Envelope, Vec<u8>)> {
-    let preferences = subscribers::preferences_url(app, subscriber);
-    let unsubscribe = subscribers::unsubscribe_url(app, subscriber);
+    let preferences = app.site.preferences_url(subscriber);
+    let unsubscribe = app.site.unsubscribe_url(subscriber);
     let escape = |s: &str| s.replace('&', "&amp;").replace('"', "&quot;");
     let html = compose::qp_body(variant.html_parts.fill(&escape(&preferences), &escape(&unsubscribe)));
     let text = compose::qp_body(variant.text_parts.fill(&preferences, &unsubscribe));
@@ -298,10 +297,10 @@ pub fn message(
         subscriber.email.as_str().parse().context("Unusable address")?,
     );
     let mut list_unsubscribe = format!("<{unsubscribe}>");
-    if !app.settings.mail.unsubscribe_mailto.is_empty() {
+    if !app.settings().mail.unsubscribe_mailto.is_empty() {
         list_unsubscribe.push_str(&format!(
             ", <mailto:{}?subject=unsubscribe>",
-            app.settings.mail.unsubscribe_mailto
+            app.settings().mail.unsubscribe_mailto
         ));
     }
     app.composer.build(Outgoing {
@@ -314,7 +313,7 @@ pub fn message(
             ("List-Unsubscribe", list_unsubscribe),
             // RFC 8058: the POST to the List-Unsubscribe URL needs nothing else.
             ("List-Unsubscribe-Post", "List-Unsubscribe=One-Click".into()),
-            ("List-Id", app.composer.list_id(&app.settings.site.title)),
+            ("List-Id", app.composer.list_id(&app.settings().site.title)),
             ("Precedence", "bulk".into()),
         ],
     })

@@ -23,12 +23,14 @@ use chrono::{DateTime, Utc};
 use tokio::sync::{mpsc, oneshot};
 use tokio_util::sync::CancellationToken;
 
-use crate::digest::render::{self, EditionContent};
+use tokio::sync::{Notify, Semaphore};
+
+use super::Digests;
+use super::render::{self, EditionContent};
+use crate::config::Settings;
 use crate::domain::{Subscriber, SubscriberStatus};
-use crate::mail::SendError;
-use crate::mail::outbox::backoff;
+use crate::mail::{Mailer, RetryPolicy, SendError};
 use crate::metrics::Metrics;
-use crate::startup::App;
 use crate::store::{
     self, Db,
     deliveries::{Claimed, Outcome, Recorded},
@@ -113,6 +115,58 @@ async fn write_outcomes(db: Db, mut pending: mpsc::UnboundedReceiver<(Recorded, 
     }
 }
 
+/// Sends the editions' deliveries: the delivery workers of one instance share one.
+pub struct DigestSender {
+    db: Db,
+    digests: Arc<Digests>,
+    mailer: Arc<dyn Mailer>,
+    /// `[mail.smtp] rate_per_second` for digests, per instance.
+    rate_limiter: Option<governor::DefaultDirectRateLimiter>,
+    /// `[digest] concurrency` slots shared by this instance's delivery workers; a send holds
+    /// one until its outcome is committed.
+    send_slots: Arc<Semaphore>,
+    outcomes: OutcomeWriter,
+    metrics: Arc<Metrics>,
+    retry: RetryPolicy,
+    batch_size: u32,
+    lease: chrono::Duration,
+    /// Rung when an edition is created.
+    wake: Arc<Notify>,
+}
+
+impl DigestSender {
+    /// Starts the outcome writer on the current runtime.
+    pub fn new(
+        settings: &Settings,
+        db: Db,
+        digests: Arc<Digests>,
+        mailer: Arc<dyn Mailer>,
+        metrics: Arc<Metrics>,
+    ) -> Self {
+        let rate = settings.mail.smtp.rate_per_second;
+        Self {
+            outcomes: OutcomeWriter::start(db.clone()),
+            wake: digests.created(),
+            db,
+            digests,
+            mailer,
+            // A small burst (a tenth of a second's worth) keeps the rate even from the start.
+            rate_limiter: std::num::NonZeroU32::new(rate).map(|r| {
+                let burst = std::num::NonZeroU32::new(r.get() / 10).unwrap_or(std::num::NonZeroU32::MIN);
+                governor::RateLimiter::direct(governor::Quota::per_second(r).allow_burst(burst))
+            }),
+            send_slots: Arc::new(Semaphore::new(settings.digest.concurrency as usize)),
+            metrics,
+            retry: RetryPolicy::new(
+                settings.mail.max_attempts,
+                Duration::from_secs(settings.mail.retry_base_seconds),
+            ),
+            batch_size: settings.digest.batch_size,
+            lease: chrono::Duration::seconds(settings.digest.lease_seconds as i64),
+        }
+    }
+}
+
 /// What one batch did.
 #[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
 pub struct BatchReport {
@@ -144,7 +198,7 @@ impl BatchReport {
 }
 
 async fn send_one(
-    app: &App,
+    app: &DigestSender,
     delivery: &Claimed,
     content: Option<&EditionContent>,
     subscriber: Option<&Subscriber>,
@@ -157,9 +211,10 @@ async fn send_one(
     if subscriber.status != SubscriberStatus::Confirmed {
         return Some(Outcome::Skipped);
     }
-    let built = content
-        .variant(app, &subscriber.topics)
-        .and_then(|v| v.map(|v| render::message(app, content, &v, subscriber)).transpose());
+    let built = content.variant(&app.digests, &subscriber.topics).and_then(|v| {
+        v.map(|v| render::message(&app.digests, content, &v, subscriber))
+            .transpose()
+    });
     let (envelope, message) = match built {
         Ok(Some(m)) => m,
         Ok(None) => return Some(Outcome::Skipped),
@@ -181,17 +236,13 @@ async fn send_one(
     app.metrics.smtp_seconds.observe(started.elapsed().as_secs_f64());
     Some(match result {
         Ok(()) => Outcome::Sent,
-        Err(SendError::Transient(error)) if (delivery.attempts as u32) < app.settings.mail.max_attempts => {
-            let delay = backoff(
-                Duration::from_secs(app.settings.mail.retry_base_seconds),
-                delivery.attempts as u32,
-            );
-            Outcome::Retry {
+        Err(SendError::Transient(error)) => match app.retry.retry_after(delivery.attempts as u32) {
+            Some(delay) => Outcome::Retry {
                 at: Utc::now() + chrono::Duration::from_std(delay).unwrap_or(chrono::Duration::hours(1)),
                 error,
-            }
-        }
-        Err(SendError::Transient(error)) => Outcome::Failed { error, bounce: false },
+            },
+            None => Outcome::Failed { error, bounce: false },
+        },
         Err(SendError::Permanent { reply, bad_mailbox }) => Outcome::Failed {
             error: reply,
             bounce: bad_mailbox,
@@ -248,13 +299,12 @@ impl Lease {
 
 /// Claims and sends one batch. Tests and `herald send` call this step by step.
 #[tracing::instrument(skip_all)]
-pub async fn deliver_batch(app: &Arc<App>) -> anyhow::Result<BatchReport> {
-    let digest = &app.settings.digest;
+pub async fn deliver_batch(app: &Arc<DigestSender>) -> anyhow::Result<BatchReport> {
     let began = std::time::Instant::now();
     let now = Utc::now();
-    let length = chrono::Duration::seconds(digest.lease_seconds as i64);
+    let length = app.lease;
     let token = rand::random::<i64>();
-    let claimed = store::deliveries::claim(&app.db, now, now + length, digest.batch_size, token).await?;
+    let claimed = store::deliveries::claim(&app.db, now, now + length, app.batch_size, token).await?;
     if claimed.is_empty() {
         return Ok(BatchReport::default());
     }
@@ -278,7 +328,7 @@ pub async fn deliver_batch(app: &Arc<App>) -> anyhow::Result<BatchReport> {
     Ok(report)
 }
 
-async fn send_batch(app: &Arc<App>, claimed: Vec<Claimed>, lease: &Arc<Lease>) -> anyhow::Result<BatchReport> {
+async fn send_batch(app: &Arc<DigestSender>, claimed: Vec<Claimed>, lease: &Arc<Lease>) -> anyhow::Result<BatchReport> {
     let ids: Vec<i64> = claimed.iter().map(|d| d.subscriber_id).collect();
     // Shared: one batch may hold several editions for the same subscriber.
     let subscribers: HashMap<i64, Arc<Subscriber>> = store::subscribers::find_many(&app.db, &ids)
@@ -289,7 +339,7 @@ async fn send_batch(app: &Arc<App>, claimed: Vec<Claimed>, lease: &Arc<Lease>) -
     let mut contents: HashMap<i64, Arc<EditionContent>> = HashMap::new();
     for d in &claimed {
         if let std::collections::hash_map::Entry::Vacant(slot) = contents.entry(d.edition_id) {
-            slot.insert(app.edition_content(d.edition_id).await?);
+            slot.insert(app.digests.edition_content(d.edition_id).await?);
         }
     }
     let mut report = BatchReport {
@@ -344,7 +394,7 @@ async fn send_batch(app: &Arc<App>, claimed: Vec<Claimed>, lease: &Arc<Lease>) -
 
 /// Delivers until `shutdown`: batch after batch while there is work, then waits to be woken
 /// (a new edition) or for the next retry to come due. A batch in flight is finished first.
-pub async fn run(app: Arc<App>, shutdown: CancellationToken) {
+pub async fn run(app: Arc<DigestSender>, shutdown: CancellationToken) {
     loop {
         if shutdown.is_cancelled() {
             return;
@@ -363,7 +413,7 @@ pub async fn run(app: Arc<App>, shutdown: CancellationToken) {
         };
         tokio::select! {
             _ = shutdown.cancelled() => return,
-            _ = app.delivery_wake.notified() => {}
+            _ = app.wake.notified() => {}
             _ = tokio::time::sleep(wait.max(Duration::from_millis(50))) => {}
         }
     }

@@ -88,6 +88,17 @@ word_enum!(SubscriberStatus, "status", Pending => "pending", Confirmed => "confi
 word_enum!(Frequency, "frequency", Immediate => "immediate", Daily => "daily", Weekly => "weekly");
 word_enum!(SubscriberSource, "source", Form => "form", Import => "import", Cli => "cli", Api => "api");
 
+impl Frequency {
+    /// Words for the frequency in a sentence ("with every new post").
+    pub fn sentence(self) -> &'static str {
+        match self {
+            Frequency::Immediate => "with every new post",
+            Frequency::Daily => "once a day, when there is news",
+            Frequency::Weekly => "once a week, when there is news",
+        }
+    }
+}
+
 impl SubscriberStatus {
     /// Suppressed addresses never get mail again unless an admin forces it.
     pub fn is_suppressed(self) -> bool {

@@ -4,7 +4,9 @@
 pub mod compose;
 pub mod mailer;
 pub mod outbox;
+pub mod retry;
 pub mod smtp;
 
 pub use compose::{Composer, Outgoing};
 pub use mailer::{FileMailer, Mailer, SendError, SmtpMailer, mailer_from_settings};
+pub use retry::RetryPolicy;

@@ -11,7 +11,7 @@ use lettre::address::Envelope;
 use tokio::sync::Notify;
 use tokio_util::sync::CancellationToken;
 
-use super::{Mailer, SendError};
+use super::{Mailer, RetryPolicy, SendError};
 use crate::store::{self, Db};
 
 /// How long a claimed message is reserved for its worker; after that another may take it.
@@ -19,7 +19,6 @@ const LEASE: Duration = Duration::from_secs(300);
 const BATCH: u32 = 50;
 /// Longest wait between two passes when nothing wakes the worker.
 const IDLE: Duration = Duration::from_secs(5);
-const MAX_BACKOFF_SECONDS: f64 = 3600.0;
 
 /// Sends what the outbox holds.
 #[derive(Clone)]
@@ -27,27 +26,17 @@ pub struct Outbox {
     db: Db,
     mailer: Arc<dyn Mailer>,
     sender: Address,
-    max_attempts: u32,
-    retry_base: Duration,
+    retry: RetryPolicy,
     wake: Arc<Notify>,
 }
 
-/// Delay before attempt `attempts + 1`: base × 2^(attempts − 1), capped, ±20 % jitter so
-/// messages failed together do not all retry together.
-pub fn backoff(base: Duration, attempts: u32) -> Duration {
-    let exp = base.as_secs_f64() * 2f64.powi(attempts.saturating_sub(1).min(30) as i32);
-    let jitter = 0.8 + rand::random::<f64>() * 0.4;
-    Duration::from_secs_f64((exp.min(MAX_BACKOFF_SECONDS) * jitter).max(0.05))
-}
-
 impl Outbox {
-    pub fn new(db: Db, mailer: Arc<dyn Mailer>, sender: Address, max_attempts: u32, retry_base: Duration) -> Self {
+    pub fn new(db: Db, mailer: Arc<dyn Mailer>, sender: Address, retry: RetryPolicy) -> Self {
         Self {
             db,
             mailer,
             sender,
-            max_attempts,
-            retry_base,
+            retry,
             wake: Arc::new(Notify::new()),
         }
     }
@@ -78,15 +67,18 @@ impl Outbox {
                 }),
             };
             let now = Utc::now();
-            match outcome {
-                Ok(()) => store::outbox::mark_sent(&self.db, mail.id, now).await?,
-                Err(SendError::Transient(reason)) if (mail.attempts as u32) < self.max_attempts => {
-                    let delay = backoff(self.retry_base, mail.attempts as u32);
+            let retry = match &outcome {
+                Err(SendError::Transient(_)) => self.retry.retry_after(mail.attempts as u32),
+                _ => None,
+            };
+            match (outcome, retry) {
+                (Ok(()), _) => store::outbox::mark_sent(&self.db, mail.id, now).await?,
+                (Err(SendError::Transient(reason)), Some(delay)) => {
                     tracing::warn!(message = mail.id, attempts = mail.attempts, %reason, retry_in = ?delay, "mail deferred");
                     store::outbox::retry_at(&self.db, mail.id, now + chrono::Duration::from_std(delay)?, &reason)
                         .await?;
                 }
-                Err(e) => {
+                (Err(e), _) => {
                     tracing::warn!(message = mail.id, attempts = mail.attempts, error = %e, "mail given up");
                     store::outbox::mark_failed(&self.db, mail.id, &e.to_string()).await?;
                     if let (SendError::Permanent { bad_mailbox: true, .. }, Some(id)) = (&e, mail.subscriber_id) {
@@ -118,20 +110,5 @@ impl Outbox {
     pub async fn flush(&self) -> anyhow::Result<()> {
         while self.deliver_due().await? > 0 {}
         Ok(())
-    }
-}
-
-#[cfg(test)]
-mod tests {
-    use super::*;
-
-    #[test]
-    fn backoff_doubles_with_jitter_and_is_capped() {
-        let base = Duration::from_secs(30);
-        for (attempts, expected) in [(1, 30.0), (2, 60.0), (3, 120.0), (6, 960.0)] {
-            let d = backoff(base, attempts).as_secs_f64();
-            assert!(d >= expected * 0.8 && d <= expected * 1.2, "attempt {attempts}: {d}");
-        }
-        assert!(backoff(base, 40).as_secs_f64() <= 3600.0 * 1.2);
     }
 }

@@ -6,10 +6,11 @@ use std::path::{Path, PathBuf};
 use anyhow::{Context, bail};
 use chrono::Utc;
 
+use super::Site;
 use crate::domain::{Post, Tag};
 use crate::feeds::FeedFormat;
-use crate::startup::App;
 use crate::store;
+use crate::store::Db;
 
 /// A file in the output folder that marks it as Herald's to replace.
 const MARKER: &str = ".herald-build";
@@ -42,7 +43,7 @@ impl Writer {
 
 /// Writes the whole site into `out`, replacing an earlier build there. The new build
 /// is made beside it and moved into place, so `out` is never half-written.
-pub async fn build(app: &App, out: &Path) -> anyhow::Result<ExportReport> {
+pub async fn build(db: &Db, site: &Site, out: &Path) -> anyhow::Result<ExportReport> {
     if out.exists() && std::fs::read_dir(out)?.next().is_some() && !out.join(MARKER).exists() {
         bail!(
             "{} is not empty and was not written by herald build; choose an empty or new folder",
@@ -66,7 +67,7 @@ pub async fn build(app: &App, out: &Path) -> anyhow::Result<ExportReport> {
         root: staging.clone(),
         files: 0,
     };
-    let report = write_all(app, &mut writer).await;
+    let report = write_all(db, site, &mut writer).await;
     let report = match report {
         Ok(r) => r,
         Err(e) => {
@@ -92,9 +93,7 @@ pub async fn build(app: &App, out: &Path) -> anyhow::Result<ExportReport> {
     })
 }
 
-async fn write_all(app: &App, w: &mut Writer) -> anyhow::Result<ExportReport> {
-    let db = &app.db;
-    let site = &app.site;
+async fn write_all(db: &Db, site: &Site, w: &mut Writer) -> anyhow::Result<ExportReport> {
     let now = Utc::now();
 
     // Read every public post once, newest first; every page and feed is cut from this list.
@@ -109,7 +108,7 @@ async fn write_all(app: &App, w: &mut Writer) -> anyhow::Result<ExportReport> {
     }
     let tags = store::posts::public_tags(db, now).await?;
     let topics: Vec<Tag> = tags.iter().map(|(t, _)| t.clone()).collect();
-    write_listing(app, w, None, &posts, &topics)?;
+    write_listing(site, w, None, &posts, &topics)?;
     for post in &posts {
         let doc = site.post_document(post)?;
         w.write(&format!("posts/{}/index.html", post.slug), &doc.body)?;
@@ -117,7 +116,7 @@ async fn write_all(app: &App, w: &mut Writer) -> anyhow::Result<ExportReport> {
 
     for tag in &topics {
         let tagged: Vec<Post> = posts.iter().filter(|p| p.has_tag(tag.slug())).cloned().collect();
-        write_listing(app, w, Some(tag), &tagged, &topics)?;
+        write_listing(site, w, Some(tag), &tagged, &topics)?;
     }
     w.write("404.html", &site.not_found()?)?;
     Ok(ExportReport {
@@ -128,10 +127,9 @@ async fn write_all(app: &App, w: &mut Writer) -> anyhow::Result<ExportReport> {
 }
 
 /// The listing pages and feeds of the whole site (`tag` None) or of one tag.
-fn write_listing(app: &App, w: &mut Writer, tag: Option<&Tag>, posts: &[Post], topics: &[Tag]) -> anyhow::Result<()> {
-    let site = &app.site;
+fn write_listing(site: &Site, w: &mut Writer, tag: Option<&Tag>, posts: &[Post], topics: &[Tag]) -> anyhow::Result<()> {
     let prefix = tag.map(|t| format!("tags/{}/", t.slug())).unwrap_or_default();
-    let per_page = app.settings.site.page_size as usize;
+    let per_page = site.settings().site.page_size as usize;
     let total = posts.len() as i64;
     for page in 1..=site.page_count(total) {
         let start = (page as usize - 1) * per_page;

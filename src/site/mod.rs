@@ -2,6 +2,7 @@
 //! from the store. The web server and the static export both call these.
 
 pub mod build;
+pub mod cache;
 mod templates;
 
 use std::sync::Arc;
@@ -10,10 +11,11 @@ use anyhow::Context;
 use chrono::{DateTime, Utc};
 use serde::Serialize;
 
+pub use cache::{CachedDocument, DocumentCache};
 pub use templates::{InlineHashes, Templates};
 
 use crate::config::Settings;
-use crate::domain::{Post, Slug, Tag};
+use crate::domain::{Post, Slug, Subscriber, Tag};
 use crate::feeds::{FeedFormat, FeedMeta};
 use crate::store::{self, Db};
 
@@ -151,6 +153,18 @@ impl Site {
             url.push_str(&format!("page/{page}/"));
         }
         url
+    }
+
+    /// Where a subscriber manages their choices (the link in every mail they get).
+    pub fn preferences_url(&self, subscriber: &Subscriber) -> String {
+        self.settings
+            .url_for(&format!("preferences/{}", subscriber.manage_token))
+    }
+
+    /// Where a subscriber leaves the list in one click.
+    pub fn unsubscribe_url(&self, subscriber: &Subscriber) -> String {
+        self.settings
+            .url_for(&format!("unsubscribe/{}", subscriber.manage_token))
     }
 
     pub fn post_url(&self, slug: &str) -> String {

@@ -1,5 +1,7 @@
 //! The subscriber side: subscription requests with double opt-in, confirmation,
-//! preferences and leaving. The web form, the CLI and the API all come through here.
+//! preferences and leaving ([`Subscriptions`]), and the list as CSV (`csv`). The web form,
+//! the console, the API and the CLI all come through here. Uses `domain`, `config`,
+//! `store`, `site` (templates, links) and `mail` (composing, the outbox).
 
 pub mod csv;
 
@@ -8,10 +10,26 @@ use chrono::{Duration, Utc};
 use lettre::message::Mailbox;
 use serde::Serialize;
 
+use std::sync::Arc;
+
+use tokio::sync::Notify;
+
+use crate::config::SubscriberSettings;
 use crate::domain::{Choices, EmailAddress, Frequency, Subscriber, SubscriberSource, SubscriberStatus};
-use crate::mail::{Composer, Outgoing, compose};
-use crate::startup::App;
-use crate::store::{self, outbox::NewMail, subscribers::NewSubscriber};
+use crate::mail::{Composer, Outgoing, compose, outbox::Outbox};
+use crate::site::Site;
+use crate::store::{self, Db, outbox::NewMail, subscribers::NewSubscriber};
+
+/// Subscribing, confirming, changing and leaving.
+pub struct Subscriptions {
+    db: Db,
+    site: Arc<Site>,
+    composer: Arc<Composer>,
+    outbox: Outbox,
+    settings: SubscriberSettings,
+    /// Rung when the form stores a request.
+    wake: Notify,
+}
 
 /// What someone asked for on the form (or an admin on their behalf).
 #[derive(Debug, Clone)]
@@ -21,26 +39,6 @@ pub struct SubscribeRequest {
     pub frequency: Frequency,
     pub topics: Vec<String>,
     pub source: SubscriberSource,
-}
-
-/// Words for a frequency in a sentence ("with every new post").
-pub fn frequency_text(f: Frequency) -> &'static str {
-    match f {
-        Frequency::Immediate => "with every new post",
-        Frequency::Daily => "once a day, when there is news",
-        Frequency::Weekly => "once a week, when there is news",
-    }
-}
-
-/// The links in a subscriber's mail that let them manage or leave the list.
-pub fn preferences_url(app: &App, subscriber: &Subscriber) -> String {
-    app.settings
-        .url_for(&format!("preferences/{}", subscriber.manage_token))
-}
-
-pub fn unsubscribe_url(app: &App, subscriber: &Subscriber) -> String {
-    app.settings
-        .url_for(&format!("unsubscribe/{}", subscriber.manage_token))
 }
 
 impl SubscribeRequest {
@@ -53,105 +51,18 @@ impl SubscribeRequest {
     }
 }
 
-/// Takes a subscription request: stores it and wakes the worker that acts on it
-/// ([`act_on`]). The caller's answer costs the same for every address, new, pending,
-/// confirmed or suppressed, so its timing tells nothing about the list (the work that
-/// differs happens later, in the background); the request is durable before the form
-/// says "check your inbox", so a crash loses nothing that was acknowledged.
-#[tracing::instrument(skip_all)]
-pub async fn request(app: &App, req: SubscribeRequest) -> anyhow::Result<()> {
-    let choices = req.choices();
-    let new = store::requests::NewRequest {
-        email: &req.email,
-        choices: &choices,
-        source: req.source,
-    };
-    store::requests::insert(&app.db, &new, Utc::now()).await?;
-    app.subscribe_wake.notify_one();
-    Ok(())
-}
-
-/// Acts on a subscription request. A new address is stored as pending; a pending or
-/// departed one keeps what it has. Either gets a confirmation link carrying the choices
-/// asked for, which apply only if that link is followed (so a stranger filling in the
-/// form for someone else's address changes nothing of theirs), at most one mail per
-/// address per `[subscribers] confirm_resend_minutes`. Confirmed and suppressed
-/// addresses get nothing and keep everything.
-#[tracing::instrument(skip_all)]
-pub async fn act_on(app: &App, req: &SubscribeRequest) -> anyhow::Result<()> {
-    let now = Utc::now();
-    let choices = req.choices();
-    let new = NewSubscriber {
-        email: req.email.clone(),
-        name: req.name.clone(),
-        status: SubscriberStatus::Pending,
-        frequency: req.frequency,
-        topics: req.topics.clone(),
-        source: req.source,
-        consent_at: Some(now),
-    };
-    let (subscriber, _created) = store::subscribers::insert_or_get(&app.db, &new, now).await?;
-    match subscriber.status {
-        SubscriberStatus::Pending | SubscriberStatus::Unsubscribed => {}
-        SubscriberStatus::Confirmed | SubscriberStatus::Bounced | SubscriberStatus::Complained => return Ok(()),
-    }
-    let resend_after = now - Duration::minutes(i64::from(app.settings.subscribers.confirm_resend_minutes));
-    let sent_at = store::subscribers::confirmation_sent_at(&app.db, subscriber.id).await?;
-    if store::subscribers::confirmation_recent(sent_at, resend_after) {
-        return Ok(());
-    }
-    send_confirmation_with(app, &subscriber, &choices).await
-}
-
 /// How long a worker holds a claimed request before another may take it over.
 const REQUEST_LEASE: std::time::Duration = std::time::Duration::from_secs(60);
 /// A request that fails this many times is dropped (and logged) rather than retried for ever.
 const REQUEST_ATTEMPTS: i32 = 10;
 
-/// One pass over the stored requests: claims the due ones and acts on each, oldest
-/// first. Returns how many were claimed. Tests call this to work the queue step by step.
-#[tracing::instrument(skip_all)]
-pub async fn process_requests(app: &App) -> anyhow::Result<usize> {
-    let now = Utc::now();
-    let lease_until = now + Duration::from_std(REQUEST_LEASE)?;
-    let mut claimed = store::requests::claim_due(&app.db, now, lease_until, 50).await?;
-    claimed.sort_by_key(|r| r.id);
-    for row in &claimed {
-        let request = match stored_request(row) {
-            Ok(r) => r,
-            Err(e) => {
-                tracing::warn!(
-                    request = row.id,
-                    error = format!("{e:#}"),
-                    "unusable subscription request dropped"
-                );
-                store::requests::delete(&app.db, row.id).await?;
-                continue;
-            }
-        };
-        match act_on(app, &request).await {
-            Ok(()) => store::requests::delete(&app.db, row.id).await?,
-            // Left claimed: another pass takes it again when its lease ends.
-            Err(e) if row.attempts < REQUEST_ATTEMPTS => {
-                tracing::warn!(
-                    request = row.id,
-                    attempts = row.attempts,
-                    error = format!("{e:#}"),
-                    "subscription request deferred"
-                );
-            }
-            Err(e) => {
-                tracing::error!(
-                    request = row.id,
-                    attempts = row.attempts,
-                    error = format!("{e:#}"),
-                    "subscription request given up"
-                );
-                store::requests::delete(&app.db, row.id).await?;
-            }
-        }
-    }
-    Ok(claimed.len())
+#[derive(Serialize)]
+struct ConfirmContext<'a> {
+    name: Option<&'a str>,
+    email: &'a str,
+    confirm_url: String,
+    expires_days: u32,
+    frequency_text: &'static str,
 }
 
 fn stored_request(row: &store::requests::ClaimedRequest) -> anyhow::Result<SubscribeRequest> {
@@ -164,108 +75,214 @@ fn stored_request(row: &store::requests::ClaimedRequest) -> anyhow::Result<Subsc
     })
 }
 
-/// Works on subscription requests until `shutdown`: at once when the form stores one,
-/// else every few seconds (requests left by a crashed or stopped instance).
-pub async fn run_requests(app: std::sync::Arc<App>, shutdown: tokio_util::sync::CancellationToken) {
-    loop {
-        match process_requests(&app).await {
-            Ok(n) if n > 0 => continue,
-            Ok(_) => {}
-            Err(e) => tracing::error!(error = format!("{e:#}"), "subscription request pass failed"),
-        }
-        tokio::select! {
-            _ = shutdown.cancelled() => return,
-            _ = app.subscribe_wake.notified() => {}
-            _ = tokio::time::sleep(std::time::Duration::from_secs(5)) => {}
+impl Subscriptions {
+    pub fn new(
+        db: Db,
+        site: Arc<Site>,
+        composer: Arc<Composer>,
+        outbox: Outbox,
+        settings: &SubscriberSettings,
+    ) -> Self {
+        Self {
+            db,
+            site,
+            composer,
+            outbox,
+            settings: settings.clone(),
+            wake: Notify::new(),
         }
     }
-}
 
-#[derive(Serialize)]
-struct ConfirmContext<'a> {
-    name: Option<&'a str>,
-    email: &'a str,
-    confirm_url: String,
-    expires_days: u32,
-    frequency_text: &'static str,
-}
-
-/// Queues a confirmation mail with a fresh single-use token that keeps the subscriber's
-/// current choices (an admin adding someone), and wakes the outbox.
-pub async fn send_confirmation(app: &App, subscriber: &Subscriber) -> anyhow::Result<()> {
-    send_confirmation_with(app, subscriber, &Choices::of(subscriber)).await
-}
-
-/// Queues a confirmation mail with a fresh single-use token carrying `choices`, voiding
-/// the address's earlier links, and wakes the outbox.
-pub async fn send_confirmation_with(app: &App, subscriber: &Subscriber, choices: &Choices) -> anyhow::Result<()> {
-    let now = Utc::now();
-    let token = store::subscribers::new_token();
-    let days = app.settings.subscribers.confirm_token_days;
-    let mut ctx = tera::Context::new();
-    ctx.insert("site", &app.site.site_view());
-    ctx.extend(tera::Context::from_serialize(ConfirmContext {
-        name: choices.name.as_deref().or(subscriber.name.as_deref()),
-        email: subscriber.email.as_str(),
-        confirm_url: app.settings.url_for(&format!("confirm/{token}")),
-        expires_days: days,
-        frequency_text: frequency_text(choices.frequency),
-    })?);
-    let templates = app.site.templates();
-    let to = Mailbox::new(
-        choices.name.clone().or_else(|| subscriber.name.clone()),
-        subscriber
-            .email
-            .as_str()
-            .parse()
-            .context("The stored address is not a mailbox")?,
-    );
-    let key = format!("confirm.{}.{}", subscriber.id, uuid::Uuid::new_v4().simple());
-    let (_, message) = app.composer.build(Outgoing {
-        to,
-        subject: format!("Confirm your subscription to {}", app.settings.site.title),
-        html: compose::body(Composer::inline_css(&templates.render("email/confirm.html", &ctx)?)?),
-        text: compose::body(templates.render("email/confirm.txt", &ctx)?),
-        message_key: key.clone(),
-        headers: vec![("Auto-Submitted", "auto-generated".into())],
-    })?;
-    let mail = NewMail {
-        kind: "confirmation",
-        subscriber_id: Some(subscriber.id),
-        recipient: subscriber.email.as_str().to_owned(),
-        message_id: app.composer.message_id(&key),
-        message,
-    };
-    let hash = store::subscribers::token_hash(&token);
-    let confirmation = store::outbox::NewConfirmation {
-        subscriber_id: subscriber.id,
-        token_hash: &hash,
-        expires_at: now + Duration::days(i64::from(days)),
-        choices,
-    };
-    store::outbox::queue_confirmation(&app.db, &confirmation, &mail, now).await?;
-    app.outbox.wake();
-    tracing::info!(subscriber = subscriber.id, "confirmation queued");
-    Ok(())
-}
-
-/// Leaves the list, voiding any confirmation link still outstanding. Idempotent; a
-/// suppressed address stays suppressed.
-pub async fn unsubscribe(app: &App, subscriber: &Subscriber) -> anyhow::Result<()> {
-    if matches!(
-        subscriber.status,
-        SubscriberStatus::Pending | SubscriberStatus::Confirmed
-    ) {
-        let patch = store::subscribers::SubscriberPatch {
-            status: Some(SubscriberStatus::Unsubscribed),
-            ..Default::default()
+    /// Takes a subscription request: stores it and wakes the worker that acts on it
+    /// ([`act_on`]). The caller's answer costs the same for every address, new, pending,
+    /// confirmed or suppressed, so its timing tells nothing about the list (the work that
+    /// differs happens later, in the background); the request is durable before the form
+    /// says "check your inbox", so a crash loses nothing that was acknowledged.
+    #[tracing::instrument(skip_all)]
+    pub async fn request(&self, req: SubscribeRequest) -> anyhow::Result<()> {
+        let choices = req.choices();
+        let new = store::requests::NewRequest {
+            email: &req.email,
+            choices: &choices,
+            source: req.source,
         };
-        store::subscribers::update(&app.db, subscriber.id, &patch, Utc::now()).await?;
-        tracing::info!(subscriber = subscriber.id, "unsubscribed");
-    } else {
-        // Already gone, but someone may have asked for them again since: leaving again
-        // says no to that request too.
-        store::subscribers::revoke_confirmations(&app.db, subscriber.id, Utc::now()).await?;
+        store::requests::insert(&self.db, &new, Utc::now()).await?;
+        self.wake.notify_one();
+        Ok(())
     }
-    Ok(())
+
+    /// Acts on a subscription request. A new address is stored as pending; a pending or
+    /// departed one keeps what it has. Either gets a confirmation link carrying the choices
+    /// asked for, which apply only if that link is followed (so a stranger filling in the
+    /// form for someone else's address changes nothing of theirs), at most one mail per
+    /// address per `[subscribers] confirm_resend_minutes`. Confirmed and suppressed
+    /// addresses get nothing and keep everything.
+    #[tracing::instrument(skip_all)]
+    pub async fn act_on(&self, req: &SubscribeRequest) -> anyhow::Result<()> {
+        let now = Utc::now();
+        let choices = req.choices();
+        let new = NewSubscriber {
+            email: req.email.clone(),
+            name: req.name.clone(),
+            status: SubscriberStatus::Pending,
+            frequency: req.frequency,
+            topics: req.topics.clone(),
+            source: req.source,
+            consent_at: Some(now),
+        };
+        let (subscriber, _created) = store::subscribers::insert_or_get(&self.db, &new, now).await?;
+        match subscriber.status {
+            SubscriberStatus::Pending | SubscriberStatus::Unsubscribed => {}
+            SubscriberStatus::Confirmed | SubscriberStatus::Bounced | SubscriberStatus::Complained => return Ok(()),
+        }
+        let resend_after = now - Duration::minutes(i64::from(self.settings.confirm_resend_minutes));
+        let sent_at = store::subscribers::confirmation_sent_at(&self.db, subscriber.id).await?;
+        if store::subscribers::confirmation_recent(sent_at, resend_after) {
+            return Ok(());
+        }
+        self.send_confirmation_with(&subscriber, &choices).await
+    }
+
+    /// One pass over the stored requests: claims the due ones and acts on each, oldest
+    /// first. Returns how many were claimed. Tests call this to work the queue step by step.
+    #[tracing::instrument(skip_all)]
+    pub async fn process_requests(&self) -> anyhow::Result<usize> {
+        let now = Utc::now();
+        let lease_until = now + Duration::from_std(REQUEST_LEASE)?;
+        let mut claimed = store::requests::claim_due(&self.db, now, lease_until, 50).await?;
+        claimed.sort_by_key(|r| r.id);
+        for row in &claimed {
+            let request = match stored_request(row) {
+                Ok(r) => r,
+                Err(e) => {
+                    tracing::warn!(
+                        request = row.id,
+                        error = format!("{e:#}"),
+                        "unusable subscription request dropped"
+                    );
+                    store::requests::delete(&self.db, row.id).await?;
+                    continue;
+                }
+            };
+            match self.act_on(&request).await {
+                Ok(()) => store::requests::delete(&self.db, row.id).await?,
+                // Left claimed: another pass takes it again when its lease ends.
+                Err(e) if row.attempts < REQUEST_ATTEMPTS => {
+                    tracing::warn!(
+                        request = row.id,
+                        attempts = row.attempts,
+                        error = format!("{e:#}"),
+                        "subscription request deferred"
+                    );
+                }
+                Err(e) => {
+                    tracing::error!(
+                        request = row.id,
+                        attempts = row.attempts,
+                        error = format!("{e:#}"),
+                        "subscription request given up"
+                    );
+                    store::requests::delete(&self.db, row.id).await?;
+                }
+            }
+        }
+        Ok(claimed.len())
+    }
+
+    /// Works on subscription requests until `shutdown`: at once when the form stores one,
+    /// else every few seconds (requests left by a crashed or stopped instance).
+    pub async fn run(self: Arc<Self>, shutdown: tokio_util::sync::CancellationToken) {
+        loop {
+            match self.process_requests().await {
+                Ok(n) if n > 0 => continue,
+                Ok(_) => {}
+                Err(e) => tracing::error!(error = format!("{e:#}"), "subscription request pass failed"),
+            }
+            tokio::select! {
+                _ = shutdown.cancelled() => return,
+                _ = self.wake.notified() => {}
+                _ = tokio::time::sleep(std::time::Duration::from_secs(5)) => {}
+            }
+        }
+    }
+
+    /// Queues a confirmation mail with a fresh single-use token that keeps the subscriber's
+    /// current choices (an admin adding someone), and wakes the outbox.
+    pub async fn send_confirmation(&self, subscriber: &Subscriber) -> anyhow::Result<()> {
+        self.send_confirmation_with(subscriber, &Choices::of(subscriber)).await
+    }
+
+    /// Queues a confirmation mail with a fresh single-use token carrying `choices`, voiding
+    /// the address's earlier links, and wakes the outbox.
+    pub async fn send_confirmation_with(&self, subscriber: &Subscriber, choices: &Choices) -> anyhow::Result<()> {
+        let now = Utc::now();
+        let token = store::subscribers::new_token();
+        let days = self.settings.confirm_token_days;
+        let mut ctx = tera::Context::new();
+        ctx.insert("site", &self.site.site_view());
+        ctx.extend(tera::Context::from_serialize(ConfirmContext {
+            name: choices.name.as_deref().or(subscriber.name.as_deref()),
+            email: subscriber.email.as_str(),
+            confirm_url: self.site.settings().url_for(&format!("confirm/{token}")),
+            expires_days: days,
+            frequency_text: choices.frequency.sentence(),
+        })?);
+        let templates = self.site.templates();
+        let to = Mailbox::new(
+            choices.name.clone().or_else(|| subscriber.name.clone()),
+            subscriber
+                .email
+                .as_str()
+                .parse()
+                .context("The stored address is not a mailbox")?,
+        );
+        let key = format!("confirm.{}.{}", subscriber.id, uuid::Uuid::new_v4().simple());
+        let (_, message) = self.composer.build(Outgoing {
+            to,
+            subject: format!("Confirm your subscription to {}", self.site.settings().site.title),
+            html: compose::body(Composer::inline_css(&templates.render("email/confirm.html", &ctx)?)?),
+            text: compose::body(templates.render("email/confirm.txt", &ctx)?),
+            message_key: key.clone(),
+            headers: vec![("Auto-Submitted", "auto-generated".into())],
+        })?;
+        let mail = NewMail {
+            kind: "confirmation",
+            subscriber_id: Some(subscriber.id),
+            recipient: subscriber.email.as_str().to_owned(),
+            message_id: self.composer.message_id(&key),
+            message,
+        };
+        let hash = store::subscribers::token_hash(&token);
+        let confirmation = store::outbox::NewConfirmation {
+            subscriber_id: subscriber.id,
+            token_hash: &hash,
+            expires_at: now + Duration::days(i64::from(days)),
+            choices,
+        };
+        store::outbox::queue_confirmation(&self.db, &confirmation, &mail, now).await?;
+        self.outbox.wake();
+        tracing::info!(subscriber = subscriber.id, "confirmation queued");
+        Ok(())
+    }
+
+    /// Leaves the list, voiding any confirmation link still outstanding. Idempotent; a
+    /// suppressed address stays suppressed.
+    pub async fn unsubscribe(&self, subscriber: &Subscriber) -> anyhow::Result<()> {
+        if matches!(
+            subscriber.status,
+            SubscriberStatus::Pending | SubscriberStatus::Confirmed
+        ) {
+            let patch = store::subscribers::SubscriberPatch {
+                status: Some(SubscriberStatus::Unsubscribed),
+                ..Default::default()
+            };
+            store::subscribers::update(&self.db, subscriber.id, &patch, Utc::now()).await?;
+            tracing::info!(subscriber = subscriber.id, "unsubscribed");
+        } else {
+            // Already gone, but someone may have asked for them again since: leaving again
+            // says no to that request too.
+            store::subscribers::revoke_confirmations(&self.db, subscriber.id, Utc::now()).await?;
+        }
+        Ok(())
+    }
 }

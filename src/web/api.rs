@@ -1,7 +1,5 @@
 //! The admin JSON API, behind a bearer token.
 
-use std::sync::Arc;
-
 use axum::Json;
 use axum::body::Bytes;
 use axum::extract::{Path, Query, Request, State};
@@ -11,18 +9,17 @@ use axum::response::{IntoResponse, Response};
 use chrono::Utc;
 use serde::Deserialize;
 
+use super::AppState;
 use super::{Result, WebError};
 use crate::domain::{
     EmailAddress, Frequency, Subscriber, SubscriberSource, SubscriberStatus, parse_name, parse_topics,
 };
-use crate::startup::App;
 use crate::store::{self, subscribers::ListFilter, subscribers::NewSubscriber, subscribers::SubscriberPatch};
-use crate::subscribers;
 use crate::subscribers::csv::{self, ImportOptions};
 
 /// Lets in requests with a valid bearer token (`herald admin create-token`, or `[admin]
 /// api_token`) or an admin's session cookie (the console's own calls); 401 otherwise.
-pub async fn require_token(State(app): State<Arc<App>>, request: Request, next: Next) -> Response {
+pub async fn require_token(State(app): State<AppState>, request: Request, next: Next) -> Response {
     let bearer = request
         .headers()
         .get(header::AUTHORIZATION)
@@ -30,9 +27,9 @@ pub async fn require_token(State(app): State<Arc<App>>, request: Request, next: 
         .and_then(|v| v.strip_prefix("Bearer "))
         .map(|v| v.trim().to_owned());
     let ok = match bearer {
-        Some(token) => crate::auth::token_valid(&app, &token).await.unwrap_or(false),
+        Some(token) => app.auth.token_valid(&token).await.unwrap_or(false),
         None => match super::console::session_cookie(request.headers()) {
-            Some(cookie) => crate::auth::session(&app, &cookie).await.ok().flatten().is_some(),
+            Some(cookie) => app.auth.session(&cookie).await.ok().flatten().is_some(),
             None => false,
         },
     };
@@ -47,15 +44,15 @@ pub async fn require_token(State(app): State<Arc<App>>, request: Request, next: 
     next.run(request).await
 }
 
-pub async fn dashboard(State(app): State<Arc<App>>) -> Result<Response> {
+pub async fn dashboard(State(app): State<AppState>) -> Result<Response> {
     Ok(Json(super::console::dashboard_data(&app).await?).into_response())
 }
 
-pub async fn posts(State(app): State<Arc<App>>) -> Result<Response> {
+pub async fn posts(State(app): State<AppState>) -> Result<Response> {
     Ok(Json(super::console::posts_data(&app).await?).into_response())
 }
 
-pub async fn editions(State(app): State<Arc<App>>) -> Result<Response> {
+pub async fn editions(State(app): State<AppState>) -> Result<Response> {
     Ok(Json(store::editions::list(&app.db, 100).await?).into_response())
 }
 
@@ -65,7 +62,7 @@ pub struct TestBody {
 }
 
 pub async fn test_edition(
-    State(app): State<Arc<App>>,
+    State(app): State<AppState>,
     Path(id): Path<i64>,
     Json(body): Json<TestBody>,
 ) -> Result<Response> {
@@ -76,7 +73,7 @@ pub async fn test_edition(
     }
 }
 
-pub async fn retry_edition(State(app): State<Arc<App>>, Path(id): Path<i64>) -> Result<Response> {
+pub async fn retry_edition(State(app): State<AppState>, Path(id): Path<i64>) -> Result<Response> {
     store::editions::find(&app.db, id).await?.ok_or(WebError::NotFound)?;
     let queued = super::console::retry_failed(&app, id).await?;
     Ok(Json(serde_json::json!({"queued": queued})).into_response())
@@ -95,7 +92,7 @@ fn invalid(e: impl std::fmt::Display) -> WebError {
     WebError::Validation(e.to_string())
 }
 
-pub async fn list(State(app): State<Arc<App>>, Query(q): Query<ListQuery>) -> Result<Response> {
+pub async fn list(State(app): State<AppState>, Query(q): Query<ListQuery>) -> Result<Response> {
     let filter = ListFilter {
         status: q
             .status
@@ -135,7 +132,7 @@ pub struct NewBody {
 }
 
 /// Adds a subscriber. `pending` ones get a confirmation mail; 409 if the address is on the list.
-pub async fn create(State(app): State<Arc<App>>, Json(body): Json<NewBody>) -> Result<Response> {
+pub async fn create(State(app): State<AppState>, Json(body): Json<NewBody>) -> Result<Response> {
     let email = EmailAddress::parse(&body.email).map_err(invalid)?;
     let name = parse_name(body.name.as_deref().unwrap_or("")).map_err(invalid)?;
     let frequency = match body.frequency.as_deref() {
@@ -165,16 +162,16 @@ pub async fn create(State(app): State<Arc<App>>, Json(body): Json<NewBody>) -> R
         return Err(WebError::Conflict(format!("{} is already on the list", new.email)));
     }
     if subscriber.status == SubscriberStatus::Pending {
-        subscribers::send_confirmation(&app, &subscriber).await?;
+        app.subscriptions.send_confirmation(&subscriber).await?;
     }
     Ok((StatusCode::CREATED, Json(subscriber)).into_response())
 }
 
-async fn found(app: &App, id: i64) -> Result<Subscriber> {
+async fn found(app: &AppState, id: i64) -> Result<Subscriber> {
     store::subscribers::find(&app.db, id).await?.ok_or(WebError::NotFound)
 }
 
-pub async fn get_one(State(app): State<Arc<App>>, Path(id): Path<i64>) -> Result<Json<Subscriber>> {
+pub async fn get_one(State(app): State<AppState>, Path(id): Path<i64>) -> Result<Json<Subscriber>> {
     Ok(Json(found(&app, id).await?))
 }
 
@@ -188,7 +185,7 @@ pub struct PatchBody {
 }
 
 pub async fn update(
-    State(app): State<Arc<App>>,
+    State(app): State<AppState>,
     Path(id): Path<i64>,
     Json(body): Json<PatchBody>,
 ) -> Result<Json<Subscriber>> {
@@ -210,7 +207,7 @@ pub async fn update(
     Ok(Json(updated))
 }
 
-pub async fn delete(State(app): State<Arc<App>>, Path(id): Path<i64>) -> Result<StatusCode> {
+pub async fn delete(State(app): State<AppState>, Path(id): Path<i64>) -> Result<StatusCode> {
     if store::subscribers::delete(&app.db, id).await? {
         Ok(StatusCode::NO_CONTENT)
     } else {
@@ -227,7 +224,7 @@ pub struct ImportQuery {
 }
 
 /// Imports a CSV body (`email,name,frequency,topics,status`); answers with the report.
-pub async fn import(State(app): State<Arc<App>>, Query(q): Query<ImportQuery>, body: Bytes) -> Result<Response> {
+pub async fn import(State(app): State<AppState>, Query(q): Query<ImportQuery>, body: Bytes) -> Result<Response> {
     let options = ImportOptions {
         confirmed: q.confirmed,
         force: q.force,
@@ -263,7 +260,7 @@ pub struct SendBody {
 /// Composes what is due now (like `herald send`; with `force`, an extra daily or weekly
 /// edition) and returns the editions at once, with the reason for each frequency that sent
 /// nothing; the delivery worker sends them in the background.
-pub async fn send_editions(State(app): State<Arc<App>>, body: Option<Json<SendBody>>) -> Result<Response> {
+pub async fn send_editions(State(app): State<AppState>, body: Option<Json<SendBody>>) -> Result<Response> {
     let body = body.map(|Json(b)| b).unwrap_or_default();
     let request = crate::schedule::SendRequest {
         frequency: match body.frequency.as_deref() {
@@ -278,12 +275,14 @@ pub async fn send_editions(State(app): State<Arc<App>>, body: Option<Json<SendBo
             .transpose()
             .map_err(invalid)?,
     };
-    let held_back: serde_json::Map<String, serde_json::Value> = crate::schedule::plan_send(&app, request)
+    let held_back: serde_json::Map<String, serde_json::Value> = app
+        .jobs
+        .plan_send(request)
         .await?
         .into_iter()
         .filter_map(|p| p.held_back.map(|why| (p.frequency.to_string(), why.into())))
         .collect();
-    let created = crate::schedule::send_now(&app, request).await?;
+    let created = app.jobs.send_now(request).await?;
     Ok((
         StatusCode::ACCEPTED,
         Json(serde_json::json!({ "editions": created, "held_back": held_back })),
@@ -292,7 +291,7 @@ pub async fn send_editions(State(app): State<Arc<App>>, body: Option<Json<SendBo
 }
 
 /// An edition with its deliveries counted by status.
-pub async fn edition(State(app): State<Arc<App>>, Path(id): Path<i64>) -> Result<Response> {
+pub async fn edition(State(app): State<AppState>, Path(id): Path<i64>) -> Result<Response> {
     let edition = store::editions::find(&app.db, id).await?.ok_or(WebError::NotFound)?;
     let counts = store::editions::counts(&app.db, Some(id)).await?;
     Ok(Json(serde_json::json!({ "edition": edition, "deliveries": counts })).into_response())

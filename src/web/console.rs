@@ -12,12 +12,12 @@ use axum::response::{Html, IntoResponse, Redirect, Response};
 use chrono::Utc;
 use serde::{Deserialize, Serialize};
 
+use super::AppState;
 use super::{Result, WebError, guard};
 use crate::auth;
 use crate::digest::render::EditionContent;
 use crate::domain::{EmailAddress, Frequency, SubscriberSource, SubscriberStatus, parse_name};
-use crate::schedule::{self, SendRequest};
-use crate::startup::App;
+use crate::schedule::SendRequest;
 use crate::store::{self, subscribers::ListFilter, subscribers::NewSubscriber};
 use crate::subscribers::csv::{self, ImportOptions};
 
@@ -46,9 +46,9 @@ fn cookie(headers: &HeaderMap, wanted: &str) -> Option<String> {
 }
 
 /// Lets in only requests with a live session; others go to the login page.
-pub async fn require_admin(State(app): State<Arc<App>>, mut request: Request, next: Next) -> Response {
+pub async fn require_admin(State(app): State<AppState>, mut request: Request, next: Next) -> Response {
     let who = match session_cookie(request.headers()) {
-        Some(token) => auth::session(&app, &token).await.unwrap_or(None),
+        Some(token) => app.auth.session(&token).await.unwrap_or(None),
         None => None,
     };
     match who {
@@ -60,7 +60,7 @@ pub async fn require_admin(State(app): State<Arc<App>>, mut request: Request, ne
     }
 }
 
-fn page(app: &App, template: &str, section: &str, admin: &Admin, mut ctx: tera::Context) -> Result<Response> {
+fn page(app: &AppState, template: &str, section: &str, admin: &Admin, mut ctx: tera::Context) -> Result<Response> {
     ctx.insert("section", section);
     ctx.insert("admin", &admin.0);
     let body = app.site.page(template, "admin", ctx)?;
@@ -76,7 +76,7 @@ fn with_message(notice: Option<&str>, error: Option<&str>) -> tera::Context {
 
 // ---- login ----
 
-fn login_page(app: &App, status: StatusCode, email: &str, error: Option<&str>) -> Result<Response> {
+fn login_page(app: &AppState, status: StatusCode, email: &str, error: Option<&str>) -> Result<Response> {
     let mut ctx = tera::Context::new();
     ctx.insert("email", email);
     ctx.insert("error", &error);
@@ -84,7 +84,7 @@ fn login_page(app: &App, status: StatusCode, email: &str, error: Option<&str>) -
     Ok((status, [(header::CACHE_CONTROL, "no-store")], Html(body)).into_response())
 }
 
-pub async fn login_form(State(app): State<Arc<App>>) -> Result<Response> {
+pub async fn login_form(State(app): State<AppState>) -> Result<Response> {
     login_page(&app, StatusCode::OK, "", None)
 }
 
@@ -95,7 +95,7 @@ pub struct LoginForm {
 }
 
 pub async fn login(
-    State(app): State<Arc<App>>,
+    State(app): State<AppState>,
     ConnectInfo(peer): ConnectInfo<SocketAddr>,
     headers: HeaderMap,
     axum::Form(form): axum::Form<LoginForm>,
@@ -111,7 +111,7 @@ pub async fn login(
     let device = cookie(&headers, DEVICE_COOKIE);
     let known = device
         .as_deref()
-        .and_then(|d| app.logins.device_trusted(d, &form.email));
+        .and_then(|d| app.auth.logins().device_trusted(d, &form.email));
     let allowed = match known {
         Some(nonce) => app.limits.allow_device_login(nonce),
         None => {
@@ -127,7 +127,7 @@ pub async fn login(
             Some("Too many attempts. Wait a minute."),
         );
     }
-    let (session, device) = match auth::login(&app, &form.email, &form.password, known.is_some()).await? {
+    let (session, device) = match app.auth.login(&form.email, &form.password, known.is_some()).await? {
         auth::LoginOutcome::Success { session, device } => (session, device),
         auth::LoginOutcome::Refused => {
             tracing::warn!(known_device = known.is_some(), "failed admin login");
@@ -172,9 +172,9 @@ pub async fn login(
     Ok(response)
 }
 
-pub async fn logout(State(app): State<Arc<App>>, headers: HeaderMap) -> Result<Response> {
+pub async fn logout(State(app): State<AppState>, headers: HeaderMap) -> Result<Response> {
     if let Some(token) = session_cookie(&headers) {
-        auth::logout(&app, &token).await?;
+        app.auth.logout(&token).await?;
     }
     let mut response = Redirect::to(&app.settings.url_for("admin/login")).into_response();
     response.headers_mut().insert(
@@ -195,7 +195,7 @@ struct FrequencyLine {
 }
 
 /// Everything the dashboard shows (also `GET /admin/api/dashboard`).
-pub async fn dashboard_data(app: &App) -> anyhow::Result<serde_json::Value> {
+pub async fn dashboard_data(app: &AppState) -> anyhow::Result<serde_json::Value> {
     let counts = store::accounts::subscriber_counts(&app.db).await?;
     let mut statuses: Vec<serde_json::Value> = Vec::new();
     for status in SubscriberStatus::ALL {
@@ -243,7 +243,7 @@ pub async fn dashboard_data(app: &App) -> anyhow::Result<serde_json::Value> {
 }
 
 pub async fn dashboard(
-    State(app): State<Arc<App>>,
+    State(app): State<AppState>,
     axum::Extension(admin): axum::Extension<Admin>,
 ) -> Result<Response> {
     let ctx = tera::Context::from_value(dashboard_data(&app).await?).map_err(anyhow::Error::from)?;
@@ -255,7 +255,7 @@ pub async fn dashboard(
 // ---- posts ----
 
 /// Every post with its state (also `GET /admin/api/posts`).
-pub async fn posts_data(app: &App) -> anyhow::Result<Vec<serde_json::Value>> {
+pub async fn posts_data(app: &AppState) -> anyhow::Result<Vec<serde_json::Value>> {
     let now = Utc::now();
     Ok(store::accounts::posts(&app.db, 1000)
         .await?
@@ -276,7 +276,7 @@ pub async fn posts_data(app: &App) -> anyhow::Result<Vec<serde_json::Value>> {
         .collect())
 }
 
-pub async fn posts(State(app): State<Arc<App>>, axum::Extension(admin): axum::Extension<Admin>) -> Result<Response> {
+pub async fn posts(State(app): State<AppState>, axum::Extension(admin): axum::Extension<Admin>) -> Result<Response> {
     let mut ctx = with_message(None, None);
     ctx.insert("posts", &posts_data(&app).await?);
     page(&app, "web/admin/posts.html", "posts", &admin, ctx)
@@ -295,7 +295,7 @@ pub struct SubscriberQuery {
 }
 
 async fn subscribers_page(
-    app: &App,
+    app: &AppState,
     admin: &Admin,
     query: &SubscriberQuery,
     mut ctx: tera::Context,
@@ -326,7 +326,7 @@ async fn subscribers_page(
 }
 
 pub async fn subscribers(
-    State(app): State<Arc<App>>,
+    State(app): State<AppState>,
     axum::Extension(admin): axum::Extension<Admin>,
     Query(query): Query<SubscriberQuery>,
 ) -> Result<Response> {
@@ -343,7 +343,7 @@ pub struct AddForm {
 }
 
 pub async fn add_subscriber(
-    State(app): State<Arc<App>>,
+    State(app): State<AppState>,
     axum::Extension(admin): axum::Extension<Admin>,
     axum::Form(form): axum::Form<AddForm>,
 ) -> Result<Response> {
@@ -374,7 +374,7 @@ pub async fn add_subscriber(
     let message = if !created {
         format!("{} is already on the list ({}).", subscriber.email, subscriber.status)
     } else if subscriber.status == SubscriberStatus::Pending {
-        crate::subscribers::send_confirmation(&app, &subscriber).await?;
+        app.subscriptions.send_confirmation(&subscriber).await?;
         format!("{} added; a confirmation mail is on its way.", subscriber.email)
     } else {
         format!("{} added as confirmed.", subscriber.email)
@@ -383,7 +383,7 @@ pub async fn add_subscriber(
 }
 
 pub async fn remove_subscriber(
-    State(app): State<Arc<App>>,
+    State(app): State<AppState>,
     axum::Extension(admin): axum::Extension<Admin>,
     Path(id): Path<i64>,
 ) -> Result<Response> {
@@ -403,7 +403,7 @@ pub async fn remove_subscriber(
 }
 
 pub async fn import_subscribers(
-    State(app): State<Arc<App>>,
+    State(app): State<AppState>,
     axum::Extension(admin): axum::Extension<Admin>,
     mut multipart: Multipart,
 ) -> Result<Response> {
@@ -436,7 +436,7 @@ pub async fn import_subscribers(
 }
 
 /// The list as CSV (`?status=` to filter), for the console and `GET /admin/api/subscribers/export`.
-pub async fn export_subscribers(State(app): State<Arc<App>>, Query(query): Query<SubscriberQuery>) -> Result<Response> {
+pub async fn export_subscribers(State(app): State<AppState>, Query(query): Query<SubscriberQuery>) -> Result<Response> {
     let mut out = Vec::new();
     csv::export_csv(&app.db, query.status.parse().ok(), &mut out).await?;
     Ok((
@@ -451,7 +451,7 @@ pub async fn export_subscribers(State(app): State<Arc<App>>, Query(query): Query
 
 // ---- editions ----
 
-pub async fn editions(State(app): State<Arc<App>>, axum::Extension(admin): axum::Extension<Admin>) -> Result<Response> {
+pub async fn editions(State(app): State<AppState>, axum::Extension(admin): axum::Extension<Admin>) -> Result<Response> {
     let mut ctx = with_message(None, None);
     ctx.insert("editions", &store::editions::list(&app.db, 100).await?);
     page(&app, "web/admin/editions.html", "editions", &admin, ctx)
@@ -472,7 +472,7 @@ pub struct SendForm {
 /// "Send now": first a page that says what would go out and to how many people, then,
 /// once confirmed there, the send.
 pub async fn send_now(
-    State(app): State<Arc<App>>,
+    State(app): State<AppState>,
     axum::Extension(admin): axum::Extension<Admin>,
     axum::Form(form): axum::Form<SendForm>,
 ) -> Result<Response> {
@@ -488,7 +488,7 @@ pub async fn send_now(
         since: None,
     };
     if form.confirm.is_none() {
-        let plans = schedule::plan_send(&app, request).await?;
+        let plans = app.jobs.plan_send(request).await?;
         let people: i64 = plans.iter().filter(|p| p.editions > 0).map(|p| p.recipients).sum();
         let mut ctx = with_message(None, None);
         ctx.insert("plans", &plans);
@@ -498,7 +498,7 @@ pub async fn send_now(
         ctx.insert("force", &request.force);
         return page(&app, "web/admin/send.html", "editions", &admin, ctx);
     }
-    let created = schedule::send_now(&app, request).await?;
+    let created = app.jobs.send_now(request).await?;
     match created.first() {
         Some(edition) => {
             Ok(Redirect::to(&app.settings.url_for(&format!("admin/editions/{}", edition.id))).into_response())
@@ -511,7 +511,7 @@ pub async fn send_now(
     }
 }
 
-async fn edition_page(app: &App, admin: &Admin, id: i64, ctx: tera::Context) -> Result<Response> {
+async fn edition_page(app: &AppState, admin: &Admin, id: i64, ctx: tera::Context) -> Result<Response> {
     let edition = store::editions::find(&app.db, id).await?.ok_or(WebError::NotFound)?;
     let counts = store::editions::counts(&app.db, Some(id)).await?;
     let total = counts.total();
@@ -528,7 +528,7 @@ async fn edition_page(app: &App, admin: &Admin, id: i64, ctx: tera::Context) -> 
 }
 
 pub async fn edition(
-    State(app): State<Arc<App>>,
+    State(app): State<AppState>,
     axum::Extension(admin): axum::Extension<Admin>,
     Path(id): Path<i64>,
 ) -> Result<Response> {
@@ -536,10 +536,10 @@ pub async fn edition(
 }
 
 /// The edition as a subscriber who chose no topics receives it.
-pub async fn preview(State(app): State<Arc<App>>, Path(id): Path<i64>) -> Result<Response> {
+pub async fn preview(State(app): State<AppState>, Path(id): Path<i64>) -> Result<Response> {
     store::editions::find(&app.db, id).await?.ok_or(WebError::NotFound)?;
-    let content = app.edition_content(id).await?;
-    let html = content.web_html(&app)?.ok_or(WebError::NotFound)?;
+    let content = app.digests.edition_content(id).await?;
+    let html = content.web_html(&app.digests)?.ok_or(WebError::NotFound)?;
     let headers = [
         (header::CACHE_CONTROL, "no-store"),
         (header::CONTENT_SECURITY_POLICY, super::headers::EMAIL_PREVIEW_CSP),
@@ -549,10 +549,12 @@ pub async fn preview(State(app): State<Arc<App>>, Path(id): Path<i64>) -> Result
 }
 
 /// Sends the edition to one address as a test (also `POST /admin/api/editions/{id}/test`).
-pub async fn send_test(app: &App, id: i64, to: &str) -> std::result::Result<String, String> {
+pub async fn send_test(app: &AppState, id: i64, to: &str) -> std::result::Result<String, String> {
     let email = EmailAddress::parse(to).map_err(|e| e.to_string())?;
-    let content: Arc<EditionContent> = app.edition_content(id).await.map_err(|e| format!("{e:#}"))?;
-    let (envelope, message) = content.test_message(app, &email).map_err(|e| format!("{e:#}"))?;
+    let content: Arc<EditionContent> = app.digests.edition_content(id).await.map_err(|e| format!("{e:#}"))?;
+    let (envelope, message) = content
+        .test_message(&app.digests, &email)
+        .map_err(|e| format!("{e:#}"))?;
     app.mailer.send(&envelope, &message).await.map_err(|e| e.to_string())?;
     Ok(format!("A test went to {email}."))
 }
@@ -563,7 +565,7 @@ pub struct TestForm {
 }
 
 pub async fn test(
-    State(app): State<Arc<App>>,
+    State(app): State<AppState>,
     axum::Extension(admin): axum::Extension<Admin>,
     Path(id): Path<i64>,
     axum::Form(form): axum::Form<TestForm>,
@@ -576,17 +578,17 @@ pub async fn test(
 }
 
 /// Queues an edition's failed deliveries again (also `POST /admin/api/editions/{id}/retry`).
-pub async fn retry_failed(app: &App, id: i64) -> anyhow::Result<u64> {
+pub async fn retry_failed(app: &AppState, id: i64) -> anyhow::Result<u64> {
     let n = store::accounts::retry_failed(&app.db, id, Utc::now()).await?;
     if n > 0 {
         store::editions::reopen(&app.db, id).await?;
-        app.wake_delivery();
+        app.digests.wake_senders();
     }
     Ok(n)
 }
 
 pub async fn retry(
-    State(app): State<Arc<App>>,
+    State(app): State<AppState>,
     axum::Extension(admin): axum::Extension<Admin>,
     Path(id): Path<i64>,
 ) -> Result<Response> {

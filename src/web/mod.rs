@@ -1,7 +1,8 @@
-//! The HTTP face of Herald: public pages and feeds, health checks.
+//! The HTTP face of Herald: public pages and feeds, the subscribe pages, the admin console
+//! and its JSON API, health checks. Owns its state ([`AppState`], with axum sub-states);
+//! uses the services `startup` builds and what they are made of.
 
 mod api;
-mod cache;
 mod console;
 mod error;
 mod guard;
@@ -13,17 +14,78 @@ mod trace;
 
 use std::sync::Arc;
 
+use anyhow::Context;
 use axum::Router;
 use axum::extract::DefaultBodyLimit;
+use axum::extract::FromRef;
 use axum::routing::{get, post};
+use tokio::net::TcpListener;
+use tokio_util::sync::CancellationToken;
 use tower_http::compression::CompressionLayer;
 use tower_http::trace::TraceLayer;
 
-pub use cache::{CachedDocument, DocumentCache};
 pub use error::{Result, WebError};
 pub use guard::Limits;
 
+use crate::auth::Auth;
+use crate::config::Settings;
+use crate::digest::Digests;
+use crate::mail::Mailer;
+use crate::metrics::Metrics;
+use crate::schedule::Jobs;
+use crate::site::{DocumentCache, Site};
 use crate::startup::App;
+use crate::store::{Db, health::Readiness};
+use crate::subscribers::Subscriptions;
+
+/// What the handlers share; a handler that needs one part takes it as its own state.
+#[derive(Clone, FromRef)]
+pub struct AppState {
+    pub settings: Arc<Settings>,
+    pub db: Db,
+    pub site: Arc<Site>,
+    pub cache: Arc<DocumentCache>,
+    pub metrics: Arc<Metrics>,
+    pub readiness: Arc<Readiness>,
+    pub mailer: Arc<dyn Mailer>,
+    pub auth: Arc<Auth>,
+    pub subscriptions: Arc<Subscriptions>,
+    pub digests: Arc<Digests>,
+    pub jobs: Arc<Jobs>,
+    /// Per-client rate limits (subscribe form, logins), per instance.
+    pub limits: Arc<Limits>,
+}
+
+impl AppState {
+    pub fn new(app: &App) -> Self {
+        Self {
+            settings: app.settings.clone(),
+            db: app.db.clone(),
+            site: app.site.clone(),
+            cache: app.cache.clone(),
+            metrics: app.metrics.clone(),
+            readiness: app.readiness.clone(),
+            mailer: app.mailer.clone(),
+            auth: app.auth.clone(),
+            subscriptions: app.subscriptions.clone(),
+            digests: app.digests.clone(),
+            jobs: app.jobs.clone(),
+            limits: Arc::new(Limits::new(&app.settings)),
+        }
+    }
+}
+
+/// Serves HTTP on `listener` and runs the scheduled jobs and workers until `shutdown` is
+/// cancelled.
+pub async fn serve(app: Arc<App>, listener: TcpListener, shutdown: CancellationToken) -> anyhow::Result<()> {
+    let address = listener.local_addr()?;
+    tracing::info!(%address, base_url = %app.settings.site.base_url, "serving");
+    let limits = server::ConnectionLimits::from_settings(&app.settings.server);
+    let router = router(AppState::new(&app));
+    let server = server::run(listener, router, limits, shutdown.clone());
+    let server = async { server.await.context("The web server stopped") };
+    crate::startup::run(app, server, shutdown).await
+}
 
 /// Largest request body accepted (forms are small).
 const MAX_BODY: usize = 64 * 1024;
@@ -31,7 +93,7 @@ const MAX_BODY: usize = 64 * 1024;
 const MAX_IMPORT: usize = 64 * 1024 * 1024;
 
 /// Every route, with compression, body limits, request tracing and security headers.
-pub fn router(app: Arc<App>) -> Router {
+pub fn router(app: AppState) -> Router {
     let api = Router::new()
         .route("/subscribers", get(api::list).post(api::create))
         .route(

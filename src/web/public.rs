@@ -3,14 +3,36 @@
 use std::sync::Arc;
 
 use axum::extract::{Path, State};
-use axum::http::{HeaderMap, StatusCode, header};
+use axum::http::{HeaderMap, HeaderValue, StatusCode, header};
 use axum::response::{Html, IntoResponse, Response};
 use chrono::Utc;
 
-use super::{CachedDocument, Result};
+use super::AppState;
+use super::Result;
 use crate::feeds::FeedFormat;
-use crate::site::Document;
-use crate::startup::App;
+use crate::site::{CachedDocument, Document};
+
+/// A cached document, or 304 when the client's validators say it has it already.
+fn respond(doc: &CachedDocument, request: &HeaderMap) -> Response {
+    let header_text = |name| request.get(name).and_then(|v: &HeaderValue| v.to_str().ok());
+    let not_modified = doc.not_modified(
+        header_text(header::IF_NONE_MATCH),
+        header_text(header::IF_MODIFIED_SINCE),
+    );
+    let mut headers = HeaderMap::new();
+    if let Ok(v) = HeaderValue::from_str(&doc.etag) {
+        headers.insert(header::ETAG, v);
+    }
+    if let Ok(v) = HeaderValue::from_str(&httpdate::fmt_http_date(doc.last_modified)) {
+        headers.insert(header::LAST_MODIFIED, v);
+    }
+    headers.insert(header::CACHE_CONTROL, HeaderValue::from_static("public, max-age=60"));
+    if not_modified {
+        return (StatusCode::NOT_MODIFIED, headers).into_response();
+    }
+    headers.insert(header::CONTENT_TYPE, HeaderValue::from_static(doc.content_type));
+    (StatusCode::OK, headers, doc.body.clone()).into_response()
+}
 
 /// What a request asks the site for.
 enum Wanted<'a> {
@@ -20,7 +42,7 @@ enum Wanted<'a> {
 }
 
 /// Serves a document, counting feed requests by format and status.
-async fn serve(app: &App, key: String, wanted: Wanted<'_>, headers: &HeaderMap) -> Result<Response> {
+async fn serve(app: &AppState, key: String, wanted: Wanted<'_>, headers: &HeaderMap) -> Result<Response> {
     let format = match &wanted {
         Wanted::Feed(format, _) => Some(format.file_name()),
         _ => None,
@@ -37,13 +59,13 @@ async fn serve(app: &App, key: String, wanted: Wanted<'_>, headers: &HeaderMap) 
 }
 
 /// Serves a document from the cache, rendering it on a miss; 404 page when there is none.
-async fn serve_document(app: &App, key: String, wanted: Wanted<'_>, headers: &HeaderMap) -> Result<Response> {
+async fn serve_document(app: &AppState, key: String, wanted: Wanted<'_>, headers: &HeaderMap) -> Result<Response> {
     let now = Utc::now();
     if app.cache.is_due(now) {
         app.cache.refresh(&app.db).await?;
     }
     if let Some(doc) = app.cache.get(&key) {
-        return Ok(doc.respond(headers));
+        return Ok(respond(&doc, headers));
     }
     let generation = app.cache.generation();
     let rendered: Option<Document> = match wanted {
@@ -56,10 +78,10 @@ async fn serve_document(app: &App, key: String, wanted: Wanted<'_>, headers: &He
     };
     let doc = Arc::new(CachedDocument::new(doc));
     app.cache.put(key, generation, doc.clone());
-    Ok(doc.respond(headers))
+    Ok(respond(&doc, headers))
 }
 
-fn not_found(app: &App) -> Result<Response> {
+fn not_found(app: &AppState) -> Result<Response> {
     let page = app.site.not_found()?;
     Ok((StatusCode::NOT_FOUND, Html(page)).into_response())
 }
@@ -68,11 +90,11 @@ fn page_number(raw: &str) -> Option<u32> {
     raw.parse().ok().filter(|n| *n >= 1)
 }
 
-pub async fn home(State(app): State<Arc<App>>, headers: HeaderMap) -> Result<Response> {
+pub async fn home(State(app): State<AppState>, headers: HeaderMap) -> Result<Response> {
     serve(&app, "/".into(), Wanted::Listing { tag: None, page: 1 }, &headers).await
 }
 
-pub async fn home_page(State(app): State<Arc<App>>, Path(page): Path<String>, headers: HeaderMap) -> Result<Response> {
+pub async fn home_page(State(app): State<AppState>, Path(page): Path<String>, headers: HeaderMap) -> Result<Response> {
     let Some(page) = page_number(&page) else {
         return not_found(&app);
     };
@@ -85,11 +107,11 @@ pub async fn home_page(State(app): State<Arc<App>>, Path(page): Path<String>, he
     .await
 }
 
-pub async fn post(State(app): State<Arc<App>>, Path(slug): Path<String>, headers: HeaderMap) -> Result<Response> {
+pub async fn post(State(app): State<AppState>, Path(slug): Path<String>, headers: HeaderMap) -> Result<Response> {
     serve(&app, format!("/posts/{slug}/"), Wanted::Post(&slug), &headers).await
 }
 
-pub async fn tag(State(app): State<Arc<App>>, Path(tag): Path<String>, headers: HeaderMap) -> Result<Response> {
+pub async fn tag(State(app): State<AppState>, Path(tag): Path<String>, headers: HeaderMap) -> Result<Response> {
     let key = format!("/tags/{tag}/");
     serve(
         &app,
@@ -104,7 +126,7 @@ pub async fn tag(State(app): State<Arc<App>>, Path(tag): Path<String>, headers: 
 }
 
 pub async fn tag_page(
-    State(app): State<Arc<App>>,
+    State(app): State<AppState>,
     Path((tag, page)): Path<(String, String)>,
     headers: HeaderMap,
 ) -> Result<Response> {
@@ -116,7 +138,7 @@ pub async fn tag_page(
 }
 
 pub async fn tag_feed(
-    State(app): State<Arc<App>>,
+    State(app): State<AppState>,
     Path((tag, file)): Path<(String, String)>,
     headers: HeaderMap,
 ) -> Result<Response> {
@@ -127,7 +149,7 @@ pub async fn tag_feed(
     serve(&app, key, Wanted::Feed(format, Some(&tag)), &headers).await
 }
 
-async fn site_feed(app: &App, format: FeedFormat, headers: &HeaderMap) -> Result<Response> {
+async fn site_feed(app: &AppState, format: FeedFormat, headers: &HeaderMap) -> Result<Response> {
     serve(
         app,
         format!("/{}", format.file_name()),
@@ -137,21 +159,21 @@ async fn site_feed(app: &App, format: FeedFormat, headers: &HeaderMap) -> Result
     .await
 }
 
-pub async fn feed_rss(State(app): State<Arc<App>>, headers: HeaderMap) -> Result<Response> {
+pub async fn feed_rss(State(app): State<AppState>, headers: HeaderMap) -> Result<Response> {
     site_feed(&app, FeedFormat::Rss, &headers).await
 }
 
-pub async fn feed_atom(State(app): State<Arc<App>>, headers: HeaderMap) -> Result<Response> {
+pub async fn feed_atom(State(app): State<AppState>, headers: HeaderMap) -> Result<Response> {
     site_feed(&app, FeedFormat::Atom, &headers).await
 }
 
-pub async fn feed_json(State(app): State<Arc<App>>, headers: HeaderMap) -> Result<Response> {
+pub async fn feed_json(State(app): State<AppState>, headers: HeaderMap) -> Result<Response> {
     site_feed(&app, FeedFormat::Json, &headers).await
 }
 
 /// Ready when the database is the one opened, takes a write and has every migration; the
 /// body says why not.
-pub async fn ready(State(app): State<Arc<App>>) -> Response {
+pub async fn ready(State(app): State<AppState>) -> Response {
     match app.readiness.check(&app.db).await {
         Ok(()) => (StatusCode::OK, [(header::CACHE_CONTROL, "no-store")], "ready").into_response(),
         Err(reason) => (
@@ -163,20 +185,20 @@ pub async fn ready(State(app): State<Arc<App>>) -> Response {
     }
 }
 
-pub async fn fallback(State(app): State<Arc<App>>) -> Result<Response> {
+pub async fn fallback(State(app): State<AppState>) -> Result<Response> {
     not_found(&app)
 }
 
 /// The web view of a sent digest, with links for a visitor rather than a subscriber.
-pub async fn edition(State(app): State<Arc<App>>, Path(id): Path<String>) -> Result<Response> {
+pub async fn edition(State(app): State<AppState>, Path(id): Path<String>) -> Result<Response> {
     let Ok(id) = id.parse::<i64>() else {
         return not_found(&app);
     };
     if crate::store::editions::find(&app.db, id).await?.is_none() {
         return not_found(&app);
     }
-    let content = app.edition_content(id).await?;
-    match content.web_html(&app)? {
+    let content = app.digests.edition_content(id).await?;
+    match content.web_html(&app.digests)? {
         Some(html) => Ok((
             [(header::CONTENT_SECURITY_POLICY, super::headers::EMAIL_VIEW_CSP)],
             Html(html),
@@ -187,7 +209,7 @@ pub async fn edition(State(app): State<Arc<App>>, Path(id): Path<String>) -> Res
 }
 
 /// Prometheus text format; the queue depths are read now.
-pub async fn metrics(State(app): State<Arc<App>>) -> Result<Response> {
+pub async fn metrics(State(app): State<AppState>) -> Result<Response> {
     let queue = crate::store::editions::counts(&app.db, None).await?;
     app.metrics.queue_depth.set(queue.remaining());
     app.metrics

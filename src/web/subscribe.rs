@@ -1,7 +1,6 @@
 //! The reader's side: subscribe, confirm, preferences, unsubscribe. Plain HTML forms.
 
 use std::net::SocketAddr;
-use std::sync::Arc;
 
 use axum::body::Bytes;
 use axum::extract::{ConnectInfo, Path, State};
@@ -9,15 +8,15 @@ use axum::http::{HeaderMap, StatusCode};
 use axum::response::{Html, IntoResponse, Response};
 use chrono::Utc;
 
+use super::AppState;
 use super::Result;
 use super::guard;
 use crate::domain::{
     EmailAddress, Frequency, Subscriber, SubscriberSource, SubscriberStatus, Tag, parse_name, parse_topics,
 };
 use crate::site::SubscribeForm;
-use crate::startup::App;
 use crate::store;
-use crate::subscribers::{self, SubscribeRequest};
+use crate::subscribers::SubscribeRequest;
 
 /// The fields of a urlencoded form; repeated names (topic checkboxes) keep every value.
 struct FormFields(Vec<(String, String)>);
@@ -36,7 +35,7 @@ impl FormFields {
     }
 }
 
-async fn topics(app: &App) -> anyhow::Result<Vec<Tag>> {
+async fn topics(app: &AppState) -> anyhow::Result<Vec<Tag>> {
     Ok(store::posts::public_tags(&app.db, Utc::now())
         .await?
         .into_iter()
@@ -50,7 +49,7 @@ fn html(status: StatusCode, body: String) -> Response {
 
 /// A page with a heading, some lines and an optional link.
 fn message(
-    app: &App,
+    app: &AppState,
     status: StatusCode,
     heading: &str,
     lines: &[&str],
@@ -64,16 +63,21 @@ fn message(
     Ok(html(status, app.site.page("web/message.html", "", ctx)?))
 }
 
-async fn subscribe_page(app: &App, status: StatusCode, form: &SubscribeForm, error: Option<&str>) -> Result<Response> {
+async fn subscribe_page(
+    app: &AppState,
+    status: StatusCode,
+    form: &SubscribeForm,
+    error: Option<&str>,
+) -> Result<Response> {
     let ctx = app.site.subscribe_form(&topics(app).await?, form, error);
     Ok(html(status, app.site.page("web/subscribe.html", "subscribe", ctx)?))
 }
 
-pub async fn subscribe_form(State(app): State<Arc<App>>) -> Result<Response> {
+pub async fn subscribe_form(State(app): State<AppState>) -> Result<Response> {
     subscribe_page(&app, StatusCode::OK, &SubscribeForm::default_for(&app.settings), None).await
 }
 
-fn forbidden(app: &App) -> Result<Response> {
+fn forbidden(app: &AppState) -> Result<Response> {
     message(
         app,
         StatusCode::FORBIDDEN,
@@ -84,7 +88,7 @@ fn forbidden(app: &App) -> Result<Response> {
 }
 
 /// Parses and checks the form; the first problem found is shown on the form.
-fn read_request(app: &App, fields: &FormFields) -> std::result::Result<SubscribeRequest, String> {
+fn read_request(app: &AppState, fields: &FormFields) -> std::result::Result<SubscribeRequest, String> {
     let email = EmailAddress::parse(fields.get("email")).map_err(|e| e.to_string())?;
     let name = parse_name(fields.get("name")).map_err(|e| format!("Name: {e}."))?;
     let frequency = match fields.get("frequency") {
@@ -104,7 +108,7 @@ fn read_request(app: &App, fields: &FormFields) -> std::result::Result<Subscribe
 /// Same answer for a new, pending, confirmed or departed address: nothing here tells a
 /// visitor whether an address is on the list.
 pub async fn subscribe(
-    State(app): State<Arc<App>>,
+    State(app): State<AppState>,
     ConnectInfo(peer): ConnectInfo<SocketAddr>,
     headers: HeaderMap,
     body: Bytes,
@@ -141,7 +145,7 @@ pub async fn subscribe(
     }
     match read_request(&app, &fields) {
         Ok(request) => {
-            subscribers::request(&app, request).await?;
+            app.subscriptions.request(request).await?;
             thanks()
         }
         Err(problem) => {
@@ -156,17 +160,14 @@ pub async fn subscribe(
     }
 }
 
-pub async fn confirm(State(app): State<Arc<App>>, Path(token): Path<String>) -> Result<Response> {
+pub async fn confirm(State(app): State<AppState>, Path(token): Path<String>) -> Result<Response> {
     match store::subscribers::confirm(&app.db, &token, Utc::now()).await? {
         store::subscribers::Confirmed::Confirmed(s) if s.status == SubscriberStatus::Confirmed => message(
             &app,
             StatusCode::OK,
             "You are subscribed",
             &["Thank you for confirming. The next news will reach you by email."],
-            Some((
-                "Choose how often and which topics",
-                subscribers::preferences_url(&app, &s),
-            )),
+            Some(("Choose how often and which topics", app.site.preferences_url(&s))),
         ),
         store::subscribers::Confirmed::Confirmed(_) => message(
             &app,
@@ -202,7 +203,7 @@ pub async fn confirm(State(app): State<Arc<App>>, Path(token): Path<String>) -> 
     }
 }
 
-fn unknown_link(app: &App) -> Result<Response> {
+fn unknown_link(app: &AppState) -> Result<Response> {
     message(
         app,
         StatusCode::NOT_FOUND,
@@ -212,11 +213,16 @@ fn unknown_link(app: &App) -> Result<Response> {
     )
 }
 
-async fn by_token(app: &App, token: &str) -> anyhow::Result<Option<Subscriber>> {
+async fn by_token(app: &AppState, token: &str) -> anyhow::Result<Option<Subscriber>> {
     store::subscribers::find_by_manage_token(&app.db, token).await
 }
 
-async fn preferences_page(app: &App, s: &Subscriber, notice: Option<&str>, error: Option<&str>) -> Result<Response> {
+async fn preferences_page(
+    app: &AppState,
+    s: &Subscriber,
+    notice: Option<&str>,
+    error: Option<&str>,
+) -> Result<Response> {
     let form = SubscribeForm {
         email: s.email.to_string(),
         name: s.name.clone().unwrap_or_default(),
@@ -227,8 +233,8 @@ async fn preferences_page(app: &App, s: &Subscriber, notice: Option<&str>, error
     ctx.insert("notice", &notice);
     ctx.insert("email", s.email.as_str());
     ctx.insert("status", s.status.as_str());
-    ctx.insert("action_url", &subscribers::preferences_url(app, s));
-    ctx.insert("unsubscribe_url", &subscribers::unsubscribe_url(app, s));
+    ctx.insert("action_url", &app.site.preferences_url(s));
+    ctx.insert("unsubscribe_url", &app.site.unsubscribe_url(s));
     let status = if error.is_some() {
         StatusCode::UNPROCESSABLE_ENTITY
     } else {
@@ -237,7 +243,7 @@ async fn preferences_page(app: &App, s: &Subscriber, notice: Option<&str>, error
     Ok(html(status, app.site.page("web/preferences.html", "", ctx)?))
 }
 
-pub async fn preferences(State(app): State<Arc<App>>, Path(token): Path<String>) -> Result<Response> {
+pub async fn preferences(State(app): State<AppState>, Path(token): Path<String>) -> Result<Response> {
     match by_token(&app, &token).await? {
         Some(s) => preferences_page(&app, &s, None, None).await,
         None => unknown_link(&app),
@@ -245,7 +251,7 @@ pub async fn preferences(State(app): State<Arc<App>>, Path(token): Path<String>)
 }
 
 pub async fn save_preferences(
-    State(app): State<Arc<App>>,
+    State(app): State<AppState>,
     Path(token): Path<String>,
     headers: HeaderMap,
     body: Bytes,
@@ -276,26 +282,26 @@ pub async fn save_preferences(
     preferences_page(&app, &updated, Some("Your preferences are saved."), None).await
 }
 
-pub async fn unsubscribe_page(State(app): State<Arc<App>>, Path(token): Path<String>) -> Result<Response> {
+pub async fn unsubscribe_page(State(app): State<AppState>, Path(token): Path<String>) -> Result<Response> {
     // RFC 8058 §3.1: a GET must not unsubscribe (link scanners prefetch); it only asks.
     let Some(s) = by_token(&app, &token).await? else {
         return unknown_link(&app);
     };
     let mut ctx = tera::Context::new();
     ctx.insert("email", s.email.as_str());
-    ctx.insert("action_url", &subscribers::unsubscribe_url(&app, &s));
-    ctx.insert("preferences_url", &subscribers::preferences_url(&app, &s));
+    ctx.insert("action_url", &app.site.unsubscribe_url(&s));
+    ctx.insert("preferences_url", &app.site.preferences_url(&s));
     Ok(html(StatusCode::OK, app.site.page("web/unsubscribe.html", "", ctx)?))
 }
 
 /// RFC 8058 one-click: mail providers POST `List-Unsubscribe=One-Click` with no cookies
 /// and no CSRF token; the unguessable token in the URL is the authority. Answers 200,
 /// never a redirect. Idempotent.
-pub async fn unsubscribe(State(app): State<Arc<App>>, Path(token): Path<String>) -> Result<Response> {
+pub async fn unsubscribe(State(app): State<AppState>, Path(token): Path<String>) -> Result<Response> {
     let Some(s) = by_token(&app, &token).await? else {
         return unknown_link(&app);
     };
-    subscribers::unsubscribe(&app, &s).await?;
+    app.subscriptions.unsubscribe(&s).await?;
     message(
         &app,
         StatusCode::OK,

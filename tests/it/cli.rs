@@ -337,27 +337,30 @@ async fn admin_accounts_and_tokens_come_from_the_command_line() {
     // The token works against a server on the same database; a wrong one does not.
     let settings = herald::config::Settings::load(&config).unwrap();
     let app = herald::startup::App::start(settings).await.unwrap();
-    assert!(herald::auth::token_valid(&app, &token).await.unwrap());
-    assert!(!herald::auth::token_valid(&app, "hrld_wrong").await.unwrap());
+    assert!(app.auth.token_valid(&token).await.unwrap());
+    assert!(!app.auth.token_valid("hrld_wrong").await.unwrap());
     let user = herald::store::accounts::find_user(&app.db, "ops@example.org")
         .await
         .unwrap()
         .unwrap();
     assert!(user.password_hash.starts_with("$argon2id$"), "only a hash is stored");
     assert!(matches!(
-        herald::auth::login(&app, "OPS@example.org", "a sufficiently long secret", false)
+        app.auth
+            .login("OPS@example.org", "a sufficiently long secret", false)
             .await
             .unwrap(),
         herald::auth::LoginOutcome::Success { .. }
     ));
     assert!(matches!(
-        herald::auth::login(&app, "ops@example.org", "a sufficiently long secreT", false)
+        app.auth
+            .login("ops@example.org", "a sufficiently long secreT", false)
             .await
             .unwrap(),
         herald::auth::LoginOutcome::Refused
     ));
     assert!(matches!(
-        herald::auth::login(&app, "nobody@example.org", "a sufficiently long secret", false)
+        app.auth
+            .login("nobody@example.org", "a sufficiently long secret", false)
             .await
             .unwrap(),
         herald::auth::LoginOutcome::Refused

@@ -5,7 +5,8 @@ use std::sync::Arc;
 
 use herald::config::Settings;
 use herald::content::SyncReport;
-use herald::startup::{self, App};
+use herald::startup::App;
+use herald::web;
 use tempfile::TempDir;
 use tokio_util::sync::CancellationToken;
 
@@ -75,7 +76,7 @@ pub async fn spawn_app_with(extra: &str) -> TestApp {
     let settings = Settings::load(&config_path).unwrap();
     let app = App::start(settings).await.unwrap();
     let shutdown = CancellationToken::new();
-    tokio::spawn(startup::serve(app.clone(), listener, shutdown.clone()));
+    tokio::spawn(web::serve(app.clone(), listener, shutdown.clone()));
     // The scheduler's start-up catch-up settles the current daily and weekly periods (with
     // nothing new, it marks them done): wait for it, so it never races a test's own sends.
     for _ in 0..200 {

@@ -43,7 +43,7 @@ fn scheduled(frequency: Frequency) -> Trigger {
 /// Delivers until the queue is empty (the server's own worker may take part).
 async fn drain(app: &TestApp) {
     for _ in 0..400 {
-        herald::digest::send::deliver_batch(&app.app).await.unwrap();
+        herald::digest::send::deliver_batch(&app.app.sender).await.unwrap();
         if herald::store::editions::counts(&app.app.db, None)
             .await
             .unwrap()
@@ -140,7 +140,10 @@ async fn digests_reach_the_right_subscribers_with_list_headers_and_their_own_lin
         &post("Water results", "2026-10-21", &["water-quality"], "Readings are in."),
     );
     app.sync().await;
-    let editions = digest::compose(&app.app, Frequency::Daily, Trigger::Manual, None)
+    let editions = app
+        .app
+        .digests
+        .compose(Frequency::Daily, Trigger::Manual, None)
         .await
         .unwrap();
     assert_eq!(editions.len(), 1);
@@ -237,7 +240,9 @@ async fn digests_reach_the_right_subscribers_with_list_headers_and_their_own_lin
     assert!(web.contains("Water results") && web.contains("Otters"));
     assert_eq!(app.get("/editions/999").await.status(), 404);
     assert!(
-        digest::compose(&app.app, Frequency::Daily, Trigger::Manual, None)
+        app.app
+            .digests
+            .compose(Frequency::Daily, Trigger::Manual, None)
             .await
             .unwrap()
             .is_empty()
@@ -260,17 +265,26 @@ async fn a_post_published_between_two_daily_editions_goes_in_the_next_only() {
     .await;
     app.write_post("first.md", &post("First news", "2026-09-14", &["news"], "One."));
     app.sync().await;
-    let first = digest::compose(&app.app, Frequency::Daily, scheduled(Frequency::Daily), None)
+    let first = app
+        .app
+        .digests
+        .compose(Frequency::Daily, scheduled(Frequency::Daily), None)
         .await
         .unwrap();
     assert_eq!(first.len(), 1);
     app.write_post("second.md", &post("Second news", "2026-09-15", &["news"], "Two."));
     app.sync().await;
-    let again = digest::compose(&app.app, Frequency::Daily, scheduled(Frequency::Daily), None)
+    let again = app
+        .app
+        .digests
+        .compose(Frequency::Daily, scheduled(Frequency::Daily), None)
         .await
         .unwrap();
     assert!(again.is_empty(), "the scheduler makes one edition per period");
-    let next = digest::compose(&app.app, Frequency::Daily, Trigger::Manual, None)
+    let next = app
+        .app
+        .digests
+        .compose(Frequency::Daily, Trigger::Manual, None)
         .await
         .unwrap();
     assert_eq!(next.len(), 1);
@@ -313,9 +327,13 @@ async fn composers_racing_for_the_same_period_create_one_edition() {
     app.write_post("news.md", &post("News", "2026-09-14", &["news"], "One."));
     app.sync().await;
     let (a, b, c) = tokio::join!(
-        digest::compose(&app.app, Frequency::Weekly, scheduled(Frequency::Weekly), None),
-        digest::compose(&app.app, Frequency::Weekly, scheduled(Frequency::Weekly), None),
-        digest::compose(&app.app, Frequency::Weekly, Trigger::Manual, None),
+        app.app
+            .digests
+            .compose(Frequency::Weekly, scheduled(Frequency::Weekly), None),
+        app.app
+            .digests
+            .compose(Frequency::Weekly, scheduled(Frequency::Weekly), None),
+        app.app.digests.compose(Frequency::Weekly, Trigger::Manual, None),
     );
     let created = a.unwrap().len() + b.unwrap().len() + c.unwrap().len();
     assert_eq!(created, 1);
@@ -345,13 +363,15 @@ async fn temporary_failures_are_retried_and_permanent_ones_bounce() {
     app.write_post("news.md", &post("News", "2026-09-14", &["news"], "One."));
     app.sync().await;
     assert_eq!(
-        digest::compose(&app.app, Frequency::Immediate, Trigger::Manual, None)
+        app.app
+            .digests
+            .compose(Frequency::Immediate, Trigger::Manual, None)
             .await
             .unwrap()
             .len(),
         1
     );
-    herald::digest::send::deliver_batch(&app.app).await.unwrap();
+    herald::digest::send::deliver_batch(&app.app.sender).await.unwrap();
     smtp.wait_for(2, Duration::from_secs(5)).await;
     smtp.set_behaviour(Behaviour::Accept);
     drain(&app).await;
@@ -374,7 +394,10 @@ async fn temporary_failures_are_retried_and_permanent_ones_bounce() {
     // A bounced address gets no later edition.
     app.write_post("more.md", &post("More news", "2026-09-15", &["news"], "Two."));
     app.sync().await;
-    let next = digest::compose(&app.app, Frequency::Immediate, Trigger::Manual, None)
+    let next = app
+        .app
+        .digests
+        .compose(Frequency::Immediate, Trigger::Manual, None)
         .await
         .unwrap();
     assert_eq!(next[0].recipients, 3);
@@ -397,10 +420,12 @@ async fn a_connection_dropped_mid_session_is_retried() {
     }
     app.write_post("news.md", &post("News", "2026-09-14", &["news"], "One."));
     app.sync().await;
-    digest::compose(&app.app, Frequency::Weekly, Trigger::Manual, None)
+    app.app
+        .digests
+        .compose(Frequency::Weekly, Trigger::Manual, None)
         .await
         .unwrap();
-    herald::digest::send::deliver_batch(&app.app).await.unwrap();
+    herald::digest::send::deliver_batch(&app.app.sender).await.unwrap();
     smtp.set_behaviour(Behaviour::Accept);
     drain(&app).await;
     let mail = by_recipient(&smtp.received());
@@ -486,13 +511,18 @@ async fn since_mails_recent_archive_posts_on_request() {
     )
     .await;
     assert!(
-        digest::compose(&app.app, Frequency::Weekly, Trigger::Manual, None)
+        app.app
+            .digests
+            .compose(Frequency::Weekly, Trigger::Manual, None)
             .await
             .unwrap()
             .is_empty()
     );
     let since = herald::content::parse_date("2026-01-01").unwrap();
-    let editions = digest::compose(&app.app, Frequency::Weekly, Trigger::Manual, Some(since))
+    let editions = app
+        .app
+        .digests
+        .compose(Frequency::Weekly, Trigger::Manual, Some(since))
         .await
         .unwrap();
     assert_eq!(editions.len(), 1);

@@ -2,7 +2,6 @@
 //! real SMTP server, on a SQLite file or PostgreSQL.
 
 use std::collections::{HashMap, HashSet};
-use std::sync::Arc;
 
 use herald::domain::Frequency;
 use herald::store::{self, deliveries::Outcome, deliveries::Recorded};
@@ -128,14 +127,14 @@ async fn a_worker_whose_lease_was_taken_over_cannot_record_over_its_successor() 
         frequency: Some(Frequency::Weekly),
         ..Default::default()
     };
-    assert_eq!(herald::schedule::send_now(&app, request).await.unwrap().len(), 1);
+    assert_eq!(app.jobs.send_now(request).await.unwrap().len(), 1);
     // A worker claims the three deliveries, stalls past its lease, and another takes over.
     let now = chrono::Utc::now();
     let stale = store::deliveries::claim(&db, now, now - chrono::Duration::seconds(1), 10, 1)
         .await
         .unwrap();
     assert_eq!(stale.len(), 3);
-    let report = herald::digest::send::deliver_batch(&Arc::clone(&app)).await.unwrap();
+    let report = herald::digest::send::deliver_batch(&app.sender).await.unwrap();
     assert_eq!(report.sent, 3);
     // The stalled worker wakes up and records a failure: nothing of it is written.
     let late: Vec<Recorded> = stale

@@ -110,7 +110,9 @@ async fn every_feed_served_or_built_is_well_formed_for_strict_parsers_and_feed_r
     served.sort();
 
     let out = app.dir.path().join("site");
-    herald::site::build::build(&app.app, &out).await.unwrap();
+    herald::site::build::build(&app.app.db, &app.app.site, &out)
+        .await
+        .unwrap();
     assert_eq!(
         crate::feed_check::check_every_feed_in(&out),
         served,

@@ -1,6 +1,6 @@
 use std::time::Duration;
 
-use herald::digest::{self, Trigger};
+use herald::digest::Trigger;
 use herald::domain::{Frequency, SubscriberStatus};
 
 use crate::common::{TestApp, post, spawn_app_with};
@@ -66,7 +66,9 @@ async fn metrics_parse_and_move_after_a_send() {
 
     app.write_post("news.md", &post("News", "2026-09-14", &["news"], "New."));
     app.sync().await;
-    digest::compose(&app.app, Frequency::Weekly, Trigger::Manual, None)
+    app.app
+        .digests
+        .compose(Frequency::Weekly, Trigger::Manual, None)
         .await
         .unwrap();
     smtp.wait_for(3, Duration::from_secs(10)).await;

@@ -15,8 +15,8 @@ use std::sync::Arc;
 
 use chrono::Utc;
 use herald::config::Settings;
+use herald::digest::Trigger;
 use herald::digest::send;
-use herald::digest::{self, Trigger};
 use herald::domain::{EmailAddress, Frequency, SubscriberSource, SubscriberStatus};
 use herald::startup::App;
 use herald::store::{self, subscribers::NewSubscriber, subscribers::SubscriberPatch};
@@ -171,7 +171,7 @@ async fn run_case(case: usize, batch: u32, concurrency: u32, ops: &[Op]) -> Resu
                 let reader = &mut readers[*who];
                 if let Some(id) = reader.id {
                     let subscriber = store::subscribers::find(&app.db, id).await.unwrap().unwrap();
-                    herald::subscribers::unsubscribe(&app, &subscriber).await.unwrap();
+                    app.subscriptions.unsubscribe(&subscriber).await.unwrap();
                     reader.subscribed = None;
                     for e in expected.values_mut() {
                         e.must.remove(who);
@@ -187,7 +187,7 @@ async fn run_case(case: usize, batch: u32, concurrency: u32, ops: &[Op]) -> Resu
                 }
             }
             Op::Compose { frequency } => {
-                let created = digest::compose(&app, *frequency, Trigger::Manual, None).await.unwrap();
+                let created = app.digests.compose(*frequency, Trigger::Manual, None).await.unwrap();
                 let waiting = unmailed.insert(*frequency, 0).unwrap_or(0);
                 let should = match frequency {
                     Frequency::Immediate => waiting,
@@ -203,7 +203,7 @@ async fn run_case(case: usize, batch: u32, concurrency: u32, ops: &[Op]) -> Resu
                 }
             }
             Op::Deliver => {
-                send::deliver_batch(&app).await.unwrap();
+                send::deliver_batch(&app.sender).await.unwrap();
             }
             Op::WorkerDies { take } => {
                 let now = Utc::now();
@@ -218,7 +218,7 @@ async fn run_case(case: usize, batch: u32, concurrency: u32, ops: &[Op]) -> Resu
     while store::editions::counts(&app.db, None).await.unwrap().remaining() > 0 {
         rounds += 1;
         prop_assert!(rounds < 1000, "the queue does not drain");
-        send::deliver_batch(&app).await.unwrap();
+        send::deliver_batch(&app.sender).await.unwrap();
     }
     let by_id: HashMap<i64, usize> = readers
         .iter()

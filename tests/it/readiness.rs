@@ -7,7 +7,8 @@ use std::sync::Arc;
 use std::time::{Duration, Instant};
 
 use herald::config::Settings;
-use herald::startup::{self, App};
+use herald::startup::App;
+use herald::web;
 use tokio_util::sync::CancellationToken;
 
 use crate::common::{TestApp, spawn_app, spawn_app_with};
@@ -77,7 +78,7 @@ async fn start_on(app: &TestApp, url: &str) -> (Arc<App>, String, CancellationTo
         .await
         .expect("Herald starts on a read-only database");
     let shutdown = CancellationToken::new();
-    tokio::spawn(startup::serve(started.clone(), listener, shutdown.clone()));
+    tokio::spawn(web::serve(started.clone(), listener, shutdown.clone()));
     (started, base, shutdown)
 }
 

@@ -65,7 +65,9 @@ async fn hostile_html_comes_out_clean_in_feeds_pages_and_the_export() {
     );
 
     let out = app.dir.path().join("site");
-    herald::site::build::build(&app.app, &out).await.unwrap();
+    herald::site::build::build(&app.app.db, &app.app.site, &out)
+        .await
+        .unwrap();
     for file in [
         "posts/hostile/index.html",
         "feed.atom",

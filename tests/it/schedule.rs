@@ -59,16 +59,13 @@ async fn an_edition_missed_while_down_is_sent_once_on_catch_up() {
     // Three instances (or restarts) catch up at once: one edition.
     let now = chrono::Utc::now();
     let (a, b, c) = tokio::join!(
-        herald::schedule::compose_due_editions(&app.app, now),
-        herald::schedule::compose_due_editions(&app.app, now),
-        herald::schedule::compose_due_editions(&app.app, now),
+        app.app.jobs.compose_due_editions(now),
+        app.app.jobs.compose_due_editions(now),
+        app.app.jobs.compose_due_editions(now),
     );
     assert_eq!(a.unwrap().len() + b.unwrap().len() + c.unwrap().len(), 1);
     assert!(
-        herald::schedule::compose_due_editions(&app.app, now)
-            .await
-            .unwrap()
-            .is_empty(),
+        app.app.jobs.compose_due_editions(now).await.unwrap().is_empty(),
         "and never again"
     );
     let received = smtp.wait_for(1, Duration::from_secs(10)).await;

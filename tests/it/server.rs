@@ -331,14 +331,12 @@ async fn the_web_view_of_an_edition_runs_no_script_and_only_the_console_may_fram
     .await;
     app.write_post("otters.md", &post("Otters", "2026-09-14", &["wildlife"], "Back."));
     app.sync().await;
-    let editions = herald::digest::compose(
-        &app.app,
-        herald::domain::Frequency::Weekly,
-        herald::digest::Trigger::Manual,
-        None,
-    )
-    .await
-    .unwrap();
+    let editions = app
+        .app
+        .digests
+        .compose(herald::domain::Frequency::Weekly, herald::digest::Trigger::Manual, None)
+        .await
+        .unwrap();
     let id = editions[0].id;
 
     let view = app.get(&format!("/editions/{id}")).await;

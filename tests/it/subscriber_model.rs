@@ -17,7 +17,7 @@ use herald::config::Settings;
 use herald::domain::{EmailAddress, Frequency, SubscriberSource, SubscriberStatus};
 use herald::startup::App;
 use herald::store::subscribers::{Confirmed, SubscriberPatch};
-use herald::subscribers::{self, SubscribeRequest};
+use herald::subscribers::SubscribeRequest;
 use mail_parser::MessageParser;
 use proptest::prelude::*;
 use proptest::test_runner::{Config, TestCaseError, TestRunner};
@@ -252,8 +252,8 @@ async fn run_case(app: &App, resend_pause: bool, ops: &[Op]) -> Result<(), TestC
                     topics: choices.topics.clone(),
                     source: SubscriberSource::Form,
                 };
-                subscribers::request(app, request).await.unwrap();
-                while subscribers::process_requests(app).await.unwrap() > 0 {}
+                app.subscriptions.request(request).await.unwrap();
+                while app.subscriptions.process_requests().await.unwrap() > 0 {}
                 let mailed = take_mail(app).await;
                 let expected = model.request(*who, choices);
                 prop_assert_eq!(
@@ -299,7 +299,7 @@ async fn run_case(app: &App, resend_pause: bool, ops: &[Op]) -> Result<(), TestC
                     continue;
                 };
                 let subscriber = find(*who).await.unwrap();
-                subscribers::unsubscribe(app, &subscriber).await.unwrap();
+                app.subscriptions.unsubscribe(&subscriber).await.unwrap();
                 if matches!(person.status, SubscriberStatus::Pending | SubscriberStatus::Confirmed) {
                     person.status = SubscriberStatus::Unsubscribed;
                 }

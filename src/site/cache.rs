@@ -1,18 +1,16 @@
-//! Rendered pages and feeds kept in memory until the content changes, and the
-//! conditional GET (ETag, Last-Modified, 304) answered from them.
+//! Rendered pages and feeds kept in memory until the content changes, with the validators
+//! conditional GET compares (ETag, Last-Modified). Uses `store` for the content stamp.
 
 use std::collections::HashMap;
 use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::{Arc, Mutex, RwLock};
 use std::time::{Duration, SystemTime};
 
-use axum::body::Bytes;
-use axum::http::{HeaderMap, HeaderValue, StatusCode, header};
-use axum::response::{IntoResponse, Response};
+use bytes::Bytes;
 use chrono::{DateTime, Utc};
 use sha2::{Digest, Sha256};
 
-use crate::site::Document;
+use super::Document;
 use crate::store::{self, Db, posts::ContentStamp};
 
 /// Entries kept at most; past this the cache starts over (bounds memory whatever
@@ -40,30 +38,15 @@ impl CachedDocument {
         }
     }
 
-    /// 304 when the client's validators match (RFC 9110 §13.1: If-None-Match wins
-    /// over If-Modified-Since), the document otherwise.
-    pub fn respond(&self, request: &HeaderMap) -> Response {
-        let not_modified = match request.get(header::IF_NONE_MATCH) {
-            Some(value) => value.to_str().is_ok_and(|v| etag_matches(v, &self.etag)),
-            None => request
-                .get(header::IF_MODIFIED_SINCE)
-                .and_then(|v| v.to_str().ok())
+    /// Whether a client holding the given validators has this very document (RFC 9110
+    /// §13.1: If-None-Match wins over If-Modified-Since), so 304 is the answer.
+    pub fn not_modified(&self, if_none_match: Option<&str>, if_modified_since: Option<&str>) -> bool {
+        match if_none_match {
+            Some(value) => etag_matches(value, &self.etag),
+            None => if_modified_since
                 .and_then(|v| httpdate::parse_http_date(v).ok())
                 .is_some_and(|since| self.last_modified <= since),
-        };
-        let mut headers = HeaderMap::new();
-        if let Ok(v) = HeaderValue::from_str(&self.etag) {
-            headers.insert(header::ETAG, v);
         }
-        if let Ok(v) = HeaderValue::from_str(&httpdate::fmt_http_date(self.last_modified)) {
-            headers.insert(header::LAST_MODIFIED, v);
-        }
-        headers.insert(header::CACHE_CONTROL, HeaderValue::from_static("public, max-age=60"));
-        if not_modified {
-            return (StatusCode::NOT_MODIFIED, headers).into_response();
-        }
-        headers.insert(header::CONTENT_TYPE, HeaderValue::from_static(self.content_type));
-        (StatusCode::OK, headers, self.body.clone()).into_response()
     }
 }
 
@@ -145,27 +128,21 @@ mod tests {
     }
 
     #[test]
-    fn matching_etag_gives_304_without_body() {
+    fn matching_etag_means_not_modified() {
         let d = doc();
-        let mut h = HeaderMap::new();
-        h.insert(
-            header::IF_NONE_MATCH,
-            HeaderValue::from_str(&format!("\"zzz\", W/{}", d.etag)).unwrap(),
-        );
-        assert_eq!(d.respond(&h).status(), StatusCode::NOT_MODIFIED);
-        h.insert(header::IF_NONE_MATCH, HeaderValue::from_static("\"other\""));
-        assert_eq!(d.respond(&h).status(), StatusCode::OK);
+        assert!(d.not_modified(Some(&format!("\"zzz\", W/{}", d.etag)), None));
+        assert!(!d.not_modified(Some("\"other\""), None));
+        // If-None-Match wins over a matching If-Modified-Since.
+        let at = httpdate::fmt_http_date(d.last_modified);
+        assert!(!d.not_modified(Some("\"other\""), Some(&at)));
     }
 
     #[test]
     fn if_modified_since_compares_to_the_second() {
         let d = doc();
-        let mut h = HeaderMap::new();
         let at = httpdate::fmt_http_date(d.last_modified);
-        h.insert(header::IF_MODIFIED_SINCE, HeaderValue::from_str(&at).unwrap());
-        assert_eq!(d.respond(&h).status(), StatusCode::NOT_MODIFIED);
+        assert!(d.not_modified(None, Some(&at)));
         let before = httpdate::fmt_http_date(d.last_modified - Duration::from_secs(1));
-        h.insert(header::IF_MODIFIED_SINCE, HeaderValue::from_str(&before).unwrap());
-        assert_eq!(d.respond(&h).status(), StatusCode::OK);
+        assert!(!d.not_modified(None, Some(&before)));
     }
 }
