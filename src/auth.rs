@@ -96,9 +96,8 @@ pub struct Auth {
     db: Db,
     settings: AdminSettings,
     logins: Logins,
-    /// Verified against when a login names no account, so both cost the same; made on the
-    /// first login, not by commands that never check a password.
-    dummy_hash: tokio::sync::OnceCell<String>,
+    /// Verified against when a login names no account, so both cost the same.
+    dummy_hash: String,
 }
 
 impl Auth {
@@ -108,21 +107,13 @@ impl Auth {
             logins: Logins::new(settings, &db).await?,
             settings: settings.clone(),
             db,
-            dummy_hash: tokio::sync::OnceCell::new(),
+            dummy_hash: tokio::task::spawn_blocking(|| hash_password("no such account")).await??,
         })
     }
 
     /// The bounds on login work, and the device cookies.
     pub fn logins(&self) -> &Logins {
         &self.logins
-    }
-
-    async fn dummy_hash(&self) -> anyhow::Result<String> {
-        let hash = self
-            .dummy_hash
-            .get_or_try_init(|| async { tokio::task::spawn_blocking(|| hash_password("no such account")).await? })
-            .await?;
-        Ok(hash.clone())
     }
 
     /// Checks credentials; on success starts a session. `trusted` says the client showed a valid
@@ -141,7 +132,7 @@ impl Auth {
         let user = store::accounts::find_user(&self.db, &account).await?;
         let hash = match &user {
             Some(u) => u.password_hash.clone(),
-            None => self.dummy_hash().await?,
+            None => self.dummy_hash.clone(),
         };
         let password = password.to_owned();
         let mut memory = self.logins.take_memory();

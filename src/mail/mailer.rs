@@ -1,14 +1,12 @@
+//! The `Mailer` trait every transport implements, why a send failed (`SendError`), and the
+//! transport that writes `.eml` files. Uses nothing else in Herald.
+
 use std::future::Future;
 use std::path::PathBuf;
 use std::pin::Pin;
-use std::sync::Arc;
 
 use anyhow::Context;
 use lettre::address::Envelope;
-use lettre::transport::smtp::client::TlsParameters;
-
-use super::smtp::SmtpPool;
-use crate::config::{MailTransport, Settings, SmtpTls};
 
 /// Why a message was not sent.
 #[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
@@ -52,14 +50,6 @@ pub trait Mailer: Send + Sync {
         envelope: &'a Envelope,
         message: &'a [u8],
     ) -> Pin<Box<dyn Future<Output = Result<(), SendError>> + Send + 'a>>;
-}
-
-/// Builds the mailer `[mail] transport` names.
-pub fn mailer_from_settings(settings: &Settings) -> anyhow::Result<Arc<dyn Mailer>> {
-    Ok(match settings.mail.transport {
-        MailTransport::File => Arc::new(FileMailer::new(settings.outbox_dir())?),
-        MailTransport::Smtp => Arc::new(SmtpMailer::new(settings)?),
-    })
 }
 
 /// Writes each message as `<message-id>.eml` into a folder: the default, so a fresh checkout
@@ -121,48 +111,6 @@ impl Mailer for FileMailer {
             }
             Ok(())
         })
-    }
-}
-
-/// SMTP through a bounded pool of kept-open connections (see [`super::smtp`]).
-pub struct SmtpMailer {
-    pool: SmtpPool,
-}
-
-impl SmtpMailer {
-    pub fn new(settings: &Settings) -> anyhow::Result<Self> {
-        let smtp = &settings.mail.smtp;
-        if smtp.tls != SmtpTls::None {
-            TlsParameters::new(smtp.host.clone())
-                .with_context(|| format!("mail.smtp.host {:?} cannot be used for TLS", smtp.host))?;
-        }
-        Ok(Self {
-            pool: SmtpPool::new(smtp),
-        })
-    }
-}
-
-/// Turns lettre's error into a retry decision, reading the reply code and enhanced status.
-pub fn classify(error: &lettre::transport::smtp::Error) -> SendError {
-    match error.status() {
-        Some(code) if error.is_permanent() || error.is_transient() => {
-            let code = u16::from(code);
-            let text = error.to_string();
-            // lettre formats replies as "permanent error (550): 5.1.1 no such user".
-            let detail = text.split_once("): ").map_or(text.as_str(), |(_, d)| d);
-            SendError::from_reply(code, detail)
-        }
-        _ => SendError::Transient(error.to_string()),
-    }
-}
-
-impl Mailer for SmtpMailer {
-    fn send<'a>(
-        &'a self,
-        envelope: &'a Envelope,
-        message: &'a [u8],
-    ) -> Pin<Box<dyn Future<Output = Result<(), SendError>> + Send + 'a>> {
-        Box::pin(self.pool.send(envelope, message))
     }
 }
 

@@ -8,5 +8,18 @@ pub mod retry;
 pub mod smtp;
 
 pub use compose::{Composer, Outgoing};
-pub use mailer::{FileMailer, Mailer, SendError, SmtpMailer, mailer_from_settings};
+pub use mailer::{FileMailer, Mailer, SendError};
 pub use retry::RetryPolicy;
+pub use smtp::SmtpMailer;
+
+use std::sync::Arc;
+
+use crate::config::{MailTransport, Settings};
+
+/// Builds the mailer `[mail] transport` names.
+pub fn mailer_from_settings(settings: &Settings) -> anyhow::Result<Arc<dyn Mailer>> {
+    Ok(match settings.mail.transport {
+        MailTransport::File => Arc::new(FileMailer::new(settings.outbox_dir())?),
+        MailTransport::Smtp => Arc::new(SmtpMailer::new(settings)?),
+    })
+}

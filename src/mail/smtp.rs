@@ -5,9 +5,12 @@
 //! connection's socket has TCP_NODELAY set before lettre takes it over, and the number of
 //! connections open at once is bounded by a semaphore (lettre's pool bounds only idle ones).
 
+use std::future::Future;
+use std::pin::Pin;
 use std::sync::Mutex;
 use std::time::Duration;
 
+use anyhow::Context;
 use lettre::address::Envelope;
 use lettre::transport::smtp::authentication::{Credentials, Mechanism};
 use lettre::transport::smtp::client::{AsyncSmtpConnection, TlsParameters};
@@ -15,8 +18,8 @@ use lettre::transport::smtp::extension::ClientId;
 use secrecy::ExposeSecret;
 use tokio::sync::Semaphore;
 
-use super::mailer::{SendError, classify};
-use crate::config::{SmtpSettings, SmtpTls};
+use super::mailer::{Mailer, SendError};
+use crate::config::{Settings, SmtpSettings, SmtpTls};
 
 /// A bounded set of reusable SMTP connections to one relay.
 pub struct SmtpPool {
@@ -127,5 +130,47 @@ impl SmtpPool {
         for mut c in idle {
             let _ = c.quit().await;
         }
+    }
+}
+
+/// SMTP through a bounded pool of kept-open connections .
+pub struct SmtpMailer {
+    pool: SmtpPool,
+}
+
+impl SmtpMailer {
+    pub fn new(settings: &Settings) -> anyhow::Result<Self> {
+        let smtp = &settings.mail.smtp;
+        if smtp.tls != SmtpTls::None {
+            TlsParameters::new(smtp.host.clone())
+                .with_context(|| format!("mail.smtp.host {:?} cannot be used for TLS", smtp.host))?;
+        }
+        Ok(Self {
+            pool: SmtpPool::new(smtp),
+        })
+    }
+}
+
+/// Turns lettre's error into a retry decision, reading the reply code and enhanced status.
+pub fn classify(error: &lettre::transport::smtp::Error) -> SendError {
+    match error.status() {
+        Some(code) if error.is_permanent() || error.is_transient() => {
+            let code = u16::from(code);
+            let text = error.to_string();
+            // lettre formats replies as "permanent error (550): 5.1.1 no such user".
+            let detail = text.split_once("): ").map_or(text.as_str(), |(_, d)| d);
+            SendError::from_reply(code, detail)
+        }
+        _ => SendError::Transient(error.to_string()),
+    }
+}
+
+impl Mailer for SmtpMailer {
+    fn send<'a>(
+        &'a self,
+        envelope: &'a Envelope,
+        message: &'a [u8],
+    ) -> Pin<Box<dyn Future<Output = Result<(), SendError>> + Send + 'a>> {
+        Box::pin(self.pool.send(envelope, message))
     }
 }

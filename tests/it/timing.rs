@@ -74,7 +74,7 @@ async fn the_subscribe_form_takes_as_long_for_a_known_address_as_for_a_new_one()
         ),
     )
     .unwrap();
-    let server = ServeProcess::start(&config, "warn,herald::startup=info").await;
+    let server = ServeProcess::start(&config, "warn,herald::web=info").await;
     let db = herald::store::Db::connect_url(&db_url, 2).await.unwrap();
     let client = reqwest::Client::new();
     let url = server.url("/subscribe");
