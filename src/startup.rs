@@ -68,13 +68,13 @@ impl App {
             db.clone(),
             mailer.clone(),
             composer.from().email.clone(),
-            settings.mail.max_attempts,
+            settings.mail.max_attempts.get(),
             Duration::from_secs(settings.mail.retry_base_seconds),
         );
         let limits = web::Limits::new(&settings);
         let logins = crate::auth::Logins::new(&settings, &db).await?;
         let settings_rate = settings.mail.smtp.rate_per_second;
-        let send_slots = Arc::new(tokio::sync::Semaphore::new(settings.digest.concurrency as usize));
+        let send_slots = Arc::new(tokio::sync::Semaphore::new(settings.digest.concurrency.get() as usize));
         let outcomes = crate::digest::send::OutcomeWriter::start(db.clone());
         Ok(Arc::new(Self {
             settings,
@@ -165,7 +165,7 @@ pub async fn serve(app: Arc<App>, listener: TcpListener, shutdown: CancellationT
     let outbox = tokio::spawn(app.outbox.clone().run(shutdown.clone()));
     let requests = tokio::spawn(crate::subscribers::run_requests(app.clone(), shutdown.clone()));
     let mut delivery = tokio::task::JoinSet::new();
-    for _ in 0..app.settings.digest.workers {
+    for _ in 0..app.settings.digest.workers.get() {
         delivery.spawn(crate::digest::send::run(app.clone(), shutdown.clone()));
     }
     let address = listener.local_addr()?;

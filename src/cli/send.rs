@@ -86,7 +86,7 @@ pub async fn send(
     let began = Instant::now();
     let totals = Arc::new(Totals::default());
     let mut workers = tokio::task::JoinSet::new();
-    for _ in 0..app.settings.digest.workers {
+    for _ in 0..app.settings.digest.workers.get() {
         workers.spawn(work(app.clone(), totals.clone()));
     }
     let mut last_log = Instant::now();

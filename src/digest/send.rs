@@ -181,7 +181,7 @@ async fn send_one(
     app.metrics.smtp_seconds.observe(started.elapsed().as_secs_f64());
     Some(match result {
         Ok(()) => Outcome::Sent,
-        Err(SendError::Transient(error)) if (delivery.attempts as u32) < app.settings.mail.max_attempts => {
+        Err(SendError::Transient(error)) if (delivery.attempts as u32) < app.settings.mail.max_attempts.get() => {
             let delay = backoff(
                 Duration::from_secs(app.settings.mail.retry_base_seconds),
                 delivery.attempts as u32,
@@ -254,7 +254,7 @@ pub async fn deliver_batch(app: &Arc<App>) -> anyhow::Result<BatchReport> {
     let now = Utc::now();
     let length = chrono::Duration::seconds(digest.lease_seconds as i64);
     let token = rand::random::<i64>();
-    let claimed = store::deliveries::claim(&app.db, now, now + length, digest.batch_size, token).await?;
+    let claimed = store::deliveries::claim(&app.db, now, now + length, digest.batch_size.get(), token).await?;
     if claimed.is_empty() {
         return Ok(BatchReport::default());
     }

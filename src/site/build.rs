@@ -131,7 +131,7 @@ async fn write_all(app: &App, w: &mut Writer) -> anyhow::Result<ExportReport> {
 fn write_listing(app: &App, w: &mut Writer, tag: Option<&Tag>, posts: &[Post], topics: &[Tag]) -> anyhow::Result<()> {
     let site = &app.site;
     let prefix = tag.map(|t| format!("tags/{}/", t.slug())).unwrap_or_default();
-    let per_page = app.settings.site.page_size as usize;
+    let per_page = app.settings.site.page_size.get() as usize;
     let total = posts.len() as i64;
     for page in 1..=site.page_count(total) {
         let start = (page as usize - 1) * per_page;

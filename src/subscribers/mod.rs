@@ -201,7 +201,7 @@ pub async fn send_confirmation(app: &App, subscriber: &Subscriber) -> anyhow::Re
 pub async fn send_confirmation_with(app: &App, subscriber: &Subscriber, choices: &Choices) -> anyhow::Result<()> {
     let now = Utc::now();
     let token = store::subscribers::new_token();
-    let days = app.settings.subscribers.confirm_token_days;
+    let days = app.settings.subscribers.confirm_token_days.get();
     let mut ctx = tera::Context::new();
     ctx.insert("site", &app.site.site_view());
     ctx.extend(tera::Context::from_serialize(ConfirmContext {
