@@ -788,6 +788,7 @@ fn optional_mailbox<'de, D: Deserializer<'de>>(deserializer: D) -> Result<Option
 
 #[cfg(test)]
 mod tests {
+    use secrecy::ExposeSecret;
 
     use super::*;
 
@@ -928,5 +929,51 @@ mod tests {
         );
         let s = load_str("[database]\nurl = \"sqlite::memory:\"\n").unwrap();
         assert_eq!(s.database.url.as_str(), "sqlite::memory:");
+    }
+
+    /// The repository's `config.toml` loads, and every value in it is the built-in default
+    /// except the example site's own texts and sender, as the file and the README say.
+    #[test]
+    fn the_shipped_config_toml_holds_the_defaults() {
+        let path = Path::new(concat!(env!("CARGO_MANIFEST_DIR"), "/config.toml"));
+        let mut shipped = Settings::from_figment(Figment::from(Toml::file_exact(path)), path).unwrap();
+        let defaults = Settings::default().based_in(shipped.base_dir.clone());
+
+        assert_eq!(shipped.site.title, "The Riverside Trust");
+        assert_eq!(shipped.mail.from.email.to_string(), "news@riverside.example.org");
+        shipped.site.title = defaults.site.title.clone();
+        shipped.site.description = defaults.site.description.clone();
+        shipped.site.language = defaults.site.language.clone();
+        shipped.site.author = defaults.site.author.clone();
+        shipped.mail.from = defaults.mail.from.clone();
+
+        let sections = |s: &Settings| {
+            [
+                ("site", format!("{:#?}", s.site)),
+                ("server", format!("{:#?}", s.server)),
+                ("database", format!("{:#?}", s.database)),
+                ("content", format!("{:#?}", s.content)),
+                ("feeds", format!("{:#?}", s.feeds)),
+                ("schedule", format!("{:#?}", s.schedule)),
+                ("mail", format!("{:#?}", s.mail)),
+                ("subscribers", format!("{:#?}", s.subscribers)),
+                ("admin", format!("{:#?}", s.admin)),
+                ("digest", format!("{:#?}", s.digest)),
+                ("log", format!("{:#?}", s.log)),
+                ("sources", format!("{:#?}", s.sources)),
+            ]
+        };
+        for ((section, shipped), (_, default)) in sections(&shipped).into_iter().zip(sections(&defaults)) {
+            assert_eq!(shipped, default, "[{section}] in config.toml differs from the default");
+        }
+        // Debug output hides the secrets; compare them as they are.
+        assert_eq!(
+            shipped.mail.smtp.password.expose_secret(),
+            defaults.mail.smtp.password.expose_secret()
+        );
+        assert_eq!(
+            shipped.admin.api_token.expose_secret(),
+            defaults.admin.api_token.expose_secret()
+        );
     }
 }
