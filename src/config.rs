@@ -1,18 +1,30 @@
 //! One `Settings` struct: `config.toml`, then `HERALD_SECTION__KEY` environment
 //! variables on top (the environment wins). Relative paths are resolved against
 //! the folder of the config file, never the current directory.
+//!
+//! Values are parsed into their types as the file loads (time zone, cron expressions,
+//! mailboxes, the database URL, counts that must be positive), so a bad one stops
+//! start-up with its key named and nothing downstream parses them again.
 
+use std::fmt;
 use std::net::SocketAddr;
+use std::num::{NonZeroU32, NonZeroU64};
 use std::path::{Path, PathBuf};
 
 use anyhow::{Context, bail};
+use chrono_tz::Tz;
+use croner::Cron;
+use croner::parser::{CronParser, Seconds};
 use figment::Figment;
-use figment::providers::{Env, Format, Serialized, Toml};
-use serde::{Deserialize, Serialize};
+use figment::providers::{Env, Format, Toml};
+use lettre::message::Mailbox;
+use serde::{Deserialize, Deserializer};
 use url::Url;
 
+use crate::domain::Frequency;
+
 /// Everything Herald reads from its configuration.
-#[derive(Debug, Clone, Serialize, Deserialize)]
+#[derive(Debug, Clone, Deserialize)]
 #[serde(deny_unknown_fields, default)]
 pub struct Settings {
     pub site: SiteSettings,
@@ -33,7 +45,7 @@ pub struct Settings {
     pub base_dir: PathBuf,
 }
 
-#[derive(Debug, Clone, Serialize, Deserialize)]
+#[derive(Debug, Clone, Deserialize)]
 #[serde(deny_unknown_fields, default)]
 pub struct SiteSettings {
     pub title: String,
@@ -42,11 +54,11 @@ pub struct SiteSettings {
     pub description: String,
     pub language: String,
     pub author: String,
-    /// Posts per page on the home and tag pages.
-    pub page_size: u32,
+    /// Posts per page on the home and tag pages (at most 500).
+    pub page_size: NonZeroU32,
 }
 
-#[derive(Debug, Clone, Serialize, Deserialize)]
+#[derive(Debug, Clone, Deserialize)]
 #[serde(deny_unknown_fields, default)]
 pub struct ServerSettings {
     pub listen: SocketAddr,
@@ -55,18 +67,19 @@ pub struct ServerSettings {
     pub trust_forwarded_for: bool,
     /// Seconds a client has to send a request's headers, counted from when it connects or
     /// its previous response ends (slow-header clients are cut off).
-    pub header_timeout_seconds: u64,
+    pub header_timeout_seconds: NonZeroU64,
     /// Seconds a client has to send a request's body, counted from the end of its headers.
-    pub body_timeout_seconds: u64,
-    /// Seconds a kept-alive connection may sit idle before it is closed.
-    pub keep_alive_seconds: u64,
+    pub body_timeout_seconds: NonZeroU64,
+    /// Seconds a kept-alive connection may sit idle before it is closed (at most
+    /// `header_timeout_seconds`).
+    pub keep_alive_seconds: NonZeroU64,
     /// Connections open at once. At the cap the longest-idle connection is closed to make
     /// room; if none is idle, new connections wait.
-    pub max_connections: u32,
+    pub max_connections: NonZeroU32,
 }
 
 /// How mail leaves Herald.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Deserialize)]
 #[serde(rename_all = "lowercase")]
 pub enum MailTransport {
     /// One `.eml` file per message in `outbox_dir`.
@@ -74,7 +87,7 @@ pub enum MailTransport {
     Smtp,
 }
 
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Deserialize)]
 #[serde(rename_all = "lowercase")]
 pub enum SmtpTls {
     None,
@@ -82,16 +95,19 @@ pub enum SmtpTls {
     Tls,
 }
 
-#[derive(Debug, Clone, Serialize, Deserialize)]
+#[derive(Debug, Clone, Deserialize)]
 #[serde(deny_unknown_fields, default)]
 pub struct MailSettings {
     pub transport: MailTransport,
     pub outbox_dir: PathBuf,
     /// `Name <address>` the mail comes from; its domain also names Message-IDs.
-    pub from: String,
-    pub reply_to: String,
+    #[serde(deserialize_with = "mailbox")]
+    pub from: Mailbox,
+    /// Where replies go; none (an empty string in the file): to `from`.
+    #[serde(deserialize_with = "optional_mailbox")]
+    pub reply_to: Option<Mailbox>,
     /// Attempts before a message is given up (SMTP 4xx and connection errors are retried).
-    pub max_attempts: u32,
+    pub max_attempts: NonZeroU32,
     /// First retry delay; each next one doubles (with jitter), up to an hour.
     pub retry_base_seconds: u64,
     /// Address that takes unsubscribe requests by mail, offered in `List-Unsubscribe` beside
@@ -102,7 +118,7 @@ pub struct MailSettings {
 }
 
 /// DKIM signing of outgoing mail; off while `selector` is empty.
-#[derive(Debug, Clone, Default, Serialize, Deserialize)]
+#[derive(Debug, Clone, Default, Deserialize)]
 #[serde(deny_unknown_fields, default)]
 pub struct DkimSettings {
     pub selector: String,
@@ -111,17 +127,16 @@ pub struct DkimSettings {
     pub private_key_path: PathBuf,
 }
 
-#[derive(Clone, Serialize, Deserialize)]
+#[derive(Clone, Deserialize)]
 #[serde(deny_unknown_fields, default)]
 pub struct SmtpSettings {
     pub host: String,
     pub port: u16,
     pub tls: SmtpTls,
     pub username: String,
-    #[serde(serialize_with = "serialize_secret")]
     pub password: secrecy::SecretString,
     /// Connections kept open to the relay.
-    pub pool_size: u32,
+    pub pool_size: NonZeroU32,
     pub timeout_seconds: u64,
     /// Messages per second for digests (0 = unlimited).
     pub rate_per_second: u32,
@@ -135,24 +150,27 @@ impl std::fmt::Debug for SmtpSettings {
             .field("tls", &self.tls)
             .field("username", &self.username)
             .field("password", &"[redacted]")
-            .finish_non_exhaustive()
+            .field("pool_size", &self.pool_size)
+            .field("timeout_seconds", &self.timeout_seconds)
+            .field("rate_per_second", &self.rate_per_second)
+            .finish()
     }
 }
 
-#[derive(Debug, Clone, Serialize, Deserialize)]
+#[derive(Debug, Clone, Deserialize)]
 #[serde(deny_unknown_fields, default)]
 pub struct SubscriberSettings {
-    pub default_frequency: crate::domain::Frequency,
+    pub default_frequency: Frequency,
     /// Days a confirmation link stays valid.
-    pub confirm_token_days: u32,
+    pub confirm_token_days: NonZeroU32,
     /// Minutes before another confirmation mail may go to the same address.
     pub confirm_resend_minutes: u32,
     /// Subscribe attempts per minute from one client address.
-    pub rate_per_minute: u32,
+    pub rate_per_minute: NonZeroU32,
 }
 
 /// A remote RSS or Atom feed whose items become posts.
-#[derive(Debug, Clone, Serialize, Deserialize)]
+#[derive(Debug, Clone, Deserialize)]
 #[serde(deny_unknown_fields)]
 pub struct SourceSettings {
     pub url: Url,
@@ -169,7 +187,7 @@ fn default_source_timeout() -> u64 {
 }
 
 /// Log output.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Deserialize)]
 #[serde(rename_all = "lowercase")]
 pub enum LogFormat {
     Text,
@@ -177,7 +195,7 @@ pub enum LogFormat {
     Json,
 }
 
-#[derive(Debug, Clone, Serialize, Deserialize)]
+#[derive(Debug, Clone, Deserialize)]
 #[serde(deny_unknown_fields, default)]
 pub struct LogSettings {
     pub format: LogFormat,
@@ -195,19 +213,20 @@ impl Default for LogSettings {
 }
 
 /// How digests are put together and sent.
-#[derive(Debug, Clone, Serialize, Deserialize)]
+#[derive(Debug, Clone, Deserialize)]
 #[serde(deny_unknown_fields, default)]
 pub struct DigestSettings {
     /// Subject line as a tera template (`site`, `count`, `posts`: the titles). Empty: the
     /// post's title for one post, "Site: N new posts" for several.
     pub subject: String,
     /// Messages sent at once (and SMTP connections open) by this instance.
-    pub concurrency: u32,
+    pub concurrency: NonZeroU32,
     /// Deliveries a worker claims at a time; a crash re-sends at most this many per worker.
-    pub batch_size: u32,
+    pub batch_size: NonZeroU32,
     /// Delivery workers per instance: while one waits on the database, another sends.
-    pub workers: u32,
-    /// Seconds a claimed batch is reserved for its worker before another may take it over.
+    pub workers: NonZeroU32,
+    /// Seconds a claimed batch is reserved for its worker before another may take it over
+    /// (at least 10).
     pub lease_seconds: u64,
 }
 
@@ -215,20 +234,19 @@ impl Default for DigestSettings {
     fn default() -> Self {
         Self {
             subject: String::new(),
-            concurrency: 8,
-            batch_size: 200,
-            workers: 2,
+            concurrency: nonzero(8),
+            batch_size: nonzero(200),
+            workers: nonzero(2),
             lease_seconds: 120,
         }
     }
 }
 
-#[derive(Clone, Serialize, Deserialize)]
+#[derive(Clone, Deserialize)]
 #[serde(deny_unknown_fields, default)]
 pub struct AdminSettings {
     /// A bearer token for `/admin/api/*` from config, beside those made by
     /// `herald admin create-token`. Empty: only those.
-    #[serde(serialize_with = "serialize_secret")]
     pub api_token: secrecy::SecretString,
     /// How long an admin stays logged in.
     pub session_hours: u32,
@@ -241,13 +259,13 @@ pub struct AdminSettings {
 
 impl std::fmt::Debug for AdminSettings {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
-        f.write_str("AdminSettings { api_token: [redacted] }")
+        f.debug_struct("AdminSettings")
+            .field("api_token", &"[redacted]")
+            .field("session_hours", &self.session_hours)
+            .field("login_attempts_per_minute", &self.login_attempts_per_minute)
+            .field("login_budget_per_minute", &self.login_budget_per_minute)
+            .finish()
     }
-}
-
-fn serialize_secret<S: serde::Serializer>(secret: &secrecy::SecretString, s: S) -> Result<S::Ok, S::Error> {
-    use secrecy::ExposeSecret;
-    s.serialize_str(secret.expose_secret())
 }
 
 impl Default for MailSettings {
@@ -255,9 +273,9 @@ impl Default for MailSettings {
         Self {
             transport: MailTransport::File,
             outbox_dir: PathBuf::from("outbox"),
-            from: "Herald <herald@localhost>".into(),
-            reply_to: String::new(),
-            max_attempts: 8,
+            from: "Herald <herald@localhost>".parse().expect("a valid literal mailbox"),
+            reply_to: None,
+            max_attempts: nonzero(8),
             retry_base_seconds: 30,
             unsubscribe_mailto: String::new(),
             smtp: SmtpSettings::default(),
@@ -274,7 +292,7 @@ impl Default for SmtpSettings {
             tls: SmtpTls::None,
             username: String::new(),
             password: secrecy::SecretString::from(String::new()),
-            pool_size: 8,
+            pool_size: nonzero(8),
             timeout_seconds: 30,
             rate_per_second: 0,
         }
@@ -284,10 +302,10 @@ impl Default for SmtpSettings {
 impl Default for SubscriberSettings {
     fn default() -> Self {
         Self {
-            default_frequency: crate::domain::Frequency::Weekly,
-            confirm_token_days: 7,
+            default_frequency: Frequency::Weekly,
+            confirm_token_days: nonzero(7),
             confirm_resend_minutes: 5,
-            rate_per_minute: 10,
+            rate_per_minute: nonzero(10),
         }
     }
 }
@@ -303,15 +321,15 @@ impl Default for AdminSettings {
     }
 }
 
-#[derive(Debug, Clone, Serialize, Deserialize)]
+#[derive(Debug, Clone, Deserialize)]
 #[serde(deny_unknown_fields, default)]
 pub struct DatabaseSettings {
     /// `sqlite://herald.db` (relative to the config file) or `postgres://...`.
-    pub url: String,
-    pub max_connections: u32,
+    pub url: DatabaseUrl,
+    pub max_connections: NonZeroU32,
 }
 
-#[derive(Debug, Clone, Serialize, Deserialize)]
+#[derive(Debug, Clone, Deserialize)]
 #[serde(deny_unknown_fields, default)]
 pub struct ContentSettings {
     pub posts_dir: PathBuf,
@@ -319,27 +337,39 @@ pub struct ContentSettings {
     pub templates_dir: Option<PathBuf>,
 }
 
-#[derive(Debug, Clone, Serialize, Deserialize)]
+#[derive(Debug, Clone, Deserialize)]
 #[serde(deny_unknown_fields, default)]
 pub struct FeedSettings {
-    /// Entries per feed.
-    pub limit: u32,
+    /// Entries per feed (at most 1000).
+    pub limit: NonZeroU32,
 }
 
-#[derive(Debug, Clone, Serialize, Deserialize)]
+#[derive(Debug, Clone, Deserialize)]
 #[serde(deny_unknown_fields, default)]
 pub struct ScheduleSettings {
     /// IANA time zone the cron expressions are read in.
-    pub timezone: String,
+    #[serde(deserialize_with = "time_zone")]
+    pub timezone: Tz,
     /// Cron expression (with seconds) for re-reading the posts folder; new posts then go
     /// out to `immediate` subscribers.
-    pub sync: String,
+    pub sync: CronSchedule,
     /// When the remote sources (`[[sources]]`) are polled.
-    pub sources: String,
+    pub sources: CronSchedule,
     /// When the daily digest goes out.
-    pub daily: String,
+    pub daily: CronSchedule,
     /// When the weekly digest goes out.
-    pub weekly: String,
+    pub weekly: CronSchedule,
+}
+
+impl ScheduleSettings {
+    /// When the digest of `frequency` goes out; `None` for `immediate`, which follows posts.
+    pub fn digest_time(&self, frequency: Frequency) -> Option<&CronSchedule> {
+        match frequency {
+            Frequency::Immediate => None,
+            Frequency::Daily => Some(&self.daily),
+            Frequency::Weekly => Some(&self.weekly),
+        }
+    }
 }
 
 impl Default for Settings {
@@ -370,7 +400,7 @@ impl Default for SiteSettings {
             description: String::new(),
             language: "en".into(),
             author: String::new(),
-            page_size: 10,
+            page_size: nonzero(10),
         }
     }
 }
@@ -380,10 +410,10 @@ impl Default for ServerSettings {
         Self {
             listen: SocketAddr::from(([127, 0, 0, 1], 8080)),
             trust_forwarded_for: false,
-            header_timeout_seconds: 10,
-            body_timeout_seconds: 60,
-            keep_alive_seconds: 5,
-            max_connections: 512,
+            header_timeout_seconds: nonzero64(10),
+            body_timeout_seconds: nonzero64(60),
+            keep_alive_seconds: nonzero64(5),
+            max_connections: nonzero(512),
         }
     }
 }
@@ -391,8 +421,8 @@ impl Default for ServerSettings {
 impl Default for DatabaseSettings {
     fn default() -> Self {
         Self {
-            url: "sqlite://herald.db".into(),
-            max_connections: 8,
+            url: DatabaseUrl::Sqlite("sqlite://herald.db".into()),
+            max_connections: nonzero(8),
         }
     }
 }
@@ -408,18 +438,18 @@ impl Default for ContentSettings {
 
 impl Default for FeedSettings {
     fn default() -> Self {
-        Self { limit: 20 }
+        Self { limit: nonzero(20) }
     }
 }
 
 impl Default for ScheduleSettings {
     fn default() -> Self {
         Self {
-            timezone: "Europe/London".into(),
-            sync: "0 */5 * * * *".into(),
-            sources: "0 */15 * * * *".into(),
-            daily: "0 0 8 * * *".into(),
-            weekly: "0 0 8 * * Mon".into(),
+            timezone: Tz::Europe__London,
+            sync: CronSchedule::literal("0 */5 * * * *"),
+            sources: CronSchedule::literal("0 */15 * * * *"),
+            daily: CronSchedule::literal("0 0 8 * * *"),
+            weekly: CronSchedule::literal("0 0 8 * * Mon"),
         }
     }
 }
@@ -430,34 +460,42 @@ impl Settings {
         if !path.is_file() {
             bail!("config file {} not found", path.display());
         }
-        let figment = Figment::from(Serialized::defaults(Settings::default()))
-            .merge(Toml::file_exact(path))
-            .merge(env_provider());
+        let figment = Figment::from(Toml::file_exact(path)).merge(env_provider());
         Self::from_figment(figment, path)
     }
 
     /// Settings from the defaults and the environment alone, as if the config file were empty.
     pub fn from_env_only(base_dir: &Path) -> anyhow::Result<Self> {
-        let figment = Figment::from(Serialized::defaults(Settings::default())).merge(env_provider());
-        Self::from_figment(figment, &base_dir.join("config.toml"))
+        Self::from_figment(Figment::from(env_provider()), &base_dir.join("config.toml"))
     }
 
+    /// Keys missing from `figment` take the values of [`Settings::default`].
     fn from_figment(figment: Figment, path: &Path) -> anyhow::Result<Self> {
-        let mut settings: Settings = figment
+        let settings: Settings = figment
             .extract()
             .map_err(|e| anyhow::anyhow!(describe_figment_error(e)))
             .with_context(|| format!("Invalid configuration in {}", path.display()))?;
-        settings.base_dir = path
+        let base_dir = path
             .parent()
             .filter(|p| !p.as_os_str().is_empty())
             .map(Path::to_path_buf)
             .unwrap_or_else(|| PathBuf::from("."));
+        let mut settings = settings.based_in(base_dir);
         settings
             .validate()
             .with_context(|| format!("Invalid configuration in {}", path.display()))?;
         Ok(settings)
     }
 
+    /// These settings as read from a config file in `base_dir`: a relative SQLite path is
+    /// resolved against it.
+    fn based_in(mut self, base_dir: PathBuf) -> Self {
+        self.database.url = self.database.url.resolved_against(&base_dir);
+        self.base_dir = base_dir;
+        self
+    }
+
+    /// Checks what the types alone do not: bounds and keys that depend on each other.
     fn validate(&mut self) -> anyhow::Result<()> {
         let base = &mut self.site.base_url;
         if !matches!(base.scheme(), "http" | "https") {
@@ -472,29 +510,13 @@ impl Settings {
         if self.site.title.trim().is_empty() {
             bail!("site.title cannot be empty");
         }
-        if self.site.page_size == 0 || self.site.page_size > 500 {
+        if self.site.page_size.get() > 500 {
             bail!("site.page_size must be between 1 and 500, not {}", self.site.page_size);
         }
-        if self.feeds.limit == 0 || self.feeds.limit > 1000 {
+        if self.feeds.limit.get() > 1000 {
             bail!("feeds.limit must be between 1 and 1000, not {}", self.feeds.limit);
         }
-        if !(self.database.url.starts_with("sqlite:")
-            || self.database.url.starts_with("postgres://")
-            || self.database.url.starts_with("postgresql://"))
-        {
-            bail!("database.url must start with sqlite: or postgres://");
-        }
         let server = &self.server;
-        for (key, value) in [
-            ("server.header_timeout_seconds", server.header_timeout_seconds),
-            ("server.body_timeout_seconds", server.body_timeout_seconds),
-            ("server.keep_alive_seconds", server.keep_alive_seconds),
-            ("server.max_connections", u64::from(server.max_connections)),
-        ] {
-            if value == 0 {
-                bail!("{key} must be at least 1");
-            }
-        }
         // A connection waiting for its next request is also waiting for that request's
         // headers, so the header clock runs during keep-alive too.
         if server.keep_alive_seconds > server.header_timeout_seconds {
@@ -504,37 +526,13 @@ impl Settings {
                 server.header_timeout_seconds
             );
         }
-        if self.database.max_connections == 0 {
-            bail!("database.max_connections must be at least 1");
-        }
-        self.mail.from.parse::<lettre::message::Mailbox>().map_err(|e| {
-            anyhow::anyhow!(
-                "mail.from: {:?} is not a mailbox like `Name <news@example.org>`: {e}",
-                self.mail.from
-            )
-        })?;
-        if !self.mail.reply_to.trim().is_empty() {
-            self.mail
-                .reply_to
-                .parse::<lettre::message::Mailbox>()
-                .map_err(|e| anyhow::anyhow!("mail.reply_to: {:?} is not an address: {e}", self.mail.reply_to))?;
-        }
-        if self.mail.max_attempts == 0 {
-            bail!("mail.max_attempts must be at least 1");
-        }
         if self.mail.transport == MailTransport::Smtp && self.mail.smtp.host.trim().is_empty() {
             bail!("mail.smtp.host must be set when mail.transport = \"smtp\"");
-        }
-        if self.mail.smtp.pool_size == 0 {
-            bail!("mail.smtp.pool_size must be at least 1");
         }
         for (i, source) in self.sources.iter().enumerate() {
             if !matches!(source.url.scheme(), "http" | "https") {
                 bail!("sources[{i}].url must be an http or https URL, not {}", source.url);
             }
-        }
-        if self.digest.concurrency == 0 || self.digest.batch_size == 0 || self.digest.workers == 0 {
-            bail!("digest.concurrency, digest.batch_size and digest.workers must be at least 1");
         }
         if self.digest.lease_seconds < 10 {
             bail!("digest.lease_seconds must be at least 10");
@@ -552,24 +550,6 @@ impl Settings {
             tera::Tera::one_off(&self.digest.subject, &sample, false)
                 .map_err(|e| anyhow::anyhow!("digest.subject is not a valid template: {e}"))?;
         }
-        if self.subscribers.confirm_token_days == 0 {
-            bail!("subscribers.confirm_token_days must be at least 1");
-        }
-        if self.subscribers.rate_per_minute == 0 {
-            bail!("subscribers.rate_per_minute must be at least 1");
-        }
-        for (key, cron) in [
-            ("schedule.sync", &self.schedule.sync),
-            ("schedule.sources", &self.schedule.sources),
-            ("schedule.daily", &self.schedule.daily),
-            ("schedule.weekly", &self.schedule.weekly),
-        ] {
-            crate::schedule::parse_cron(key, cron)?;
-        }
-        self.schedule
-            .timezone
-            .parse::<chrono_tz::Tz>()
-            .map_err(|_| anyhow::anyhow!("schedule.timezone: unknown time zone {:?}", self.schedule.timezone))?;
         Ok(())
     }
 
@@ -584,23 +564,6 @@ impl Settings {
 
     pub fn templates_dir(&self) -> Option<PathBuf> {
         self.content.templates_dir.as_ref().map(|p| self.resolve(p))
-    }
-
-    /// The database URL with a relative SQLite path resolved against the config file's folder.
-    pub fn database_url(&self) -> String {
-        let url = &self.database.url;
-        let Some(rest) = url.strip_prefix("sqlite://").or_else(|| url.strip_prefix("sqlite:")) else {
-            return url.clone();
-        };
-        if rest.starts_with(':') || rest.starts_with('/') || rest.is_empty() {
-            return url.clone();
-        }
-        let (path, query) = rest.split_once('?').map_or((rest, None), |(p, q)| (p, Some(q)));
-        let resolved = self.resolve(Path::new(path));
-        match query {
-            Some(q) => format!("sqlite://{}?{q}", resolved.display()),
-            None => format!("sqlite://{}", resolved.display()),
-        }
     }
 
     /// Resolves a path from the config against the config file's folder.
@@ -648,44 +611,297 @@ fn describe_figment_error(error: figment::Error) -> String {
         .join("; ")
 }
 
+/// A cron expression with seconds first (`sec min hour day-of-month month day-of-week`),
+/// parsed when the config loads. It keeps the text it was read from, which is what
+/// tokio-cron-scheduler's jobs take.
+#[derive(Clone, Deserialize)]
+#[serde(try_from = "String")]
+pub struct CronSchedule {
+    text: String,
+    cron: Cron,
+}
+
+impl CronSchedule {
+    /// Parses `text`; the error quotes it and says what a valid one looks like.
+    pub fn parse(text: &str) -> Result<Self, String> {
+        let cron = CronParser::builder()
+            .seconds(Seconds::Required)
+            .dom_and_dow(true)
+            .build()
+            .parse(text)
+            .map_err(|e| format!("{text:?} is not a valid cron expression (six fields, seconds first): {e}"))?;
+        Ok(Self {
+            text: text.to_owned(),
+            cron,
+        })
+    }
+
+    fn literal(text: &str) -> Self {
+        Self::parse(text).expect("a valid literal cron expression")
+    }
+
+    /// The expression as written.
+    pub fn as_str(&self) -> &str {
+        &self.text
+    }
+
+    /// The parsed expression, to find its occurrences.
+    pub fn cron(&self) -> &Cron {
+        &self.cron
+    }
+}
+
+impl TryFrom<String> for CronSchedule {
+    type Error = String;
+
+    fn try_from(text: String) -> Result<Self, String> {
+        Self::parse(&text)
+    }
+}
+
+impl PartialEq for CronSchedule {
+    fn eq(&self, other: &Self) -> bool {
+        self.text == other.text
+    }
+}
+
+impl fmt::Debug for CronSchedule {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        fmt::Debug::fmt(&self.text, f)
+    }
+}
+
+/// Parses the cron expression `cron` given for `key`; the error begins with `key`.
+pub fn parse_cron(key: &str, cron: &str) -> anyhow::Result<CronSchedule> {
+    CronSchedule::parse(cron).map_err(|e| anyhow::anyhow!("{key}: {e}"))
+}
+
+/// Where the database is.
+#[derive(Clone, PartialEq, Eq, Deserialize)]
+#[serde(try_from = "String")]
+pub enum DatabaseUrl {
+    /// A `sqlite:` URL. Once loaded, a relative file path in it has been resolved against
+    /// the config file's folder.
+    Sqlite(String),
+    /// A `postgres://` or `postgresql://` URL.
+    Postgres(String),
+}
+
+impl DatabaseUrl {
+    /// The URL, password and all.
+    pub fn as_str(&self) -> &str {
+        match self {
+            Self::Sqlite(url) | Self::Postgres(url) => url,
+        }
+    }
+
+    /// A SQLite URL with a relative file path made relative to `base_dir` instead of the
+    /// current directory; anything else as it is.
+    fn resolved_against(self, base_dir: &Path) -> Self {
+        let Self::Sqlite(url) = &self else {
+            return self;
+        };
+        let Some(rest) = url.strip_prefix("sqlite://").or_else(|| url.strip_prefix("sqlite:")) else {
+            return self;
+        };
+        if rest.starts_with(':') || rest.starts_with('/') || rest.is_empty() {
+            return self;
+        }
+        let (path, query) = rest.split_once('?').map_or((rest, None), |(p, q)| (p, Some(q)));
+        let resolved = base_dir.join(path);
+        Self::Sqlite(match query {
+            Some(q) => format!("sqlite://{}?{q}", resolved.display()),
+            None => format!("sqlite://{}", resolved.display()),
+        })
+    }
+}
+
+impl TryFrom<String> for DatabaseUrl {
+    type Error = &'static str;
+
+    fn try_from(url: String) -> Result<Self, Self::Error> {
+        if url.starts_with("sqlite:") {
+            Ok(Self::Sqlite(url))
+        } else if url.starts_with("postgres://") || url.starts_with("postgresql://") {
+            Ok(Self::Postgres(url))
+        } else {
+            // Not quoted: a mistyped URL may still hold a password.
+            Err("must start with sqlite: or postgres://")
+        }
+    }
+}
+
+/// The URL with any password replaced, so settings can be logged.
+impl fmt::Debug for DatabaseUrl {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        match self {
+            Self::Sqlite(url) => f.debug_tuple("Sqlite").field(url).finish(),
+            Self::Postgres(url) => {
+                let shown = match Url::parse(url) {
+                    Ok(mut parsed) if parsed.password().is_some() => {
+                        let _ = parsed.set_password(Some("redacted"));
+                        parsed.to_string()
+                    }
+                    Ok(_) => url.clone(),
+                    Err(_) => "(unparsable)".to_owned(),
+                };
+                f.debug_tuple("Postgres").field(&shown).finish()
+            }
+        }
+    }
+}
+
+/// `n`, for defaults; `n` is never 0.
+fn nonzero(n: u32) -> NonZeroU32 {
+    NonZeroU32::new(n).expect("a nonzero default")
+}
+
+/// `n`, for defaults; `n` is never 0.
+fn nonzero64(n: u64) -> NonZeroU64 {
+    NonZeroU64::new(n).expect("a nonzero default")
+}
+
+/// An IANA time zone from its name (`Europe/London`).
+fn time_zone<'de, D: Deserializer<'de>>(deserializer: D) -> Result<Tz, D::Error> {
+    let name = String::deserialize(deserializer)?;
+    name.parse()
+        .map_err(|_| serde::de::Error::custom(format!("unknown time zone {name:?}")))
+}
+
+/// A mailbox written `Name <news@example.org>` or `news@example.org`.
+fn mailbox<'de, D: Deserializer<'de>>(deserializer: D) -> Result<Mailbox, D::Error> {
+    let text = String::deserialize(deserializer)?;
+    text.parse()
+        .map_err(|e| serde::de::Error::custom(format!("{text:?} is not a mailbox like `Name <news@example.org>`: {e}")))
+}
+
+/// As [`mailbox`], or none for an empty string.
+fn optional_mailbox<'de, D: Deserializer<'de>>(deserializer: D) -> Result<Option<Mailbox>, D::Error> {
+    let text = String::deserialize(deserializer)?;
+    if text.trim().is_empty() {
+        return Ok(None);
+    }
+    text.parse()
+        .map(Some)
+        .map_err(|e| serde::de::Error::custom(format!("{text:?} is not an address: {e}")))
+}
+
 #[cfg(test)]
 mod tests {
+    use secrecy::ExposeSecret;
+
     use super::*;
 
     fn load_str(toml: &str) -> anyhow::Result<Settings> {
         let dir = tempfile::tempdir().unwrap();
         let path = dir.path().join("config.toml");
         std::fs::write(&path, toml).unwrap();
-        let figment = Figment::from(Serialized::defaults(Settings::default())).merge(Toml::file_exact(&path));
-        Settings::from_figment(figment, &path)
+        Settings::from_figment(Figment::from(Toml::file_exact(&path)), &path)
+    }
+
+    fn error_of(toml: &str) -> String {
+        format!("{:#}", load_str(toml).unwrap_err())
     }
 
     #[test]
     fn an_empty_file_gives_working_defaults() {
         let s = load_str("").unwrap();
-        assert_eq!(s.feeds.limit, 20);
+        assert_eq!(s.feeds.limit.get(), 20);
         assert_eq!(s.server.listen.port(), 8080);
-        assert!(s.database_url().starts_with("sqlite://"));
-        assert!(s.database_url().ends_with("herald.db"));
+        assert_eq!(s.schedule.timezone, Tz::Europe__London);
+        assert_eq!(s.schedule.daily.as_str(), "0 0 8 * * *");
+        assert_eq!(s.mail.from.email.domain(), "localhost");
+        assert!(s.mail.reply_to.is_none());
+        let DatabaseUrl::Sqlite(url) = &s.database.url else {
+            panic!("{:?}", s.database.url)
+        };
+        assert!(url.starts_with("sqlite://") && url.ends_with("herald.db"), "{url}");
     }
 
     #[test]
     fn unknown_keys_are_refused_with_their_name() {
-        let err = format!("{:#}", load_str("[site]\ntitel = \"x\"\n").unwrap_err());
+        let err = error_of("[site]\ntitel = \"x\"\n");
         assert!(err.contains("titel"), "{err}");
     }
 
     #[test]
     fn invalid_values_name_their_key() {
-        let err = format!("{:#}", load_str("[server]\nlisten = \"nowhere\"\n").unwrap_err());
+        let err = error_of("[server]\nlisten = \"nowhere\"\n");
         assert!(err.contains("server.listen"), "{err}");
-        let err = format!("{:#}", load_str("[feeds]\nlimit = 0\n").unwrap_err());
+        let err = error_of("[feeds]\nlimit = 0\n");
         assert!(err.contains("feeds.limit"), "{err}");
-        let err = format!(
-            "{:#}",
-            load_str("[schedule]\ntimezone = \"Mars/Olympus\"\n").unwrap_err()
+        let err = error_of("[feeds]\nlimit = 1001\n");
+        assert!(
+            err.contains("feeds.limit must be between 1 and 1000, not 1001"),
+            "{err}"
         );
-        assert!(err.contains("schedule.timezone"), "{err}");
+        let err = error_of("[site]\npage_size = 501\n");
+        assert!(err.contains("site.page_size"), "{err}");
+        let err = error_of("[schedule]\ntimezone = \"Mars/Olympus\"\n");
+        assert!(
+            err.contains("schedule.timezone: unknown time zone \"Mars/Olympus\""),
+            "{err}"
+        );
+        let err = error_of("[database]\nurl = \"mysql://u:hunter2@db/herald\"\n");
+        assert!(
+            err.contains("database.url: must start with sqlite: or postgres://"),
+            "{err}"
+        );
+        assert!(!err.contains("hunter2"), "{err}");
+        let err = error_of("[mail]\nfrom = \"not a mailbox\"\n");
+        assert!(err.contains("mail.from: \"not a mailbox\" is not a mailbox"), "{err}");
+        let err = error_of("[mail]\nreply_to = \"nobody\"\n");
+        assert!(err.contains("mail.reply_to: \"nobody\" is not an address"), "{err}");
+        for key in [
+            "[server]\nheader_timeout_seconds",
+            "[server]\nmax_connections",
+            "[database]\nmax_connections",
+            "[mail]\nmax_attempts",
+            "[mail.smtp]\npool_size",
+            "[digest]\nworkers",
+            "[subscribers]\nconfirm_token_days",
+            "[subscribers]\nrate_per_minute",
+        ] {
+            let err = error_of(&format!("{key} = 0\n"));
+            let name = key.trim_start_matches('[').replace("]\n", ".");
+            assert!(err.contains(&format!("{name}: ")) && err.contains("nonzero"), "{err}");
+        }
+    }
+
+    #[test]
+    fn bad_cron_strings_name_their_key() {
+        let err = error_of("[schedule]\ndaily = \"0 8 * * *\"\n");
+        assert!(
+            err.contains("schedule.daily: \"0 8 * * *\" is not a valid cron expression (six fields, seconds first): "),
+            "{err}"
+        );
+        let err = parse_cron("schedule.weekly", "0 8 * * *").unwrap_err().to_string();
+        assert!(
+            err.starts_with("schedule.weekly: \"0 8 * * *\" is not a valid cron"),
+            "{err}"
+        );
+    }
+
+    #[test]
+    fn typed_values_are_read_from_the_file() {
+        let s = load_str(
+            "[schedule]\ntimezone = \"America/New_York\"\nweekly = \"0 30 9 * * Fri\"\n\
+             [mail]\nfrom = \"News <news@example.org>\"\nreply_to = \"desk@example.org\"\n\
+             [database]\nurl = \"postgres://herald:secret@db/herald\"\n",
+        )
+        .unwrap();
+        assert_eq!(s.schedule.timezone, Tz::America__New_York);
+        assert_eq!(s.schedule.weekly.as_str(), "0 30 9 * * Fri");
+        assert_eq!(s.schedule.digest_time(Frequency::Weekly), Some(&s.schedule.weekly));
+        assert_eq!(s.schedule.digest_time(Frequency::Immediate), None);
+        assert_eq!(s.mail.from.name.as_deref(), Some("News"));
+        assert_eq!(s.mail.reply_to.unwrap().email.to_string(), "desk@example.org");
+        assert_eq!(
+            s.database.url,
+            DatabaseUrl::Postgres("postgres://herald:secret@db/herald".into())
+        );
+        let shown = format!("{:?}", s.database);
+        assert!(!shown.contains("secret"), "{shown}");
     }
 
     #[test]
@@ -703,8 +919,61 @@ mod tests {
         let s = Settings::load(&path).unwrap();
         assert_eq!(s.posts_dir(), dir.path().join("p"));
         assert_eq!(
-            s.database_url(),
+            s.database.url.as_str(),
             format!("sqlite://{}", dir.path().join("herald.db").display())
+        );
+        let s = load_str("[database]\nurl = \"sqlite:data/h.db?mode=rwc\"\n").unwrap();
+        assert_eq!(
+            s.database.url.as_str(),
+            format!("sqlite://{}?mode=rwc", s.base_dir.join("data/h.db").display())
+        );
+        let s = load_str("[database]\nurl = \"sqlite::memory:\"\n").unwrap();
+        assert_eq!(s.database.url.as_str(), "sqlite::memory:");
+    }
+
+    /// The repository's `config.toml` loads, and every value in it is the built-in default
+    /// except the example site's own texts and sender, as the file and the README say.
+    #[test]
+    fn the_shipped_config_toml_holds_the_defaults() {
+        let path = Path::new(concat!(env!("CARGO_MANIFEST_DIR"), "/config.toml"));
+        let mut shipped = Settings::from_figment(Figment::from(Toml::file_exact(path)), path).unwrap();
+        let defaults = Settings::default().based_in(shipped.base_dir.clone());
+
+        assert_eq!(shipped.site.title, "The Riverside Trust");
+        assert_eq!(shipped.mail.from.email.to_string(), "news@riverside.example.org");
+        shipped.site.title = defaults.site.title.clone();
+        shipped.site.description = defaults.site.description.clone();
+        shipped.site.language = defaults.site.language.clone();
+        shipped.site.author = defaults.site.author.clone();
+        shipped.mail.from = defaults.mail.from.clone();
+
+        let sections = |s: &Settings| {
+            [
+                ("site", format!("{:#?}", s.site)),
+                ("server", format!("{:#?}", s.server)),
+                ("database", format!("{:#?}", s.database)),
+                ("content", format!("{:#?}", s.content)),
+                ("feeds", format!("{:#?}", s.feeds)),
+                ("schedule", format!("{:#?}", s.schedule)),
+                ("mail", format!("{:#?}", s.mail)),
+                ("subscribers", format!("{:#?}", s.subscribers)),
+                ("admin", format!("{:#?}", s.admin)),
+                ("digest", format!("{:#?}", s.digest)),
+                ("log", format!("{:#?}", s.log)),
+                ("sources", format!("{:#?}", s.sources)),
+            ]
+        };
+        for ((section, shipped), (_, default)) in sections(&shipped).into_iter().zip(sections(&defaults)) {
+            assert_eq!(shipped, default, "[{section}] in config.toml differs from the default");
+        }
+        // Debug output hides the secrets; compare them as they are.
+        assert_eq!(
+            shipped.mail.smtp.password.expose_secret(),
+            defaults.mail.smtp.password.expose_secret()
+        );
+        assert_eq!(
+            shipped.admin.api_token.expose_secret(),
+            defaults.admin.api_token.expose_secret()
         );
     }
 }

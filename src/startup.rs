@@ -124,7 +124,7 @@ impl Parts {
                 db,
                 self.mailer()?,
                 self.composer()?.from().email.clone(),
-                RetryPolicy::new(mail.max_attempts, Duration::from_secs(mail.retry_base_seconds)),
+                RetryPolicy::new(mail.max_attempts.get(), Duration::from_secs(mail.retry_base_seconds)),
             ))
         })
         .await
@@ -258,7 +258,7 @@ where
     let outbox = tokio::spawn(app.outbox.clone().run(shutdown.clone()));
     let requests = tokio::spawn(app.subscriptions.clone().run(shutdown.clone()));
     let mut delivery = tokio::task::JoinSet::new();
-    for _ in 0..app.settings.digest.workers {
+    for _ in 0..app.settings.digest.workers.get() {
         delivery.spawn(send::run(app.sender.clone(), shutdown.clone()));
     }
     let result = server.await;

@@ -88,7 +88,7 @@ pub async fn send(
     let totals = Arc::new(Totals::default());
     let mut workers = tokio::task::JoinSet::new();
     let sender = parts.sender().await?;
-    for _ in 0..parts.settings.digest.workers {
+    for _ in 0..parts.settings.digest.workers.get() {
         workers.spawn(work(sender.clone(), db.clone(), totals.clone()));
     }
     let mut last_log = Instant::now();

@@ -143,12 +143,7 @@ impl Digests {
         if post_ids.is_empty() {
             return Ok(Vec::new());
         }
-        let tz: Tz = self
-            .settings()
-            .schedule
-            .timezone
-            .parse()
-            .map_err(|_| anyhow::anyhow!("schedule.timezone is invalid"))?;
+        let tz = self.settings().schedule.timezone;
         let groups: Vec<(String, Vec<i64>)> = match frequency {
             Frequency::Immediate => post_ids.iter().map(|id| (format!("post-{id}"), vec![*id])).collect(),
             Frequency::Daily | Frequency::Weekly => {

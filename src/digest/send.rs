@@ -155,13 +155,13 @@ impl DigestSender {
                 let burst = std::num::NonZeroU32::new(r.get() / 10).unwrap_or(std::num::NonZeroU32::MIN);
                 governor::RateLimiter::direct(governor::Quota::per_second(r).allow_burst(burst))
             }),
-            send_slots: Arc::new(Semaphore::new(settings.digest.concurrency as usize)),
+            send_slots: Arc::new(Semaphore::new(settings.digest.concurrency.get() as usize)),
             metrics,
             retry: RetryPolicy::new(
-                settings.mail.max_attempts,
+                settings.mail.max_attempts.get(),
                 Duration::from_secs(settings.mail.retry_base_seconds),
             ),
-            batch_size: settings.digest.batch_size,
+            batch_size: settings.digest.batch_size.get(),
             lease: chrono::Duration::seconds(settings.digest.lease_seconds as i64),
         }
     }

@@ -34,7 +34,7 @@ impl SmtpPool {
         Self {
             hello: ClientId::default(),
             idle: Mutex::new(Vec::new()),
-            permits: Semaphore::new(settings.pool_size as usize),
+            permits: Semaphore::new(settings.pool_size.get() as usize),
             settings: settings.clone(),
         }
     }

@@ -129,7 +129,7 @@ async fn write_all(db: &Db, site: &Site, w: &mut Writer) -> anyhow::Result<Expor
 /// The listing pages and feeds of the whole site (`tag` None) or of one tag.
 fn write_listing(site: &Site, w: &mut Writer, tag: Option<&Tag>, posts: &[Post], topics: &[Tag]) -> anyhow::Result<()> {
     let prefix = tag.map(|t| format!("tags/{}/", t.slug())).unwrap_or_default();
-    let per_page = site.settings().site.page_size as usize;
+    let per_page = site.settings().site.page_size.get() as usize;
     let total = posts.len() as i64;
     for page in 1..=site.page_count(total) {
         let start = (page as usize - 1) * per_page;

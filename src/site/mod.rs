@@ -271,7 +271,7 @@ impl Site {
             return Ok(None);
         };
         let slug = tag.as_ref().map(Tag::slug);
-        let per_page = self.settings.site.page_size;
+        let per_page = self.settings.site.page_size.get();
         let total = store::posts::count_public(db, now, slug).await?;
         if page == 0 || page > self.page_count(total) {
             return Ok(None);
@@ -288,7 +288,7 @@ impl Site {
 
     /// How many listing pages `total` posts fill (at least one, which may be empty).
     pub fn page_count(&self, total: i64) -> u32 {
-        let per_page = u64::from(self.settings.site.page_size);
+        let per_page = u64::from(self.settings.site.page_size.get());
         u32::try_from((total.max(0) as u64).div_ceil(per_page))
             .unwrap_or(u32::MAX)
             .max(1)
@@ -366,13 +366,13 @@ impl Site {
             return Ok(None);
         };
         let slug = tag.as_ref().map(Tag::slug);
-        let posts = store::posts::list_public(db, now, slug, self.settings.feeds.limit, 0).await?;
+        let posts = store::posts::list_public(db, now, slug, self.settings.feeds.limit.get(), 0).await?;
         Ok(Some(self.feed_document(format, tag.as_ref(), &posts)))
     }
 
     /// Renders a feed from its posts (newest first); only the first `[feeds] limit` are used.
     pub fn feed_document(&self, format: FeedFormat, tag: Option<&Tag>, posts: &[Post]) -> Document {
-        let posts = &posts[..posts.len().min(self.settings.feeds.limit as usize)];
+        let posts = &posts[..posts.len().min(self.settings.feeds.limit.get() as usize)];
         let meta = self.feed_meta(tag);
         Document {
             body: format.render(&meta, posts),

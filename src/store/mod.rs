@@ -23,7 +23,7 @@ use sqlx::postgres::{PgPoolOptions, Postgres};
 use sqlx::sqlite::{SqliteConnectOptions, SqliteJournalMode, SqlitePoolOptions, SqliteSynchronous};
 use sqlx::{Pool, Sqlite, Transaction};
 
-use crate::config::Settings;
+use crate::config::{DatabaseUrl, Settings};
 
 /// A pool on one of the supported backends.
 #[derive(Clone, Debug)]
@@ -84,11 +84,17 @@ impl BeginWrite for Pool<Postgres> {
 impl Db {
     /// Connects to the database named in the settings (creating a SQLite file if needed).
     pub async fn connect(settings: &Settings) -> anyhow::Result<Self> {
-        Self::connect_url(&settings.database_url(), settings.database.max_connections).await
+        Self::open(&settings.database.url, settings.database.max_connections.get()).await
     }
 
+    /// Connects to `url` as it is (a relative SQLite path is read from the current directory).
     pub async fn connect_url(url: &str, max_connections: u32) -> anyhow::Result<Self> {
-        if url.starts_with("postgres://") || url.starts_with("postgresql://") {
+        let url = DatabaseUrl::try_from(url.to_owned()).map_err(|e| anyhow::anyhow!("a database URL {e}"))?;
+        Self::open(&url, max_connections).await
+    }
+
+    async fn open(url: &DatabaseUrl, max_connections: u32) -> anyhow::Result<Self> {
+        if let DatabaseUrl::Postgres(url) = url {
             let pool = PgPoolOptions::new()
                 .max_connections(max_connections)
                 .acquire_timeout(Duration::from_secs(10))
@@ -97,6 +103,7 @@ impl Db {
                 .context("Failed to connect to PostgreSQL (database.url)")?;
             return Ok(Self::Postgres(pool));
         }
+        let url = url.as_str();
         let options = SqliteConnectOptions::from_str(url)
             .with_context(|| format!("database.url is not a usable SQLite URL: {url}"))?
             .create_if_missing(true)

@@ -217,7 +217,7 @@ impl Subscriptions {
     pub async fn send_confirmation_with(&self, subscriber: &Subscriber, choices: &Choices) -> anyhow::Result<()> {
         let now = Utc::now();
         let token = store::subscribers::new_token();
-        let days = self.settings.confirm_token_days;
+        let days = self.settings.confirm_token_days.get();
         let mut ctx = tera::Context::new();
         ctx.insert("site", &self.site.site_view());
         ctx.extend(tera::Context::from_serialize(ConfirmContext {

@@ -207,20 +207,16 @@ pub async fn dashboard_data(app: &AppState) -> anyhow::Result<serde_json::Value>
         statuses.push(serde_json::json!({"status": status.as_str(), "count": n}));
     }
     let editions = store::editions::list(&app.db, 200).await?;
-    let tz: chrono_tz::Tz = app.settings.schedule.timezone.parse().unwrap_or(chrono_tz::UTC);
+    let tz = app.settings.schedule.timezone;
     let mut frequencies = Vec::new();
     for f in Frequency::ALL {
-        let cron = match f {
-            Frequency::Immediate => None,
-            Frequency::Daily => Some(&app.settings.schedule.daily),
-            Frequency::Weekly => Some(&app.settings.schedule.weekly),
-        };
-        let next = match cron.map(|c| crate::schedule::parse_cron("", c)) {
-            Some(Ok(cron)) => cron
+        let next = match app.settings.schedule.digest_time(*f) {
+            Some(cron) => cron
+                .cron()
                 .find_next_occurrence(&Utc::now().with_timezone(&tz), false)
                 .map(|d| d.format("%a %-d %b %Y %H:%M %Z").to_string())
                 .unwrap_or_default(),
-            _ => "after each new post".to_owned(),
+            None => "after each new post".to_owned(),
         };
         frequencies.push(FrequencyLine {
             frequency: f.as_str(),

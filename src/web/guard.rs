@@ -22,7 +22,7 @@ pub struct Limits {
 
 impl Limits {
     pub fn new(settings: &Settings) -> Self {
-        let per_minute = NonZeroU32::new(settings.subscribers.rate_per_minute).unwrap_or(NonZeroU32::MIN);
+        let per_minute = settings.subscribers.rate_per_minute;
         let logins = NonZeroU32::new(settings.admin.login_attempts_per_minute).unwrap_or(NonZeroU32::MIN);
         Self {
             subscribe: RateLimiter::keyed(Quota::per_minute(per_minute)),
@@ -160,7 +160,7 @@ mod tests {
     #[test]
     fn a_client_is_limited_others_are_not() {
         let mut settings = Settings::default();
-        settings.subscribers.rate_per_minute = 2;
+        settings.subscribers.rate_per_minute = NonZeroU32::new(2).unwrap();
         let limits = Limits::new(&settings);
         let a: IpAddr = "192.0.2.1".parse().unwrap();
         let b: IpAddr = "192.0.2.2".parse().unwrap();

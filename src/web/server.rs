@@ -47,10 +47,10 @@ pub struct ConnectionLimits {
 impl ConnectionLimits {
     pub fn from_settings(server: &ServerSettings) -> Self {
         Self {
-            header_timeout: Duration::from_secs(server.header_timeout_seconds),
-            body_timeout: Duration::from_secs(server.body_timeout_seconds),
-            keep_alive: Duration::from_secs(server.keep_alive_seconds),
-            max_connections: server.max_connections as usize,
+            header_timeout: Duration::from_secs(server.header_timeout_seconds.get()),
+            body_timeout: Duration::from_secs(server.body_timeout_seconds.get()),
+            keep_alive: Duration::from_secs(server.keep_alive_seconds.get()),
+            max_connections: server.max_connections.get() as usize,
         }
     }
 }

@@ -89,7 +89,7 @@ async fn a_read_only_database_is_reported_as_such_and_no_subscription_is_acknowl
     let (base, reason_must_name, _shutdown) = if postgres() {
         // Every new session read-only, and the server's sessions ended so that its pool
         // reconnects into the new default.
-        let url = url::Url::parse(&app.app.settings.database.url).unwrap();
+        let url = url::Url::parse(app.app.settings.database.url.as_str()).unwrap();
         let name = url.path().trim_start_matches('/').to_owned();
         let admin = sqlx::PgPool::connect(&std::env::var("HERALD_TEST_DATABASE_URL").unwrap())
             .await
