@@ -214,11 +214,7 @@ pub async fn send_confirmation_with(app: &App, subscriber: &Subscriber, choices:
     let templates = app.site.templates();
     let to = Mailbox::new(
         choices.name.clone().or_else(|| subscriber.name.clone()),
-        subscriber
-            .email
-            .as_str()
-            .parse()
-            .context("The stored address is not a mailbox")?,
+        (&subscriber.email).into(),
     );
     let key = format!("confirm.{}.{}", subscriber.id, uuid::Uuid::new_v4().simple());
     let (_, message) = app.composer.build(Outgoing {
