@@ -436,12 +436,6 @@ impl Settings {
         Self::from_figment(figment, path)
     }
 
-    /// Settings from the defaults and the environment alone, as if the config file were empty.
-    pub fn from_env_only(base_dir: &Path) -> anyhow::Result<Self> {
-        let figment = Figment::from(Serialized::defaults(Settings::default())).merge(env_provider());
-        Self::from_figment(figment, &base_dir.join("config.toml"))
-    }
-
     fn from_figment(figment: Figment, path: &Path) -> anyhow::Result<Self> {
         let mut settings: Settings = figment
             .extract()

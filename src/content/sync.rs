@@ -30,13 +30,6 @@ pub struct SyncReport {
     pub failed: Vec<SyncFailure>,
 }
 
-impl SyncReport {
-    /// Whether the store changed, so rendered feeds and pages are stale.
-    pub fn changed_anything(&self) -> bool {
-        self.added + self.updated + self.unpublished > 0
-    }
-}
-
 impl std::fmt::Display for SyncReport {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
         write!(

@@ -88,13 +88,6 @@ word_enum!(SubscriberStatus, "status", Pending => "pending", Confirmed => "confi
 word_enum!(Frequency, "frequency", Immediate => "immediate", Daily => "daily", Weekly => "weekly");
 word_enum!(SubscriberSource, "source", Form => "form", Import => "import", Cli => "cli", Api => "api");
 
-impl SubscriberStatus {
-    /// Suppressed addresses never get mail again unless an admin forces it.
-    pub fn is_suppressed(self) -> bool {
-        matches!(self, SubscriberStatus::Bounced | SubscriberStatus::Complained)
-    }
-}
-
 /// A person on the list.
 #[derive(Debug, Clone, PartialEq, serde::Serialize)]
 pub struct Subscriber {
