@@ -464,11 +464,6 @@ impl Settings {
         Self::from_figment(figment, path)
     }
 
-    /// Settings from the defaults and the environment alone, as if the config file were empty.
-    pub fn from_env_only(base_dir: &Path) -> anyhow::Result<Self> {
-        Self::from_figment(Figment::from(env_provider()), &base_dir.join("config.toml"))
-    }
-
     /// Keys missing from `figment` take the values of [`Settings::default`].
     fn from_figment(figment: Figment, path: &Path) -> anyhow::Result<Self> {
         let settings: Settings = figment

@@ -232,15 +232,11 @@ fn item_key(entry: &feed_rs::model::Entry) -> String {
     }
 }
 
-/// Plain text of a bit of HTML (feeds' titles and summaries may carry markup).
+/// Plain text of a bit of HTML (feeds' titles and summaries may carry markup): tags dropped,
+/// character references (`&amp;`, `&#8217;`, `&eacute;`, `&nbsp;`) decoded, whitespace collapsed.
 fn plain(html: &str) -> String {
     let text = ammonia::Builder::empty().clean(html).to_string();
-    let text = text
-        .replace("&lt;", "<")
-        .replace("&gt;", ">")
-        .replace("&quot;", "\"")
-        .replace("&#39;", "'")
-        .replace("&amp;", "&");
+    let text = html_escape::decode_html_entities(&text);
     text.split_whitespace().collect::<Vec<_>>().join(" ")
 }
 
@@ -364,4 +360,20 @@ async fn unique_slug(db: &Db, title: &str, pending: &[PostDraft]) -> anyhow::Res
         }
     }
     bail!("no free slug for {title:?}")
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn plain_decodes_character_references() {
+        assert_eq!(plain("Fish &amp; Chips"), "Fish & Chips");
+        assert_eq!(plain("It&#8217;s back"), "It\u{2019}s back");
+        assert_eq!(plain("Caf&eacute; r&#xE9;opens"), "Caf\u{e9} r\u{e9}opens");
+        assert_eq!(plain("a&nbsp;b &quot;c&quot; &#39;d&#39;"), "a b \"c\" 'd'");
+        assert_eq!(plain("<b>Bold</b> &lt;tag&gt;\n  and  more"), "Bold <tag> and more");
+        // Decoded once: an escaped reference stays a reference in the text.
+        assert_eq!(plain("&amp;eacute; &amp;amp;"), "&eacute; &amp;");
+    }
 }

@@ -5,6 +5,7 @@ use anyhow::Context;
 use chrono::Utc;
 use sha2::{Digest, Sha256};
 use url::Url;
+use walkdir::{DirEntry, WalkDir};
 
 use super::{INITIAL_SYNC, PostError, RENDER_VERSION, parse_post_file};
 use crate::domain::PostDraft;
@@ -27,13 +28,6 @@ pub struct SyncReport {
     pub unchanged: usize,
     pub unpublished: usize,
     pub failed: Vec<SyncFailure>,
-}
-
-impl SyncReport {
-    /// Whether the store changed, so rendered feeds and pages are stale.
-    pub fn changed_anything(&self) -> bool {
-        self.added + self.updated + self.unpublished > 0
-    }
 }
 
 impl std::fmt::Display for SyncReport {
@@ -75,26 +69,19 @@ struct FileRead {
     text: Result<String, String>,
 }
 
-/// Every `.md` file under `dir` (recursively), sorted so runs are repeatable.
+/// Every `.md` file under `dir` (recursively), sorted so runs are repeatable. Files and
+/// folders whose names start with a dot are left out, and symbolic links to folders are
+/// not followed.
 fn post_files(dir: &Path) -> anyhow::Result<Vec<PathBuf>> {
+    let hidden = |e: &DirEntry| e.depth() > 0 && e.file_name().to_string_lossy().starts_with('.');
     let mut files = Vec::new();
-    let mut pending = vec![dir.to_path_buf()];
-    while let Some(folder) = pending.pop() {
-        let entries = std::fs::read_dir(&folder)
-            .with_context(|| format!("Failed to read the posts folder {}", folder.display()))?;
-        for entry in entries {
-            let entry = entry?;
-            let name = entry.file_name();
-            if name.to_string_lossy().starts_with('.') {
-                continue;
-            }
-            let kind = entry.file_type()?;
-            let path = entry.path();
-            if kind.is_dir() {
-                pending.push(path);
-            } else if path.extension().is_some_and(|e| e == "md") {
-                files.push(path);
-            }
+    for entry in WalkDir::new(dir).into_iter().filter_entry(|e| !hidden(e)) {
+        let entry = entry.map_err(|e| {
+            let folder = e.path().unwrap_or(dir).display().to_string();
+            anyhow::Error::new(e).context(format!("Failed to read the posts folder {folder}"))
+        })?;
+        if !entry.file_type().is_dir() && entry.path().extension().is_some_and(|e| e == "md") {
+            files.push(entry.into_path());
         }
     }
     files.sort();
@@ -274,4 +261,54 @@ pub async fn sync_posts(db: &Db, posts_dir: &Path, base_url: &Url) -> anyhow::Re
     }
     tracing::info!(%report, "posts synced");
     Ok(report)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn post_files_are_the_visible_md_files_in_order() {
+        let tmp = tempfile::tempdir().unwrap();
+        // The posts folder's own name may start with a dot; only what is inside it counts.
+        let dir = tmp.path().join(".posts");
+        for file in [
+            "b.md",
+            "a.md",
+            "notes.txt",
+            ".draft.md",
+            ".git/config.md",
+            "2026/09/otters.md",
+            "2026/.hidden/x.md",
+            "folder.md/inner.md",
+        ] {
+            let path = dir.join(file);
+            std::fs::create_dir_all(path.parent().unwrap()).unwrap();
+            std::fs::write(&path, "x").unwrap();
+        }
+        // A link to a folder is not followed (its posts would be found twice); a link to a file is a file.
+        #[cfg(unix)]
+        {
+            std::os::unix::fs::symlink(dir.join("2026"), dir.join("linked")).unwrap();
+            std::os::unix::fs::symlink(dir.join("a.md"), dir.join("c.md")).unwrap();
+        }
+        let found: Vec<String> = post_files(&dir)
+            .unwrap()
+            .iter()
+            .map(|p| p.strip_prefix(&dir).unwrap().to_string_lossy().replace('\\', "/"))
+            .collect();
+        let mut expected = vec!["2026/09/otters.md", "a.md", "b.md", "folder.md/inner.md"];
+        if cfg!(unix) {
+            expected.insert(3, "c.md");
+        }
+        assert_eq!(found, expected);
+    }
+
+    #[test]
+    fn a_missing_posts_folder_is_named() {
+        let tmp = tempfile::tempdir().unwrap();
+        let missing = tmp.path().join("nowhere");
+        let err = post_files(&missing).unwrap_err().to_string();
+        assert_eq!(err, format!("Failed to read the posts folder {}", missing.display()));
+    }
 }

@@ -250,7 +250,7 @@ impl EditionContent {
         let variant = self.variant(app, &[])?.context("the edition has no posts")?;
         let subscribe = app.settings().url_for("subscribe");
         app.composer.build(Outgoing {
-            to: Mailbox::new(None, to.as_str().parse().context("Unusable address")?),
+            to: Mailbox::new(None, to.into()),
             subject: format!("[Test] {}", variant.subject),
             html: compose::body(
                 variant
@@ -292,10 +292,7 @@ pub fn message(
     let escape = |s: &str| s.replace('&', "&amp;").replace('"', "&quot;");
     let html = compose::qp_body(variant.html_parts.fill(&escape(&preferences), &escape(&unsubscribe)));
     let text = compose::qp_body(variant.text_parts.fill(&preferences, &unsubscribe));
-    let to = Mailbox::new(
-        subscriber.name.clone(),
-        subscriber.email.as_str().parse().context("Unusable address")?,
-    );
+    let to = Mailbox::new(subscriber.name.clone(), (&subscriber.email).into());
     let mut list_unsubscribe = format!("<{unsubscribe}>");
     if !app.settings().mail.unsubscribe_mailto.is_empty() {
         list_unsubscribe.push_str(&format!(

@@ -43,11 +43,6 @@ pub struct Post {
 }
 
 impl Post {
-    /// Whether readers may see the post at `now`: not a draft and its date has come.
-    pub fn is_public_at(&self, now: DateTime<Utc>) -> bool {
-        !self.draft && self.published_at <= now
-    }
-
     pub fn has_tag(&self, slug: &str) -> bool {
         self.tags.iter().any(|t| t.slug() == slug)
     }

@@ -1,5 +1,7 @@
 use std::fmt;
 
+use sha2::{Digest, Sha256};
+
 /// A URL path segment naming a post: lowercase ASCII letters, digits and single hyphens.
 #[derive(Debug, Clone, PartialEq, Eq, Hash, PartialOrd, Ord, serde::Serialize)]
 #[serde(transparent)]
@@ -45,10 +47,16 @@ impl Slug {
     }
 
     /// Makes a slug out of free text ("Otters Return!" -> "otters-return"), or `None`
-    /// when nothing usable is left.
+    /// when the text holds nothing to name it by (blank, or ASCII punctuation only).
+    ///
+    /// Text in other scripts is transliterated first ("Über uns" -> "uber-uns",
+    /// "Привет мир" -> "privet-mir"). Text that still yields no letter or digit, such as
+    /// symbols with no ASCII spelling, gets a stable hashed slug: `x-` and the first ten
+    /// hex digits of the SHA-256 of the trimmed text.
     pub fn slugify(text: &str) -> Option<Self> {
-        let mut out = String::with_capacity(text.len());
-        for c in text.chars().flat_map(char::to_lowercase) {
+        let ascii = deunicode::deunicode_with_tofu_cow(text, " ");
+        let mut out = String::with_capacity(ascii.len());
+        for c in ascii.chars().map(|c| c.to_ascii_lowercase()) {
             if c.is_ascii_alphanumeric() {
                 out.push(c);
             } else if !out.is_empty() && !out.ends_with('-') {
@@ -57,7 +65,20 @@ impl Slug {
         }
         let trimmed = out.trim_end_matches('-');
         let cut: String = trimmed.chars().take(Self::MAX_LEN).collect();
-        Self::parse(cut.trim_end_matches('-')).ok()
+        if let Ok(slug) = Self::parse(cut.trim_end_matches('-')) {
+            return Some(slug);
+        }
+        let text = text.trim();
+        let written = text
+            .chars()
+            .any(|c| !c.is_ascii() && !c.is_whitespace() && !c.is_control());
+        written.then(|| Self::hashed(text))
+    }
+
+    /// `x-` and the first ten hex digits of the SHA-256 of `text`.
+    fn hashed(text: &str) -> Self {
+        let digest = Sha256::digest(text.as_bytes());
+        Self(format!("x-{}", &hex::encode(digest)[..10]))
     }
 
     pub fn as_str(&self) -> &str {
@@ -111,6 +132,30 @@ mod tests {
         );
         assert_eq!(Slug::slugify("  Water -- Quality  ").unwrap().as_str(), "water-quality");
         assert_eq!(Slug::slugify("!!!"), None);
+        assert_eq!(Slug::slugify(" \u{3000} "), None);
+    }
+
+    #[test]
+    fn slugify_transliterates_other_scripts() {
+        assert_eq!(Slug::slugify("Über uns").unwrap().as_str(), "uber-uns");
+        assert_eq!(Slug::slugify("Straße").unwrap().as_str(), "strasse");
+        assert_eq!(Slug::slugify("Привет, мир").unwrap().as_str(), "privet-mir");
+        assert_eq!(Slug::slugify("北京").unwrap().as_str(), "bei-jing");
+        // Emoji have names, and those are used.
+        assert_eq!(Slug::slugify("🎉").unwrap().as_str(), "tada");
+        assert_eq!(Slug::slugify("Café 🦦").unwrap().as_str(), "cafe-otter");
+    }
+
+    #[test]
+    fn slugify_hashes_text_with_no_ascii_spelling() {
+        // Symbols that transliterate to punctuation, or to nothing at all.
+        let slug = Slug::slugify("‼").unwrap();
+        assert_eq!(slug.as_str(), "x-ed9e96d2bd");
+        assert_eq!(Slug::slugify(" ‼ "), Some(slug));
+        let hieroglyph = Slug::slugify("\u{13000}").unwrap();
+        assert!(hieroglyph.as_str().starts_with("x-") && hieroglyph.as_str().len() == 12);
+        assert_ne!(hieroglyph, Slug::slugify("\u{13001}").unwrap());
+        assert_eq!(Slug::parse(hieroglyph.as_str()), Ok(hieroglyph));
     }
 
     proptest! {
@@ -119,6 +164,11 @@ mod tests {
             if let Some(slug) = Slug::slugify(&text) {
                 prop_assert_eq!(Slug::parse(slug.as_str()), Ok(slug.clone()));
             }
+        }
+
+        #[test]
+        fn slugify_leaves_valid_slugs_unchanged(slug in "[a-z0-9]{1,10}(-[a-z0-9]{1,10}){0,8}") {
+            prop_assert_eq!(Slug::slugify(&slug).map(|s| s.0), Some(slug));
         }
 
         #[test]

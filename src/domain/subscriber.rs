@@ -99,13 +99,6 @@ impl Frequency {
     }
 }
 
-impl SubscriberStatus {
-    /// Suppressed addresses never get mail again unless an admin forces it.
-    pub fn is_suppressed(self) -> bool {
-        matches!(self, SubscriberStatus::Bounced | SubscriberStatus::Complained)
-    }
-}
-
 /// A person on the list.
 #[derive(Debug, Clone, PartialEq, serde::Serialize)]
 pub struct Subscriber {

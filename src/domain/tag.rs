@@ -22,8 +22,8 @@ pub enum TagError {
 impl Tag {
     pub const MAX_LEN: usize = 64;
 
-    /// Parses a tag as an author writes it ("Water quality") into its slug
-    /// ("water-quality") and display name.
+    /// Parses a tag as an author writes it ("Water quality", "Über uns") into its slug
+    /// ("water-quality", "uber-uns"; see [`Slug::slugify`]) and display name.
     pub fn parse(s: &str) -> Result<Self, TagError> {
         let name = s.trim();
         if name.chars().count() > Self::MAX_LEN {
@@ -67,6 +67,15 @@ mod tests {
         assert_eq!(tag.slug(), "water-quality");
         assert_eq!(tag.name(), "Water Quality");
         assert_eq!(Tag::parse("water-quality").unwrap().slug(), "water-quality");
+    }
+
+    #[test]
+    fn tags_in_any_script_have_a_slug() {
+        let tag = Tag::parse("Über uns").unwrap();
+        assert_eq!((tag.slug(), tag.name()), ("uber-uns", "Über uns"));
+        assert_eq!(Tag::parse("Охрана природы").unwrap().slug(), "okhrana-prirody");
+        assert_eq!(Tag::parse("🦦").unwrap().slug(), "otter");
+        assert_eq!(Tag::parse("‼").unwrap().slug(), "x-ed9e96d2bd");
     }
 
     #[test]

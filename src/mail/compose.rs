@@ -1,13 +1,23 @@
 use anyhow::Context;
-use lettre::Message;
 use lettre::address::Envelope;
 use lettre::message::dkim::{
     DkimCanonicalization, DkimCanonicalizationType, DkimConfig, DkimSigningAlgorithm, DkimSigningKey,
 };
 use lettre::message::header::{ContentTransferEncoding, ContentType, HeaderName, HeaderValue};
 use lettre::message::{Body, Mailbox, MultiPart, SinglePart};
+use lettre::{Address, Message};
 
 use crate::config::Settings;
+use crate::domain::EmailAddress;
+
+/// A checked address as lettre's envelope and header address, spelled as the subscriber wrote it
+/// (an international domain stays Unicode). Herald's rules admit nothing lettre's would refuse: the
+/// local part passes the same `email_address` check, and the domain is a host name once in ASCII.
+impl From<&EmailAddress> for Address {
+    fn from(address: &EmailAddress) -> Self {
+        Address::new_dangerous(address.local_part(), address.domain())
+    }
+}
 
 /// A text part, encoded as lettre sees fit (7bit or quoted-printable).
 pub fn body(text: String) -> Body {
@@ -176,6 +186,38 @@ impl Composer {
 #[cfg(test)]
 mod tests {
     use super::*;
+    use proptest::prelude::*;
+
+    #[test]
+    fn addresses_convert_as_written() {
+        for text in [
+            "ana@example.org",
+            "Ana.Smith+news@Example.ORG",
+            "ana@bücher.example",
+            "josé.müller@example.org",
+            "Δοκιμή@παράδειγμα.δοκιμή",
+            "ana@example。org",
+        ] {
+            let address = Address::from(&EmailAddress::parse(text).unwrap());
+            assert_eq!(address.to_string(), text);
+            assert_eq!(address, text.parse::<Address>().unwrap(), "{text}");
+        }
+    }
+
+    proptest! {
+        #[test]
+        fn lettre_accepts_every_checked_address(
+            text in prop_oneof![
+                "[a-zA-Z0-9éß.+!#'_\\-]{1,12}@[a-zA-Z0-9ü。\\-]{1,12}\\.[a-zA-Zü0-9\\-]{2,6}",
+                "\\PC{1,12}@\\PC{1,12}\\.[a-z]{2,4}",
+            ]
+        ) {
+            if let Ok(checked) = EmailAddress::parse(&text) {
+                let lettre = Address::new(checked.local_part(), checked.domain());
+                prop_assert_eq!(lettre, Ok(Address::from(&checked)));
+            }
+        }
+    }
 
     #[test]
     fn dkim_signs_the_unsubscribe_headers() {

@@ -141,11 +141,6 @@ impl Db {
         applied.is_ok_and(|n| n >= expected)
     }
 
-    /// Whether the database answers a trivial query.
-    pub async fn ping(&self) -> bool {
-        with_pool!(self, pool => sqlx::query("select 1").execute(pool).await.is_ok())
-    }
-
     pub fn backend_name(&self) -> &'static str {
         match self {
             Db::Sqlite(_) => "sqlite",

@@ -230,11 +230,7 @@ impl Subscriptions {
         let templates = self.site.templates();
         let to = Mailbox::new(
             choices.name.clone().or_else(|| subscriber.name.clone()),
-            subscriber
-                .email
-                .as_str()
-                .parse()
-                .context("The stored address is not a mailbox")?,
+            (&subscriber.email).into(),
         );
         let key = format!("confirm.{}.{}", subscriber.id, uuid::Uuid::new_v4().simple());
         let (_, message) = self.composer.build(Outgoing {
