@@ -9,7 +9,7 @@ use lettre::address::Envelope;
 use lettre::message::Mailbox;
 use serde::Serialize;
 
-use crate::domain::{Frequency, Post, Subscriber};
+use crate::domain::{EditionStatus, Frequency, Post, Subscriber};
 use crate::mail::{Composer, Outgoing, compose};
 use crate::startup::App;
 use crate::store::{self, editions::Edition};
@@ -141,7 +141,7 @@ impl EditionContent {
         let ids = store::editions::post_ids(&app.db, edition_id).await?;
         let posts = store::posts::find_by_ids(&app.db, &ids).await?;
         Ok(Self {
-            frequency: edition.frequency.parse()?,
+            frequency: edition.frequency,
             edition,
             posts,
             variants: Mutex::new(HashMap::new()),
@@ -232,10 +232,11 @@ impl EditionContent {
         Ok(Self {
             edition: Edition {
                 id: 0,
-                frequency: frequency.as_str().to_owned(),
+                frequency,
                 period: "preview".into(),
                 subject: subject(app, &posts)?,
-                status: "preview".into(),
+                // Never stored nor sent: as an edition is before its deliveries are done.
+                status: EditionStatus::Sending,
                 recipients: 0,
                 created_at: now,
                 completed_at: None,
