@@ -5,7 +5,7 @@ use serde::Deserialize;
 use url::Url;
 
 use super::{PostError, markdown, sanitize};
-use crate::domain::{PostDraft, Slug, Tag};
+use crate::domain::{PostDraft, PostSource, Slug, Tag};
 
 const SUMMARY_CHARS: usize = 280;
 
@@ -158,7 +158,7 @@ pub(super) fn parse(
     path: &Path,
     text: &str,
     base_url: &Url,
-    source: String,
+    source: PostSource,
     content_hash: String,
 ) -> Result<PostDraft, PostError> {
     let fail = |line: usize, message: String| PostError {
@@ -266,7 +266,7 @@ mod tests {
 
     fn load(name: &str, text: &str) -> Result<PostDraft, PostError> {
         let base = Url::parse("https://example.org/").unwrap();
-        parse(Path::new(name), text, &base, format!("file:{name}"), "h".into())
+        parse(Path::new(name), text, &base, PostSource::File(name.into()), "h".into())
     }
 
     #[test]

@@ -47,13 +47,13 @@ impl std::error::Error for PostError {}
 
 /// Reads one post file's text into a draft ready for the store.
 ///
-/// `source` names it in the store (e.g. `file:otters.md`), `file_stem` gives the default
+/// `source` names it in the store (e.g. the file `otters.md`), `file_stem` gives the default
 /// slug and `content_hash` lets an unchanged file be skipped on the next sync.
 pub fn parse_post_file(
     path: &std::path::Path,
     text: &str,
     base_url: &url::Url,
-    source: String,
+    source: crate::domain::PostSource,
     content_hash: String,
 ) -> Result<PostDraft, PostError> {
     frontmatter::parse(path, text, base_url, source, content_hash)

@@ -21,7 +21,7 @@ use url::Url;
 
 use super::{RENDER_VERSION, markdown, sanitize_remote_html};
 use crate::config::SourceSettings;
-use crate::domain::{PostDraft, Slug, Tag};
+use crate::domain::{PollOutcome, PostDraft, PostSource, Slug, Tag};
 use crate::store::{self, Db, sources::SourceState};
 
 /// Largest feed accepted.
@@ -41,12 +41,18 @@ pub enum SourceOutcome {
 }
 
 impl SourceOutcome {
-    pub fn label(&self) -> &'static str {
+    /// The outcome without its details, as stored.
+    pub fn kind(&self) -> PollOutcome {
         match self {
-            SourceOutcome::Changed { .. } => "changed",
-            SourceOutcome::Unchanged => "unchanged",
-            SourceOutcome::Failed(_) => "failed",
+            SourceOutcome::Changed { .. } => PollOutcome::Changed,
+            SourceOutcome::Unchanged => PollOutcome::Unchanged,
+            SourceOutcome::Failed(_) => PollOutcome::Failed,
         }
+    }
+
+    /// The outcome's word, for metrics.
+    pub fn label(&self) -> &'static str {
+        self.kind().as_str()
     }
 }
 
@@ -106,8 +112,7 @@ pub async fn poll_all(db: &Db, client: &reqwest::Client, sources: &[SourceSettin
             }
             _ => None,
         };
-        if let Err(e) = store::sources::record(db, source.url.as_str(), outcome.label(), None, error, Utc::now()).await
-        {
+        if let Err(e) = store::sources::record(db, source.url.as_str(), outcome.kind(), None, error, Utc::now()).await {
             tracing::error!(error = format!("{e:#}"), "cannot record a source poll");
         }
         SourcePoll {
@@ -205,12 +210,12 @@ pub async fn poll(
         }
     }
     super::note_public(db, now).await?;
-    store::sources::record(db, source.url.as_str(), "ok", Some(&validators), None, now).await?;
     let outcome = if added + updated == 0 {
         SourceOutcome::Unchanged
     } else {
         SourceOutcome::Changed { added, updated }
     };
+    store::sources::record(db, source.url.as_str(), outcome.kind(), Some(&validators), None, now).await?;
     Ok((outcome, duplicate_ids))
 }
 
@@ -254,7 +259,7 @@ async fn draft_from(
         tracing::warn!(source = %source.url, "an item without id, link or title was skipped");
         return Ok(None);
     }
-    let source_key = format!("feed:{}#{key}", source.url);
+    let source_key = PostSource::feed_item(&source.url, &key);
     let base = link
         .as_deref()
         .and_then(|l| source.url.join(l).ok())

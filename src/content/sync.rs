@@ -8,10 +8,8 @@ use url::Url;
 use walkdir::{DirEntry, WalkDir};
 
 use super::{INITIAL_SYNC, PostError, RENDER_VERSION, parse_post_file};
-use crate::domain::PostDraft;
+use crate::domain::{PostDraft, PostSource};
 use crate::store::{self, Db};
-
-const FILE_SOURCE: &str = "file:";
 
 /// Posts saved per transaction: large enough to be fast, small enough not to hold
 /// the SQLite write lock for long.
@@ -52,19 +50,16 @@ enum Read {
 }
 
 /// Who holds a slug, for the message to the file that wanted it.
-fn describe_source(posts_dir: &Path, source: &str) -> String {
-    match source.strip_prefix(FILE_SOURCE) {
-        Some(relative) => posts_dir.join(relative).display().to_string(),
-        None => format!(
-            "a post imported from {}",
-            source.strip_prefix("feed:").unwrap_or(source)
-        ),
+fn describe_source(posts_dir: &Path, source: &PostSource) -> String {
+    match source {
+        PostSource::File(relative) => posts_dir.join(relative).display().to_string(),
+        PostSource::Feed(item) => format!("a post imported from {item}"),
     }
 }
 
 struct FileRead {
     path: PathBuf,
-    source: String,
+    source: PostSource,
     hash: String,
     text: Result<String, String>,
 }
@@ -113,7 +108,7 @@ fn read_files(dir: &Path, base_url: &Url) -> anyhow::Result<Vec<FileRead>> {
                 Err(e) => Err(format!("cannot read the file: {e}")),
             };
             FileRead {
-                source: format!("{FILE_SOURCE}{relative}"),
+                source: PostSource::File(relative),
                 hash: hex::encode(hasher.finalize()),
                 path,
                 text,
@@ -148,20 +143,20 @@ pub async fn sync_posts(db: &Db, posts_dir: &Path, base_url: &Url) -> anyhow::Re
         .context("The posts reader stopped")??;
 
     // Every post, whatever its source: a file may not take a slug a remote post holds either.
-    let known = store::posts::sources(db, "").await?;
-    let by_source: HashMap<&str, &store::posts::SourceEntry> = known
+    let known = store::posts::sources(db).await?;
+    let by_source: HashMap<&PostSource, &store::posts::SourceEntry> = known
         .iter()
-        .filter(|e| e.source.starts_with(FILE_SOURCE))
-        .map(|e| (e.source.as_str(), e))
+        .filter(|e| e.source.is_file())
+        .map(|e| (&e.source, e))
         .collect();
     let mut report = SyncReport::default();
-    let mut kept_sources: HashSet<String> = HashSet::new();
+    let mut kept_sources: HashSet<PostSource> = HashSet::new();
     let mut reads: Vec<(PathBuf, Result<Read, PostError>)> = Vec::new();
 
     for file in files {
         // A broken file keeps its last good version: its source counts as present.
         kept_sources.insert(file.source.clone());
-        if let Some(entry) = by_source.get(file.source.as_str())
+        if let Some(entry) = by_source.get(&file.source)
             && entry.content_hash == file.hash
             && !entry.removed
         {
@@ -181,10 +176,10 @@ pub async fn sync_posts(db: &Db, posts_dir: &Path, base_url: &Url) -> anyhow::Re
     // A published post keeps its slug unless its file is gone or now names another slug
     // (a rename: the file that takes the slug over in the same sync is the post moved).
     // Otherwise no newcomer may take the slug, and with it the post's URL and feed id.
-    let drafted: HashMap<&str, &str> = reads
+    let drafted: HashMap<&PostSource, &str> = reads
         .iter()
         .filter_map(|(_, r)| match r {
-            Ok(Read::Draft(d)) => Some((d.source.as_str(), d.slug.as_str())),
+            Ok(Read::Draft(d)) => Some((&d.source, d.slug.as_str())),
             _ => None,
         })
         .collect();
@@ -192,9 +187,8 @@ pub async fn sync_posts(db: &Db, posts_dir: &Path, base_url: &Url) -> anyhow::Re
         .iter()
         .filter(|e| !e.removed)
         .filter(|e| {
-            !e.source.starts_with(FILE_SOURCE)
-                || (kept_sources.contains(&e.source)
-                    && drafted.get(e.source.as_str()).is_none_or(|slug| *slug == e.slug))
+            !e.source.is_file()
+                || (kept_sources.contains(&e.source) && drafted.get(&e.source).is_none_or(|slug| *slug == e.slug))
         })
         .map(|e| (e.slug.as_str(), e))
         .collect();
@@ -244,13 +238,11 @@ pub async fn sync_posts(db: &Db, posts_dir: &Path, base_url: &Url) -> anyhow::Re
     }
 
     // Gone: the file disappeared, or it now names another slug.
-    let new_slugs: HashMap<&str, &str> = to_save.iter().map(|d| (d.source.as_str(), d.slug.as_str())).collect();
+    let new_slugs: HashMap<&PostSource, &str> = to_save.iter().map(|d| (&d.source, d.slug.as_str())).collect();
     let gone: Vec<i64> = by_source
         .values()
         .filter(|e| !e.removed && !claimed_slugs.contains_key(&e.slug))
-        .filter(|e| {
-            !kept_sources.contains(&e.source) || new_slugs.get(e.source.as_str()).is_some_and(|slug| *slug != e.slug)
-        })
+        .filter(|e| !kept_sources.contains(&e.source) || new_slugs.get(&e.source).is_some_and(|slug| *slug != e.slug))
         .map(|e| e.id)
         .collect();
     report.unpublished = store::posts::mark_removed(db, &gone, now).await? as usize;

@@ -10,7 +10,7 @@ use lettre::message::Mailbox;
 use serde::Serialize;
 
 use super::Digests;
-use crate::domain::{Frequency, Post, Subscriber};
+use crate::domain::{EditionStatus, Frequency, Post, Subscriber};
 use crate::mail::{Composer, Outgoing, compose};
 use crate::store::{self, editions::Edition};
 
@@ -140,7 +140,7 @@ impl EditionContent {
         let ids = store::editions::post_ids(&app.db, edition_id).await?;
         let posts = store::posts::find_by_ids(&app.db, &ids).await?;
         Ok(Self {
-            frequency: edition.frequency.parse()?,
+            frequency: edition.frequency,
             edition,
             posts,
             variants: Mutex::new(HashMap::new()),
@@ -231,10 +231,11 @@ impl EditionContent {
         Ok(Self {
             edition: Edition {
                 id: 0,
-                frequency: frequency.as_str().to_owned(),
+                frequency,
                 period: "preview".into(),
                 subject: subject(app, &posts)?,
-                status: "preview".into(),
+                // Never stored nor sent: as an edition is before its deliveries are done.
+                status: EditionStatus::Sending,
                 recipients: 0,
                 created_at: now,
                 completed_at: None,

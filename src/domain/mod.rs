@@ -1,16 +1,20 @@
-//! Plain types with their invariants: posts, slugs, tags. No I/O here.
+//! Plain types with their invariants: posts, slugs, tags, subscribers, the states of what
+//! the store keeps (and how each is stored as text). No I/O here.
 
 mod email;
 mod post;
 mod slug;
+mod states;
 mod subscriber;
 mod tag;
+mod word;
 
 pub use email::{EmailAddress, EmailError};
-pub use post::{Post, PostDraft};
+pub use post::{Post, PostDraft, PostSource};
 pub use slug::{Slug, SlugError};
+pub use states::{DeliveryStatus, EditionStatus, OutboxStatus, PollOutcome, PostState, RequestStatus};
 pub use subscriber::{
-    Choices, Frequency, NameError, Subscriber, SubscriberSource, SubscriberStatus, UnknownValue, parse_name,
-    parse_topics,
+    Choices, Frequency, NameError, Subscriber, SubscriberSource, SubscriberStatus, parse_name, parse_topics,
 };
 pub use tag::{Tag, TagError};
+pub use word::UnknownValue;

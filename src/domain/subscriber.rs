@@ -1,8 +1,6 @@
-use std::fmt;
-use std::str::FromStr;
-
 use chrono::{DateTime, Utc};
 
+use super::word::word_enum;
 use super::{EmailAddress, Tag};
 
 /// Where a subscriber is in their life on the list.
@@ -37,50 +35,6 @@ pub enum SubscriberSource {
     Import,
     Cli,
     Api,
-}
-
-/// A word that is not one of an enum's values.
-#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
-#[error("{value:?} is not a {what}; use one of: {choices}")]
-pub struct UnknownValue {
-    pub what: &'static str,
-    pub value: String,
-    pub choices: &'static str,
-}
-
-macro_rules! word_enum {
-    ($ty:ident, $what:literal, $($variant:ident => $word:literal),+) => {
-        impl $ty {
-            pub const ALL: &'static [$ty] = &[$($ty::$variant),+];
-
-            pub fn as_str(self) -> &'static str {
-                match self {
-                    $($ty::$variant => $word),+
-                }
-            }
-        }
-
-        impl FromStr for $ty {
-            type Err = UnknownValue;
-
-            fn from_str(s: &str) -> Result<Self, Self::Err> {
-                match s.trim().to_ascii_lowercase().as_str() {
-                    $($word => Ok($ty::$variant),)+
-                    _ => Err(UnknownValue {
-                        what: $what,
-                        value: s.to_owned(),
-                        choices: concat!($($word, " "),+).trim_ascii_end(),
-                    }),
-                }
-            }
-        }
-
-        impl fmt::Display for $ty {
-            fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-                f.write_str(self.as_str())
-            }
-        }
-    };
 }
 
 word_enum!(SubscriberStatus, "status", Pending => "pending", Confirmed => "confirmed",

@@ -4,6 +4,7 @@ use anyhow::Context;
 use chrono::{DateTime, Utc};
 
 use super::{Db, with_pool};
+use crate::domain::{Frequency, PostSource, SubscriberStatus};
 
 /// An admin as stored.
 #[derive(Debug, Clone, sqlx::FromRow)]
@@ -119,7 +120,7 @@ pub struct PostLine {
     pub published_at: DateTime<Utc>,
     pub draft: bool,
     pub removed: bool,
-    pub source: String,
+    pub source: PostSource,
 }
 
 /// Every post, newest first, with its state.
@@ -137,7 +138,7 @@ pub async fn posts(db: &Db, limit: u32) -> anyhow::Result<Vec<PostLine>> {
 }
 
 /// Subscribers counted by status and frequency.
-pub async fn subscriber_counts(db: &Db) -> anyhow::Result<Vec<(String, String, i64)>> {
+pub async fn subscriber_counts(db: &Db) -> anyhow::Result<Vec<(SubscriberStatus, Frequency, i64)>> {
     with_pool!(db, pool => {
         sqlx::query_as("select status, frequency, count(*) from subscribers group by status, frequency order by status, frequency")
             .fetch_all(pool)

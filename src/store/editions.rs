@@ -6,16 +6,16 @@ use chrono::{DateTime, Utc};
 use serde::Serialize;
 
 use super::{BeginWrite, Db, with_pool};
-use crate::domain::Frequency;
+use crate::domain::{DeliveryStatus, EditionStatus, Frequency};
 
 /// An edition as stored.
 #[derive(Debug, Clone, Serialize, sqlx::FromRow)]
 pub struct Edition {
     pub id: i64,
-    pub frequency: String,
+    pub frequency: Frequency,
     pub period: String,
     pub subject: String,
-    pub status: String,
+    pub status: EditionStatus,
     pub recipients: i64,
     pub created_at: DateTime<Utc>,
     pub completed_at: Option<DateTime<Utc>>,
@@ -199,7 +199,7 @@ pub async fn post_ids(db: &Db, edition_id: i64) -> anyhow::Result<Vec<i64>> {
 
 /// Deliveries by status, for one edition or (None) for all.
 pub async fn counts(db: &Db, edition_id: Option<i64>) -> anyhow::Result<DeliveryCounts> {
-    let rows: Vec<(String, i64)> = with_pool!(db, pool => {
+    let rows: Vec<(DeliveryStatus, i64)> = with_pool!(db, pool => {
         sqlx::query_as(
             "select status, count(*) from deliveries where ($1 = 0 or edition_id = $1) group by status",
         )
@@ -210,13 +210,12 @@ pub async fn counts(db: &Db, edition_id: Option<i64>) -> anyhow::Result<Delivery
     .context("Failed to count deliveries")?;
     let mut counts = DeliveryCounts::default();
     for (status, n) in rows {
-        match status.as_str() {
-            "pending" => counts.pending = n,
-            "sending" => counts.sending = n,
-            "sent" => counts.sent = n,
-            "failed" => counts.failed = n,
-            "skipped" => counts.skipped = n,
-            _ => {}
+        match status {
+            DeliveryStatus::Pending => counts.pending = n,
+            DeliveryStatus::Sending => counts.sending = n,
+            DeliveryStatus::Sent => counts.sent = n,
+            DeliveryStatus::Failed => counts.failed = n,
+            DeliveryStatus::Skipped => counts.skipped = n,
         }
     }
     Ok(counts)

@@ -15,6 +15,9 @@ pub mod requests;
 pub mod sources;
 pub mod subscribers;
 
+#[cfg(test)]
+mod tests;
+
 use std::str::FromStr;
 use std::time::Duration;
 
@@ -121,9 +124,17 @@ impl Db {
 
     /// Applies every migration not yet applied. On PostgreSQL sqlx holds an
     /// advisory lock meanwhile, so instances starting together migrate once.
+    ///
+    /// On SQLite they run on a connection of their own that is closed afterwards: a
+    /// migration that rebuilds tables turns foreign keys off while it does, and should it
+    /// fail half-way, no pooled connection is left without them (or inside its transaction).
     pub async fn migrate(&self) -> anyhow::Result<()> {
         match self {
-            Db::Sqlite(pool) => sqlx::migrate!("./migrations/sqlite").run(pool).await,
+            Db::Sqlite(pool) => {
+                let mut conn = pool.acquire().await.context("No database connection to migrate with")?;
+                conn.close_on_drop();
+                sqlx::migrate!("./migrations/sqlite").run(&mut *conn).await
+            }
             Db::Postgres(pool) => sqlx::migrate!("./migrations/postgres").run(pool).await,
         }
         .context("Failed to apply database migrations")

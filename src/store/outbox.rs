@@ -5,7 +5,7 @@ use anyhow::Context;
 use chrono::{DateTime, Utc};
 
 use super::{BeginWrite, Db, with_pool};
-use crate::domain::Choices;
+use crate::domain::{Choices, OutboxStatus};
 
 /// A message ready to store.
 #[derive(Debug, Clone)]
@@ -170,7 +170,7 @@ pub async fn mark_failed(db: &Db, id: i64, error: &str) -> anyhow::Result<()> {
 }
 
 /// Messages by status.
-pub async fn counts(db: &Db) -> anyhow::Result<Vec<(String, i64)>> {
+pub async fn counts(db: &Db) -> anyhow::Result<Vec<(OutboxStatus, i64)>> {
     with_pool!(db, pool => {
         sqlx::query_as("select status, count(*) from outbox group by status order by status").fetch_all(pool).await
     })

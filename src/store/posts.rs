@@ -7,14 +7,14 @@ use chrono::{DateTime, Utc};
 use sqlx::QueryBuilder;
 
 use super::{BeginWrite, Db, with_pool};
-use crate::domain::{Post, PostDraft, Slug, Tag};
+use crate::domain::{Post, PostDraft, PostSource, Slug, Tag};
 
 /// What the store already knows about a post's source, for cheap change detection.
-#[derive(Debug, Clone)]
+#[derive(Debug, Clone, sqlx::FromRow)]
 pub struct SourceEntry {
     pub id: i64,
     pub slug: String,
-    pub source: String,
+    pub source: PostSource,
     pub content_hash: String,
     pub removed: bool,
 }
@@ -58,15 +58,6 @@ struct TagRow {
     name: String,
 }
 
-#[derive(sqlx::FromRow)]
-struct SourceRow {
-    id: i64,
-    slug: String,
-    source: String,
-    content_hash: String,
-    removed: bool,
-}
-
 /// The columns a [`PostRow`] reads.
 macro_rules! post_columns {
     () => {
@@ -91,30 +82,15 @@ macro_rules! public_posts_sql {
     };
 }
 
-/// Every post whose source starts with `prefix` (e.g. `file:`), removed ones included.
+/// Every post's source, removed posts included.
 #[tracing::instrument(skip_all)]
-pub async fn sources(db: &Db, prefix: &str) -> anyhow::Result<Vec<SourceEntry>> {
-    let pattern = format!("{}%", prefix.replace('%', "\\%").replace('_', "\\_"));
-    let rows: Vec<SourceRow> = with_pool!(db, pool => {
-        sqlx::query_as(
-            "select id, slug, source, content_hash, removed_at is not null as removed \
-             from posts where source like $1 escape '\\'",
-        )
-        .bind(&pattern)
-        .fetch_all(pool)
-        .await
+pub async fn sources(db: &Db) -> anyhow::Result<Vec<SourceEntry>> {
+    with_pool!(db, pool => {
+        sqlx::query_as("select id, slug, source, content_hash, removed_at is not null as removed from posts")
+            .fetch_all(pool)
+            .await
     })
-    .context("Failed to read the known post sources")?;
-    Ok(rows
-        .into_iter()
-        .map(|r| SourceEntry {
-            id: r.id,
-            slug: r.slug,
-            source: r.source,
-            content_hash: r.content_hash,
-            removed: r.removed,
-        })
-        .collect())
+    .context("Failed to read the known post sources")
 }
 
 /// Inserts or updates each draft by slug in one transaction; a removed post comes back.
@@ -433,7 +409,7 @@ pub struct Imported {
 
 /// The post imported from `source`, if any (the oldest, should an older version of
 /// Herald have made two).
-pub async fn by_source(db: &Db, source: &str) -> anyhow::Result<Option<Imported>> {
+pub async fn by_source(db: &Db, source: &PostSource) -> anyhow::Result<Option<Imported>> {
     with_pool!(db, pool => {
         sqlx::query_as("select slug, content_hash, published_at from posts where source = $1 order by id limit 1")
             .bind(source)

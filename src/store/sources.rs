@@ -4,6 +4,7 @@ use anyhow::Context;
 use chrono::{DateTime, Utc};
 
 use super::{Db, with_pool};
+use crate::domain::PollOutcome;
 
 /// What the last poll of a source left behind.
 #[derive(Debug, Clone, Default, sqlx::FromRow)]
@@ -24,12 +25,12 @@ pub async fn state(db: &Db, url: &str) -> anyhow::Result<SourceState> {
 pub async fn record(
     db: &Db,
     url: &str,
-    outcome: &str,
+    outcome: PollOutcome,
     validators: Option<&SourceState>,
     error: Option<&str>,
     now: DateTime<Utc>,
 ) -> anyhow::Result<()> {
-    let failed = i32::from(outcome == "failed");
+    let failed = i32::from(outcome == PollOutcome::Failed);
     with_pool!(db, pool => {
         sqlx::query(
             "insert into sources (url, etag, last_modified, last_polled_at, last_outcome, last_error, failures) \
@@ -55,8 +56,8 @@ pub async fn record(
     .context("Failed to record a source poll")
 }
 
-/// A source's last outcome and error, for reports.
-pub async fn last_outcome(db: &Db, url: &str) -> anyhow::Result<Option<(String, Option<String>, i32)>> {
+/// A source's last outcome (none if unknown) and error, and how many polls in a row failed.
+pub async fn last_outcome(db: &Db, url: &str) -> anyhow::Result<Option<(Option<PollOutcome>, Option<String>, i32)>> {
     with_pool!(db, pool => {
         sqlx::query_as("select last_outcome, last_error, failures from sources where url = $1")
             .bind(url)

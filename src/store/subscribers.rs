@@ -11,10 +11,10 @@ struct SubscriberRow {
     id: i64,
     email: String,
     name: Option<String>,
-    status: String,
-    frequency: String,
+    status: SubscriberStatus,
+    frequency: Frequency,
     topics: String,
-    source: String,
+    source: SubscriberSource,
     manage_token: String,
     consent_at: Option<DateTime<Utc>>,
     confirmed_at: Option<DateTime<Utc>>,
@@ -34,10 +34,10 @@ impl TryFrom<SubscriberRow> for Subscriber {
             id: r.id,
             email: EmailAddress::parse(&r.email).with_context(|| format!("Stored address of subscriber {}", r.id))?,
             name: r.name,
-            status: r.status.parse()?,
-            frequency: r.frequency.parse()?,
+            status: r.status,
+            frequency: r.frequency,
             topics: serde_json::from_str(&r.topics).unwrap_or_default(),
-            source: r.source.parse()?,
+            source: r.source,
             manage_token: r.manage_token,
             consent_at: r.consent_at,
             confirmed_at: r.confirmed_at,
@@ -134,7 +134,7 @@ pub async fn insert_or_get(db: &Db, new: &NewSubscriber, now: DateTime<Utc>) -> 
         .bind(new.email.as_str())
         .bind(new.email.key())
         .bind(&new.name)
-        .bind(new.status.as_str())
+        .bind(new.status)
         .bind(new.frequency.as_str())
         .bind(&topics)
         .bind(new.source.as_str())
@@ -252,7 +252,7 @@ pub async fn update(
         .bind(&name)
         .bind(frequency.as_str())
         .bind(&topics)
-        .bind(status.as_str())
+        .bind(status)
         .bind(now)
         .bind(stamp(SubscriberStatus::Confirmed))
         .bind(stamp(SubscriberStatus::Unsubscribed))
@@ -291,13 +291,12 @@ pub async fn mark_bounced(db: &Db, id: i64, now: DateTime<Utc>) -> anyhow::Resul
 
 /// Counts by status.
 pub async fn count_by_status(db: &Db) -> anyhow::Result<Vec<(SubscriberStatus, i64)>> {
-    let rows: Vec<(String, i64)> = with_pool!(db, pool => {
+    with_pool!(db, pool => {
         sqlx::query_as("select status, count(*) from subscribers group by status order by status")
             .fetch_all(pool)
             .await
     })
-    .context("Failed to count subscribers")?;
-    rows.into_iter().map(|(s, n)| Ok((s.parse()?, n))).collect()
+    .context("Failed to count subscribers")
 }
 
 /// Whether a confirmation mail went to this subscriber after `since`.
@@ -442,7 +441,7 @@ pub async fn import_batch(
                 .bind(row.email.as_str())
                 .bind(row.email.key())
                 .bind(&row.name)
-                .bind(row.status.as_str())
+                .bind(row.status)
                 .bind(row.frequency.unwrap_or(default_frequency).as_str())
                 .bind(&topics)
                 .bind(new_token())
@@ -488,7 +487,7 @@ pub async fn import_batch(
             .bind(&name)
             .bind(frequency.as_str())
             .bind(serde_json::to_string(&topics)?)
-            .bind(status.as_str())
+            .bind(status)
             .bind(now)
             .bind(stamp(SubscriberStatus::Confirmed))
             .bind(stamp(SubscriberStatus::Unsubscribed))

@@ -16,7 +16,7 @@ use super::AppState;
 use super::{Result, WebError, guard};
 use crate::auth;
 use crate::digest::render::EditionContent;
-use crate::domain::{EmailAddress, Frequency, SubscriberSource, SubscriberStatus, parse_name};
+use crate::domain::{EmailAddress, Frequency, PostState, SubscriberSource, SubscriberStatus, parse_name};
 use crate::schedule::SendRequest;
 use crate::store::{self, subscribers::ListFilter, subscribers::NewSubscriber};
 use crate::subscribers::csv::{self, ImportOptions};
@@ -199,11 +199,7 @@ pub async fn dashboard_data(app: &AppState) -> anyhow::Result<serde_json::Value>
     let counts = store::accounts::subscriber_counts(&app.db).await?;
     let mut statuses: Vec<serde_json::Value> = Vec::new();
     for status in SubscriberStatus::ALL {
-        let n: i64 = counts
-            .iter()
-            .filter(|(s, _, _)| s == status.as_str())
-            .map(|(_, _, n)| n)
-            .sum();
+        let n: i64 = counts.iter().filter(|(s, _, _)| s == status).map(|(_, _, n)| n).sum();
         statuses.push(serde_json::json!({"status": status.as_str(), "count": n}));
     }
     let editions = store::editions::list(&app.db, 200).await?;
@@ -222,10 +218,10 @@ pub async fn dashboard_data(app: &AppState) -> anyhow::Result<serde_json::Value>
             frequency: f.as_str(),
             confirmed: counts
                 .iter()
-                .filter(|(s, fr, _)| s == "confirmed" && fr == f.as_str())
+                .filter(|(s, fr, _)| *s == SubscriberStatus::Confirmed && fr == f)
                 .map(|(_, _, n)| n)
                 .sum(),
-            last: editions.iter().find(|e| e.frequency == f.as_str()).cloned(),
+            last: editions.iter().find(|e| e.frequency == *f).cloned(),
             next,
         });
     }
@@ -257,15 +253,7 @@ pub async fn posts_data(app: &AppState) -> anyhow::Result<Vec<serde_json::Value>
         .await?
         .into_iter()
         .map(|p| {
-            let state = if p.removed {
-                "unpublished"
-            } else if p.draft {
-                "draft"
-            } else if p.published_at > now {
-                "scheduled"
-            } else {
-                "published"
-            };
+            let state = PostState::of(p.draft, p.removed, p.published_at, now);
             serde_json::json!({"slug": p.slug, "title": p.title, "date": p.published_at.format("%Y-%m-%d %H:%M").to_string(),
                 "state": state, "source": p.source})
         })

@@ -236,7 +236,7 @@ async fn instances_starting_together_for_a_due_edition_create_it_once() {
         .await
         .unwrap()
         .into_iter()
-        .filter(|e| e.frequency == "weekly")
+        .filter(|e| e.frequency == herald::domain::Frequency::Weekly)
         .count();
     assert_eq!(weekly, 1, "one edition however many instances catch up");
     assert_eq!(received.len(), 50);

@@ -21,6 +21,7 @@ mod queue_model;
 mod readiness;
 mod sanitize;
 mod schedule;
+mod schema;
 mod serve;
 mod server;
 mod smtp;

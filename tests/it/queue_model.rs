@@ -17,7 +17,7 @@ use chrono::Utc;
 use herald::config::Settings;
 use herald::digest::Trigger;
 use herald::digest::send;
-use herald::domain::{EmailAddress, Frequency, SubscriberSource, SubscriberStatus};
+use herald::domain::{EditionStatus, EmailAddress, Frequency, SubscriberSource, SubscriberStatus};
 use herald::startup::App;
 use herald::store::{self, subscribers::NewSubscriber, subscribers::SubscriberPatch};
 use proptest::prelude::*;
@@ -253,7 +253,12 @@ async fn run_case(case: usize, batch: u32, concurrency: u32, ops: &[Op]) -> Resu
         }
     }
     for edition in store::editions::list(&app.db, 1000).await.unwrap() {
-        prop_assert_eq!(&edition.status, "sent", "edition {} is finished", edition.id);
+        prop_assert_eq!(
+            edition.status,
+            EditionStatus::Sent,
+            "edition {} is finished",
+            edition.id
+        );
     }
     app.db.close().await;
     Ok(())

@@ -298,7 +298,11 @@ async fn an_smtp_outage_delays_the_confirmation_but_loses_nothing() {
     assert_eq!(smtp.count(), 0);
     assert!(smtp.rejected() >= 1, "the server was asked and said 421");
     let counts = herald::store::outbox::counts(&app.app.db).await.unwrap();
-    assert_eq!(counts, [("pending".to_owned(), 1)], "the message waits for its retry");
+    assert_eq!(
+        counts,
+        [(herald::domain::OutboxStatus::Pending, 1)],
+        "the message waits for its retry"
+    );
 
     smtp.set_behaviour(Behaviour::Accept);
     let mail = smtp.wait_for(1, Duration::from_secs(20)).await;
@@ -337,14 +341,14 @@ async fn a_permanent_refusal_marks_the_address_bounced() {
     );
     assert_eq!(
         herald::store::outbox::counts(&app.app.db).await.unwrap(),
-        [("failed".to_owned(), 1)]
+        [(herald::domain::OutboxStatus::Failed, 1)]
     );
     // A bounced address asking again gets the same page and no mail.
     assert_eq!(subscribe(&app, &[("email", "nobody@example.org")]).await.status(), 200);
     requests_settled(&app).await;
     assert_eq!(
         herald::store::outbox::counts(&app.app.db).await.unwrap(),
-        [("failed".to_owned(), 1)]
+        [(herald::domain::OutboxStatus::Failed, 1)]
     );
 }
 

@@ -1,0 +1,141 @@
+//! The states of what Herald keeps in its queues and records: each a closed set of words,
+//! stored as that word in a text column that the database checks against the same set.
+
+use chrono::{DateTime, Utc};
+
+use super::word::word_enum;
+
+/// Where one message of an edition, to one subscriber, stands.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, serde::Serialize, serde::Deserialize)]
+#[serde(rename_all = "lowercase")]
+pub enum DeliveryStatus {
+    /// Waiting for its time (`next_attempt_at`) to come.
+    Pending,
+    /// Claimed by a worker until its lease (`next_attempt_at`) runs out.
+    Sending,
+    Sent,
+    /// Given up on.
+    Failed,
+    /// Nothing to send this subscriber (their topics match none of the posts).
+    Skipped,
+}
+
+/// Where an edition stands.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, serde::Serialize, serde::Deserialize)]
+#[serde(rename_all = "lowercase")]
+pub enum EditionStatus {
+    /// Some of its deliveries are not final yet.
+    Sending,
+    /// Every delivery is final.
+    Sent,
+}
+
+/// Where a message in the outbox (transactional mail) stands.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, serde::Serialize, serde::Deserialize)]
+#[serde(rename_all = "lowercase")]
+pub enum OutboxStatus {
+    Pending,
+    /// Claimed by a worker until its lease runs out.
+    Sending,
+    Sent,
+    Failed,
+}
+
+/// What the last poll of a remote source found.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, serde::Serialize, serde::Deserialize)]
+#[serde(rename_all = "lowercase")]
+pub enum PollOutcome {
+    /// New or changed items were imported.
+    Changed,
+    /// Not modified, or nothing new in the feed.
+    Unchanged,
+    Failed,
+}
+
+/// Where a subscription request from the form stands (it is deleted once acted on).
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, serde::Serialize, serde::Deserialize)]
+#[serde(rename_all = "lowercase")]
+pub enum RequestStatus {
+    Pending,
+    /// Claimed by a worker until its lease runs out.
+    Sending,
+}
+
+/// Where a post stands for readers, from what is stored about it (whether it is a draft,
+/// whether its source is gone, its date). Worked out, never stored.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, serde::Serialize, serde::Deserialize)]
+#[serde(rename_all = "lowercase")]
+pub enum PostState {
+    /// Public: not a draft, its date has come.
+    Published,
+    /// Not a draft, dated in the future.
+    Scheduled,
+    Draft,
+    /// Its source (file or feed item) is gone; it comes back if the source returns.
+    Unpublished,
+}
+
+impl PostState {
+    /// The state of a post that is a draft or not, removed or not, dated `published_at`, at `now`.
+    pub fn of(draft: bool, removed: bool, published_at: DateTime<Utc>, now: DateTime<Utc>) -> Self {
+        if removed {
+            PostState::Unpublished
+        } else if draft {
+            PostState::Draft
+        } else if published_at > now {
+            PostState::Scheduled
+        } else {
+            PostState::Published
+        }
+    }
+}
+
+word_enum!(DeliveryStatus, "delivery status", Pending => "pending", Sending => "sending", Sent => "sent",
+    Failed => "failed", Skipped => "skipped");
+word_enum!(EditionStatus, "edition status", Sending => "sending", Sent => "sent");
+word_enum!(OutboxStatus, "outbox status", Pending => "pending", Sending => "sending", Sent => "sent",
+    Failed => "failed");
+word_enum!(PollOutcome, "poll outcome", Changed => "changed", Unchanged => "unchanged", Failed => "failed");
+word_enum!(RequestStatus, "request status", Pending => "pending", Sending => "sending");
+word_enum!(PostState, "post state", Published => "published", Scheduled => "scheduled", Draft => "draft",
+    Unpublished => "unpublished");
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn words_round_trip_through_text_and_serde() {
+        fn check<T>(all: &[T])
+        where
+            T: Copy + PartialEq + std::fmt::Debug + std::str::FromStr + std::fmt::Display + serde::Serialize,
+            <T as std::str::FromStr>::Err: std::fmt::Debug,
+        {
+            for value in all {
+                let word = value.to_string();
+                assert_eq!(word.parse::<T>().unwrap(), *value);
+                assert_eq!(serde_json::to_value(value).unwrap(), serde_json::Value::String(word));
+            }
+        }
+        check(DeliveryStatus::ALL);
+        check(EditionStatus::ALL);
+        check(OutboxStatus::ALL);
+        check(PollOutcome::ALL);
+        check(RequestStatus::ALL);
+        check(PostState::ALL);
+        assert_eq!(
+            "ok".parse::<PollOutcome>().unwrap_err().to_string(),
+            "\"ok\" is not a poll outcome; use one of: changed unchanged failed"
+        );
+    }
+
+    #[test]
+    fn a_post_state_follows_removal_then_draft_then_date() {
+        let now = Utc::now();
+        let later = now + chrono::Duration::days(1);
+        assert_eq!(PostState::of(false, false, now, now), PostState::Published);
+        assert_eq!(PostState::of(false, false, later, now), PostState::Scheduled);
+        assert_eq!(PostState::of(true, false, later, now), PostState::Draft);
+        assert_eq!(PostState::of(true, true, now, now), PostState::Unpublished);
+    }
+}
