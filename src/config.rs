@@ -1,6 +1,6 @@
 //! One `Settings` struct: `config.toml`, then `HERALD_SECTION__KEY` environment
 //! variables on top (the environment wins). Relative paths are resolved against
-//! the folder of the config file, never the current directory.
+//! the folder of the config file, never the current directory. Uses `domain`.
 //!
 //! Values are parsed into their types as the file loads (time zone, cron expressions,
 //! mailboxes, the database URL, counts that must be positive), so a bad one stops

@@ -1,5 +1,5 @@
 //! Prometheus metrics, one registry per running Herald (no global state), served as text
-//! at `/metrics`.
+//! at `/metrics`. Uses nothing else in Herald.
 
 use prometheus_client::encoding::EncodeLabelSet;
 use prometheus_client::metrics::counter::Counter;

@@ -1,166 +1,22 @@
 //! The `herald` command line: its arguments (clap) and what each command does, building
 //! through `startup` only the parts it needs. Uses everything below it.
 
+mod args;
 pub mod send;
 pub mod subscribers;
 
+pub use args::{AdminCommand, Cli, Command, ListFormat, SubscribersCommand};
+
 use std::io::IsTerminal;
-use std::path::PathBuf;
 use std::process::ExitCode;
 
 use anyhow::Context;
-use clap::builder::PossibleValue;
-use clap::{Parser, Subcommand, ValueEnum};
 use tokio_util::sync::CancellationToken;
 
 use crate::config::Settings;
-use crate::domain::{Frequency, SubscriberStatus};
 use crate::site::build;
 use crate::startup::{self, App, Parts};
 use crate::web;
-
-#[derive(Parser)]
-#[command(name = "herald", version, about = "Posts in; feeds, pages and email digests out.")]
-pub struct Cli {
-    /// Configuration file; relative paths inside it are read from its folder.
-    #[arg(long, global = true, env = "HERALD_CONFIG", default_value = "config.toml")]
-    pub config: PathBuf,
-    #[command(subcommand)]
-    pub command: Command,
-}
-
-#[derive(Subcommand)]
-pub enum Command {
-    /// Serve the site and feeds, and run the scheduled jobs.
-    Serve,
-    /// Read the posts folder into the database, then import the remote sources.
-    Sync,
-    /// Sync, then write every page and feed as files into a folder.
-    Build {
-        /// Output folder (replaced if an earlier build wrote it).
-        #[arg(long, default_value = "site")]
-        out: PathBuf,
-    },
-    /// Apply database migrations.
-    Migrate,
-    /// Compose the due digest editions and deliver everything queued, then exit.
-    Send {
-        /// Only this frequency (default: all three).
-        #[arg(long)]
-        frequency: Option<Frequency>,
-        /// Daily and weekly: send an extra edition now, even if this period's has gone out
-        /// or its time has not come.
-        #[arg(long)]
-        force: bool,
-        /// Print, per frequency, the posts and recipients; send nothing.
-        #[arg(long)]
-        dry_run: bool,
-        /// Also mail archive posts (public before Herald's first sync) dated from this date.
-        #[arg(long)]
-        since: Option<String>,
-    },
-    /// Editions, the delivery queue, the outbox and the subscriber counts.
-    Status,
-    /// Render the next edition of a frequency to an HTML file, or send it as a test.
-    Preview {
-        #[arg(long)]
-        frequency: Frequency,
-        /// Send the preview to this address instead of writing a file.
-        #[arg(long)]
-        to: Option<String>,
-        /// File to write (default: preview-FREQUENCY.html).
-        #[arg(long)]
-        out: Option<PathBuf>,
-    },
-    /// Admin accounts and API tokens.
-    Admin {
-        #[command(subcommand)]
-        action: AdminCommand,
-    },
-    /// Manage the subscriber list.
-    Subscribers {
-        #[command(subcommand)]
-        action: SubscribersCommand,
-    },
-}
-
-#[derive(Subcommand)]
-pub enum AdminCommand {
-    /// Create an admin (or set a new password): asks for the password on a terminal,
-    /// otherwise reads it from the first line of standard input.
-    CreateUser { email: String },
-    /// Create an API token for /admin/api/ and print it (shown only this once).
-    CreateToken { name: String },
-}
-
-#[derive(Subcommand)]
-pub enum SubscribersCommand {
-    /// Add one subscriber. Without --confirmed they get a confirmation mail first.
-    Add {
-        email: String,
-        #[arg(long)]
-        name: Option<String>,
-        /// How often they get digests (default: [subscribers] default_frequency).
-        #[arg(long)]
-        frequency: Option<Frequency>,
-        /// Comma-separated topics (tags); none means everything.
-        #[arg(long, value_delimiter = ',')]
-        topics: Vec<String>,
-        /// Consent was collected elsewhere: no confirmation mail.
-        #[arg(long)]
-        confirmed: bool,
-    },
-    /// List subscribers.
-    List {
-        #[arg(long)]
-        status: Option<SubscriberStatus>,
-        #[arg(long, value_enum, default_value_t = ListFormat::Table)]
-        format: ListFormat,
-    },
-    /// Import a CSV file with a header: email,name,frequency,topics,status (extra columns ignored).
-    Import {
-        file: PathBuf,
-        /// Rows without a status become confirmed rather than pending.
-        #[arg(long)]
-        confirmed: bool,
-        /// Also bring back unsubscribed, bounced and complained addresses.
-        #[arg(long)]
-        force: bool,
-    },
-    /// Write subscribers as CSV to standard output.
-    Export {
-        #[arg(long)]
-        status: Option<SubscriberStatus>,
-    },
-    /// Erase a person from the list: their row, tokens and queued mail.
-    Remove { email: String },
-}
-
-/// How `herald subscribers list` prints the list.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, ValueEnum)]
-pub enum ListFormat {
-    Table,
-    Csv,
-    Json,
-}
-
-/// Domain words as command-line values (`--frequency weekly`), with the choices in `--help`.
-macro_rules! word_value_enum {
-    ($ty:ty) => {
-        impl ValueEnum for $ty {
-            fn value_variants<'a>() -> &'a [Self] {
-                <$ty>::ALL
-            }
-
-            fn to_possible_value(&self) -> Option<PossibleValue> {
-                Some(PossibleValue::new(self.as_str()))
-            }
-        }
-    };
-}
-
-word_value_enum!(Frequency);
-word_value_enum!(SubscriberStatus);
 
 /// Runs a parsed command line; errors are printed and give a failing exit code.
 pub async fn main(cli: Cli) -> ExitCode {

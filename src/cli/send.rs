@@ -233,11 +233,11 @@ pub async fn preview(
     if frequency == Frequency::Immediate {
         plan.post_ids.truncate(1);
     }
-    let content = EditionContent::preview(&digests, frequency, &plan.post_ids).await?;
+    let content = EditionContent::preview(digests.renderer(), frequency, &plan.post_ids).await?;
     match to {
         Some(address) => {
             let email = EmailAddress::parse(address).with_context(|| format!("{address:?} is not a usable address"))?;
-            let (envelope, message) = content.test_message(&digests, &email)?;
+            let (envelope, message) = content.test_message(digests.renderer(), &email)?;
             parts
                 .mailer()?
                 .send(&envelope, &message)
@@ -247,7 +247,9 @@ pub async fn preview(
         }
         None => {
             let path = out.unwrap_or_else(|| PathBuf::from(format!("preview-{frequency}.html")));
-            let html = content.web_html(&digests)?.context("the preview has no posts")?;
+            let html = content
+                .web_html(digests.renderer())?
+                .context("the preview has no posts")?;
             std::fs::write(&path, html).with_context(|| format!("Cannot write {}", path.display()))?;
             println!("wrote {}", path.display());
         }

@@ -12,7 +12,7 @@ use anyhow::{Context, bail};
 use chrono::Utc;
 use indicatif::{ProgressBar, ProgressStyle};
 
-use super::{ListFormat, SubscribersCommand};
+use super::args::{ListFormat, SubscribersCommand};
 
 pub async fn run(parts: &Parts, action: SubscribersCommand) -> anyhow::Result<ExitCode> {
     let db = parts.db().await?;

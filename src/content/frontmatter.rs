@@ -1,11 +1,32 @@
-use std::path::Path;
+//! A post file's front matter (YAML or TOML) and body into a `PostDraft`, with errors that
+//! name the file and line. Uses `domain`.
+
+use std::fmt;
+use std::path::{Path, PathBuf};
 
 use chrono::{DateTime, NaiveDate, NaiveDateTime, Utc};
 use serde::Deserialize;
 use url::Url;
 
-use super::{PostError, markdown, sanitize};
+use super::{markdown, sanitize};
 use crate::domain::{PostDraft, PostSource, Slug, Tag};
+
+/// Why a post file could not be read, and where.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct PostError {
+    pub path: PathBuf,
+    /// 1-based line in the file the problem was found on.
+    pub line: usize,
+    pub message: String,
+}
+
+impl fmt::Display for PostError {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        write!(f, "{}:{}: {}", self.path.display(), self.line, self.message)
+    }
+}
+
+impl std::error::Error for PostError {}
 
 const SUMMARY_CHARS: usize = 280;
 
@@ -258,6 +279,20 @@ pub(super) fn parse(
         source,
         content_hash,
     })
+}
+
+/// Reads one post file's text into a draft ready for the store.
+///
+/// `source` names it in the store (e.g. the file `otters.md`), `file_stem` gives the default
+/// slug and `content_hash` lets an unchanged file be skipped on the next sync.
+pub fn parse_post_file(
+    path: &std::path::Path,
+    text: &str,
+    base_url: &url::Url,
+    source: PostSource,
+    content_hash: String,
+) -> Result<PostDraft, PostError> {
+    parse(path, text, base_url, source, content_hash)
 }
 
 #[cfg(test)]

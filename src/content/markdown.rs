@@ -1,3 +1,5 @@
+//! Markdown to HTML (pulldown-cmark) and plain-text summaries. Uses nothing else in Herald.
+
 use pulldown_cmark::{Event, Options, Parser, Tag, TagEnd, html};
 
 fn options() -> Options {

@@ -1,3 +1,6 @@
+//! The posts folder into the store: new, changed and removed files, each failure reported by
+//! file and line while the other posts still sync. Uses `domain` and `store`.
+
 use std::collections::{HashMap, HashSet};
 use std::path::{Path, PathBuf};
 
@@ -7,7 +10,7 @@ use sha2::{Digest, Sha256};
 use url::Url;
 use walkdir::{DirEntry, WalkDir};
 
-use super::{INITIAL_SYNC, PostError, RENDER_VERSION, parse_post_file};
+use super::{PostError, parse_post_file};
 use crate::domain::{PostDraft, PostSource};
 use crate::store::{self, Db};
 
@@ -16,6 +19,12 @@ use crate::store::{self, Db};
 const SAVE_BATCH: usize = 500;
 
 /// A post file that could not be published, and why.
+/// `site_meta` key recording when Herald first synced: posts public then are its archive.
+pub const INITIAL_SYNC: &str = "initial_sync_at";
+
+/// Bumped whenever rendering changes, so a re-sync re-renders every post once.
+pub const RENDER_VERSION: &str = "herald-render-1";
+
 pub type SyncFailure = PostError;
 
 /// What a sync did, by count.

@@ -17,13 +17,12 @@ use crate::domain::Frequency;
 use crate::mail::Composer;
 use crate::site::Site;
 use crate::store::{self, Db, editions::Edition};
-use render::EditionContent;
+use render::{EditionContent, Renderer};
 
 /// Makes editions and renders them; shared by the sender, the scheduler and the console.
 pub struct Digests {
     db: Db,
-    site: Arc<Site>,
-    composer: Arc<Composer>,
+    renderer: Renderer,
     /// Rung when an edition is created, so the delivery workers look at once.
     created: Arc<Notify>,
     editions: Mutex<HashMap<i64, Arc<EditionContent>>>,
@@ -32,16 +31,20 @@ pub struct Digests {
 impl Digests {
     pub fn new(db: Db, site: Arc<Site>, composer: Arc<Composer>) -> Self {
         Self {
+            renderer: Renderer::new(db.clone(), site, composer),
             db,
-            site,
-            composer,
             created: Arc::new(Notify::new()),
             editions: Mutex::new(HashMap::new()),
         }
     }
 
     fn settings(&self) -> &Settings {
-        self.site.settings()
+        self.renderer.settings()
+    }
+
+    /// Renders editions, previews and tests.
+    pub fn renderer(&self) -> &Renderer {
+        &self.renderer
     }
 
     /// Rung whenever an edition is created.
@@ -59,7 +62,7 @@ impl Digests {
         if let Some(c) = self.editions.lock().ok().and_then(|m| m.get(&id).cloned()) {
             return Ok(c);
         }
-        let content = Arc::new(EditionContent::load(self, id).await?);
+        let content = Arc::new(EditionContent::load(&self.renderer, id).await?);
         if let Ok(mut map) = self.editions.lock() {
             // Old editions are rarely sent again: keep the cache small.
             if map.len() >= 32 {
@@ -162,7 +165,7 @@ impl Digests {
         let mut created = Vec::new();
         for (period, ids) in groups {
             let posts = store::posts::find_by_ids(&self.db, &ids).await?;
-            let subject = render::subject(self, &posts)?;
+            let subject = render::subject(&self.renderer, &posts)?;
             if let Some(edition) = store::editions::create(&self.db, frequency, &period, &subject, &ids, now).await? {
                 tracing::info!(edition = edition.id, %period, recipients = edition.recipients, posts = ids.len(), "edition created");
                 created.push(edition);

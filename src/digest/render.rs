@@ -1,5 +1,6 @@
 //! Rendering digests. The shared parts are rendered once per edition and topic choice
 //! (tera, then CSS inlined); each message only swaps in its subscriber's links.
+//! Uses `site` (templates, links) and `mail` (composing).
 
 use std::collections::HashMap;
 use std::sync::{Arc, Mutex};
@@ -9,10 +10,28 @@ use lettre::address::Envelope;
 use lettre::message::Mailbox;
 use serde::Serialize;
 
-use super::Digests;
+use crate::config::Settings;
 use crate::domain::{EditionStatus, Frequency, Post, Subscriber};
 use crate::mail::{Composer, Outgoing, compose};
-use crate::store::{self, editions::Edition};
+use crate::site::Site;
+use crate::store::{self, Db, editions::Edition};
+
+/// What rendering needs: the posts, the site's templates and links, the message composer.
+pub struct Renderer {
+    db: Db,
+    site: Arc<Site>,
+    composer: Arc<Composer>,
+}
+
+impl Renderer {
+    pub fn new(db: Db, site: Arc<Site>, composer: Arc<Composer>) -> Self {
+        Self { db, site, composer }
+    }
+
+    pub fn settings(&self) -> &Settings {
+        self.site.settings()
+    }
+}
 
 /// Stand-ins for per-subscriber values; plain ASCII that escaping and CSS inlining leave alone.
 const PREFERENCES: &str = "HERALD0PREFERENCES0URL";
@@ -102,7 +121,7 @@ pub struct EditionContent {
 
 /// The subject line: `[digest] subject` (a tera template with `site`, `posts`, `count`) or
 /// the post's title for one post, "Site: N new posts" for several.
-pub fn subject(app: &Digests, posts: &[Post]) -> anyhow::Result<String> {
+pub fn subject(app: &Renderer, posts: &[Post]) -> anyhow::Result<String> {
     let template = app.settings().digest.subject.trim();
     if template.is_empty() {
         return Ok(match posts {
@@ -133,7 +152,7 @@ fn topics_text(topics: &[String], posts: &[Post]) -> String {
 }
 
 impl EditionContent {
-    pub async fn load(app: &Digests, edition_id: i64) -> anyhow::Result<Self> {
+    pub async fn load(app: &Renderer, edition_id: i64) -> anyhow::Result<Self> {
         let edition = store::editions::find(&app.db, edition_id)
             .await?
             .context("No such edition")?;
@@ -149,7 +168,7 @@ impl EditionContent {
 
     /// The digest for subscribers who chose `topics` (empty: everything); `None` when none of
     /// the edition's posts carries one of their topics.
-    pub fn variant(&self, app: &Digests, topics: &[String]) -> anyhow::Result<Option<Arc<Variant>>> {
+    pub fn variant(&self, app: &Renderer, topics: &[String]) -> anyhow::Result<Option<Arc<Variant>>> {
         let mut key = topics.to_vec();
         key.sort();
         if let Some(v) = self
@@ -177,7 +196,7 @@ impl EditionContent {
         Ok(variant)
     }
 
-    fn render(&self, app: &Digests, posts: &[Post], topics: &[String]) -> anyhow::Result<Variant> {
+    fn render(&self, app: &Renderer, posts: &[Post], topics: &[String]) -> anyhow::Result<Variant> {
         let subject = if posts.len() == self.posts.len() {
             self.edition.subject.clone()
         } else {
@@ -225,7 +244,7 @@ impl EditionContent {
     }
 
     /// An edition that is not stored: for previews and tests to an address.
-    pub async fn preview(app: &Digests, frequency: Frequency, post_ids: &[i64]) -> anyhow::Result<Self> {
+    pub async fn preview(app: &Renderer, frequency: Frequency, post_ids: &[i64]) -> anyhow::Result<Self> {
         let posts = store::posts::find_by_ids(&app.db, post_ids).await?;
         let now = chrono::Utc::now();
         Ok(Self {
@@ -247,7 +266,11 @@ impl EditionContent {
     }
 
     /// The whole edition as a test message to `to` (links go to the subscribe page).
-    pub fn test_message(&self, app: &Digests, to: &crate::domain::EmailAddress) -> anyhow::Result<(Envelope, Vec<u8>)> {
+    pub fn test_message(
+        &self,
+        app: &Renderer,
+        to: &crate::domain::EmailAddress,
+    ) -> anyhow::Result<(Envelope, Vec<u8>)> {
         let variant = self.variant(app, &[])?.context("the edition has no posts")?;
         let subscribe = app.settings().url_for("subscribe");
         app.composer.build(Outgoing {
@@ -271,7 +294,7 @@ impl EditionContent {
     }
 
     /// The web view of the edition (`/editions/{id}`): everything, with links for a visitor.
-    pub fn web_html(&self, app: &Digests) -> anyhow::Result<Option<String>> {
+    pub fn web_html(&self, app: &Renderer) -> anyhow::Result<Option<String>> {
         Ok(self.variant(app, &[])?.map(|v| {
             v.html
                 .replace(PREFERENCES, &app.settings().url_for("subscribe"))
@@ -283,7 +306,7 @@ impl EditionContent {
 /// The finished message for one subscriber: their links filled in, list headers set, a
 /// Message-ID derived from (edition, subscriber) so a re-send is recognisably the same.
 pub fn message(
-    app: &Digests,
+    app: &Renderer,
     content: &EditionContent,
     variant: &Variant,
     subscriber: &Subscriber,

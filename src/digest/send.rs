@@ -211,10 +211,12 @@ async fn send_one(
     if subscriber.status != SubscriberStatus::Confirmed {
         return Some(Outcome::Skipped);
     }
-    let built = content.variant(&app.digests, &subscriber.topics).and_then(|v| {
-        v.map(|v| render::message(&app.digests, content, &v, subscriber))
-            .transpose()
-    });
+    let built = content
+        .variant(app.digests.renderer(), &subscriber.topics)
+        .and_then(|v| {
+            v.map(|v| render::message(app.digests.renderer(), content, &v, subscriber))
+                .transpose()
+        });
     let (envelope, message) = match built {
         Ok(Some(m)) => m,
         Ok(None) => return Some(Outcome::Skipped),

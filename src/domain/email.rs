@@ -1,3 +1,6 @@
+//! Email addresses as Herald accepts them: syntax, IDNA domains, the key that makes two
+//! spellings one subscriber. Uses nothing else in Herald.
+
 use std::fmt;
 use std::hash::{Hash, Hasher};
 use std::str::FromStr;

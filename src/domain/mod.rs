@@ -1,5 +1,6 @@
 //! Plain types with their invariants: posts, slugs, tags, subscribers, the states of what
 //! the store keeps (and how each is stored as text). No I/O here.
+//! Uses nothing else in Herald.
 
 mod email;
 mod post;

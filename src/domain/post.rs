@@ -1,3 +1,5 @@
+//! A post as Herald keeps it, and where it came from (a file or a feed). Uses `domain` only.
+
 use std::fmt;
 use std::str::FromStr;
 

@@ -1,3 +1,6 @@
+//! Slugs: the URL-safe names of posts and tags, transliterated from any script. Uses nothing
+//! else in Herald.
+
 use std::fmt;
 
 use sha2::{Digest, Sha256};

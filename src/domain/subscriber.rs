@@ -1,3 +1,6 @@
+//! Subscribers: who they are, how often they want mail, what they chose, and their status on
+//! the list. Uses `domain` only.
+
 use chrono::{DateTime, Utc};
 
 use super::word::word_enum;

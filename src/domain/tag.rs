@@ -1,3 +1,5 @@
+//! Tags (topics): the name an author wrote and its slug. Uses `domain` only.
+
 use std::fmt;
 
 use super::Slug;

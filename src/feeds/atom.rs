@@ -1,3 +1,5 @@
+//! Atom 1.0 documents (atom_syndication). Uses `feeds` and `domain`.
+
 use atom_syndication::{
     CategoryBuilder, ContentBuilder, EntryBuilder, FeedBuilder, FixedDateTime, GeneratorBuilder, LinkBuilder,
     PersonBuilder, Text,

@@ -1,3 +1,5 @@
+//! JSON Feed 1.1 documents (serde). Uses `feeds` and `domain`.
+
 use serde::Serialize;
 
 use super::{FeedFormat, FeedMeta, Post};

@@ -1,5 +1,6 @@
 //! Posts to feed documents: RSS 2.0, Atom 1.0 and JSON Feed 1.1. Pure functions
 //! of their input; the builders of the `rss` and `atom_syndication` crates escape.
+//! Uses `domain`.
 
 mod atom;
 mod json;

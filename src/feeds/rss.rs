@@ -1,3 +1,5 @@
+//! RSS 2.0 documents (rss), with an Atom self link. Uses `feeds` and `domain`.
+
 use ::rss::extension::atom::{AtomExtension, Link};
 use ::rss::extension::dublincore::DublinCoreExtension;
 use ::rss::{CategoryBuilder, ChannelBuilder, GuidBuilder, ItemBuilder};

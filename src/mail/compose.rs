@@ -1,3 +1,6 @@
+//! Messages as Herald sends them: multipart HTML and text, quoted-printable, list and
+//! Message-ID headers, CSS inlined, DKIM when configured (lettre). Uses `config` and `domain`.
+
 use anyhow::Context;
 use lettre::address::Envelope;
 use lettre::message::dkim::{

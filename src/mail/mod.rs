@@ -1,5 +1,6 @@
 //! Getting mail out: the `Mailer` over lettre's transports, message composition,
 //! and the worker that drains the transactional outbox.
+//! Transport only; uses `domain`, `config` and `store` (the outbox's rows).
 
 pub mod compose;
 pub mod mailer;

@@ -1,5 +1,6 @@
 //! The published site as documents: pages (tera templates) and feeds, rendered
 //! from the store. The web server and the static export both call these.
+//! Uses `domain`, `config`, `store` and `feeds`.
 
 pub mod build;
 pub mod cache;

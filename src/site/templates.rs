@@ -1,3 +1,6 @@
+//! The tera templates built into the binary, overridable from a folder, and the hashes of
+//! their inline styles and scripts for the Content-Security-Policy. Uses nothing else in Herald.
+
 use std::path::Path;
 
 use anyhow::Context;

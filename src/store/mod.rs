@@ -1,5 +1,5 @@
 //! Every SQL statement, the migrations and the connection pool. The rest of
-//! Herald calls the named functions here and never writes SQL.
+//! Herald calls the named functions here and never writes SQL. Uses `domain` and `config`.
 //!
 //! Both backends run the same SQL text (`$1` placeholders work on SQLite too);
 //! [`with_pool!`] expands a body once per backend so each is compiled against

@@ -1,4 +1,5 @@
 //! The admin JSON API, behind a bearer token.
+//! Its handlers use the services in `web::AppState`.
 
 use axum::Json;
 use axum::body::Bytes;

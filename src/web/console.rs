@@ -1,5 +1,6 @@
 //! The admin console: server-rendered pages behind a login, with a little JavaScript for
 //! live send progress. Everything here is also in the JSON API.
+//! Its handlers use the services in `web::AppState`.
 
 use std::net::SocketAddr;
 use std::sync::Arc;
@@ -523,7 +524,7 @@ pub async fn edition(
 pub async fn preview(State(app): State<AppState>, Path(id): Path<i64>) -> Result<Response> {
     store::editions::find(&app.db, id).await?.ok_or(WebError::NotFound)?;
     let content = app.digests.edition_content(id).await?;
-    let html = content.web_html(&app.digests)?.ok_or(WebError::NotFound)?;
+    let html = content.web_html(app.digests.renderer())?.ok_or(WebError::NotFound)?;
     let headers = [
         (header::CACHE_CONTROL, "no-store"),
         (header::CONTENT_SECURITY_POLICY, super::headers::EMAIL_PREVIEW_CSP),
@@ -537,7 +538,7 @@ pub async fn send_test(app: &AppState, id: i64, to: &str) -> std::result::Result
     let email = EmailAddress::parse(to).map_err(|e| e.to_string())?;
     let content: Arc<EditionContent> = app.digests.edition_content(id).await.map_err(|e| format!("{e:#}"))?;
     let (envelope, message) = content
-        .test_message(&app.digests, &email)
+        .test_message(app.digests.renderer(), &email)
         .map_err(|e| format!("{e:#}"))?;
     app.mailer.send(&envelope, &message).await.map_err(|e| e.to_string())?;
     Ok(format!("A test went to {email}."))

@@ -1,3 +1,5 @@
+//! The error type handlers return, and how it becomes a response. Uses nothing else in Herald.
+
 use axum::http::StatusCode;
 use axum::response::{IntoResponse, Response};
 

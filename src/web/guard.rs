@@ -2,6 +2,7 @@
 
 use std::net::{IpAddr, SocketAddr};
 use std::num::NonZeroU32;
+use std::sync::Arc;
 
 use axum::extract::{Request, State};
 use axum::http::{HeaderMap, StatusCode, header};
@@ -9,7 +10,6 @@ use axum::middleware::Next;
 use axum::response::{IntoResponse, Response};
 use governor::{DefaultKeyedRateLimiter, Quota, RateLimiter};
 
-use super::AppState;
 use crate::config::Settings;
 
 /// Per-client limits, kept in memory (per instance).
@@ -111,10 +111,10 @@ pub fn same_origin(settings: &Settings, headers: &HeaderMap) -> bool {
 /// site's own pages. A request with an `Authorization` header passes: it is authenticated by
 /// that header, not by a cookie, and a page on another site cannot add one without a CORS
 /// preflight, which Herald never grants.
-pub async fn require_same_origin(State(app): State<AppState>, request: Request, next: Next) -> Response {
+pub async fn require_same_origin(State(settings): State<Arc<Settings>>, request: Request, next: Next) -> Response {
     let safe = request.method().is_safe();
     let bearer = request.headers().contains_key(header::AUTHORIZATION);
-    if safe || bearer || same_origin(&app.settings, request.headers()) {
+    if safe || bearer || same_origin(&settings, request.headers()) {
         return next.run(request).await;
     }
     tracing::warn!(method = %request.method(), "cross-site request refused");

@@ -9,6 +9,7 @@ mod guard;
 pub mod headers;
 mod public;
 pub mod server;
+mod state;
 mod subscribe;
 mod trace;
 
@@ -17,7 +18,6 @@ use std::sync::Arc;
 use anyhow::Context;
 use axum::Router;
 use axum::extract::DefaultBodyLimit;
-use axum::extract::FromRef;
 use axum::routing::{get, post};
 use tokio::net::TcpListener;
 use tokio_util::sync::CancellationToken;
@@ -26,54 +26,9 @@ use tower_http::trace::TraceLayer;
 
 pub use error::{Result, WebError};
 pub use guard::Limits;
+pub use state::AppState;
 
-use crate::auth::Auth;
-use crate::config::Settings;
-use crate::digest::Digests;
-use crate::mail::Mailer;
-use crate::metrics::Metrics;
-use crate::schedule::Jobs;
-use crate::site::{DocumentCache, Site};
 use crate::startup::App;
-use crate::store::{Db, health::Readiness};
-use crate::subscribers::Subscriptions;
-
-/// What the handlers share; a handler that needs one part takes it as its own state.
-#[derive(Clone, FromRef)]
-pub struct AppState {
-    pub settings: Arc<Settings>,
-    pub db: Db,
-    pub site: Arc<Site>,
-    pub cache: Arc<DocumentCache>,
-    pub metrics: Arc<Metrics>,
-    pub readiness: Arc<Readiness>,
-    pub mailer: Arc<dyn Mailer>,
-    pub auth: Arc<Auth>,
-    pub subscriptions: Arc<Subscriptions>,
-    pub digests: Arc<Digests>,
-    pub jobs: Arc<Jobs>,
-    /// Per-client rate limits (subscribe form, logins), per instance.
-    pub limits: Arc<Limits>,
-}
-
-impl AppState {
-    pub fn new(app: &App) -> Self {
-        Self {
-            settings: app.settings.clone(),
-            db: app.db.clone(),
-            site: app.site.clone(),
-            cache: app.cache.clone(),
-            metrics: app.metrics.clone(),
-            readiness: app.readiness.clone(),
-            mailer: app.mailer.clone(),
-            auth: app.auth.clone(),
-            subscriptions: app.subscriptions.clone(),
-            digests: app.digests.clone(),
-            jobs: app.jobs.clone(),
-            limits: Arc::new(Limits::new(&app.settings)),
-        }
-    }
-}
 
 /// Serves HTTP on `listener` and runs the scheduled jobs and workers until `shutdown` is
 /// cancelled.

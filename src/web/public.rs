@@ -1,4 +1,4 @@
-//! Public pages and feeds, answered from the document cache.
+//! Public pages and feeds, answered from the document cache. Uses `site` and its cache.
 
 use std::sync::Arc;
 
@@ -198,7 +198,7 @@ pub async fn edition(State(app): State<AppState>, Path(id): Path<String>) -> Res
         return not_found(&app);
     }
     let content = app.digests.edition_content(id).await?;
-    match content.web_html(&app.digests)? {
+    match content.web_html(app.digests.renderer())? {
         Some(html) => Ok((
             [(header::CONTENT_SECURITY_POLICY, super::headers::EMAIL_VIEW_CSP)],
             Html(html),

@@ -1,4 +1,5 @@
 //! The reader's side: subscribe, confirm, preferences, unsubscribe. Plain HTML forms.
+//! Uses the `Subscriptions` service.
 
 use std::net::SocketAddr;
 

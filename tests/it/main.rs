@@ -13,6 +13,7 @@ mod feed_check;
 mod feeds;
 mod import;
 mod instances;
+mod layers;
 mod login_flood;
 mod logs;
 mod observability;
