@@ -16,3 +16,4 @@ pub mod startup;
 pub mod store;
 pub mod subscribers;
 pub mod web;
+pub mod worker;

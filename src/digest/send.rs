@@ -35,7 +35,10 @@ use crate::store::{
     self, Db,
     deliveries::{Claimed, Outcome, Recorded},
 };
+use crate::worker::{self, Pass};
 
+/// Longest a delivery worker waits between looks when nothing wakes it.
+const IDLE_WAIT: Duration = Duration::from_secs(5);
 /// How many outcomes one write takes at most.
 const RECORD_GROUP: usize = 512;
 /// How long the outcome writer keeps its connection without anything to write.
@@ -397,26 +400,15 @@ async fn send_batch(app: &Arc<DigestSender>, claimed: Vec<Claimed>, lease: &Arc<
 /// Delivers until `shutdown`: batch after batch while there is work, then waits to be woken
 /// (a new edition) or for the next retry to come due. A batch in flight is finished first.
 pub async fn run(app: Arc<DigestSender>, shutdown: CancellationToken) {
-    loop {
-        if shutdown.is_cancelled() {
-            return;
+    worker::run("delivery batch", &app.wake, &shutdown, || async {
+        if deliver_batch(&app).await?.claimed > 0 {
+            return Ok(Pass::Busy);
         }
-        match deliver_batch(&app).await {
-            Ok(report) if report.claimed > 0 => continue,
-            Ok(_) => {}
-            Err(e) => tracing::error!(error = format!("{e:#}"), "delivery batch failed"),
-        }
-        let wait = match store::deliveries::next_due(&app.db).await {
-            Ok(Some(due)) => (due - Utc::now())
-                .to_std()
-                .unwrap_or(Duration::ZERO)
-                .min(Duration::from_secs(5)),
-            _ => Duration::from_secs(5),
+        let wait = match store::deliveries::next_due(&app.db).await? {
+            Some(due) => (due - Utc::now()).to_std().unwrap_or(Duration::ZERO),
+            None => IDLE_WAIT,
         };
-        tokio::select! {
-            _ = shutdown.cancelled() => return,
-            _ = app.wake.notified() => {}
-            _ = tokio::time::sleep(wait.max(Duration::from_millis(50))) => {}
-        }
-    }
+        Ok(Pass::Idle(wait.clamp(Duration::from_millis(50), IDLE_WAIT)))
+    })
+    .await
 }

@@ -13,6 +13,7 @@ use tokio_util::sync::CancellationToken;
 
 use super::{Mailer, RetryPolicy, SendError};
 use crate::store::{self, Db};
+use crate::worker::{self, Pass};
 
 /// How long a claimed message is reserved for its worker; after that another may take it.
 const LEASE: Duration = Duration::from_secs(300);
@@ -92,18 +93,13 @@ impl Outbox {
 
     /// Runs passes until `shutdown`: at once when woken, else every few seconds.
     pub async fn run(self, shutdown: CancellationToken) {
-        loop {
-            match self.deliver_due().await {
-                Ok(n) if n > 0 => continue,
-                Ok(_) => {}
-                Err(e) => tracing::error!(error = format!("{e:#}"), "outbox pass failed"),
-            }
-            tokio::select! {
-                _ = shutdown.cancelled() => return,
-                _ = self.wake.notified() => {}
-                _ = tokio::time::sleep(IDLE) => {}
-            }
-        }
+        worker::run("outbox pass", &self.wake, &shutdown, || async {
+            Ok(match self.deliver_due().await? {
+                0 => Pass::Idle(IDLE),
+                _ => Pass::Busy,
+            })
+        })
+        .await
     }
 
     /// Sends what is due now, for commands that run without `herald serve`.

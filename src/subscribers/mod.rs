@@ -19,6 +19,7 @@ use crate::domain::{Choices, EmailAddress, Frequency, Subscriber, SubscriberSour
 use crate::mail::{Composer, Outgoing, compose, outbox::Outbox};
 use crate::site::Site;
 use crate::store::{self, Db, outbox::NewMail, subscribers::NewSubscriber};
+use crate::worker::{self, Pass};
 
 /// Subscribing, confirming, changing and leaving.
 pub struct Subscriptions {
@@ -192,18 +193,13 @@ impl Subscriptions {
     /// Works on subscription requests until `shutdown`: at once when the form stores one,
     /// else every few seconds (requests left by a crashed or stopped instance).
     pub async fn run(self: Arc<Self>, shutdown: tokio_util::sync::CancellationToken) {
-        loop {
-            match self.process_requests().await {
-                Ok(n) if n > 0 => continue,
-                Ok(_) => {}
-                Err(e) => tracing::error!(error = format!("{e:#}"), "subscription request pass failed"),
-            }
-            tokio::select! {
-                _ = shutdown.cancelled() => return,
-                _ = self.wake.notified() => {}
-                _ = tokio::time::sleep(std::time::Duration::from_secs(5)) => {}
-            }
-        }
+        worker::run("subscription request pass", &self.wake, &shutdown, || async {
+            Ok(match self.process_requests().await? {
+                0 => Pass::Idle(std::time::Duration::from_secs(5)),
+                _ => Pass::Busy,
+            })
+        })
+        .await
     }
 
     /// Queues a confirmation mail with a fresh single-use token that keeps the subscriber's

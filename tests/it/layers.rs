@@ -10,6 +10,7 @@ const LAYERS: &[(&str, u8)] = &[
     ("domain", 0),
     ("config", 1),
     ("metrics", 1),
+    ("worker", 1),
     ("store", 2),
     ("content", 3),
     ("feeds", 3),
