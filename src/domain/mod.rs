@@ -2,6 +2,7 @@
 //! the store keeps (and how each is stored as text). No I/O here.
 
 mod email;
+mod lifecycle;
 mod post;
 mod slug;
 mod states;
@@ -10,6 +11,7 @@ mod tag;
 mod word;
 
 pub use email::{EmailAddress, EmailError};
+pub use lifecycle::{SubscriberEvent, Transition};
 pub use post::{Post, PostDraft, PostSource};
 pub use slug::{Slug, SlugError};
 pub use states::{DeliveryStatus, EditionStatus, OutboxStatus, PollOutcome, PostState, RequestStatus};
