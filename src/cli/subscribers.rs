@@ -6,10 +6,10 @@ use std::process::ExitCode;
 use crate::domain::{EmailAddress, SubscriberSource, SubscriberStatus, parse_name, parse_topics};
 use crate::startup::Parts;
 use crate::store::Db;
-use crate::store::{self, subscribers::ListFilter, subscribers::NewSubscriber};
+use crate::store::{self, subscribers::ListFilter};
 use crate::subscribers::csv::{self, ImportOptions};
+use crate::subscribers::{Added, SubscribeRequest};
 use anyhow::{Context, bail};
-use chrono::Utc;
 use indicatif::{ProgressBar, ProgressStyle};
 
 use super::args::{ListFormat, SubscribersCommand};
@@ -25,30 +25,28 @@ pub async fn run(parts: &Parts, action: SubscribersCommand) -> anyhow::Result<Ex
             confirmed,
         } => {
             let email = EmailAddress::parse(&email).with_context(|| format!("{email:?} is not a usable address"))?;
-            let now = Utc::now();
-            let new = NewSubscriber {
+            let request = SubscribeRequest {
                 email,
                 name: parse_name(name.as_deref().unwrap_or(""))?,
-                status: if confirmed {
-                    SubscriberStatus::Confirmed
-                } else {
-                    SubscriberStatus::Pending
-                },
                 frequency: frequency.unwrap_or(parts.settings.subscribers.default_frequency),
                 topics: parse_topics(topics.iter().map(String::as_str))?,
                 source: SubscriberSource::Cli,
-                consent_at: Some(now),
             };
-            let (subscriber, created) = store::subscribers::insert_or_get(&db, &new, now).await?;
-            if !created {
-                bail!("{} is already on the list ({})", subscriber.email, subscriber.status);
-            }
-            if subscriber.status == SubscriberStatus::Pending {
-                parts.subscriptions().await?.send_confirmation(&subscriber).await?;
-                parts.outbox().await?.flush().await?;
-                println!("added {} (pending: confirmation mail sent)", subscriber.email);
+            let status = if confirmed {
+                SubscriberStatus::Confirmed
             } else {
-                println!("added {} (confirmed)", subscriber.email);
+                SubscriberStatus::Pending
+            };
+            match parts.subscriptions().await?.add(request, status).await? {
+                Added::Exists(subscriber) => {
+                    bail!("{} is already on the list ({})", subscriber.email, subscriber.status)
+                }
+                Added::Refused(status) => bail!("nobody is added as {status}"),
+                Added::New(subscriber) if subscriber.status == SubscriberStatus::Pending => {
+                    parts.outbox().await?.flush().await?;
+                    println!("added {} (pending: confirmation mail sent)", subscriber.email);
+                }
+                Added::New(subscriber) => println!("added {} ({})", subscriber.email, subscriber.status),
             }
         }
         SubscribersCommand::List { status, format } => list(&db, status, format).await?,
@@ -64,15 +62,14 @@ pub async fn run(parts: &Parts, action: SubscribersCommand) -> anyhow::Result<Ex
                 ProgressStyle::with_template("{bar:40} {percent:>3}% {bytes}/{total_bytes} {bytes_per_sec} eta {eta}")
                     .expect("a valid progress template"),
             );
-            let report = csv::import_csv(
-                &db,
-                handle,
-                ImportOptions { confirmed, force },
-                parts.settings.subscribers.default_frequency,
-                |bytes| bar.set_position(bytes),
-            )
-            .await
-            .with_context(|| format!("Cannot import {}", file.display()))?;
+            let report = parts
+                .subscriptions()
+                .await?
+                .import(handle, ImportOptions { confirmed, force }, |bytes| {
+                    bar.set_position(bytes)
+                })
+                .await
+                .with_context(|| format!("Cannot import {}", file.display()))?;
             bar.finish_and_clear();
             for p in &report.failed {
                 eprintln!("{}:{}: {}", file.display(), p.line, p.reason);
@@ -94,7 +91,7 @@ pub async fn run(parts: &Parts, action: SubscribersCommand) -> anyhow::Result<Ex
             let email = EmailAddress::parse(&email)?;
             match store::subscribers::find_by_email(&db, &email).await? {
                 Some(s) => {
-                    store::subscribers::delete(&db, s.id).await?;
+                    parts.subscriptions().await?.erase(s.id).await?;
                     println!("removed {email} and everything stored about them");
                 }
                 None => bail!("{email} is not on the list"),

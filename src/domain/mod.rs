@@ -3,6 +3,7 @@
 //! Uses nothing else in Herald.
 
 mod email;
+mod lifecycle;
 mod post;
 mod slug;
 mod states;
@@ -11,6 +12,7 @@ mod tag;
 mod word;
 
 pub use email::{EmailAddress, EmailError};
+pub use lifecycle::{SubscriberEvent, Transition};
 pub use post::{Post, PostDraft, PostSource};
 pub use slug::{Slug, SlugError};
 pub use states::{DeliveryStatus, EditionStatus, OutboxStatus, PollOutcome, PostState, RequestStatus};

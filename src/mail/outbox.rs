@@ -12,6 +12,7 @@ use tokio::sync::Notify;
 use tokio_util::sync::CancellationToken;
 
 use super::{Mailer, RetryPolicy, SendError};
+use crate::domain::SubscriberEvent;
 use crate::store::{self, Db};
 use crate::worker::{self, Pass};
 
@@ -83,7 +84,8 @@ impl Outbox {
                     tracing::warn!(message = mail.id, attempts = mail.attempts, error = %e, "mail given up");
                     store::outbox::mark_failed(&self.db, mail.id, &e.to_string()).await?;
                     if let (SendError::Permanent { bad_mailbox: true, .. }, Some(id)) = (&e, mail.subscriber_id) {
-                        store::subscribers::mark_bounced(&self.db, id, now).await?;
+                        // The state machine decides what a bounce does to the address.
+                        store::subscribers::apply(&self.db, id, SubscriberEvent::Bounced, now).await?;
                     }
                 }
             }

@@ -4,7 +4,9 @@
 use anyhow::Context;
 use chrono::{DateTime, Utc};
 
+use super::subscribers::{status_in, void_confirmations};
 use super::{BeginWrite, Db, DbConn, with_pool};
+use crate::domain::SubscriberEvent;
 
 /// A delivery a worker holds until its lease runs out.
 #[derive(Debug, Clone, sqlx::FromRow)]
@@ -104,7 +106,7 @@ pub struct Recorded {
     pub outcome: Outcome,
 }
 
-/// Writes outcomes, and suppresses bounced subscribers. A row is written only while it is
+/// Writes outcomes, and applies a bounce to the subscriber as the state machine decides. A row is written only while it is
 /// still held under the claim's token; returns the ids of the deliveries whose claim was lost
 /// (another worker has them now), which were not written.
 #[tracing::instrument(skip_all, fields(count = outcomes.len()))]
@@ -154,6 +156,14 @@ pub async fn record_on(conn: &mut DbConn, outcomes: &[Recorded], now: DateTime<U
         }
     }
     let others: Vec<&Recorded> = outcomes.iter().filter(|r| r.outcome != Outcome::Sent).collect();
+    // A bounce suppresses the subscriber from the statuses the state machine moves on one
+    // (whatever the status is at the moment of the write), and voids their links.
+    let bounce = SubscriberEvent::Bounced;
+    let bounce_sql = format!(
+        "update subscribers set status = '{}', bounced_at = $2, updated_at = $2 where id = $1 and {}",
+        bounce.target(),
+        status_in(&bounce.moves_from())
+    );
     let mut lost = Vec::new();
     macro_rules! write_sent {
         ($conn:expr, $sql:literal, $ids:expr) => {{
@@ -196,14 +206,16 @@ pub async fn record_on(conn: &mut DbConn, outcomes: &[Recorded], now: DateTime<U
                     continue;
                 }
                 if let Outcome::Failed { bounce: true, .. } = r.outcome {
-                    sqlx::query(
-                        "update subscribers set status = 'bounced', bounced_at = $2, updated_at = $2 \
-                         where id = $1 and status = 'confirmed'",
-                    )
-                    .bind(r.delivery.subscriber_id)
-                    .bind(now)
-                    .execute(&mut *$tx)
-                    .await?;
+                    let bounced = sqlx::query(sqlx::AssertSqlSafe(bounce_sql.clone()))
+                        .bind(r.delivery.subscriber_id)
+                        .bind(now)
+                        .execute(&mut *$tx)
+                        .await?
+                        .rows_affected()
+                        > 0;
+                    if bounced {
+                        void_confirmations!(&mut *$tx, r.delivery.subscriber_id, now)?;
+                    }
                 }
             }
         }};

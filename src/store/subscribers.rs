@@ -4,7 +4,9 @@ use anyhow::Context;
 use chrono::{DateTime, Utc};
 
 use super::{BeginWrite, Db, with_pool};
-use crate::domain::{EmailAddress, Frequency, Subscriber, SubscriberSource, SubscriberStatus};
+use crate::domain::{
+    EmailAddress, Frequency, Subscriber, SubscriberEvent, SubscriberSource, SubscriberStatus, Transition,
+};
 
 #[derive(sqlx::FromRow)]
 struct SubscriberRow {
@@ -64,13 +66,22 @@ pub struct NewSubscriber {
     pub consent_at: Option<DateTime<Utc>>,
 }
 
-/// Changes to a subscriber; `None` leaves a field as it is.
+/// Changes to a subscriber's choices; `None` leaves a field as it is. (Their status changes
+/// only through [`apply`].)
 #[derive(Debug, Clone, Default)]
 pub struct SubscriberPatch {
     pub name: Option<Option<String>>,
-    pub status: Option<SubscriberStatus>,
     pub frequency: Option<Frequency>,
     pub topics: Option<Vec<String>>,
+}
+
+/// What applying an event to a stored subscriber did.
+#[derive(Debug, Clone, PartialEq)]
+pub struct Applied {
+    /// The state machine's answer for the status the subscriber had.
+    pub transition: Transition,
+    /// The subscriber as they are now.
+    pub subscriber: Subscriber,
 }
 
 /// Which subscribers to list, a page at a time in id order (keyset pagination).
@@ -215,17 +226,83 @@ pub async fn list(db: &Db, filter: &ListFilter) -> anyhow::Result<Vec<Subscriber
     convert(rows)
 }
 
-/// Whether a status means the person left the list (or was taken off it): a confirmation
-/// link mailed before that must not bring them back.
-fn leaves(status: SubscriberStatus) -> bool {
-    matches!(
-        status,
-        SubscriberStatus::Unsubscribed | SubscriberStatus::Bounced | SubscriberStatus::Complained
-    )
+/// `status in ('pending', ...)`: a condition that holds for exactly `statuses` (words of the
+/// enum, never input), for conditional updates whose statuses the state machine chose.
+pub(crate) fn status_in(statuses: &[SubscriberStatus]) -> String {
+    if statuses.is_empty() {
+        return "1 = 0".to_owned();
+    }
+    let words: Vec<String> = statuses.iter().map(|s| format!("'{}'", s.as_str())).collect();
+    format!("status in ({})", words.join(", "))
 }
 
-/// Applies a patch, stamping the time of a status change; a departure voids the address's
-/// outstanding confirmation links. Returns the updated row.
+/// Sets the status to `to`, with the time of the change in its column (`confirmed_at`,
+/// ...), only while it is still `from`; a departure voids the address's outstanding
+/// confirmation links. Returns whether the row was still `from` (and so changed).
+macro_rules! move_status {
+    ($tx:expr, $id:expr, $from:expr, $to:expr, $now:expr) => {{
+        let (id, to, now): (i64, SubscriberStatus, DateTime<Utc>) = ($id, $to, $now);
+        let stamp = |s: SubscriberStatus| (to == s).then_some(now);
+        let moved = sqlx::query(
+            "update subscribers set status = $3, updated_at = $4, \
+             confirmed_at = coalesce($5, confirmed_at), unsubscribed_at = coalesce($6, unsubscribed_at), \
+             bounced_at = coalesce($7, bounced_at), complained_at = coalesce($8, complained_at) \
+             where id = $1 and status = $2",
+        )
+        .bind(id)
+        .bind($from)
+        .bind(to)
+        .bind(now)
+        .bind(stamp(SubscriberStatus::Confirmed))
+        .bind(stamp(SubscriberStatus::Unsubscribed))
+        .bind(stamp(SubscriberStatus::Bounced))
+        .bind(stamp(SubscriberStatus::Complained))
+        .execute(&mut *$tx)
+        .await?
+        .rows_affected()
+            > 0;
+        if moved && !to.on_list() {
+            void_confirmations!(&mut *$tx, id, now)?;
+        }
+        Ok::<bool, sqlx::Error>(moved)
+    }};
+}
+
+/// Applies an event to a subscriber's status as the state machine
+/// ([`SubscriberEvent::transition`]) decides: the move is written only while the status is
+/// still the one the machine was asked about (another writer may have changed it since; the
+/// machine is then asked again about the new one). Leaving the list voids the address's
+/// outstanding confirmation links. `None` if there is no such subscriber.
+#[tracing::instrument(skip_all, fields(event = ?event))]
+pub async fn apply(db: &Db, id: i64, event: SubscriberEvent, now: DateTime<Utc>) -> anyhow::Result<Option<Applied>> {
+    for _ in 0..5 {
+        let Some(subscriber) = find(db, id).await? else {
+            return Ok(None);
+        };
+        let transition = event.transition(Some(subscriber.status));
+        let Transition::To(to) = transition else {
+            return Ok(Some(Applied { transition, subscriber }));
+        };
+        let from = subscriber.status;
+        let moved = with_pool!(db, pool => {
+            let mut tx = pool.begin_write().await?;
+            let moved = move_status!(tx, id, from, to, now)?;
+            tx.commit().await?;
+            Ok::<_, sqlx::Error>(moved)
+        })
+        .with_context(|| format!("Failed to change the status of subscriber {id} from {from} to {to}"))?;
+        if moved {
+            let subscriber = find(db, id)
+                .await?
+                .context("A subscriber vanished right after a change of status")?;
+            tracing::info!(subscriber = id, %from, %to, "status changed");
+            return Ok(Some(Applied { transition, subscriber }));
+        }
+    }
+    anyhow::bail!("The status of subscriber {id} kept changing under {event:?}")
+}
+
+/// Changes a subscriber's choices (name, frequency, topics). Returns the updated row.
 #[tracing::instrument(skip_all)]
 pub async fn update(
     db: &Db,
@@ -239,34 +316,18 @@ pub async fn update(
     let name = patch.name.clone().unwrap_or(current.name.clone());
     let frequency = patch.frequency.unwrap_or(current.frequency);
     let topics = serde_json::to_string(patch.topics.as_ref().unwrap_or(&current.topics))?;
-    let status = patch.status.unwrap_or(current.status);
-    let changed = status != current.status;
-    let stamp = |s: SubscriberStatus| (changed && status == s).then_some(now);
     with_pool!(db, pool => {
-        sqlx::query(
-            "update subscribers set name = $2, frequency = $3, topics = $4, status = $5, updated_at = $6, \
-             confirmed_at = coalesce($7, confirmed_at), unsubscribed_at = coalesce($8, unsubscribed_at), \
-             bounced_at = coalesce($9, bounced_at), complained_at = coalesce($10, complained_at) where id = $1",
-        )
-        .bind(id)
-        .bind(&name)
-        .bind(frequency.as_str())
-        .bind(&topics)
-        .bind(status)
-        .bind(now)
-        .bind(stamp(SubscriberStatus::Confirmed))
-        .bind(stamp(SubscriberStatus::Unsubscribed))
-        .bind(stamp(SubscriberStatus::Bounced))
-        .bind(stamp(SubscriberStatus::Complained))
-        .execute(pool)
-        .await
-        .map(|r| r.rows_affected())
+        sqlx::query("update subscribers set name = $2, frequency = $3, topics = $4, updated_at = $5 where id = $1")
+            .bind(id)
+            .bind(&name)
+            .bind(frequency.as_str())
+            .bind(&topics)
+            .bind(now)
+            .execute(pool)
+            .await
+            .map(|r| r.rows_affected())
     })
     .context("Failed to update a subscriber")?;
-    if changed && leaves(status) {
-        with_pool!(db, pool => void_confirmations!(pool, id, now))
-            .context("Failed to void the confirmation links of a subscriber who left")?;
-    }
     find(db, id).await
 }
 
@@ -278,15 +339,6 @@ pub async fn delete(db: &Db, id: i64) -> anyhow::Result<bool> {
     })
     .context("Failed to delete a subscriber")?;
     Ok(deleted > 0)
-}
-
-/// Marks a permanently failing address as bounced (suppressed from every edition).
-pub async fn mark_bounced(db: &Db, id: i64, now: DateTime<Utc>) -> anyhow::Result<()> {
-    let patch = SubscriberPatch {
-        status: Some(SubscriberStatus::Bounced),
-        ..Default::default()
-    };
-    update(db, id, &patch, now).await.map(|_| ())
 }
 
 /// Counts by status.
@@ -329,12 +381,23 @@ pub enum Confirmed {
 }
 
 /// Consumes a confirmation token: only the newest unused, unexpired link of an address
-/// works, and only once. It applies the name, frequency and topics it was mailed with and
-/// confirms a pending or departed subscriber; a confirmed one keeps their own choices, a
-/// suppressed one stays suppressed.
+/// works, and only once. Where the state machine lets [`SubscriberEvent::Confirmed`] move
+/// the subscriber (pending, or unsubscribed and asked again), it confirms them with the
+/// name, frequency and topics it was mailed with; a confirmed one keeps their own choices,
+/// a suppressed one stays suppressed.
 #[tracing::instrument(skip_all)]
 pub async fn confirm(db: &Db, token: &str, now: DateTime<Utc>) -> anyhow::Result<Confirmed> {
     let hash = token_hash(token);
+    // The statuses the state machine confirms from: a link confirms only those, and only
+    // as they are at the moment of the write.
+    let event = SubscriberEvent::Confirmed;
+    let confirm_sql = format!(
+        "update subscribers set status = '{}', name = coalesce($2, name), \
+         frequency = coalesce($3, frequency), topics = coalesce($4, topics), \
+         consent_at = $5, confirmed_at = $5, updated_at = $5 where id = $1 and {}",
+        event.target(),
+        status_in(&event.moves_from())
+    );
     type Consumed = (i64, Option<String>, Option<String>, Option<String>);
     let consumed: Option<Consumed> = with_pool!(db, pool => {
         let mut tx = pool.begin_write().await?;
@@ -349,12 +412,7 @@ pub async fn confirm(db: &Db, token: &str, now: DateTime<Utc>) -> anyhow::Result
         .fetch_optional(&mut *tx)
         .await?;
         if let Some((id, name, frequency, topics)) = &consumed {
-            sqlx::query(
-                "update subscribers set status = 'confirmed', name = coalesce($2, name), \
-                 frequency = coalesce($3, frequency), topics = coalesce($4, topics), \
-                 consent_at = $5, confirmed_at = $5, updated_at = $5 \
-                 where id = $1 and status in ('pending', 'unsubscribed')",
-            )
+            sqlx::query(sqlx::AssertSqlSafe(confirm_sql.clone()))
             .bind(id)
             .bind(name)
             .bind(frequency)
@@ -407,12 +465,17 @@ pub enum ImportOutcome {
     Added,
     Updated,
     Unchanged,
-    /// The address left or bounced: it is not brought back without `--force`.
+    /// The state machine refused the row's status for the address, which has this one (a
+    /// departed address is not brought closer to the list without `--force`): the row is
+    /// left out whole.
     Kept(SubscriberStatus),
 }
 
-/// Imports rows in one transaction. Never turns an unsubscribed, bounced or complained
-/// address back into a subscriber unless `force`; an import may always record a departure.
+/// Imports rows in one transaction. Each row's status is an [`SubscriberEvent::Imported`]
+/// for the state machine: a new address gets the status it carries; a known one moves only
+/// where the machine lets it (without `force`, never from departed back onto the list, and
+/// a confirmed one never back to pending), and a row it refuses is left out whole. Name,
+/// frequency and topics are taken from the row where it has them.
 #[tracing::instrument(skip_all, fields(rows = rows.len()))]
 pub async fn import_batch(
     db: &Db,
@@ -426,80 +489,85 @@ pub async fn import_batch(
         let mut tx = pool.begin_write().await.context("Failed to start an import batch")?;
         let mut outcomes = Vec::with_capacity(rows.len());
         for row in rows {
-            let existing: Option<SubscriberRow> = sqlx::query_as(sqlx::AssertSqlSafe(select.clone()))
-                .bind(row.email.key())
-                .fetch_optional(&mut *tx)
-                .await?;
-            let confirmed_at = (row.status == SubscriberStatus::Confirmed).then_some(now);
-            let Some(existing) = existing else {
-                let topics = serde_json::to_string(row.topics.as_deref().unwrap_or(&[]))?;
-                sqlx::query(
-                    "insert into subscribers (email, email_key, name, status, frequency, topics, source, \
-                     manage_token, consent_at, confirmed_at, created_at, updated_at) \
-                     values ($1, $2, $3, $4, $5, $6, 'import', $7, $8, $9, $8, $8)",
+            let event = SubscriberEvent::Imported { to: row.status, force };
+            // Written only while the status is the one the machine was asked about: another
+            // writer may change it between the read and the write (then ask again).
+            let mut attempts = 0;
+            let outcome = loop {
+                attempts += 1;
+                if attempts > 5 {
+                    anyhow::bail!("Import line {}: the status of {} kept changing", row.line, row.email);
+                }
+                let existing: Option<SubscriberRow> = sqlx::query_as(sqlx::AssertSqlSafe(select.clone()))
+                    .bind(row.email.key())
+                    .fetch_optional(&mut *tx)
+                    .await?;
+                let Some(existing) = existing else {
+                    let Transition::To(status) = event.transition(None) else {
+                        anyhow::bail!("Import line {}: an import cannot add an address as {}", row.line, row.status);
+                    };
+                    let confirmed_at = (status == SubscriberStatus::Confirmed).then_some(now);
+                    let topics = serde_json::to_string(row.topics.as_deref().unwrap_or(&[]))?;
+                    sqlx::query(
+                        "insert into subscribers (email, email_key, name, status, frequency, topics, source, \
+                         manage_token, consent_at, confirmed_at, created_at, updated_at) \
+                         values ($1, $2, $3, $4, $5, $6, 'import', $7, $8, $9, $8, $8)",
+                    )
+                    .bind(row.email.as_str())
+                    .bind(row.email.key())
+                    .bind(&row.name)
+                    .bind(status)
+                    .bind(row.frequency.unwrap_or(default_frequency).as_str())
+                    .bind(&topics)
+                    .bind(new_token())
+                    .bind(now)
+                    .bind(confirmed_at)
+                    .execute(&mut *tx)
+                    .await
+                    .with_context(|| format!("Failed to import line {}", row.line))?;
+                    break ImportOutcome::Added;
+                };
+                let current = Subscriber::try_from(existing)?;
+                let status = match event.transition(Some(current.status)) {
+                    Transition::Refused => break ImportOutcome::Kept(current.status),
+                    Transition::Same => current.status,
+                    Transition::To(to) => to,
+                };
+                let name = row.name.clone().or(current.name.clone());
+                let frequency = row.frequency.unwrap_or(current.frequency);
+                let topics = row.topics.clone().unwrap_or(current.topics.clone());
+                if status == current.status
+                    && name == current.name
+                    && frequency == current.frequency
+                    && topics == current.topics
+                {
+                    break ImportOutcome::Unchanged;
+                }
+                let held = sqlx::query(
+                    "update subscribers set name = $3, frequency = $4, topics = $5, updated_at = $6 \
+                     where id = $1 and status = $2",
                 )
-                .bind(row.email.as_str())
-                .bind(row.email.key())
-                .bind(&row.name)
-                .bind(row.status)
-                .bind(row.frequency.unwrap_or(default_frequency).as_str())
-                .bind(&topics)
-                .bind(new_token())
+                .bind(current.id)
+                .bind(current.status)
+                .bind(&name)
+                .bind(frequency.as_str())
+                .bind(serde_json::to_string(&topics)?)
                 .bind(now)
-                .bind(confirmed_at)
                 .execute(&mut *tx)
                 .await
-                .with_context(|| format!("Failed to import line {}", row.line))?;
-                outcomes.push(ImportOutcome::Added);
-                continue;
+                .with_context(|| format!("Failed to import line {}", row.line))?
+                .rows_affected()
+                    > 0;
+                if !held {
+                    continue;
+                }
+                if status != current.status {
+                    move_status!(tx, current.id, current.status, status, now)
+                        .with_context(|| format!("Failed to import line {}", row.line))?;
+                }
+                break ImportOutcome::Updated;
             };
-            let current = Subscriber::try_from(existing)?;
-            let revives = matches!(row.status, SubscriberStatus::Pending | SubscriberStatus::Confirmed);
-            let departed = matches!(
-                current.status,
-                SubscriberStatus::Unsubscribed | SubscriberStatus::Bounced | SubscriberStatus::Complained
-            );
-            if departed && revives && !force {
-                outcomes.push(ImportOutcome::Kept(current.status));
-                continue;
-            }
-            // A plain import never downgrades a confirmed subscriber to pending.
-            let status = if current.status == SubscriberStatus::Confirmed && row.status == SubscriberStatus::Pending {
-                current.status
-            } else {
-                row.status
-            };
-            let name = row.name.clone().or(current.name.clone());
-            let frequency = row.frequency.unwrap_or(current.frequency);
-            let topics = row.topics.clone().unwrap_or(current.topics.clone());
-            if status == current.status && name == current.name && frequency == current.frequency && topics == current.topics {
-                outcomes.push(ImportOutcome::Unchanged);
-                continue;
-            }
-            let changed = status != current.status;
-            let stamp = |s: SubscriberStatus| (changed && status == s).then_some(now);
-            sqlx::query(
-                "update subscribers set name = $2, frequency = $3, topics = $4, status = $5, updated_at = $6, \
-                 confirmed_at = coalesce($7, confirmed_at), unsubscribed_at = coalesce($8, unsubscribed_at), \
-                 bounced_at = coalesce($9, bounced_at), complained_at = coalesce($10, complained_at) where id = $1",
-            )
-            .bind(current.id)
-            .bind(&name)
-            .bind(frequency.as_str())
-            .bind(serde_json::to_string(&topics)?)
-            .bind(status)
-            .bind(now)
-            .bind(stamp(SubscriberStatus::Confirmed))
-            .bind(stamp(SubscriberStatus::Unsubscribed))
-            .bind(stamp(SubscriberStatus::Bounced))
-            .bind(stamp(SubscriberStatus::Complained))
-            .execute(&mut *tx)
-            .await
-            .with_context(|| format!("Failed to import line {}", row.line))?;
-            if changed && leaves(status) {
-                void_confirmations!(&mut *tx, current.id, now)?;
-            }
-            outcomes.push(ImportOutcome::Updated);
+            outcomes.push(outcome);
         }
         tx.commit().await.context("Failed to commit an import batch")?;
         Ok(outcomes)

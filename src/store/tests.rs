@@ -1,6 +1,7 @@
 //! The migrated schema on real databases: every state column refuses a word that is not one
 //! of its enum's and takes each one that is, and SQLite's table rebuilds keep every column,
-//! default, index, foreign key, row and AUTOINCREMENT counter.
+//! default, index, foreign key, row and AUTOINCREMENT counter; a bounce written with a
+//! delivery's outcome moves its subscriber as the state machine says.
 //!
 //! SQLite always; PostgreSQL too when `HERALD_TEST_DATABASE_URL` names a server.
 
@@ -335,4 +336,98 @@ async fn sqlite_tables_rebuilt_with_state_checks_keep_their_schema_rows_and_coun
         "deleting a post still deletes its tags and edition entries"
     );
     db.close().await;
+}
+
+/// The status of the seeded subscriber, and whether a confirmation link of theirs is still
+/// live, after each bounce recorded on their delivery: the state machine decides, from
+/// whatever status they have when the outcome is written, and a bounce that moves them
+/// voids their links.
+async fn delivery_bounces_follow_the_state_machine(db: &Db) {
+    use super::deliveries::{Outcome, Recorded};
+    use crate::domain::{SubscriberEvent, Transition};
+
+    db.migrate().await.unwrap();
+    let now = Utc::now();
+    let seeded = seed(db, now).await;
+    for (n, from) in SubscriberStatus::ALL.iter().copied().enumerate() {
+        with_pool!(db, pool => {
+            sqlx::query("update subscribers set status = $2 where id = $1")
+                .bind(seeded.subscriber)
+                .bind(from)
+                .execute(pool)
+                .await
+                .unwrap();
+            sqlx::query("update deliveries set status = 'pending', next_attempt_at = $1")
+                .bind(now)
+                .execute(pool)
+                .await
+                .unwrap();
+            sqlx::query(
+                "insert into confirmations (token_hash, subscriber_id, expires_at, created_at) values ($1, $2, $3, $3)",
+            )
+            .bind(format!("hash-{n}"))
+            .bind(seeded.subscriber)
+            .bind(now + chrono::Duration::days(1))
+            .execute(pool)
+            .await
+            .unwrap();
+        });
+        let token = n as i64 + 1;
+        let claimed = super::deliveries::claim(db, now, now + chrono::Duration::minutes(1), 10, token)
+            .await
+            .unwrap();
+        assert_eq!(claimed.len(), 1);
+        let failed = Recorded {
+            delivery: claimed[0].clone(),
+            token,
+            outcome: Outcome::Failed {
+                error: "550 5.1.1 no such user".to_owned(),
+                bounce: true,
+            },
+        };
+        assert!(super::deliveries::record(db, &[failed], now).await.unwrap().is_empty());
+        let after = super::subscribers::find(db, seeded.subscriber)
+            .await
+            .unwrap()
+            .unwrap()
+            .status;
+        let moved = SubscriberEvent::Bounced.transition(Some(from));
+        let expected = match moved {
+            Transition::To(to) => to,
+            _ => from,
+        };
+        assert_eq!(after, expected, "a bounce from {from}");
+        let live: i64 = with_pool!(db, pool => {
+            sqlx::query_scalar("select count(*) from confirmations where token_hash = $1 and revoked_at is null")
+                .bind(format!("hash-{n}"))
+                .fetch_one(pool)
+                .await
+                .unwrap()
+        });
+        assert_eq!(
+            live == 0,
+            matches!(moved, Transition::To(_)),
+            "links voided by a bounce from {from}"
+        );
+    }
+    assert_eq!(
+        SubscriberEvent::Bounced.transition(Some(SubscriberStatus::Unsubscribed)),
+        Transition::To(SubscriberStatus::Bounced),
+        "an unsubscribed address that bounces is suppressed"
+    );
+    db.close().await;
+}
+
+#[tokio::test]
+async fn sqlite_delivery_bounces_follow_the_state_machine() {
+    let dir = tempfile::tempdir().unwrap();
+    delivery_bounces_follow_the_state_machine(&sqlite(dir.path()).await).await;
+}
+
+#[tokio::test]
+async fn postgres_delivery_bounces_follow_the_state_machine() {
+    match postgres().await {
+        Some(db) => delivery_bounces_follow_the_state_machine(&db).await,
+        None => eprintln!("HERALD_TEST_DATABASE_URL is not set: PostgreSQL's delivery bounces are not tested here"),
+    }
 }

@@ -21,7 +21,8 @@ pub struct ImportOptions {
     /// Rows without a status (or with `pending`) become confirmed: the list's consent was
     /// collected elsewhere.
     pub confirmed: bool,
-    /// Bring back unsubscribed, bounced and complained addresses too.
+    /// Set every row's status as it is, even bringing back unsubscribed, bounced and
+    /// complained addresses (see [`crate::domain::SubscriberEvent::Imported`]).
     pub force: bool,
 }
 
@@ -38,7 +39,8 @@ pub struct ImportReport {
     pub added: usize,
     pub updated: usize,
     pub unchanged: usize,
-    /// Good rows left alone on purpose (departed addresses without `force`).
+    /// Good rows left alone on purpose: the state machine refused their status for the
+    /// address (departed addresses are not brought back without `force`).
     pub kept: Vec<RowProblem>,
     /// Rows that could not be read.
     pub failed: Vec<RowProblem>,
@@ -255,7 +257,11 @@ pub async fn import_csv<R: Read + Send + 'static>(
                 ImportOutcome::Unchanged => report.unchanged += 1,
                 ImportOutcome::Kept(status) => report.kept.push(RowProblem {
                     line: row.line,
-                    reason: format!("{} is {status}; not re-subscribed without --force", row.email),
+                    reason: if row.status.on_list() {
+                        format!("{} is {status}; not re-subscribed without --force", row.email)
+                    } else {
+                        format!("{} is {status}; not made {} without --force", row.email, row.status)
+                    },
                 }),
             }
         }

@@ -1,6 +1,8 @@
 //! The subscriber side: subscription requests with double opt-in, confirmation,
-//! preferences and leaving ([`Subscriptions`]), and the list as CSV (`csv`). The web form,
-//! the console, the API and the CLI all come through here. Uses `domain`, `config`,
+//! preferences and leaving, an admin's adding, changing, erasing and importing
+//! ([`Subscriptions`]), and the list as CSV (`csv`). The web form, the console, the API and
+//! the CLI all come through here for every change; every change of status is decided by the
+//! state machine in `domain` ([`SubscriberEvent::transition`]). Uses `domain`, `config`,
 //! `store`, `site` (templates, links) and `mail` (composing, the outbox).
 
 pub mod csv;
@@ -15,11 +17,15 @@ use std::sync::Arc;
 use tokio::sync::Notify;
 
 use crate::config::SubscriberSettings;
-use crate::domain::{Choices, EmailAddress, Frequency, Subscriber, SubscriberSource, SubscriberStatus};
+use crate::domain::{
+    Choices, EmailAddress, Frequency, Subscriber, SubscriberEvent, SubscriberSource, SubscriberStatus, Transition,
+};
 use crate::mail::{Composer, Outgoing, compose, outbox::Outbox};
 use crate::site::Site;
-use crate::store::{self, Db, outbox::NewMail, subscribers::NewSubscriber};
+use crate::store::subscribers::{Confirmed, NewSubscriber, SubscriberPatch};
+use crate::store::{self, Db, outbox::NewMail};
 use crate::worker::{self, Pass};
+use csv::{ImportOptions, ImportReport};
 
 /// Subscribing, confirming, changing and leaving.
 pub struct Subscriptions {
@@ -50,6 +56,17 @@ impl SubscribeRequest {
             topics: self.topics.clone(),
         }
     }
+}
+
+/// What an admin's adding someone did.
+#[derive(Debug, Clone, PartialEq)]
+pub enum Added {
+    /// Added now; a pending one has been mailed a confirmation link.
+    New(Subscriber),
+    /// The address is already on record, and is left as it is.
+    Exists(Subscriber),
+    /// Nobody is added with this status: an admin adds people to mail, pending or confirmed.
+    Refused(SubscriberStatus),
 }
 
 /// How long a worker holds a claimed request before another may take it over.
@@ -112,29 +129,33 @@ impl Subscriptions {
         Ok(())
     }
 
-    /// Acts on a subscription request. A new address is stored as pending; a pending or
-    /// departed one keeps what it has. Either gets a confirmation link carrying the choices
-    /// asked for, which apply only if that link is followed (so a stranger filling in the
-    /// form for someone else's address changes nothing of theirs), at most one mail per
-    /// address per `[subscribers] confirm_resend_minutes`. Confirmed and suppressed
-    /// addresses get nothing and keep everything.
+    /// Acts on a subscription request ([`SubscriberEvent::Requested`]). A new address is
+    /// stored as pending; a known one keeps its status, which the state machine decides on:
+    /// a pending or departed one gets a confirmation link carrying the choices asked for,
+    /// which apply only if that link is followed (so a stranger filling in the form for
+    /// someone else's address changes nothing of theirs), at most one mail per address per
+    /// `[subscribers] confirm_resend_minutes`. Confirmed and suppressed addresses (the
+    /// machine refuses their request) get nothing and keep everything.
     #[tracing::instrument(skip_all)]
     pub async fn act_on(&self, req: &SubscribeRequest) -> anyhow::Result<()> {
         let now = Utc::now();
         let choices = req.choices();
+        let event = SubscriberEvent::Requested;
+        let Transition::To(status) = event.transition(None) else {
+            anyhow::bail!("A request cannot add {}", req.email);
+        };
         let new = NewSubscriber {
             email: req.email.clone(),
             name: req.name.clone(),
-            status: SubscriberStatus::Pending,
+            status,
             frequency: req.frequency,
             topics: req.topics.clone(),
             source: req.source,
             consent_at: Some(now),
         };
         let (subscriber, _created) = store::subscribers::insert_or_get(&self.db, &new, now).await?;
-        match subscriber.status {
-            SubscriberStatus::Pending | SubscriberStatus::Unsubscribed => {}
-            SubscriberStatus::Confirmed | SubscriberStatus::Bounced | SubscriberStatus::Complained => return Ok(()),
+        if event.transition(Some(subscriber.status)) == Transition::Refused {
+            return Ok(());
         }
         let resend_after = now - Duration::minutes(i64::from(self.settings.confirm_resend_minutes));
         let sent_at = store::subscribers::confirmation_sent_at(&self.db, subscriber.id).await?;
@@ -204,7 +225,7 @@ impl Subscriptions {
 
     /// Queues a confirmation mail with a fresh single-use token that keeps the subscriber's
     /// current choices (an admin adding someone), and wakes the outbox.
-    pub async fn send_confirmation(&self, subscriber: &Subscriber) -> anyhow::Result<()> {
+    async fn send_confirmation(&self, subscriber: &Subscriber) -> anyhow::Result<()> {
         self.send_confirmation_with(subscriber, &Choices::of(subscriber)).await
     }
 
@@ -257,23 +278,109 @@ impl Subscriptions {
         Ok(())
     }
 
-    /// Leaves the list, voiding any confirmation link still outstanding. Idempotent; a
-    /// suppressed address stays suppressed.
-    pub async fn unsubscribe(&self, subscriber: &Subscriber) -> anyhow::Result<()> {
-        if matches!(
-            subscriber.status,
-            SubscriberStatus::Pending | SubscriberStatus::Confirmed
-        ) {
-            let patch = store::subscribers::SubscriberPatch {
-                status: Some(SubscriberStatus::Unsubscribed),
-                ..Default::default()
+    /// An admin adds someone ([`SubscriberEvent::AdminSet`] on no record): as pending, mailed
+    /// a confirmation link that keeps the choices given here, or as confirmed. An address
+    /// already on record is left as it is.
+    #[tracing::instrument(skip_all)]
+    pub async fn add(&self, req: SubscribeRequest, status: SubscriberStatus) -> anyhow::Result<Added> {
+        let Transition::To(status) = (SubscriberEvent::AdminSet { to: status }).transition(None) else {
+            return Ok(Added::Refused(status));
+        };
+        let now = Utc::now();
+        let new = NewSubscriber {
+            email: req.email,
+            name: req.name,
+            status,
+            frequency: req.frequency,
+            topics: req.topics,
+            source: req.source,
+            consent_at: Some(now),
+        };
+        let (subscriber, created) = store::subscribers::insert_or_get(&self.db, &new, now).await?;
+        if !created {
+            return Ok(Added::Exists(subscriber));
+        }
+        tracing::info!(subscriber = subscriber.id, %status, "subscriber added");
+        if subscriber.status == SubscriberStatus::Pending {
+            self.send_confirmation(&subscriber).await?;
+        }
+        Ok(Added::New(subscriber))
+    }
+
+    /// Follows a confirmation link ([`SubscriberEvent::Confirmed`]): only the newest unused,
+    /// unexpired link of an address works, and only once.
+    #[tracing::instrument(skip_all)]
+    pub async fn confirm(&self, token: &str) -> anyhow::Result<Confirmed> {
+        let confirmed = store::subscribers::confirm(&self.db, token, Utc::now()).await?;
+        if let Confirmed::Confirmed(s) = &confirmed {
+            tracing::info!(subscriber = s.id, status = %s.status, "confirmation link followed");
+        }
+        Ok(confirmed)
+    }
+
+    /// Changes a subscriber's choices (the reader's preferences form, or an admin); their
+    /// status stays as it is. `None` if there is no such subscriber.
+    pub async fn update_preferences(&self, id: i64, patch: &SubscriberPatch) -> anyhow::Result<Option<Subscriber>> {
+        store::subscribers::update(&self.db, id, patch, Utc::now()).await
+    }
+
+    /// An admin changes a subscriber: their choices, and their status if `status` is given
+    /// ([`SubscriberEvent::AdminSet`]: an admin's word is final, the one way besides a forced
+    /// import to bring back a suppressed address). `None` if there is no such subscriber.
+    #[tracing::instrument(skip_all)]
+    pub async fn admin_update(
+        &self,
+        id: i64,
+        patch: &SubscriberPatch,
+        status: Option<SubscriberStatus>,
+    ) -> anyhow::Result<Option<Subscriber>> {
+        let now = Utc::now();
+        if let Some(to) = status {
+            let Some(applied) = store::subscribers::apply(&self.db, id, SubscriberEvent::AdminSet { to }, now).await?
+            else {
+                return Ok(None);
             };
-            store::subscribers::update(&self.db, subscriber.id, &patch, Utc::now()).await?;
-            tracing::info!(subscriber = subscriber.id, "unsubscribed");
-        } else {
+            if applied.transition == Transition::Refused {
+                anyhow::bail!("Subscriber {id} cannot be set to {to}");
+            }
+        }
+        store::subscribers::update(&self.db, id, patch, now).await
+    }
+
+    /// Erases a person: their row, tokens and queued mail. Returns whether anyone was there.
+    #[tracing::instrument(skip_all)]
+    pub async fn erase(&self, id: i64) -> anyhow::Result<bool> {
+        let erased = store::subscribers::delete(&self.db, id).await?;
+        if erased {
+            tracing::info!(subscriber = id, "subscriber erased");
+        }
+        Ok(erased)
+    }
+
+    /// Imports a CSV list (see [`csv::import_csv`]); each row's status is an
+    /// [`SubscriberEvent::Imported`] for the state machine. `progress` is told how many bytes
+    /// have been read so far.
+    pub async fn import<R: std::io::Read + Send + 'static>(
+        &self,
+        reader: R,
+        options: ImportOptions,
+        progress: impl Fn(u64),
+    ) -> anyhow::Result<ImportReport> {
+        csv::import_csv(&self.db, reader, options, self.settings.default_frequency, progress).await
+    }
+
+    /// Leaves the list ([`SubscriberEvent::Unsubscribed`]), voiding any confirmation link
+    /// still outstanding. Idempotent; a suppressed address stays suppressed.
+    pub async fn unsubscribe(&self, subscriber: &Subscriber) -> anyhow::Result<()> {
+        let now = Utc::now();
+        let applied = store::subscribers::apply(&self.db, subscriber.id, SubscriberEvent::Unsubscribed, now).await?;
+        match applied.map(|a| a.transition) {
+            // Moving off the list voided the links.
+            Some(Transition::To(_)) => tracing::info!(subscriber = subscriber.id, "unsubscribed"),
             // Already gone, but someone may have asked for them again since: leaving again
             // says no to that request too.
-            store::subscribers::revoke_confirmations(&self.db, subscriber.id, Utc::now()).await?;
+            Some(_) => store::subscribers::revoke_confirmations(&self.db, subscriber.id, now).await?,
+            None => {}
         }
         Ok(())
     }

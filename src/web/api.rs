@@ -7,7 +7,6 @@ use axum::extract::{Path, Query, Request, State};
 use axum::http::{StatusCode, header};
 use axum::middleware::Next;
 use axum::response::{IntoResponse, Response};
-use chrono::Utc;
 use serde::Deserialize;
 
 use super::AppState;
@@ -15,8 +14,9 @@ use super::{Result, WebError};
 use crate::domain::{
     EmailAddress, Frequency, Subscriber, SubscriberSource, SubscriberStatus, parse_name, parse_topics,
 };
-use crate::store::{self, subscribers::ListFilter, subscribers::NewSubscriber, subscribers::SubscriberPatch};
-use crate::subscribers::csv::{self, ImportOptions};
+use crate::store::{self, subscribers::ListFilter, subscribers::SubscriberPatch};
+use crate::subscribers::csv::ImportOptions;
+use crate::subscribers::{Added, SubscribeRequest};
 
 /// Lets in requests with a valid bearer token (`herald admin create-token`, or `[admin]
 /// api_token`) or an admin's session cookie (the console's own calls); 401 otherwise.
@@ -145,27 +145,21 @@ pub async fn create(State(app): State<AppState>, Json(body): Json<NewBody>) -> R
         None | Some("") => SubscriberStatus::Pending,
         Some(s) => s.parse::<SubscriberStatus>().map_err(invalid)?,
     };
-    if !matches!(status, SubscriberStatus::Pending | SubscriberStatus::Confirmed) {
-        return Err(invalid("a new subscriber is pending or confirmed"));
-    }
-    let now = Utc::now();
-    let new = NewSubscriber {
+    let request = SubscribeRequest {
         email,
         name,
-        status,
         frequency,
         topics,
         source: SubscriberSource::Api,
-        consent_at: Some(now),
     };
-    let (subscriber, created) = store::subscribers::insert_or_get(&app.db, &new, now).await?;
-    if !created {
-        return Err(WebError::Conflict(format!("{} is already on the list", new.email)));
+    match app.subscriptions.add(request, status).await? {
+        Added::New(subscriber) => Ok((StatusCode::CREATED, Json(subscriber)).into_response()),
+        Added::Exists(subscriber) => Err(WebError::Conflict(format!(
+            "{} is already on the list",
+            subscriber.email
+        ))),
+        Added::Refused(_) => Err(invalid("a new subscriber is pending or confirmed")),
     }
-    if subscriber.status == SubscriberStatus::Pending {
-        app.subscriptions.send_confirmation(&subscriber).await?;
-    }
-    Ok((StatusCode::CREATED, Json(subscriber)).into_response())
 }
 
 async fn found(app: &AppState, id: i64) -> Result<Subscriber> {
@@ -191,6 +185,7 @@ pub async fn update(
     Json(body): Json<PatchBody>,
 ) -> Result<Json<Subscriber>> {
     found(&app, id).await?;
+    let status = body.status.as_deref().map(str::parse).transpose().map_err(invalid)?;
     let patch = SubscriberPatch {
         name: body.name.as_deref().map(parse_name).transpose().map_err(invalid)?,
         frequency: body.frequency.as_deref().map(str::parse).transpose().map_err(invalid)?,
@@ -200,16 +195,17 @@ pub async fn update(
             .map(|t| parse_topics(t.iter().map(String::as_str)))
             .transpose()
             .map_err(invalid)?,
-        status: body.status.as_deref().map(str::parse).transpose().map_err(invalid)?,
     };
-    let updated = store::subscribers::update(&app.db, id, &patch, Utc::now())
+    let updated = app
+        .subscriptions
+        .admin_update(id, &patch, status)
         .await?
         .ok_or(WebError::NotFound)?;
     Ok(Json(updated))
 }
 
 pub async fn delete(State(app): State<AppState>, Path(id): Path<i64>) -> Result<StatusCode> {
-    if store::subscribers::delete(&app.db, id).await? {
+    if app.subscriptions.erase(id).await? {
         Ok(StatusCode::NO_CONTENT)
     } else {
         Err(WebError::NotFound)
@@ -230,21 +226,17 @@ pub async fn import(State(app): State<AppState>, Query(q): Query<ImportQuery>, b
         confirmed: q.confirmed,
         force: q.force,
     };
-    let report = csv::import_csv(
-        &app.db,
-        std::io::Cursor::new(body),
-        options,
-        app.settings.subscribers.default_frequency,
-        |_| {},
-    )
-    .await
-    .map_err(|e| {
-        if e.to_string().starts_with("line ") || e.to_string().starts_with("the file") {
-            WebError::Validation(format!("{e:#}"))
-        } else {
-            WebError::Internal(e)
-        }
-    })?;
+    let report = app
+        .subscriptions
+        .import(std::io::Cursor::new(body), options, |_| {})
+        .await
+        .map_err(|e| {
+            if e.to_string().starts_with("line ") || e.to_string().starts_with("the file") {
+                WebError::Validation(format!("{e:#}"))
+            } else {
+                WebError::Internal(e)
+            }
+        })?;
     Ok(Json(report).into_response())
 }
 

@@ -19,8 +19,9 @@ use crate::auth;
 use crate::digest::render::EditionContent;
 use crate::domain::{EmailAddress, Frequency, PostState, SubscriberSource, SubscriberStatus, parse_name};
 use crate::schedule::SendRequest;
-use crate::store::{self, subscribers::ListFilter, subscribers::NewSubscriber};
+use crate::store::{self, subscribers::ListFilter};
 use crate::subscribers::csv::{self, ImportOptions};
+use crate::subscribers::{Added, SubscribeRequest};
 
 const COOKIE: &str = "herald_session";
 /// A known device (see [`auth::Logins`]); sent only to the login form.
@@ -333,36 +334,34 @@ pub async fn add_subscriber(
     axum::Form(form): axum::Form<AddForm>,
 ) -> Result<Response> {
     let query = SubscriberQuery::default();
-    let parsed = (|| -> std::result::Result<NewSubscriber, String> {
-        Ok(NewSubscriber {
+    let parsed = (|| -> std::result::Result<SubscribeRequest, String> {
+        Ok(SubscribeRequest {
             email: EmailAddress::parse(&form.email).map_err(|e| e.to_string())?,
             name: parse_name(&form.name).map_err(|e| e.to_string())?,
-            status: if form.confirmed.is_some() {
-                SubscriberStatus::Confirmed
-            } else {
-                SubscriberStatus::Pending
-            },
             frequency: form
                 .frequency
                 .parse()
                 .map_err(|e: crate::domain::UnknownValue| e.to_string())?,
             topics: Vec::new(),
             source: SubscriberSource::Api,
-            consent_at: Some(Utc::now()),
         })
     })();
-    let new = match parsed {
+    let request = match parsed {
         Ok(n) => n,
         Err(e) => return subscribers_page(&app, &admin, &query, with_message(None, Some(&e))).await,
     };
-    let (subscriber, created) = store::subscribers::insert_or_get(&app.db, &new, Utc::now()).await?;
-    let message = if !created {
-        format!("{} is already on the list ({}).", subscriber.email, subscriber.status)
-    } else if subscriber.status == SubscriberStatus::Pending {
-        app.subscriptions.send_confirmation(&subscriber).await?;
-        format!("{} added; a confirmation mail is on its way.", subscriber.email)
+    let status = if form.confirmed.is_some() {
+        SubscriberStatus::Confirmed
     } else {
-        format!("{} added as confirmed.", subscriber.email)
+        SubscriberStatus::Pending
+    };
+    let message = match app.subscriptions.add(request, status).await? {
+        Added::Exists(subscriber) => format!("{} is already on the list ({}).", subscriber.email, subscriber.status),
+        Added::New(subscriber) if subscriber.status == SubscriberStatus::Pending => {
+            format!("{} added; a confirmation mail is on its way.", subscriber.email)
+        }
+        Added::New(subscriber) => format!("{} added as {}.", subscriber.email, subscriber.status),
+        Added::Refused(status) => format!("Nobody is added as {status}."),
     };
     subscribers_page(&app, &admin, &query, with_message(Some(&message), None)).await
 }
@@ -372,7 +371,7 @@ pub async fn remove_subscriber(
     axum::Extension(admin): axum::Extension<Admin>,
     Path(id): Path<i64>,
 ) -> Result<Response> {
-    let removed = store::subscribers::delete(&app.db, id).await?;
+    let removed = app.subscriptions.erase(id).await?;
     let message = if removed {
         "Removed, with everything stored about them."
     } else {
@@ -409,8 +408,11 @@ pub async fn import_subscribers(
     let Some(file) = file else {
         return subscribers_page(&app, &admin, &query, with_message(None, Some("Choose a CSV file."))).await;
     };
-    let default = app.settings.subscribers.default_frequency;
-    match csv::import_csv(&app.db, std::io::Cursor::new(file), options, default, |_| {}).await {
+    match app
+        .subscriptions
+        .import(std::io::Cursor::new(file), options, |_| {})
+        .await
+    {
         Ok(report) => {
             let mut ctx = with_message(Some("Import finished."), None);
             ctx.insert("report", &report);

@@ -162,7 +162,7 @@ pub async fn subscribe(
 }
 
 pub async fn confirm(State(app): State<AppState>, Path(token): Path<String>) -> Result<Response> {
-    match store::subscribers::confirm(&app.db, &token, Utc::now()).await? {
+    match app.subscriptions.confirm(&token).await? {
         store::subscribers::Confirmed::Confirmed(s) if s.status == SubscriberStatus::Confirmed => message(
             &app,
             StatusCode::OK,
@@ -277,9 +277,7 @@ pub async fn save_preferences(
         topics: Some(topics),
         ..Default::default()
     };
-    let updated = store::subscribers::update(&app.db, s.id, &patch, Utc::now())
-        .await?
-        .unwrap_or(s);
+    let updated = app.subscriptions.update_preferences(s.id, &patch).await?.unwrap_or(s);
     preferences_page(&app, &updated, Some("Your preferences are saved."), None).await
 }
 

@@ -127,6 +127,56 @@ async fn departed_addresses_stay_departed_unless_forced() {
 }
 
 #[tokio::test]
+async fn without_force_an_import_records_only_a_stronger_departure() {
+    let app = spawn_app().await;
+    import(
+        &app,
+        b"email,status\nleft@example.org,unsubscribed\nbounce@example.org,bounced\nspam@example.org,complained\n",
+        ImportOptions::default(),
+    )
+    .await
+    .unwrap();
+    let report = import(
+        &app,
+        b"email,status\nleft@example.org,bounced\nbounce@example.org,unsubscribed\nspam@example.org,bounced\n",
+        ImportOptions::default(),
+    )
+    .await
+    .unwrap();
+    assert_eq!(report.updated, 1);
+    assert_eq!(report.kept.iter().map(|k| k.line).collect::<Vec<_>>(), [3, 4]);
+    assert_eq!(
+        report.kept[0].reason,
+        "bounce@example.org is bounced; not made unsubscribed without --force"
+    );
+    assert_eq!(
+        status_of(&app, "left@example.org").await,
+        Some(SubscriberStatus::Bounced)
+    );
+    assert_eq!(
+        status_of(&app, "bounce@example.org").await,
+        Some(SubscriberStatus::Bounced)
+    );
+    assert_eq!(
+        status_of(&app, "spam@example.org").await,
+        Some(SubscriberStatus::Complained),
+        "a complaint is never weakened"
+    );
+    let forced = ImportOptions {
+        confirmed: false,
+        force: true,
+    };
+    let report = import(&app, b"email,status\nspam@example.org,unsubscribed\n", forced)
+        .await
+        .unwrap();
+    assert_eq!(report.updated, 1);
+    assert_eq!(
+        status_of(&app, "spam@example.org").await,
+        Some(SubscriberStatus::Unsubscribed)
+    );
+}
+
+#[tokio::test]
 async fn a_file_without_a_header_is_refused_as_a_whole() {
     let app = spawn_app().await;
     let err = import(

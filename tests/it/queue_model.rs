@@ -156,11 +156,11 @@ async fn run_case(case: usize, batch: u32, concurrency: u32, ops: &[Op]) -> Resu
                     }
                     Some(id) => {
                         let patch = SubscriberPatch {
-                            status: Some(SubscriberStatus::Confirmed),
                             frequency: Some(*frequency),
                             ..Default::default()
                         };
-                        store::subscribers::update(&app.db, id, &patch, Utc::now())
+                        app.subscriptions
+                            .admin_update(id, &patch, Some(SubscriberStatus::Confirmed))
                             .await
                             .unwrap();
                     }

@@ -14,7 +14,7 @@ use std::sync::atomic::{AtomicUsize, Ordering};
 
 use chrono::Utc;
 use herald::config::Settings;
-use herald::domain::{EmailAddress, Frequency, SubscriberSource, SubscriberStatus};
+use herald::domain::{EmailAddress, Frequency, SubscriberEvent, SubscriberSource, SubscriberStatus};
 use herald::startup::App;
 use herald::store::subscribers::{Confirmed, SubscriberPatch};
 use herald::subscribers::SubscribeRequest;
@@ -273,9 +273,7 @@ async fn run_case(app: &App, resend_pause: bool, ops: &[Op]) -> Result<(), TestC
                     continue;
                 }
                 let n = n % tokens.len();
-                let outcome = herald::store::subscribers::confirm(&app.db, &tokens[n], Utc::now())
-                    .await
-                    .unwrap();
+                let outcome = app.subscriptions.confirm(&tokens[n]).await.unwrap();
                 let got = match outcome {
                     Confirmed::Confirmed(s) => {
                         let who = (0..ADDRESSES).find(|w| address(*w) == s.email.as_str()).unwrap();
@@ -289,9 +287,7 @@ async fn run_case(app: &App, resend_pause: bool, ops: &[Op]) -> Result<(), TestC
             }
             Op::Forged => {
                 let forged = herald::store::subscribers::new_token();
-                let outcome = herald::store::subscribers::confirm(&app.db, &forged, Utc::now())
-                    .await
-                    .unwrap();
+                let outcome = app.subscriptions.confirm(&forged).await.unwrap();
                 prop_assert_eq!(outcome, Confirmed::Unknown);
             }
             Op::Unsubscribe { who } => {
@@ -317,7 +313,8 @@ async fn run_case(app: &App, resend_pause: bool, ops: &[Op]) -> Result<(), TestC
                     topics: Some(topics.clone()),
                     ..Default::default()
                 };
-                herald::store::subscribers::update(&app.db, subscriber.id, &patch, Utc::now())
+                app.subscriptions
+                    .update_preferences(subscriber.id, &patch)
                     .await
                     .unwrap();
                 person.choices.frequency = *frequency;
@@ -328,7 +325,8 @@ async fn run_case(app: &App, resend_pause: bool, ops: &[Op]) -> Result<(), TestC
                     continue;
                 };
                 let subscriber = find(*who).await.unwrap();
-                herald::store::subscribers::mark_bounced(&app.db, subscriber.id, Utc::now())
+                // What the outbox does when a mail to the address fails for good.
+                herald::store::subscribers::apply(&app.db, subscriber.id, SubscriberEvent::Bounced, Utc::now())
                     .await
                     .unwrap();
                 if person.status != SubscriberStatus::Bounced {

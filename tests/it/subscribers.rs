@@ -4,7 +4,7 @@ use herald::domain::{EmailAddress, SubscriberStatus};
 use mail_parser::{MessageParser, MimeHeaders};
 use reqwest::header;
 
-use crate::common::{TestApp, post, spawn_app_with};
+use crate::common::{TestApp, add_subscriber, post, spawn_app_with};
 use crate::smtp::{Behaviour, SmtpServer};
 
 const TOKEN: &str = "test-admin-token-0123456789";
@@ -436,4 +436,94 @@ async fn preferences_change_what_a_subscriber_gets() {
         .await
         .unwrap();
     assert_eq!(cross.status(), 403, "preferences forms are CSRF-safe");
+}
+
+/// Every way a status changes goes through the one state machine: a bounce suppresses an
+/// unsubscribed address, a complaint outlives a bounce and leaving, a suppressed address
+/// asking again gets no mail, only an admin brings it back, and nobody is added as departed.
+#[tokio::test]
+async fn every_change_of_status_follows_the_one_state_machine() {
+    use herald::domain::{Frequency, SubscriberEvent, Transition};
+    use herald::store::subscribers::apply;
+
+    let app = spawn_app_with(&format!("[admin]\napi_token = \"{TOKEN}\"\n")).await;
+    let db = &app.app.db;
+    let subscriptions = &app.app.subscriptions;
+    let status = |email: &'static str| {
+        let app = &app;
+        async move { subscriber(app, email).await.unwrap().status }
+    };
+
+    let left = add_subscriber(
+        &app,
+        "left@example.org",
+        SubscriberStatus::Confirmed,
+        Frequency::Weekly,
+        &[],
+    )
+    .await;
+    subscriptions.unsubscribe(&left).await.unwrap();
+    assert_eq!(status("left@example.org").await, SubscriberStatus::Unsubscribed);
+    let bounced = apply(db, left.id, SubscriberEvent::Bounced, chrono::Utc::now())
+        .await
+        .unwrap()
+        .unwrap();
+    assert_eq!(bounced.transition, Transition::To(SubscriberStatus::Bounced));
+    assert_eq!(status("left@example.org").await, SubscriberStatus::Bounced);
+
+    let spam = add_subscriber(
+        &app,
+        "spam@example.org",
+        SubscriberStatus::Confirmed,
+        Frequency::Weekly,
+        &[],
+    )
+    .await;
+    apply(db, spam.id, SubscriberEvent::Complained, chrono::Utc::now())
+        .await
+        .unwrap();
+    let again = apply(db, spam.id, SubscriberEvent::Bounced, chrono::Utc::now())
+        .await
+        .unwrap()
+        .unwrap();
+    assert_eq!(again.transition, Transition::Same);
+    subscriptions.unsubscribe(&again.subscriber).await.unwrap();
+    assert_eq!(status("spam@example.org").await, SubscriberStatus::Complained);
+    // Asking again on the form: the same answer, and no mail.
+    assert_eq!(subscribe(&app, &[("email", "spam@example.org")]).await.status(), 200);
+    requests_settled(&app).await;
+    assert!(herald::store::outbox::counts(db).await.unwrap().is_empty());
+    // An admin's word brings them back.
+    let forced = subscriptions
+        .admin_update(spam.id, &Default::default(), Some(SubscriberStatus::Confirmed))
+        .await
+        .unwrap()
+        .unwrap();
+    assert_eq!(forced.status, SubscriberStatus::Confirmed);
+
+    let api = |path: &str| app.url(&format!("/admin/api{path}"));
+    let departed = app
+        .client
+        .post(api("/subscribers"))
+        .bearer_auth(TOKEN)
+        .json(&serde_json::json!({"email": "new@example.org", "status": "bounced"}))
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(departed.status(), 422);
+    assert!(subscriber(&app, "new@example.org").await.is_none());
+    let patched = app
+        .client
+        .patch(api(&format!("/subscribers/{}", left.id)))
+        .bearer_auth(TOKEN)
+        .json(&serde_json::json!({"status": "confirmed", "frequency": "daily"}))
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(patched.status(), 200);
+    let body: serde_json::Value = patched.json().await.unwrap();
+    assert_eq!(
+        (&body["status"], &body["frequency"]),
+        (&serde_json::json!("confirmed"), &serde_json::json!("daily"))
+    );
 }
