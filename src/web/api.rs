@@ -1,8 +1,7 @@
 //! The admin JSON API, behind a bearer token.
 
-use axum::Json;
 use axum::body::Bytes;
-use axum::extract::{Path, Query, Request, State};
+use axum::extract::{Request, State};
 use axum::http::{StatusCode, header};
 use axum::middleware::Next;
 use axum::response::{IntoResponse, Response};
@@ -11,6 +10,7 @@ use chrono::Utc;
 use serde::Deserialize;
 
 use super::AppState;
+use super::extract::{Json, Path, Query};
 use super::{Result, WebError};
 use crate::domain::{
     EmailAddress, Frequency, Subscriber, SubscriberSource, SubscriberStatus, parse_name, parse_topics,

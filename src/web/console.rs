@@ -5,7 +5,7 @@ use std::net::SocketAddr;
 use std::sync::Arc;
 
 use axum::body::Bytes;
-use axum::extract::{ConnectInfo, Multipart, Path, Query, Request, State};
+use axum::extract::{ConnectInfo, Multipart, Request, State};
 use axum::http::{HeaderMap, HeaderValue, StatusCode, header};
 use axum::middleware::Next;
 use axum::response::{Html, IntoResponse, Redirect, Response};
@@ -14,6 +14,7 @@ use chrono::Utc;
 use serde::{Deserialize, Serialize};
 
 use super::AppState;
+use super::extract::{Form, Path, Query};
 use super::{Result, WebError, guard};
 use crate::auth;
 use crate::config::Settings;
@@ -108,7 +109,7 @@ pub async fn login(
     ConnectInfo(peer): ConnectInfo<SocketAddr>,
     headers: HeaderMap,
     jar: CookieJar,
-    axum::Form(form): axum::Form<LoginForm>,
+    Form(form): Form<LoginForm>,
 ) -> Result<Response> {
     if !guard::same_origin(&app.settings, &headers) {
         return login_page(
@@ -325,7 +326,7 @@ pub struct AddForm {
 pub async fn add_subscriber(
     State(app): State<AppState>,
     axum::Extension(admin): axum::Extension<Admin>,
-    axum::Form(form): axum::Form<AddForm>,
+    Form(form): Form<AddForm>,
 ) -> Result<Response> {
     let query = SubscriberQuery::default();
     let parsed = (|| -> std::result::Result<NewSubscriber, String> {
@@ -454,7 +455,7 @@ pub struct SendForm {
 pub async fn send_now(
     State(app): State<AppState>,
     axum::Extension(admin): axum::Extension<Admin>,
-    axum::Form(form): axum::Form<SendForm>,
+    Form(form): Form<SendForm>,
 ) -> Result<Response> {
     let request = SendRequest {
         frequency: match form.frequency.as_str() {
@@ -548,7 +549,7 @@ pub async fn test(
     State(app): State<AppState>,
     axum::Extension(admin): axum::Extension<Admin>,
     Path(id): Path<i64>,
-    axum::Form(form): axum::Form<TestForm>,
+    Form(form): Form<TestForm>,
 ) -> Result<Response> {
     let ctx = match send_test(&app, id, &form.to).await {
         Ok(m) => with_message(Some(&m), None),

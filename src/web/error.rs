@@ -1,3 +1,6 @@
+//! The error type of every handler and extractor, and how it is answered.
+
+use axum::extract::rejection::{JsonRejection, PathRejection, QueryRejection};
 use axum::http::StatusCode;
 use axum::response::{IntoResponse, Response};
 
@@ -13,11 +16,21 @@ pub enum WebError {
     Conflict(String),
     #[error("authentication required")]
     Unauthorized,
+    /// Refused for where the request comes from (a form posted from another site).
+    #[error("{0}")]
+    Forbidden(String),
+    /// A request that cannot be read: a malformed body, path or query, a body of the wrong
+    /// content type or too large. The status and message are the extractor's.
+    #[error("{message}")]
+    Unreadable { status: StatusCode, message: String },
     #[error(transparent)]
     Internal(#[from] anyhow::Error),
 }
 
 pub type Result<T, E = WebError> = std::result::Result<T, E>;
+
+/// All a client learns of a failure on Herald's side.
+const INTERNAL: &str = "Something went wrong on our side. Please try again later.";
 
 fn json(status: StatusCode, message: &str) -> Response {
     (status, axum::Json(serde_json::json!({ "error": message }))).into_response()
@@ -30,14 +43,33 @@ impl IntoResponse for WebError {
             WebError::Validation(m) => json(StatusCode::UNPROCESSABLE_ENTITY, &m),
             WebError::Conflict(m) => json(StatusCode::CONFLICT, &m),
             WebError::Unauthorized => json(StatusCode::UNAUTHORIZED, "authentication required"),
+            WebError::Forbidden(m) => json(StatusCode::FORBIDDEN, &m),
+            WebError::Unreadable { status, message } => json(status, &message),
             WebError::Internal(e) => {
                 tracing::error!(error = format!("{e:#}"), "request failed");
-                (
-                    StatusCode::INTERNAL_SERVER_ERROR,
-                    "Something went wrong on our side. Please try again later.",
-                )
-                    .into_response()
+                json(StatusCode::INTERNAL_SERVER_ERROR, INTERNAL)
             }
         }
     }
 }
+
+/// Extractor rejections, with the status and message the extractor chose.
+macro_rules! unreadable {
+    ($($rejection:ty),*) => {$(
+        impl From<$rejection> for WebError {
+            fn from(rejection: $rejection) -> Self {
+                WebError::Unreadable {
+                    status: rejection.status(),
+                    message: rejection.body_text(),
+                }
+            }
+        }
+    )*};
+}
+
+unreadable!(
+    JsonRejection,
+    PathRejection,
+    QueryRejection,
+    axum_extra::extract::FormRejection
+);

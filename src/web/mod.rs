@@ -5,6 +5,7 @@
 mod api;
 mod console;
 mod error;
+mod extract;
 mod guard;
 pub mod headers;
 mod public;

@@ -2,14 +2,15 @@
 
 use std::net::SocketAddr;
 
-use axum::body::Bytes;
-use axum::extract::{ConnectInfo, Path, State};
+use axum::extract::{ConnectInfo, State};
 use axum::http::{HeaderMap, StatusCode};
 use axum::response::{Html, IntoResponse, Response};
 use chrono::Utc;
+use serde::Deserialize;
 
 use super::AppState;
 use super::Result;
+use super::extract::{Form, Path};
 use super::guard;
 use crate::domain::{
     EmailAddress, Frequency, Subscriber, SubscriberSource, SubscriberStatus, Tag, parse_name, parse_topics,
@@ -18,20 +19,22 @@ use crate::site::SubscribeForm;
 use crate::store;
 use crate::subscribers::SubscribeRequest;
 
-/// The fields of a urlencoded form; repeated names (topic checkboxes) keep every value.
-struct FormFields(Vec<(String, String)>);
+/// The fields of the subscribe and preferences forms; a missing one is empty.
+#[derive(Deserialize, Default)]
+#[serde(default)]
+pub struct Fields {
+    email: String,
+    name: String,
+    frequency: String,
+    /// A field people cannot see: only bots fill it.
+    website: String,
+    /// One value per ticked topic checkbox.
+    topics: Vec<String>,
+}
 
-impl FormFields {
-    fn parse(body: &[u8]) -> Self {
-        Self(url::form_urlencoded::parse(body).into_owned().collect())
-    }
-
-    fn get(&self, name: &str) -> &str {
-        self.0.iter().find(|(k, _)| k == name).map_or("", |(_, v)| v.as_str())
-    }
-
-    fn all(&self, name: &str) -> impl Iterator<Item = &str> {
-        self.0.iter().filter(move |(k, _)| k == name).map(|(_, v)| v.as_str())
+impl Fields {
+    fn topics(&self) -> impl Iterator<Item = &str> {
+        self.topics.iter().map(String::as_str)
     }
 }
 
@@ -88,14 +91,14 @@ fn forbidden(app: &AppState) -> Result<Response> {
 }
 
 /// Parses and checks the form; the first problem found is shown on the form.
-fn read_request(app: &AppState, fields: &FormFields) -> std::result::Result<SubscribeRequest, String> {
-    let email = EmailAddress::parse(fields.get("email")).map_err(|e| e.to_string())?;
-    let name = parse_name(fields.get("name")).map_err(|e| format!("Name: {e}."))?;
-    let frequency = match fields.get("frequency") {
+fn read_request(app: &AppState, fields: &Fields) -> std::result::Result<SubscribeRequest, String> {
+    let email = EmailAddress::parse(&fields.email).map_err(|e| e.to_string())?;
+    let name = parse_name(&fields.name).map_err(|e| format!("Name: {e}."))?;
+    let frequency = match fields.frequency.as_str() {
         "" => app.settings.subscribers.default_frequency,
         f => f.parse::<Frequency>().map_err(|e| e.to_string())?,
     };
-    let topics = parse_topics(fields.all("topics")).map_err(|e| format!("Topics: {e}."))?;
+    let topics = parse_topics(fields.topics()).map_err(|e| format!("Topics: {e}."))?;
     Ok(SubscribeRequest {
         email,
         name,
@@ -111,7 +114,7 @@ pub async fn subscribe(
     State(app): State<AppState>,
     ConnectInfo(peer): ConnectInfo<SocketAddr>,
     headers: HeaderMap,
-    body: Bytes,
+    Form(fields): Form<Fields>,
 ) -> Result<Response> {
     if !guard::same_origin(&app.settings, &headers) {
         return forbidden(&app);
@@ -126,7 +129,6 @@ pub async fn subscribe(
             None,
         );
     }
-    let fields = FormFields::parse(&body);
     let thanks = || {
         message(
             &app,
@@ -140,7 +142,7 @@ pub async fn subscribe(
         )
     };
     // A field people cannot see: only bots fill it. They get the usual answer and nothing happens.
-    if !fields.get("website").is_empty() {
+    if !fields.website.is_empty() {
         return thanks();
     }
     match read_request(&app, &fields) {
@@ -150,10 +152,10 @@ pub async fn subscribe(
         }
         Err(problem) => {
             let form = SubscribeForm {
-                email: fields.get("email").chars().take(254).collect(),
-                name: fields.get("name").chars().take(100).collect(),
-                frequency: fields.get("frequency").to_owned(),
-                topics: fields.all("topics").map(str::to_owned).collect(),
+                email: fields.email.chars().take(254).collect(),
+                name: fields.name.chars().take(100).collect(),
+                frequency: fields.frequency,
+                topics: fields.topics,
             };
             subscribe_page(&app, StatusCode::UNPROCESSABLE_ENTITY, &form, Some(&problem)).await
         }
@@ -254,7 +256,7 @@ pub async fn save_preferences(
     State(app): State<AppState>,
     Path(token): Path<String>,
     headers: HeaderMap,
-    body: Bytes,
+    Form(fields): Form<Fields>,
 ) -> Result<Response> {
     if !guard::same_origin(&app.settings, &headers) {
         return forbidden(&app);
@@ -262,12 +264,11 @@ pub async fn save_preferences(
     let Some(s) = by_token(&app, &token).await? else {
         return unknown_link(&app);
     };
-    let fields = FormFields::parse(&body);
-    let frequency = match fields.get("frequency").parse::<Frequency>() {
+    let frequency = match fields.frequency.parse::<Frequency>() {
         Ok(f) => f,
         Err(e) => return preferences_page(&app, &s, None, Some(&e.to_string())).await,
     };
-    let topics = match parse_topics(fields.all("topics")) {
+    let topics = match parse_topics(fields.topics()) {
         Ok(t) => t,
         Err(e) => return preferences_page(&app, &s, None, Some(&format!("Topics: {e}."))).await,
     };

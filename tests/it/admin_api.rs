@@ -221,6 +221,67 @@ async fn logins_are_rate_limited_and_sessions_are_required() {
     assert_eq!(after.status(), 303, "the session ended at logout");
 }
 
+#[tokio::test]
+async fn unreadable_api_requests_get_a_json_error_that_names_the_problem() {
+    let app = spawn_app_with("").await;
+    let token = herald::auth::create_token(&app.app.db, "script").await.unwrap();
+    let send = |method: reqwest::Method, path: &str| {
+        app.client
+            .request(method, app.url(&format!("/admin/api{path}")))
+            .header("authorization", format!("Bearer {token}"))
+    };
+    let error = |response: reqwest::Response| async move {
+        let status = response.status().as_u16();
+        let kind = response.headers()["content-type"].to_str().unwrap().to_owned();
+        assert!(kind.starts_with("application/json"), "{status}: {kind}");
+        let body: serde_json::Value = response.json().await.unwrap();
+        (status, body["error"].as_str().unwrap().to_owned())
+    };
+
+    let malformed = send(reqwest::Method::POST, "/subscribers")
+        .header("content-type", "application/json")
+        .body(r#"{"email": "a@example.org",}"#)
+        .send()
+        .await
+        .unwrap();
+    let (status, message) = error(malformed).await;
+    assert_eq!(status, 400);
+    assert!(message.contains("JSON") && message.contains("line 1"), "{message}");
+
+    let unknown = send(reqwest::Method::POST, "/subscribers")
+        .json(&serde_json::json!({"email": "a@example.org", "colour": "blue"}))
+        .send()
+        .await
+        .unwrap();
+    let (status, message) = error(unknown).await;
+    assert_eq!(status, 422);
+    assert!(message.contains("unknown field `colour`"), "{message}");
+
+    let not_json = send(reqwest::Method::POST, "/subscribers")
+        .header("content-type", "text/plain")
+        .body("a@example.org")
+        .send()
+        .await
+        .unwrap();
+    let (status, message) = error(not_json).await;
+    assert_eq!(status, 415);
+    assert!(message.contains("application/json"), "{message}");
+
+    let (status, message) = error(send(reqwest::Method::GET, "/subscribers/abc").send().await.unwrap()).await;
+    assert_eq!(status, 400);
+    assert!(message.contains("abc"), "{message}");
+
+    let (status, message) = error(
+        send(reqwest::Method::GET, "/subscribers?after=soon")
+            .send()
+            .await
+            .unwrap(),
+    )
+    .await;
+    assert_eq!(status, 400);
+    assert!(message.contains("after"), "{message}");
+}
+
 /// Logs in as a fresh admin and returns the `herald_session=...` cookie pair.
 pub(crate) async fn admin_session(app: &crate::common::TestApp) -> String {
     herald::auth::create_user(&app.app.db, "ops@example.org", "the right passphrase")
