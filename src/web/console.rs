@@ -98,6 +98,17 @@ pub async fn login_form(State(app): State<AppState>) -> Result<Response> {
     login_page(&app, StatusCode::OK, "", None)
 }
 
+/// The login form's answer to a cross-site post (see [`guard::require_same_origin`]): the
+/// form again, with the reason.
+pub fn login_refused(app: &AppState) -> Result<Response> {
+    login_page(
+        app,
+        StatusCode::FORBIDDEN,
+        "",
+        Some("Log in from this site's own login page."),
+    )
+}
+
 #[derive(Deserialize)]
 pub struct LoginForm {
     email: String,
@@ -111,14 +122,6 @@ pub async fn login(
     jar: CookieJar,
     Form(form): Form<LoginForm>,
 ) -> Result<Response> {
-    if !guard::same_origin(&app.settings, &headers) {
-        return login_page(
-            &app,
-            StatusCode::FORBIDDEN,
-            "",
-            Some("Log in from this site's own login page."),
-        );
-    }
     let device = jar.get(DEVICE_COOKIE).map(|c| c.value().to_owned());
     let known = device
         .as_deref()

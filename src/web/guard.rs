@@ -4,12 +4,12 @@ use std::net::{IpAddr, SocketAddr};
 use std::num::NonZeroU32;
 
 use axum::extract::{Request, State};
-use axum::http::{HeaderMap, StatusCode, header};
+use axum::http::{HeaderMap, header};
 use axum::middleware::Next;
 use axum::response::{IntoResponse, Response};
 use governor::{DefaultKeyedRateLimiter, Quota, RateLimiter};
 
-use super::AppState;
+use super::{AppState, Result, WebError};
 use crate::config::Settings;
 
 /// Per-client limits, kept in memory (per instance).
@@ -83,7 +83,7 @@ pub fn client_ip(settings: &Settings, peer: SocketAddr, headers: &HeaderMap) -> 
     peer.ip()
 }
 
-/// CSRF defence for forms: a browser says where a request comes from (`Sec-Fetch-Site`,
+/// CSRF defence for forms (see [`require_same_origin`]): a browser says where a request comes from (`Sec-Fetch-Site`,
 /// `Origin`); a cross-site form post is refused. Requests without those headers do not come
 /// from a browser page and cannot ride on a visitor's session.
 pub fn same_origin(settings: &Settings, headers: &HeaderMap) -> bool {
@@ -106,25 +106,47 @@ pub fn same_origin(settings: &Settings, headers: &HeaderMap) -> bool {
     }
 }
 
-/// The same-origin rule as a layer, for routes a browser reaches with the admin's session
-/// cookie: a state-changing request (anything but GET, HEAD, OPTIONS) must come from this
-/// site's own pages. A request with an `Authorization` header passes: it is authenticated by
+/// How a family of routes answers a cross-site request.
+pub type Refusal = fn(&AppState) -> Result<Response>;
+
+/// The state of [`require_same_origin`]: the app, and how its routes refuse.
+#[derive(Clone)]
+pub struct SameOrigin {
+    app: AppState,
+    refuse: Refusal,
+}
+
+impl SameOrigin {
+    pub fn new(app: &AppState, refuse: Refusal) -> Self {
+        Self {
+            app: app.clone(),
+            refuse,
+        }
+    }
+}
+
+/// The console's and the API's refusal: 403 with the reason (a page in the console, JSON in
+/// the API).
+pub fn refuse(_: &AppState) -> Result<Response> {
+    Err(WebError::Forbidden(
+        "cross-site request refused: use this site's own pages, or an API token".to_owned(),
+    ))
+}
+
+/// The same-origin rule as a layer, for routes whose forms a page on another site could post
+/// (the console, the API, the login form, the reader's forms): a state-changing request
+/// (anything but GET, HEAD, OPTIONS) must come from this site's own pages, or it gets the
+/// routes' refusal. A request with an `Authorization` header passes: it is authenticated by
 /// that header, not by a cookie, and a page on another site cannot add one without a CORS
 /// preflight, which Herald never grants.
-pub async fn require_same_origin(State(app): State<AppState>, request: Request, next: Next) -> Response {
+pub async fn require_same_origin(State(guard): State<SameOrigin>, request: Request, next: Next) -> Response {
     let safe = request.method().is_safe();
     let bearer = request.headers().contains_key(header::AUTHORIZATION);
-    if safe || bearer || same_origin(&app.settings, request.headers()) {
+    if safe || bearer || same_origin(&guard.app.settings, request.headers()) {
         return next.run(request).await;
     }
-    tracing::warn!(method = %request.method(), "cross-site request refused");
-    (
-        StatusCode::FORBIDDEN,
-        axum::Json(serde_json::json!({
-            "error": "cross-site request refused: use this site's own pages, or an API token"
-        })),
-    )
-        .into_response()
+    tracing::warn!(method = %request.method(), path = %request.uri().path(), "cross-site request refused");
+    (guard.refuse)(&guard.app).into_response()
 }
 
 #[cfg(test)]

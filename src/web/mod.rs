@@ -95,6 +95,10 @@ const MAX_IMPORT: usize = 64 * 1024 * 1024;
 
 /// Every route, with compression, body limits, request tracing and security headers.
 pub fn router(app: AppState) -> Router {
+    // Where a page on another site could post a form: only this site's own pages may.
+    let same_origin = |refuse: guard::Refusal| {
+        axum::middleware::from_fn_with_state(guard::SameOrigin::new(&app, refuse), guard::require_same_origin)
+    };
     let api = Router::new()
         .route("/subscribers", get(api::list).post(api::create))
         .route(
@@ -114,10 +118,7 @@ pub fn router(app: AppState) -> Router {
         .route("/dashboard", get(api::dashboard))
         .route("/posts", get(api::posts))
         .route_layer(axum::middleware::from_fn_with_state(app.clone(), api::require_token))
-        .route_layer(axum::middleware::from_fn_with_state(
-            app.clone(),
-            guard::require_same_origin,
-        ));
+        .route_layer(same_origin(guard::refuse));
     let console = Router::new()
         .route("/", get(console::dashboard))
         .route("/posts", get(console::posts))
@@ -140,15 +141,24 @@ pub fn router(app: AppState) -> Router {
         ))
         // Added after that layer: open to everyone, but still same-origin only.
         .route("/logout", post(console::logout))
-        .route_layer(axum::middleware::from_fn_with_state(
-            app.clone(),
-            guard::require_same_origin,
-        ))
-        // The login form checks the origin itself, to answer with the form and a reason.
-        .route("/login", get(console::login_form).post(console::login));
+        .route_layer(same_origin(guard::refuse))
+        // A cross-site login gets the form back, with the reason.
+        .merge(
+            Router::new()
+                .route("/login", get(console::login_form).post(console::login))
+                .route_layer(same_origin(console::login_refused)),
+        );
+    let forms = Router::new()
+        .route("/subscribe", get(subscribe::subscribe_form).post(subscribe::subscribe))
+        .route(
+            "/preferences/{token}",
+            get(subscribe::preferences).post(subscribe::save_preferences),
+        )
+        .route_layer(same_origin(subscribe::forbidden));
     Router::new()
         .nest("/admin/api", api)
         .nest("/admin", console)
+        .merge(forms)
         .route("/", get(public::home))
         .route("/page/{page}", get(public::home_page))
         .route("/page/{page}/", get(public::home_page))
@@ -163,12 +173,8 @@ pub fn router(app: AppState) -> Router {
         .route("/feed.rss", get(public::feed_rss))
         .route("/feed.atom", get(public::feed_atom))
         .route("/feed.json", get(public::feed_json))
-        .route("/subscribe", get(subscribe::subscribe_form).post(subscribe::subscribe))
         .route("/confirm/{token}", get(subscribe::confirm))
-        .route(
-            "/preferences/{token}",
-            get(subscribe::preferences).post(subscribe::save_preferences),
-        )
+        // Not same-origin only: one-click unsubscribe (RFC 8058) is posted by mail providers.
         .route(
             "/unsubscribe/{token}",
             get(subscribe::unsubscribe_page).post(subscribe::unsubscribe),

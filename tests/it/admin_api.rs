@@ -354,6 +354,21 @@ async fn cross_site_requests_riding_on_the_session_cookie_change_nothing() {
         }
     }
     assert_eq!(count().await, 0, "no cross-site request added anyone");
+    let login = app
+        .client
+        .post(app.url("/admin/login"))
+        .header("origin", evil)
+        .form(&[("email", "ops@example.org"), ("password", "the right passphrase")])
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(login.status(), 403);
+    assert!(login.headers().get("set-cookie").is_none(), "no session");
+    let form = login.text().await.unwrap();
+    assert!(
+        form.contains("Log in from this site&#39;s own login page.") && form.contains("<form"),
+        "the login form again, with the reason: {form}"
+    );
     let still = app
         .client
         .get(app.url("/admin/subscribers"))
