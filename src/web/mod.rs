@@ -99,6 +99,10 @@ pub fn router(app: AppState) -> Router {
     let same_origin = |refuse: guard::Refusal| {
         axum::middleware::from_fn_with_state(guard::SameOrigin::new(&app, refuse), guard::require_same_origin)
     };
+    // Errors on HTML routes are pages; the API's stay JSON.
+    let html_errors = |pages: error::Pages| {
+        axum::middleware::map_response_with_state(error::HtmlErrors::new(&app, pages), error::html_pages)
+    };
     let api = Router::new()
         .route("/subscribers", get(api::list).post(api::create))
         .route(
@@ -147,7 +151,8 @@ pub fn router(app: AppState) -> Router {
             Router::new()
                 .route("/login", get(console::login_form).post(console::login))
                 .route_layer(same_origin(console::login_refused)),
-        );
+        )
+        .layer(html_errors(error::Pages::Console));
     let forms = Router::new()
         .route("/subscribe", get(subscribe::subscribe_form).post(subscribe::subscribe))
         .route(
@@ -155,9 +160,7 @@ pub fn router(app: AppState) -> Router {
             get(subscribe::preferences).post(subscribe::save_preferences),
         )
         .route_layer(same_origin(subscribe::forbidden));
-    Router::new()
-        .nest("/admin/api", api)
-        .nest("/admin", console)
+    let pages = Router::new()
         .merge(forms)
         .route("/", get(public::home))
         .route("/page/{page}", get(public::home_page))
@@ -179,6 +182,11 @@ pub fn router(app: AppState) -> Router {
             "/unsubscribe/{token}",
             get(subscribe::unsubscribe_page).post(subscribe::unsubscribe),
         )
+        .layer(html_errors(error::Pages::Public));
+    Router::new()
+        .nest("/admin/api", api)
+        .nest("/admin", console)
+        .merge(pages)
         .route("/healthz", get(|| async { "ok" }))
         .route("/readyz", get(public::ready))
         .route("/metrics", get(public::metrics))
