@@ -1,15 +1,16 @@
 //! The admin JSON API, behind a bearer token.
 //! Its handlers use the services in `web::AppState`.
 
-use axum::Json;
 use axum::body::Bytes;
-use axum::extract::{Path, Query, Request, State};
+use axum::extract::{Request, State};
 use axum::http::{StatusCode, header};
 use axum::middleware::Next;
 use axum::response::{IntoResponse, Response};
+use axum_extra::extract::cookie::CookieJar;
 use serde::Deserialize;
 
 use super::AppState;
+use super::extract::{Json, Path, Query};
 use super::{Result, WebError};
 use crate::domain::{
     EmailAddress, Frequency, Subscriber, SubscriberSource, SubscriberStatus, parse_name, parse_topics,
@@ -20,7 +21,7 @@ use crate::subscribers::{Added, SubscribeRequest};
 
 /// Lets in requests with a valid bearer token (`herald admin create-token`, or `[admin]
 /// api_token`) or an admin's session cookie (the console's own calls); 401 otherwise.
-pub async fn require_token(State(app): State<AppState>, request: Request, next: Next) -> Response {
+pub async fn require_token(State(app): State<AppState>, jar: CookieJar, request: Request, next: Next) -> Response {
     let bearer = request
         .headers()
         .get(header::AUTHORIZATION)
@@ -29,7 +30,7 @@ pub async fn require_token(State(app): State<AppState>, request: Request, next: 
         .map(|v| v.trim().to_owned());
     let ok = match bearer {
         Some(token) => app.auth.token_valid(&token).await.unwrap_or(false),
-        None => match super::console::session_cookie(request.headers()) {
+        None => match super::console::session_cookie(&jar) {
             Some(cookie) => app.auth.session(&cookie).await.ok().flatten().is_some(),
             None => false,
         },

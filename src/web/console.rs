@@ -6,16 +6,19 @@ use std::net::SocketAddr;
 use std::sync::Arc;
 
 use axum::body::Bytes;
-use axum::extract::{ConnectInfo, Multipart, Path, Query, Request, State};
+use axum::extract::{ConnectInfo, Multipart, Request, State};
 use axum::http::{HeaderMap, HeaderValue, StatusCode, header};
 use axum::middleware::Next;
 use axum::response::{Html, IntoResponse, Redirect, Response};
+use axum_extra::extract::cookie::{Cookie, CookieJar, SameSite};
 use chrono::Utc;
 use serde::{Deserialize, Serialize};
 
 use super::AppState;
+use super::extract::{Form, Path, Query};
 use super::{Result, WebError, guard};
 use crate::auth;
+use crate::config::Settings;
 use crate::digest::render::EditionContent;
 use crate::domain::{EmailAddress, Frequency, PostState, SubscriberSource, SubscriberStatus, parse_name};
 use crate::schedule::SendRequest;
@@ -31,25 +34,32 @@ const DEVICE_COOKIE: &str = "herald_device";
 #[derive(Clone)]
 pub struct Admin(pub String);
 
-/// The session token in the request's cookie, if any.
-pub fn session_cookie(headers: &HeaderMap) -> Option<String> {
-    cookie(headers, COOKIE)
+/// The session token in the request's cookies, if any.
+pub fn session_cookie(jar: &CookieJar) -> Option<String> {
+    jar.get(COOKIE).map(|c| c.value().to_owned())
 }
 
-fn cookie(headers: &HeaderMap, wanted: &str) -> Option<String> {
-    headers
-        .get_all(header::COOKIE)
-        .iter()
-        .filter_map(|v| v.to_str().ok())
-        .flat_map(|v| v.split(';'))
-        .filter_map(|pair| pair.trim().split_once('='))
-        .find(|(name, _)| *name == wanted)
-        .map(|(_, value)| value.to_owned())
+/// A cookie only this site's own pages and scripts send back (HttpOnly, SameSite=Strict;
+/// Secure when the site is served over HTTPS), for `max_age` (zero: remove it now).
+fn strict_cookie(
+    settings: &Settings,
+    name: &'static str,
+    value: String,
+    path: String,
+    max_age: i64,
+) -> Cookie<'static> {
+    Cookie::build((name, value))
+        .path(path)
+        .http_only(true)
+        .same_site(SameSite::Strict)
+        .max_age(time::Duration::seconds(max_age))
+        .secure(settings.site.base_url.scheme() == "https")
+        .build()
 }
 
 /// Lets in only requests with a live session; others go to the login page.
-pub async fn require_admin(State(app): State<AppState>, mut request: Request, next: Next) -> Response {
-    let who = match session_cookie(request.headers()) {
+pub async fn require_admin(State(app): State<AppState>, jar: CookieJar, mut request: Request, next: Next) -> Response {
+    let who = match session_cookie(&jar) {
         Some(token) => app.auth.session(&token).await.unwrap_or(None),
         None => None,
     };
@@ -90,6 +100,17 @@ pub async fn login_form(State(app): State<AppState>) -> Result<Response> {
     login_page(&app, StatusCode::OK, "", None)
 }
 
+/// The login form's answer to a cross-site post (see [`guard::require_same_origin`]): the
+/// form again, with the reason.
+pub fn login_refused(app: &AppState) -> Result<Response> {
+    login_page(
+        app,
+        StatusCode::FORBIDDEN,
+        "",
+        Some("Log in from this site's own login page."),
+    )
+}
+
 #[derive(Deserialize)]
 pub struct LoginForm {
     email: String,
@@ -100,17 +121,10 @@ pub async fn login(
     State(app): State<AppState>,
     ConnectInfo(peer): ConnectInfo<SocketAddr>,
     headers: HeaderMap,
-    axum::Form(form): axum::Form<LoginForm>,
+    jar: CookieJar,
+    Form(form): Form<LoginForm>,
 ) -> Result<Response> {
-    if !guard::same_origin(&app.settings, &headers) {
-        return login_page(
-            &app,
-            StatusCode::FORBIDDEN,
-            "",
-            Some("Log in from this site's own login page."),
-        );
-    }
-    let device = cookie(&headers, DEVICE_COOKIE);
+    let device = jar.get(DEVICE_COOKIE).map(|c| c.value().to_owned());
     let known = device
         .as_deref()
         .and_then(|d| app.auth.logins().device_trusted(d, &form.email));
@@ -153,37 +167,23 @@ pub async fn login(
             return Ok(response);
         }
     };
-    let secure = if app.settings.site.base_url.scheme() == "https" {
-        "; Secure"
-    } else {
-        ""
-    };
     let max_age = i64::from(app.settings.admin.session_hours) * 3600;
-    let session = format!("{COOKIE}={session}; Path=/; HttpOnly; SameSite=Strict; Max-Age={max_age}{secure}");
+    let session = strict_cookie(&app.settings, COOKIE, session, "/".to_owned(), max_age);
     // A year, renewed at each login; only the login form ever sees it.
     let login_path = format!("{}admin/login", app.settings.site.base_url.path());
-    let device =
-        format!("{DEVICE_COOKIE}={device}; Path={login_path}; HttpOnly; SameSite=Strict; Max-Age=31536000{secure}");
-    let mut response = Redirect::to(&app.settings.url_for("admin")).into_response();
-    for cookie in [session, device] {
-        response.headers_mut().append(
-            header::SET_COOKIE,
-            HeaderValue::from_str(&cookie).map_err(|e| WebError::Internal(e.into()))?,
-        );
-    }
-    Ok(response)
+    let device = strict_cookie(&app.settings, DEVICE_COOKIE, device, login_path, 31_536_000);
+    // Two jars, so that the session cookie is always the first Set-Cookie (a jar's own
+    // cookies go out in no set order).
+    let redirect = Redirect::to(&app.settings.url_for("admin"));
+    Ok((jar.add(session), CookieJar::new().add(device), redirect).into_response())
 }
 
-pub async fn logout(State(app): State<AppState>, headers: HeaderMap) -> Result<Response> {
-    if let Some(token) = session_cookie(&headers) {
+pub async fn logout(State(app): State<AppState>, jar: CookieJar) -> Result<Response> {
+    if let Some(token) = session_cookie(&jar) {
         app.auth.logout(&token).await?;
     }
-    let mut response = Redirect::to(&app.settings.url_for("admin/login")).into_response();
-    response.headers_mut().insert(
-        header::SET_COOKIE,
-        HeaderValue::from_static("herald_session=; Path=/; HttpOnly; SameSite=Strict; Max-Age=0"),
-    );
-    Ok(response)
+    let ended = strict_cookie(&app.settings, COOKIE, String::new(), "/".to_owned(), 0);
+    Ok((jar.add(ended), Redirect::to(&app.settings.url_for("admin/login"))).into_response())
 }
 
 // ---- dashboard ----
@@ -331,7 +331,7 @@ pub struct AddForm {
 pub async fn add_subscriber(
     State(app): State<AppState>,
     axum::Extension(admin): axum::Extension<Admin>,
-    axum::Form(form): axum::Form<AddForm>,
+    Form(form): Form<AddForm>,
 ) -> Result<Response> {
     let query = SubscriberQuery::default();
     let parsed = (|| -> std::result::Result<SubscribeRequest, String> {
@@ -461,7 +461,7 @@ pub struct SendForm {
 pub async fn send_now(
     State(app): State<AppState>,
     axum::Extension(admin): axum::Extension<Admin>,
-    axum::Form(form): axum::Form<SendForm>,
+    Form(form): Form<SendForm>,
 ) -> Result<Response> {
     let request = SendRequest {
         frequency: match form.frequency.as_str() {
@@ -555,7 +555,7 @@ pub async fn test(
     State(app): State<AppState>,
     axum::Extension(admin): axum::Extension<Admin>,
     Path(id): Path<i64>,
-    axum::Form(form): axum::Form<TestForm>,
+    Form(form): Form<TestForm>,
 ) -> Result<Response> {
     let ctx = match send_test(&app, id, &form.to).await {
         Ok(m) => with_message(Some(&m), None),
@@ -587,4 +587,36 @@ pub async fn retry(
         with_message(Some(&format!("{n} failed deliveries queued again.")), None),
     )
     .await
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn cookies_are_http_only_strict_and_secure_over_https() {
+        let mut settings = Settings::default();
+        let plain = strict_cookie(&settings, COOKIE, "abc".into(), "/".into(), 3600).to_string();
+        assert_eq!(
+            plain,
+            "herald_session=abc; HttpOnly; SameSite=Strict; Path=/; Max-Age=3600"
+        );
+        settings.site.base_url = "https://news.example.org/blog/".parse().unwrap();
+        let device = strict_cookie(
+            &settings,
+            DEVICE_COOKIE,
+            "n.m".into(),
+            "/blog/admin/login".into(),
+            31_536_000,
+        );
+        assert_eq!(
+            device.to_string(),
+            "herald_device=n.m; HttpOnly; SameSite=Strict; Secure; Path=/blog/admin/login; Max-Age=31536000"
+        );
+        let ended = strict_cookie(&settings, COOKIE, String::new(), "/".into(), 0).to_string();
+        assert_eq!(
+            ended,
+            "herald_session=; HttpOnly; SameSite=Strict; Secure; Path=/; Max-Age=0"
+        );
+    }
 }

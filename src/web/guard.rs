@@ -1,70 +1,14 @@
 //! Request guards: client address, per-client rate limits, same-origin checks for forms.
 
 use std::net::{IpAddr, SocketAddr};
-use std::num::NonZeroU32;
-use std::sync::Arc;
 
 use axum::extract::{Request, State};
-use axum::http::{HeaderMap, StatusCode, header};
+use axum::http::{HeaderMap, header};
 use axum::middleware::Next;
 use axum::response::{IntoResponse, Response};
-use governor::{DefaultKeyedRateLimiter, Quota, RateLimiter};
 
+use super::{AppState, Result, WebError};
 use crate::config::Settings;
-
-/// Per-client limits, kept in memory (per instance).
-pub struct Limits {
-    subscribe: DefaultKeyedRateLimiter<IpAddr>,
-    login_by_client: DefaultKeyedRateLimiter<IpAddr>,
-    login_by_account: DefaultKeyedRateLimiter<String>,
-    login_by_device: DefaultKeyedRateLimiter<String>,
-}
-
-impl Limits {
-    pub fn new(settings: &Settings) -> Self {
-        let per_minute = settings.subscribers.rate_per_minute;
-        let logins = NonZeroU32::new(settings.admin.login_attempts_per_minute).unwrap_or(NonZeroU32::MIN);
-        Self {
-            subscribe: RateLimiter::keyed(Quota::per_minute(per_minute)),
-            login_by_client: RateLimiter::keyed(Quota::per_minute(logins)),
-            login_by_account: RateLimiter::keyed(Quota::per_minute(logins)),
-            login_by_device: RateLimiter::keyed(Quota::per_minute(logins)),
-        }
-    }
-
-    /// Whether this client may submit the subscribe form now.
-    pub fn allow_subscribe(&self, client: IpAddr) -> bool {
-        if self.subscribe.len() > 100_000 {
-            self.subscribe.retain_recent();
-        }
-        self.subscribe.check_key(&client).is_ok()
-    }
-}
-
-impl Limits {
-    /// Whether a login attempt from a known device (its device-cookie nonce) may be checked
-    /// now. Known devices are limited per cookie, not per address or account.
-    pub fn allow_device_login(&self, nonce: &str) -> bool {
-        if self.login_by_device.len() > 100_000 {
-            self.login_by_device.retain_recent();
-        }
-        self.login_by_device.check_key(&nonce.to_owned()).is_ok()
-    }
-
-    /// Whether a login attempt from this client for this account may be checked now: both
-    /// are limited, so neither guessing many passwords for one account nor one password
-    /// across many accounts gets far. Only clients without a device cookie count here, so
-    /// an attacker who exhausts an account's limit locks out only other unknown clients.
-    pub fn allow_login(&self, client: IpAddr, account: &str) -> bool {
-        if self.login_by_account.len() > 100_000 {
-            self.login_by_account.retain_recent();
-            self.login_by_client.retain_recent();
-        }
-        let by_client = self.login_by_client.check_key(&client).is_ok();
-        let by_account = self.login_by_account.check_key(&account.trim().to_lowercase()).is_ok();
-        by_client && by_account
-    }
-}
 
 /// The client's address: the peer, or behind a trusted proxy the last `X-Forwarded-For` hop
 /// (the one the proxy itself appended; earlier ones are whatever the client claimed).
@@ -83,7 +27,7 @@ pub fn client_ip(settings: &Settings, peer: SocketAddr, headers: &HeaderMap) -> 
     peer.ip()
 }
 
-/// CSRF defence for forms: a browser says where a request comes from (`Sec-Fetch-Site`,
+/// CSRF defence for forms (see [`require_same_origin`]): a browser says where a request comes from (`Sec-Fetch-Site`,
 /// `Origin`); a cross-site form post is refused. Requests without those headers do not come
 /// from a browser page and cannot ride on a visitor's session.
 pub fn same_origin(settings: &Settings, headers: &HeaderMap) -> bool {
@@ -106,25 +50,47 @@ pub fn same_origin(settings: &Settings, headers: &HeaderMap) -> bool {
     }
 }
 
-/// The same-origin rule as a layer, for routes a browser reaches with the admin's session
-/// cookie: a state-changing request (anything but GET, HEAD, OPTIONS) must come from this
-/// site's own pages. A request with an `Authorization` header passes: it is authenticated by
+/// How a family of routes answers a cross-site request.
+pub type Refusal = fn(&AppState) -> Result<Response>;
+
+/// The state of [`require_same_origin`]: the app, and how its routes refuse.
+#[derive(Clone)]
+pub struct SameOrigin {
+    app: AppState,
+    refuse: Refusal,
+}
+
+impl SameOrigin {
+    pub fn new(app: &AppState, refuse: Refusal) -> Self {
+        Self {
+            app: app.clone(),
+            refuse,
+        }
+    }
+}
+
+/// The console's and the API's refusal: 403 with the reason (a page in the console, JSON in
+/// the API).
+pub fn refuse(_: &AppState) -> Result<Response> {
+    Err(WebError::Forbidden(
+        "cross-site request refused: use this site's own pages, or an API token".to_owned(),
+    ))
+}
+
+/// The same-origin rule as a layer, for routes whose forms a page on another site could post
+/// (the console, the API, the login form, the reader's forms): a state-changing request
+/// (anything but GET, HEAD, OPTIONS) must come from this site's own pages, or it gets the
+/// routes' refusal. A request with an `Authorization` header passes: it is authenticated by
 /// that header, not by a cookie, and a page on another site cannot add one without a CORS
 /// preflight, which Herald never grants.
-pub async fn require_same_origin(State(settings): State<Arc<Settings>>, request: Request, next: Next) -> Response {
+pub async fn require_same_origin(State(guard): State<SameOrigin>, request: Request, next: Next) -> Response {
     let safe = request.method().is_safe();
     let bearer = request.headers().contains_key(header::AUTHORIZATION);
-    if safe || bearer || same_origin(&settings, request.headers()) {
+    if safe || bearer || same_origin(&guard.app.settings, request.headers()) {
         return next.run(request).await;
     }
-    tracing::warn!(method = %request.method(), "cross-site request refused");
-    (
-        StatusCode::FORBIDDEN,
-        axum::Json(serde_json::json!({
-            "error": "cross-site request refused: use this site's own pages, or an API token"
-        })),
-    )
-        .into_response()
+    tracing::warn!(method = %request.method(), path = %request.uri().path(), "cross-site request refused");
+    (guard.refuse)(&guard.app).into_response()
 }
 
 #[cfg(test)]
@@ -155,17 +121,5 @@ mod tests {
         assert_eq!(client_ip(&settings, peer, &h), peer.ip());
         settings.server.trust_forwarded_for = true;
         assert_eq!(client_ip(&settings, peer, &h), "203.0.113.9".parse::<IpAddr>().unwrap());
-    }
-
-    #[test]
-    fn a_client_is_limited_others_are_not() {
-        let mut settings = Settings::default();
-        settings.subscribers.rate_per_minute = NonZeroU32::new(2).unwrap();
-        let limits = Limits::new(&settings);
-        let a: IpAddr = "192.0.2.1".parse().unwrap();
-        let b: IpAddr = "192.0.2.2".parse().unwrap();
-        assert!(limits.allow_subscribe(a) && limits.allow_subscribe(a));
-        assert!(!limits.allow_subscribe(a));
-        assert!(limits.allow_subscribe(b));
     }
 }

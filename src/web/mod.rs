@@ -5,8 +5,10 @@
 mod api;
 mod console;
 mod error;
+mod extract;
 mod guard;
 pub mod headers;
+mod limits;
 mod public;
 pub mod server;
 mod state;
@@ -25,7 +27,7 @@ use tower_http::compression::CompressionLayer;
 use tower_http::trace::TraceLayer;
 
 pub use error::{Result, WebError};
-pub use guard::Limits;
+pub use limits::Limits;
 pub use state::AppState;
 
 use crate::startup::App;
@@ -49,6 +51,14 @@ const MAX_IMPORT: usize = 64 * 1024 * 1024;
 
 /// Every route, with compression, body limits, request tracing and security headers.
 pub fn router(app: AppState) -> Router {
+    // Where a page on another site could post a form: only this site's own pages may.
+    let same_origin = |refuse: guard::Refusal| {
+        axum::middleware::from_fn_with_state(guard::SameOrigin::new(&app, refuse), guard::require_same_origin)
+    };
+    // Errors on HTML routes are pages; the API's stay JSON.
+    let html_errors = |pages: error::Pages| {
+        axum::middleware::map_response_with_state(error::HtmlErrors::new(&app, pages), error::html_pages)
+    };
     let api = Router::new()
         .route("/subscribers", get(api::list).post(api::create))
         .route(
@@ -68,10 +78,7 @@ pub fn router(app: AppState) -> Router {
         .route("/dashboard", get(api::dashboard))
         .route("/posts", get(api::posts))
         .route_layer(axum::middleware::from_fn_with_state(app.clone(), api::require_token))
-        .route_layer(axum::middleware::from_fn_with_state(
-            app.clone(),
-            guard::require_same_origin,
-        ));
+        .route_layer(same_origin(guard::refuse));
     let console = Router::new()
         .route("/", get(console::dashboard))
         .route("/posts", get(console::posts))
@@ -94,15 +101,23 @@ pub fn router(app: AppState) -> Router {
         ))
         // Added after that layer: open to everyone, but still same-origin only.
         .route("/logout", post(console::logout))
-        .route_layer(axum::middleware::from_fn_with_state(
-            app.clone(),
-            guard::require_same_origin,
-        ))
-        // The login form checks the origin itself, to answer with the form and a reason.
-        .route("/login", get(console::login_form).post(console::login));
-    Router::new()
-        .nest("/admin/api", api)
-        .nest("/admin", console)
+        .route_layer(same_origin(guard::refuse))
+        // A cross-site login gets the form back, with the reason.
+        .merge(
+            Router::new()
+                .route("/login", get(console::login_form).post(console::login))
+                .route_layer(same_origin(console::login_refused)),
+        )
+        .layer(html_errors(error::Pages::Console));
+    let forms = Router::new()
+        .route("/subscribe", get(subscribe::subscribe_form).post(subscribe::subscribe))
+        .route(
+            "/preferences/{token}",
+            get(subscribe::preferences).post(subscribe::save_preferences),
+        )
+        .route_layer(same_origin(subscribe::forbidden));
+    let pages = Router::new()
+        .merge(forms)
         .route("/", get(public::home))
         .route("/page/{page}", get(public::home_page))
         .route("/page/{page}/", get(public::home_page))
@@ -117,16 +132,17 @@ pub fn router(app: AppState) -> Router {
         .route("/feed.rss", get(public::feed_rss))
         .route("/feed.atom", get(public::feed_atom))
         .route("/feed.json", get(public::feed_json))
-        .route("/subscribe", get(subscribe::subscribe_form).post(subscribe::subscribe))
         .route("/confirm/{token}", get(subscribe::confirm))
-        .route(
-            "/preferences/{token}",
-            get(subscribe::preferences).post(subscribe::save_preferences),
-        )
+        // Not same-origin only: one-click unsubscribe (RFC 8058) is posted by mail providers.
         .route(
             "/unsubscribe/{token}",
             get(subscribe::unsubscribe_page).post(subscribe::unsubscribe),
         )
+        .layer(html_errors(error::Pages::Public));
+    Router::new()
+        .nest("/admin/api", api)
+        .nest("/admin", console)
+        .merge(pages)
         .route("/healthz", get(|| async { "ok" }))
         .route("/readyz", get(public::ready))
         .route("/metrics", get(public::metrics))

@@ -2,13 +2,14 @@
 
 use std::sync::Arc;
 
-use axum::extract::{Path, State};
+use axum::extract::State;
 use axum::http::{HeaderMap, HeaderValue, StatusCode, header};
 use axum::response::{Html, IntoResponse, Response};
 use chrono::Utc;
 
 use super::AppState;
 use super::Result;
+use super::extract::Path;
 use crate::feeds::FeedFormat;
 use crate::site::{CachedDocument, Document};
 

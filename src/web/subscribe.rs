@@ -3,14 +3,15 @@
 
 use std::net::SocketAddr;
 
-use axum::body::Bytes;
-use axum::extract::{ConnectInfo, Path, State};
+use axum::extract::{ConnectInfo, State};
 use axum::http::{HeaderMap, StatusCode};
 use axum::response::{Html, IntoResponse, Response};
 use chrono::Utc;
+use serde::Deserialize;
 
 use super::AppState;
 use super::Result;
+use super::extract::{Form, Path};
 use super::guard;
 use crate::domain::{
     EmailAddress, Frequency, Subscriber, SubscriberSource, SubscriberStatus, Tag, parse_name, parse_topics,
@@ -19,20 +20,22 @@ use crate::site::SubscribeForm;
 use crate::store;
 use crate::subscribers::SubscribeRequest;
 
-/// The fields of a urlencoded form; repeated names (topic checkboxes) keep every value.
-struct FormFields(Vec<(String, String)>);
+/// The fields of the subscribe and preferences forms; a missing one is empty.
+#[derive(Deserialize, Default)]
+#[serde(default)]
+pub struct Fields {
+    email: String,
+    name: String,
+    frequency: String,
+    /// A field people cannot see: only bots fill it.
+    website: String,
+    /// One value per ticked topic checkbox.
+    topics: Vec<String>,
+}
 
-impl FormFields {
-    fn parse(body: &[u8]) -> Self {
-        Self(url::form_urlencoded::parse(body).into_owned().collect())
-    }
-
-    fn get(&self, name: &str) -> &str {
-        self.0.iter().find(|(k, _)| k == name).map_or("", |(_, v)| v.as_str())
-    }
-
-    fn all(&self, name: &str) -> impl Iterator<Item = &str> {
-        self.0.iter().filter(move |(k, _)| k == name).map(|(_, v)| v.as_str())
+impl Fields {
+    fn topics(&self) -> impl Iterator<Item = &str> {
+        self.topics.iter().map(String::as_str)
     }
 }
 
@@ -78,7 +81,8 @@ pub async fn subscribe_form(State(app): State<AppState>) -> Result<Response> {
     subscribe_page(&app, StatusCode::OK, &SubscribeForm::default_for(&app.settings), None).await
 }
 
-fn forbidden(app: &AppState) -> Result<Response> {
+/// The reader's forms' answer to a cross-site post (see [`guard::require_same_origin`]).
+pub fn forbidden(app: &AppState) -> Result<Response> {
     message(
         app,
         StatusCode::FORBIDDEN,
@@ -89,14 +93,14 @@ fn forbidden(app: &AppState) -> Result<Response> {
 }
 
 /// Parses and checks the form; the first problem found is shown on the form.
-fn read_request(app: &AppState, fields: &FormFields) -> std::result::Result<SubscribeRequest, String> {
-    let email = EmailAddress::parse(fields.get("email")).map_err(|e| e.to_string())?;
-    let name = parse_name(fields.get("name")).map_err(|e| format!("Name: {e}."))?;
-    let frequency = match fields.get("frequency") {
+fn read_request(app: &AppState, fields: &Fields) -> std::result::Result<SubscribeRequest, String> {
+    let email = EmailAddress::parse(&fields.email).map_err(|e| e.to_string())?;
+    let name = parse_name(&fields.name).map_err(|e| format!("Name: {e}."))?;
+    let frequency = match fields.frequency.as_str() {
         "" => app.settings.subscribers.default_frequency,
         f => f.parse::<Frequency>().map_err(|e| e.to_string())?,
     };
-    let topics = parse_topics(fields.all("topics")).map_err(|e| format!("Topics: {e}."))?;
+    let topics = parse_topics(fields.topics()).map_err(|e| format!("Topics: {e}."))?;
     Ok(SubscribeRequest {
         email,
         name,
@@ -112,11 +116,8 @@ pub async fn subscribe(
     State(app): State<AppState>,
     ConnectInfo(peer): ConnectInfo<SocketAddr>,
     headers: HeaderMap,
-    body: Bytes,
+    Form(fields): Form<Fields>,
 ) -> Result<Response> {
-    if !guard::same_origin(&app.settings, &headers) {
-        return forbidden(&app);
-    }
     let client = guard::client_ip(&app.settings, peer, &headers);
     if !app.limits.allow_subscribe(client) {
         return message(
@@ -127,7 +128,6 @@ pub async fn subscribe(
             None,
         );
     }
-    let fields = FormFields::parse(&body);
     let thanks = || {
         message(
             &app,
@@ -141,7 +141,7 @@ pub async fn subscribe(
         )
     };
     // A field people cannot see: only bots fill it. They get the usual answer and nothing happens.
-    if !fields.get("website").is_empty() {
+    if !fields.website.is_empty() {
         return thanks();
     }
     match read_request(&app, &fields) {
@@ -151,10 +151,10 @@ pub async fn subscribe(
         }
         Err(problem) => {
             let form = SubscribeForm {
-                email: fields.get("email").chars().take(254).collect(),
-                name: fields.get("name").chars().take(100).collect(),
-                frequency: fields.get("frequency").to_owned(),
-                topics: fields.all("topics").map(str::to_owned).collect(),
+                email: fields.email.chars().take(254).collect(),
+                name: fields.name.chars().take(100).collect(),
+                frequency: fields.frequency,
+                topics: fields.topics,
             };
             subscribe_page(&app, StatusCode::UNPROCESSABLE_ENTITY, &form, Some(&problem)).await
         }
@@ -254,21 +254,16 @@ pub async fn preferences(State(app): State<AppState>, Path(token): Path<String>)
 pub async fn save_preferences(
     State(app): State<AppState>,
     Path(token): Path<String>,
-    headers: HeaderMap,
-    body: Bytes,
+    Form(fields): Form<Fields>,
 ) -> Result<Response> {
-    if !guard::same_origin(&app.settings, &headers) {
-        return forbidden(&app);
-    }
     let Some(s) = by_token(&app, &token).await? else {
         return unknown_link(&app);
     };
-    let fields = FormFields::parse(&body);
-    let frequency = match fields.get("frequency").parse::<Frequency>() {
+    let frequency = match fields.frequency.parse::<Frequency>() {
         Ok(f) => f,
         Err(e) => return preferences_page(&app, &s, None, Some(&e.to_string())).await,
     };
-    let topics = match parse_topics(fields.all("topics")) {
+    let topics = match parse_topics(fields.topics()) {
         Ok(t) => t,
         Err(e) => return preferences_page(&app, &s, None, Some(&format!("Topics: {e}."))).await,
     };
@@ -294,7 +289,8 @@ pub async fn unsubscribe_page(State(app): State<AppState>, Path(token): Path<Str
 }
 
 /// RFC 8058 one-click: mail providers POST `List-Unsubscribe=One-Click` with no cookies
-/// and no CSRF token; the unguessable token in the URL is the authority. Answers 200,
+/// and no CSRF token, and not necessarily without an `Origin` of their own, so no
+/// same-origin rule applies here; the unguessable token in the URL is the authority. Answers 200,
 /// never a redirect. Idempotent.
 pub async fn unsubscribe(State(app): State<AppState>, Path(token): Path<String>) -> Result<Response> {
     let Some(s) = by_token(&app, &token).await? else {

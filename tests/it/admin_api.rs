@@ -221,6 +221,141 @@ async fn logins_are_rate_limited_and_sessions_are_required() {
     assert_eq!(after.status(), 303, "the session ended at logout");
 }
 
+#[tokio::test]
+async fn unreadable_api_requests_get_a_json_error_that_names_the_problem() {
+    let app = spawn_app_with("").await;
+    let token = herald::auth::create_token(&app.app.db, "script").await.unwrap();
+    let send = |method: reqwest::Method, path: &str| {
+        app.client
+            .request(method, app.url(&format!("/admin/api{path}")))
+            .header("authorization", format!("Bearer {token}"))
+    };
+    let error = |response: reqwest::Response| async move {
+        let status = response.status().as_u16();
+        let kind = response.headers()["content-type"].to_str().unwrap().to_owned();
+        assert!(kind.starts_with("application/json"), "{status}: {kind}");
+        let body: serde_json::Value = response.json().await.unwrap();
+        (status, body["error"].as_str().unwrap().to_owned())
+    };
+
+    let malformed = send(reqwest::Method::POST, "/subscribers")
+        .header("content-type", "application/json")
+        .body(r#"{"email": "a@example.org",}"#)
+        .send()
+        .await
+        .unwrap();
+    let (status, message) = error(malformed).await;
+    assert_eq!(status, 400);
+    assert!(message.contains("JSON") && message.contains("line 1"), "{message}");
+
+    let unknown = send(reqwest::Method::POST, "/subscribers")
+        .json(&serde_json::json!({"email": "a@example.org", "colour": "blue"}))
+        .send()
+        .await
+        .unwrap();
+    let (status, message) = error(unknown).await;
+    assert_eq!(status, 422);
+    assert!(message.contains("unknown field `colour`"), "{message}");
+
+    let not_json = send(reqwest::Method::POST, "/subscribers")
+        .header("content-type", "text/plain")
+        .body("a@example.org")
+        .send()
+        .await
+        .unwrap();
+    let (status, message) = error(not_json).await;
+    assert_eq!(status, 415);
+    assert!(message.contains("application/json"), "{message}");
+
+    let (status, message) = error(send(reqwest::Method::GET, "/subscribers/abc").send().await.unwrap()).await;
+    assert_eq!(status, 400);
+    assert!(message.contains("abc"), "{message}");
+
+    let (status, message) = error(
+        send(reqwest::Method::GET, "/subscribers?after=soon")
+            .send()
+            .await
+            .unwrap(),
+    )
+    .await;
+    assert_eq!(status, 400);
+    assert!(message.contains("after"), "{message}");
+}
+
+#[tokio::test]
+async fn console_errors_are_pages_with_the_right_status() {
+    let app = spawn_app_with("").await;
+    let session = admin_session(&app).await;
+    let console = |method: reqwest::Method, path: &str| {
+        app.client
+            .request(method, app.url(&format!("/admin{path}")))
+            .header("cookie", &session)
+    };
+    let page = |response: reqwest::Response| async move {
+        let status = response.status().as_u16();
+        let kind = response.headers()["content-type"].to_str().unwrap().to_owned();
+        assert!(kind.starts_with("text/html"), "{status}: {kind}");
+        assert_eq!(response.headers()["cache-control"], "no-store");
+        (status, response.text().await.unwrap())
+    };
+
+    let (status, body) = page(console(reqwest::Method::GET, "/editions/999").send().await.unwrap()).await;
+    assert_eq!(status, 404);
+    assert!(
+        body.contains("There is nothing at this address.") && body.contains("Back to the console"),
+        "{body}"
+    );
+
+    let (status, body) = page(console(reqwest::Method::GET, "/editions/abc").send().await.unwrap()).await;
+    assert_eq!(status, 400);
+    assert!(
+        body.contains("This request could not be read") && body.contains("abc"),
+        "{body}"
+    );
+
+    let (status, body) = page(
+        console(reqwest::Method::POST, "/subscribers")
+            .form(&[("name", "No Address")])
+            .send()
+            .await
+            .unwrap(),
+    )
+    .await;
+    assert_eq!(status, 422);
+    assert!(body.contains("missing field `email`"), "{body}");
+
+    let (status, body) = page(
+        console(reqwest::Method::POST, "/editions/send")
+            .form(&[("frequency", "hourly")])
+            .send()
+            .await
+            .unwrap(),
+    )
+    .await;
+    assert_eq!(status, 422);
+    assert!(
+        body.contains("This could not be done") && body.contains("hourly"),
+        "{body}"
+    );
+
+    // The reader's forms too, with a link to the site.
+    let (status, body) = page(
+        app.client
+            .post(app.url("/subscribe"))
+            .header("content-type", "text/plain")
+            .body("email=a@example.org")
+            .send()
+            .await
+            .unwrap(),
+    )
+    .await;
+    assert_eq!(status, 415);
+    assert!(
+        body.contains("This request could not be read") && body.contains("See the latest posts"),
+        "{body}"
+    );
+}
+
 /// Logs in as a fresh admin and returns the `herald_session=...` cookie pair.
 pub(crate) async fn admin_session(app: &crate::common::TestApp) -> String {
     herald::auth::create_user(&app.app.db, "ops@example.org", "the right passphrase")
@@ -290,9 +425,39 @@ async fn cross_site_requests_riding_on_the_session_cookie_change_nothing() {
                 .await
                 .unwrap();
             assert_eq!(response.status(), 403, "{path} with {name}: {value}");
+            let kind = response.headers()["content-type"].to_str().unwrap().to_owned();
+            let body = response.text().await.unwrap();
+            if path.starts_with("/admin/api/") {
+                assert!(kind.starts_with("application/json"), "{path}: {kind}");
+                assert!(body.contains("cross-site request refused"), "{path}: {body}");
+            } else {
+                assert!(
+                    kind.starts_with("text/html"),
+                    "the console answers with a page: {path}: {kind}"
+                );
+                assert!(
+                    body.contains("<h1>Refused</h1>") && body.contains("Cross-site request refused"),
+                    "{path}: {body}"
+                );
+            }
         }
     }
     assert_eq!(count().await, 0, "no cross-site request added anyone");
+    let login = app
+        .client
+        .post(app.url("/admin/login"))
+        .header("origin", evil)
+        .form(&[("email", "ops@example.org"), ("password", "the right passphrase")])
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(login.status(), 403);
+    assert!(login.headers().get("set-cookie").is_none(), "no session");
+    let form = login.text().await.unwrap();
+    assert!(
+        form.contains("Log in from this site&#39;s own login page.") && form.contains("<form"),
+        "the login form again, with the reason: {form}"
+    );
     let still = app
         .client
         .get(app.url("/admin/subscribers"))
