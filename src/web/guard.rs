@@ -2,7 +2,7 @@
 
 use std::net::{IpAddr, SocketAddr};
 
-use axum::extract::{Request, State};
+use axum::extract::{OriginalUri, Request, State};
 use axum::http::{HeaderMap, header};
 use axum::middleware::Next;
 use axum::response::{IntoResponse, Response};
@@ -89,7 +89,12 @@ pub async fn require_same_origin(State(guard): State<SameOrigin>, request: Reque
     if safe || bearer || same_origin(&guard.app.settings, request.headers()) {
         return next.run(request).await;
     }
-    tracing::warn!(method = %request.method(), path = %request.uri().path(), "cross-site request refused");
+    // Inside a nested router the URI has lost its prefix; the log names the whole path.
+    let path = request
+        .extensions()
+        .get::<OriginalUri>()
+        .map_or_else(|| request.uri().path().to_owned(), |o| o.path().to_owned());
+    tracing::warn!(method = %request.method(), %path, "cross-site request refused");
     (guard.refuse)(&guard.app).into_response()
 }
 
