@@ -366,11 +366,25 @@ pub async fn add_subscriber(
     subscribers_page(&app, &admin, &query, with_message(Some(&message), None)).await
 }
 
+/// The Remove button's form: without `confirm`, the confirmation page.
+#[derive(Deserialize, Default)]
+pub struct RemoveForm {
+    confirm: Option<String>,
+}
+
+/// Asks first (who, and that it cannot be undone); erases only once confirmed there.
 pub async fn remove_subscriber(
     State(app): State<AppState>,
     axum::Extension(admin): axum::Extension<Admin>,
     Path(id): Path<i64>,
+    Form(form): Form<RemoveForm>,
 ) -> Result<Response> {
+    if form.confirm.as_deref() != Some("yes") {
+        let subscriber = store::subscribers::find(&app.db, id).await?.ok_or(WebError::NotFound)?;
+        let mut ctx = tera::Context::new();
+        ctx.insert("subscriber", &subscriber);
+        return page(&app, "web/admin/remove.html", "subscribers", &admin, ctx);
+    }
     let removed = app.subscriptions.erase(id).await?;
     let message = if removed {
         "Removed, with everything stored about them."

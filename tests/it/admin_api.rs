@@ -580,3 +580,65 @@ async fn a_device_cookie_lets_its_own_account_past_an_attackers_lockout_and_noth
         .unwrap();
     assert_eq!(forged.status(), 429, "an altered cookie vouches for nobody");
 }
+
+#[tokio::test]
+async fn removing_a_subscriber_in_the_console_asks_first_and_erases_only_when_confirmed() {
+    let app = spawn_app_with("").await;
+    let session = admin_session(&app).await;
+    let new = herald::store::subscribers::NewSubscriber {
+        email: herald::domain::EmailAddress::parse("leaving@example.org").unwrap(),
+        name: None,
+        status: SubscriberStatus::Confirmed,
+        frequency: Frequency::Weekly,
+        topics: Vec::new(),
+        source: herald::domain::SubscriberSource::Cli,
+        consent_at: None,
+    };
+    let (subscriber, _) = herald::store::subscribers::insert_or_get(&app.app.db, &new, chrono::Utc::now())
+        .await
+        .unwrap();
+    let remove = app.url(&format!("/admin/subscribers/{}/remove", subscriber.id));
+
+    // The Remove button's own post: a page that names who and what, and nothing erased.
+    let response = app
+        .client
+        .post(&remove)
+        .header("cookie", &session)
+        .form(&[] as &[(&str, &str)])
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(response.status(), 200);
+    let body = response.text().await.unwrap();
+    assert!(
+        body.contains("Remove leaving@example.org?") && body.contains("cannot be undone"),
+        "{body}"
+    );
+    assert!(body.contains("name=\"confirm\" value=\"yes\""), "{body}");
+    let still = herald::store::subscribers::find(&app.app.db, subscriber.id)
+        .await
+        .unwrap();
+    assert!(still.is_some(), "nothing is erased before the confirmation");
+
+    // Confirmed there: gone.
+    let response = app
+        .client
+        .post(&remove)
+        .header("cookie", &session)
+        .form(&[("confirm", "yes")])
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(response.status(), 200);
+    assert!(
+        response
+            .text()
+            .await
+            .unwrap()
+            .contains("Removed, with everything stored about them.")
+    );
+    let gone = herald::store::subscribers::find(&app.app.db, subscriber.id)
+        .await
+        .unwrap();
+    assert!(gone.is_none());
+}
