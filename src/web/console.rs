@@ -11,6 +11,8 @@ use axum::http::{HeaderMap, HeaderValue, StatusCode, header};
 use axum::middleware::Next;
 use axum::response::{Html, IntoResponse, Redirect, Response};
 use axum_extra::extract::cookie::{Cookie, CookieJar, SameSite};
+use base64::Engine;
+use base64::engine::general_purpose::URL_SAFE_NO_PAD;
 use chrono::Utc;
 use serde::{Deserialize, Serialize};
 
@@ -29,6 +31,42 @@ use crate::subscribers::{Added, SubscribeRequest};
 const COOKIE: &str = "herald_session";
 /// A known device (see [`auth::Logins`]); sent only to the login form.
 const DEVICE_COOKIE: &str = "herald_device";
+
+/// A message for the page an action redirects to, carried in a cookie for one request.
+const FLASH_COOKIE: &str = "herald_flash";
+
+#[derive(Debug, Clone, PartialEq, Eq)]
+enum Flash {
+    Notice(String),
+    Error(String),
+}
+
+fn write_flash(flash: &Flash) -> String {
+    let (kind, text) = match flash {
+        Flash::Notice(t) => ("n", t),
+        Flash::Error(t) => ("e", t),
+    };
+    format!("{kind}{}", URL_SAFE_NO_PAD.encode(text))
+}
+
+fn read_flash(value: &str) -> Option<Flash> {
+    let text = |rest: &str| {
+        URL_SAFE_NO_PAD
+            .decode(rest)
+            .ok()
+            .and_then(|b| String::from_utf8(b).ok())
+    };
+    match value.split_at_checked(1)? {
+        ("n", rest) => text(rest).map(Flash::Notice),
+        ("e", rest) => text(rest).map(Flash::Error),
+        _ => None,
+    }
+}
+
+/// The console's path on this site, for cookies that only it reads.
+fn admin_path(settings: &Settings) -> String {
+    format!("{}admin", settings.site.base_url.path())
+}
 
 /// The admin a request is made by (set by [`require_admin`]).
 #[derive(Clone)]
@@ -532,8 +570,21 @@ pub async fn edition(
     State(app): State<AppState>,
     axum::Extension(admin): axum::Extension<Admin>,
     Path(id): Path<i64>,
+    jar: CookieJar,
 ) -> Result<Response> {
-    edition_page(&app, &admin, id, with_message(None, None)).await
+    // The outcome of the action that redirected here, shown once.
+    let flash = jar.get(FLASH_COOKIE).and_then(|c| read_flash(c.value()));
+    let ctx = match &flash {
+        Some(Flash::Notice(m)) => with_message(Some(m), None),
+        Some(Flash::Error(m)) => with_message(None, Some(m)),
+        None => with_message(None, None),
+    };
+    let page = edition_page(&app, &admin, id, ctx).await?;
+    if flash.is_none() {
+        return Ok(page);
+    }
+    let spent = strict_cookie(&app.settings, FLASH_COOKIE, String::new(), admin_path(&app.settings), 0);
+    Ok((jar.add(spent), page).into_response())
 }
 
 /// The edition as a subscriber who chose no topics receives it.
@@ -565,17 +616,27 @@ pub struct TestForm {
     to: String,
 }
 
+/// Sends the test, then redirects to the edition's page, which says how it went (so a reload
+/// does not send it again).
 pub async fn test(
     State(app): State<AppState>,
-    axum::Extension(admin): axum::Extension<Admin>,
     Path(id): Path<i64>,
+    jar: CookieJar,
     Form(form): Form<TestForm>,
 ) -> Result<Response> {
-    let ctx = match send_test(&app, id, &form.to).await {
-        Ok(m) => with_message(Some(&m), None),
-        Err(e) => with_message(None, Some(&format!("The test was not sent: {e}"))),
+    let flash = match send_test(&app, id, &form.to).await {
+        Ok(m) => Flash::Notice(m),
+        Err(e) => Flash::Error(format!("The test was not sent: {e}")),
     };
-    edition_page(&app, &admin, id, ctx).await
+    let cookie = strict_cookie(
+        &app.settings,
+        FLASH_COOKIE,
+        write_flash(&flash),
+        admin_path(&app.settings),
+        60,
+    );
+    let to = app.settings.url_for(&format!("admin/editions/{id}"));
+    Ok((jar.add(cookie), Redirect::to(&to)).into_response())
 }
 
 /// Queues an edition's failed deliveries again (also `POST /admin/api/editions/{id}/retry`).
@@ -606,6 +667,24 @@ pub async fn retry(
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn a_flash_message_survives_its_cookie_and_nothing_else_reads_as_one() {
+        for flash in [
+            Flash::Notice("A test went to me@example.org; \"quoted\", é".into()),
+            Flash::Error("The test was not sent: 550 5.1.1 no such user".into()),
+        ] {
+            let value = write_flash(&flash);
+            assert!(
+                value.chars().all(|c| c.is_ascii_alphanumeric() || c == '-' || c == '_'),
+                "{value}"
+            );
+            assert_eq!(read_flash(&value), Some(flash));
+        }
+        assert_eq!(read_flash(""), None);
+        assert_eq!(read_flash("x414243"), None);
+        assert_eq!(read_flash("n%%%"), None);
+    }
 
     #[test]
     fn cookies_are_http_only_strict_and_secure_over_https() {
