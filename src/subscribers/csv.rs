@@ -3,7 +3,11 @@
 //! safe to open in a spreadsheet (see [`neutralise`]).
 
 use std::borrow::Cow;
+use std::cell::RefCell;
+use std::collections::hash_map::Entry;
+use std::collections::{HashMap, VecDeque};
 use std::io::Read;
+use std::rc::Rc;
 
 use anyhow::{Context, bail};
 use chrono::Utc;
@@ -159,6 +163,60 @@ fn parse_row(line: u64, record: &csv::ByteRecord, cols: &Columns, options: Impor
     })
 }
 
+/// Counts the line ends in what the CSV reader reads, so that a record's byte offset gives
+/// its line in the file as an editor numbers it (the csv crate's own count comes out one
+/// short for files with CRLF line ends, as spreadsheets write them).
+struct LineCount<R> {
+    inner: R,
+    ends: Rc<RefCell<LineEnds>>,
+}
+
+#[derive(Default)]
+struct LineEnds {
+    /// Bytes read so far.
+    read: u64,
+    /// Offsets of the `\r`s and `\n`s read but not yet passed by a record (true for `\n`).
+    ahead: VecDeque<(u64, bool)>,
+    /// Line ends before the last record asked about.
+    passed: u64,
+}
+
+impl LineEnds {
+    /// The 1-based line of the record the reader says starts at `offset`. The reader puts a
+    /// record's start right after the previous one's terminator, before any line ends it
+    /// skips (the `\n` of a CRLF, blank lines): those count too. Offsets must not go back.
+    fn line_at(&mut self, offset: u64) -> u64 {
+        while self.ahead.front().is_some_and(|&(at, _)| at < offset) {
+            if self.ahead.pop_front().is_some_and(|(_, newline)| newline) {
+                self.passed += 1;
+            }
+        }
+        let skipped = self
+            .ahead
+            .iter()
+            .zip(offset..)
+            .take_while(|((at, _), expected)| at == expected)
+            .filter(|((_, newline), _)| *newline)
+            .count();
+        self.passed + 1 + skipped as u64
+    }
+}
+
+impl<R: Read> Read for LineCount<R> {
+    fn read(&mut self, buf: &mut [u8]) -> std::io::Result<usize> {
+        let n = self.inner.read(buf)?;
+        let mut ends = self.ends.borrow_mut();
+        let start = ends.read;
+        for (i, b) in buf[..n].iter().enumerate() {
+            if matches!(b, b'\r' | b'\n') {
+                ends.ahead.push_back((start + i as u64, *b == b'\n'));
+            }
+        }
+        ends.read += n as u64;
+        Ok(n)
+    }
+}
+
 enum Batch {
     Rows(Vec<ImportRow>, Vec<RowProblem>, u64),
     Fatal(anyhow::Error),
@@ -176,10 +234,17 @@ pub async fn import_csv<R: Read + Send + 'static>(
     // so memory stays flat whatever the file's size.
     let (tx, mut rx) = tokio::sync::mpsc::channel::<Batch>(2);
     let reader_thread = tokio::task::spawn_blocking(move || {
+        let ends = Rc::new(RefCell::new(LineEnds::default()));
         let mut csv = csv::ReaderBuilder::new()
             .has_headers(false)
             .flexible(true)
-            .from_reader(reader);
+            .from_reader(LineCount {
+                inner: reader,
+                ends: ends.clone(),
+            });
+        let line_at = |position: Option<&csv::Position>| ends.borrow_mut().line_at(position.map_or(0, |p| p.byte()));
+        // The first line each address was seen on: a later row for it is reported, not applied.
+        let mut seen: HashMap<String, u64> = HashMap::new();
         let mut record = csv::ByteRecord::new();
         let cols = match csv.read_byte_record(&mut record) {
             Ok(true) => columns(&record),
@@ -201,17 +266,30 @@ pub async fn import_csv<R: Read + Send + 'static>(
             match csv.read_byte_record(&mut record) {
                 Ok(false) => break,
                 Ok(true) => {
-                    let line = record.position().map_or(0, |p| p.line());
+                    let line = line_at(record.position());
                     if record.iter().all(|f| f.iter().all(u8::is_ascii_whitespace)) {
                         continue;
                     }
                     match parse_row(line, &record, &cols, options) {
-                        Ok(row) => rows.push(row),
+                        Ok(row) => match seen.entry(row.email.key()) {
+                            Entry::Occupied(first) => problems.push(RowProblem {
+                                line,
+                                reason: format!(
+                                    "{} is on line {} already; this row is left out",
+                                    row.email,
+                                    first.get()
+                                ),
+                            }),
+                            Entry::Vacant(slot) => {
+                                slot.insert(line);
+                                rows.push(row);
+                            }
+                        },
                         Err(reason) => problems.push(RowProblem { line, reason }),
                     }
                 }
                 Err(e) => {
-                    let line = e.position().map_or(0, |p| p.line());
+                    let line = line_at(e.position());
                     problems.push(RowProblem {
                         line,
                         reason: e.to_string(),

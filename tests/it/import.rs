@@ -80,6 +80,39 @@ async fn good_rows_land_and_bad_rows_are_reported_by_line() {
 }
 
 #[tokio::test]
+async fn rows_of_a_spreadsheets_crlf_file_are_reported_at_their_own_lines_and_a_repeated_address_is_reported() {
+    let app = spawn_app().await;
+    let csv = b"email,name\r\n\
+        ana@example.org,Ana\r\n\
+        \r\n\
+        not-an-address,Bob\r\n\
+        eve@example.org,\"Eve\r\nBcc: x@evil.example\"\r\n\
+        ANA@example.org,Ana Again\r\n\
+        cy@example.org,Cy\r\n";
+    let report = import(&app, csv, ImportOptions::default()).await.unwrap();
+    assert_eq!((report.added, report.updated), (2, 0), "{report:#?}");
+    let failed: Vec<(u64, &str)> = report.failed.iter().map(|p| (p.line, p.reason.as_str())).collect();
+    // As an editor numbers them: the blank line is 3, Eve's quoted name spans 5 and 6.
+    assert_eq!(
+        failed.iter().map(|(l, _)| *l).collect::<Vec<_>>(),
+        [4, 5, 7],
+        "{failed:#?}"
+    );
+    assert!(failed[0].1.starts_with("email:"), "{failed:?}");
+    assert!(failed[1].1.starts_with("name:"), "{failed:?}");
+    assert!(failed[2].1.contains("on line 2 already"), "{failed:?}");
+    let ana = herald::store::subscribers::find_by_email(&app.app.db, &EmailAddress::parse("ana@example.org").unwrap())
+        .await
+        .unwrap()
+        .unwrap();
+    assert_eq!(
+        ana.name.as_deref(),
+        Some("Ana"),
+        "the first row for an address is the one applied"
+    );
+}
+
+#[tokio::test]
 async fn departed_addresses_stay_departed_unless_forced() {
     let app = spawn_app().await;
     import(
