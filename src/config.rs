@@ -570,6 +570,28 @@ impl Settings {
         }
     }
 
+    /// What to warn about when `site.base_url` names this machine on another port than
+    /// `server.listen` (changing `listen` alone leaves every link on the old port). Only
+    /// for loopback addresses: behind a proxy the two differ on purpose.
+    pub fn base_url_mismatch(&self) -> Option<String> {
+        let base = &self.site.base_url;
+        let listen = self.server.listen;
+        let loopback_base = match base.host() {
+            Some(url::Host::Domain(name)) => name.eq_ignore_ascii_case("localhost"),
+            Some(url::Host::Ipv4(ip)) => ip.is_loopback(),
+            Some(url::Host::Ipv6(ip)) => ip.is_loopback(),
+            None => false,
+        };
+        let local_listen = listen.ip().is_loopback() || listen.ip().is_unspecified();
+        let port = base.port_or_known_default()?;
+        (loopback_base && local_listen && listen.port() != 0 && port != listen.port()).then(|| {
+            format!(
+                "site.base_url is {base} but server.listen is {listen}: links in pages, feeds and mail \
+                 point at port {port}; set site.base_url to match"
+            )
+        })
+    }
+
     /// An absolute URL for a site path such as `posts/otters/` (no leading slash needed).
     pub fn url_for(&self, path: &str) -> String {
         let mut out = self.site.base_url.to_string();
@@ -786,6 +808,26 @@ mod tests {
     use secrecy::ExposeSecret;
 
     use super::*;
+
+    #[test]
+    fn a_base_url_on_another_local_port_than_the_server_is_pointed_out() {
+        let s = load_str("[server]\nlisten = \"127.0.0.1:9090\"\n").unwrap();
+        let warning = s.base_url_mismatch().unwrap();
+        assert!(
+            warning.contains("127.0.0.1:9090") && warning.contains("port 8080"),
+            "{warning}"
+        );
+        let both = load_str("[server]\nlisten = \"127.0.0.1:9090\"\n[site]\nbase_url = \"http://localhost:9090/\"\n");
+        assert_eq!(both.unwrap().base_url_mismatch(), None);
+        let proxied =
+            load_str("[server]\nlisten = \"127.0.0.1:9090\"\n[site]\nbase_url = \"https://news.example.org/\"\n");
+        assert_eq!(
+            proxied.unwrap().base_url_mismatch(),
+            None,
+            "behind a proxy they differ on purpose"
+        );
+        assert_eq!(load_str("").unwrap().base_url_mismatch(), None);
+    }
 
     fn load_str(toml: &str) -> anyhow::Result<Settings> {
         let dir = tempfile::tempdir().unwrap();

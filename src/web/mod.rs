@@ -37,6 +37,9 @@ use crate::startup::App;
 pub async fn serve(app: Arc<App>, listener: TcpListener, shutdown: CancellationToken) -> anyhow::Result<()> {
     let address = listener.local_addr()?;
     tracing::info!(%address, base_url = %app.settings.site.base_url, "serving");
+    if let Some(warning) = app.settings.base_url_mismatch() {
+        tracing::warn!("{warning}");
+    }
     let limits = server::ConnectionLimits::from_settings(&app.settings.server);
     let router = router(AppState::new(&app));
     let server = server::run(listener, router, limits, shutdown.clone());
