@@ -201,6 +201,9 @@ pub struct LogSettings {
     pub format: LogFormat,
     /// A tracing filter (`info`, `herald=debug,sqlx=warn`); `HERALD_LOG` overrides it.
     pub level: String,
+    /// One line per HTTP request (target `herald::access`): client, method, route, status,
+    /// milliseconds. Tokens in link paths are never written.
+    pub access: bool,
 }
 
 impl Default for LogSettings {
@@ -208,6 +211,7 @@ impl Default for LogSettings {
         Self {
             format: LogFormat::Text,
             level: "info,sqlx=warn,tower_http=warn,tokio_cron_scheduler=warn".into(),
+            access: false,
         }
     }
 }

@@ -142,14 +142,18 @@ pub fn router(app: AppState) -> Router {
             get(subscribe::unsubscribe_page).post(subscribe::unsubscribe),
         )
         .layer(html_errors(error::Pages::Public));
-    Router::new()
+    let mut routes = Router::new()
         .nest("/admin/api", api)
         .nest("/admin", console)
         .merge(pages)
         .route("/healthz", get(|| async { "ok" }))
         .route("/readyz", get(public::ready))
         .route("/metrics", get(public::metrics))
-        .fallback(public::fallback)
+        .fallback(public::fallback);
+    if app.settings.log.access {
+        routes = routes.layer(axum::middleware::from_fn(trace::access_log));
+    }
+    routes
         .layer(DefaultBodyLimit::max(MAX_BODY))
         .layer(CompressionLayer::new())
         .layer(TraceLayer::new_for_http().make_span_with(trace::RequestSpan))

@@ -2,8 +2,13 @@
 //! preferences or unsubscribe token (the whole authority of those links), so the span
 //! names the route (`/confirm/{token}`) instead of the path, and never the query string.
 
-use axum::extract::MatchedPath;
+use std::net::SocketAddr;
+use std::time::Instant;
+
+use axum::extract::{ConnectInfo, MatchedPath};
 use axum::http::Request;
+use axum::middleware::Next;
+use axum::response::Response;
 use tower_http::trace::MakeSpan;
 use tracing::Span;
 
@@ -13,12 +18,40 @@ pub struct RequestSpan;
 
 impl<B> MakeSpan<B> for RequestSpan {
     fn make_span(&mut self, request: &Request<B>) -> Span {
-        let path = match request.extensions().get::<MatchedPath>() {
-            Some(route) => route.as_str().to_owned(),
-            None => redact(request.uri().path()),
-        };
+        let path = logged_path(request);
         tracing::debug_span!("request", method = %request.method(), %path, version = ?request.version())
     }
+}
+
+/// The route a request matched, or its path with any token cut out.
+fn logged_path<B>(request: &Request<B>) -> String {
+    match request.extensions().get::<MatchedPath>() {
+        Some(route) => route.as_str().to_owned(),
+        None => redact(request.uri().path()),
+    }
+}
+
+/// The access log (`[log] access`): one line per request, once it is answered.
+pub async fn access_log(request: axum::extract::Request, next: Next) -> Response {
+    let started = Instant::now();
+    let method = request.method().clone();
+    let path = logged_path(&request);
+    let client = request
+        .extensions()
+        .get::<ConnectInfo<SocketAddr>>()
+        .map(|ConnectInfo(peer)| peer.ip().to_string())
+        .unwrap_or_default();
+    let response = next.run(request).await;
+    tracing::info!(
+        target: "herald::access",
+        %client,
+        %method,
+        %path,
+        status = response.status().as_u16(),
+        ms = format!("{:.1}", started.elapsed().as_secs_f64() * 1000.0),
+        "request"
+    );
+    response
 }
 
 /// Route segments whose next segment is a secret.

@@ -68,7 +68,8 @@ async fn tokens_passwords_and_api_keys_never_reach_the_logs_at_any_level() {
         format!(
             "[server]\nlisten = \"127.0.0.1:0\"\n[database]\nurl = \"{db_url}\"\n[content]\nposts_dir = \"posts\"\n\
              [mail]\ntransport = \"smtp\"\nfrom = \"News <news@example.org>\"\n\
-             [mail.smtp]\nhost = \"127.0.0.1\"\nport = {}\n[admin]\napi_token = \"{API_TOKEN}\"\n",
+             [mail.smtp]\nhost = \"127.0.0.1\"\nport = {}\n[admin]\napi_token = \"{API_TOKEN}\"\n\
+             [log]\naccess = true\n",
             smtp.port
         ),
     )
@@ -217,7 +218,20 @@ async fn tokens_passwords_and_api_keys_never_reach_the_logs_at_any_level() {
         assert_eq!(api.status(), 200);
     }
 
-    logs.push(server.logs());
+    let served = server.logs();
+    // `[log] access = true`: a line per request, naming the route a link's token came in on.
+    let access: Vec<&str> = served.lines().filter(|l| l.contains("herald::access")).collect();
+    assert!(
+        access
+            .iter()
+            .any(|l| l.contains("path=/unsubscribe/{token}") && l.contains("status=200") && l.contains("method=POST")),
+        "{access:#?}"
+    );
+    assert!(
+        access.iter().any(|l| l.contains("path=/admin/subscribers")),
+        "{access:#?}"
+    );
+    logs.push(served);
     let logs = logs.join("\n");
     assert!(
         // Nothing in Herald's own path logs below DEBUG (the document parsers, which
