@@ -600,6 +600,36 @@ pub async fn preview(State(app): State<AppState>, Path(id): Path<i64>) -> Result
     Ok((headers, Html(html)).into_response())
 }
 
+/// The next edition of a frequency as it would go out now, with the posts not yet mailed
+/// (the console's `herald preview`). Nothing is stored or sent.
+pub async fn preview_next(
+    State(app): State<AppState>,
+    axum::Extension(admin): axum::Extension<Admin>,
+    Path(frequency): Path<String>,
+) -> Result<Response> {
+    let frequency: Frequency = frequency
+        .parse()
+        .map_err(|e: crate::domain::UnknownValue| WebError::Validation(e.to_string()))?;
+    let mut plan = app.digests.plan(frequency, None).await?;
+    if plan.post_ids.is_empty() {
+        let message = format!("Nothing new for the next {frequency} edition yet: there is nothing to preview.");
+        let mut ctx = with_message(Some(&message), None);
+        ctx.insert("editions", &store::editions::list(&app.db, 100).await?);
+        return page(&app, "web/admin/editions.html", "editions", &admin, ctx);
+    }
+    if frequency == Frequency::Immediate {
+        plan.post_ids.truncate(1);
+    }
+    let content = EditionContent::preview(app.digests.renderer(), frequency, &plan.post_ids).await?;
+    let html = content.web_html(app.digests.renderer())?.ok_or(WebError::NotFound)?;
+    let headers = [
+        (header::CACHE_CONTROL, "no-store"),
+        (header::CONTENT_SECURITY_POLICY, super::headers::EMAIL_PREVIEW_CSP),
+        (header::X_FRAME_OPTIONS, "SAMEORIGIN"),
+    ];
+    Ok((headers, Html(html)).into_response())
+}
+
 /// Sends the edition to one address as a test (also `POST /admin/api/editions/{id}/test`).
 pub async fn send_test(app: &AppState, id: i64, to: &str) -> std::result::Result<String, String> {
     let email = EmailAddress::parse(to).map_err(|e| e.to_string())?;

@@ -96,6 +96,7 @@ pub fn router(app: AppState) -> Router {
         .route("/editions/send", post(console::send_now))
         .route("/editions/{id}", get(console::edition))
         .route("/editions/{id}/preview", get(console::preview))
+        .route("/next/{frequency}", get(console::preview_next))
         .route("/editions/{id}/test", post(console::test))
         .route("/editions/{id}/retry", post(console::retry))
         .route_layer(axum::middleware::from_fn_with_state(

@@ -642,3 +642,41 @@ async fn removing_a_subscriber_in_the_console_asks_first_and_erases_only_when_co
         .unwrap();
     assert!(gone.is_none());
 }
+
+#[tokio::test]
+async fn the_console_previews_the_next_edition_without_storing_or_sending_it() {
+    let app = spawn_app_with("").await;
+    let session = admin_session(&app).await;
+    let get = |path: &str| {
+        app.client
+            .get(app.url(&format!("/admin{path}")))
+            .header("cookie", &session)
+            .send()
+    };
+    app.sync().await;
+    let empty = get("/next/weekly").await.unwrap();
+    assert_eq!(empty.status(), 200);
+    assert!(
+        empty
+            .text()
+            .await
+            .unwrap()
+            .contains("Nothing new for the next weekly edition yet")
+    );
+
+    app.write_post(
+        "otters.md",
+        &post("Otters return", "2026-09-14", &["wildlife"], "Otters are back."),
+    );
+    app.sync().await;
+    let preview = get("/next/weekly").await.unwrap();
+    assert_eq!(preview.status(), 200);
+    assert_eq!(preview.headers()["cache-control"], "no-store");
+    assert!(preview.text().await.unwrap().contains("Otters return"));
+    let stored = herald::store::editions::list(&app.app.db, 10).await.unwrap();
+    assert!(stored.is_empty(), "a preview stores no edition: {stored:?}");
+
+    let unknown = get("/next/hourly").await.unwrap();
+    assert_eq!(unknown.status(), 422);
+    assert!(unknown.text().await.unwrap().contains("hourly"));
+}
