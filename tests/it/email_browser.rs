@@ -1,4 +1,5 @@
-//! The emails and the public pages in a real browser: every text on the emails and the pages
+//! The emails and the public pages in a real browser: the digest and the confirmation fit
+//! narrow screens without horizontal scrolling, and every text on the emails and the pages
 //! is readable (WCAG AA contrast) in both the light and the dark colour scheme.
 
 use std::time::Duration;
@@ -32,6 +33,12 @@ async fn cdp(client: &Client, cmd: &str, params: serde_json::Value) {
         .issue_cmd(Cdp(body))
         .await
         .unwrap_or_else(|e| panic!("{cmd}: {e}"));
+}
+
+/// Makes the viewport `width` CSS pixels wide, as on a phone of that width.
+async fn viewport(client: &Client, width: u32) {
+    let metrics = serde_json::json!({"width": width, "height": 800, "deviceScaleFactor": 1, "mobile": false});
+    cdp(client, "Emulation.setDeviceMetricsOverride", metrics).await;
 }
 
 /// Emulates `prefers-color-scheme: scheme` (`light` or `dark`).
@@ -126,6 +133,69 @@ async fn app_and_mails() -> (SmtpServer, TestApp, String, String) {
     app.sync().await;
     let (digest, confirm) = mails(&app, &smtp).await;
     (smtp, app, digest, confirm)
+}
+
+/// The page's width, the viewport's and the widest element's, measured in the browser.
+const WIDTHS: &str = r#"
+const card = document.querySelector('.card');
+const rect = card.getBoundingClientRect();
+let widest = null;
+for (const el of document.body.querySelectorAll('*')) {
+  const r = el.getBoundingClientRect();
+  if (r.width > 0 && r.right > window.innerWidth + 0.5 && (!widest || r.right > widest.right)) {
+    widest = {tag: el.tagName.toLowerCase() + (el.className ? '.' + el.className : ''), right: r.right};
+  }
+}
+return {scroll: document.documentElement.scrollWidth, inner: window.innerWidth,
+        card: rect.width, cardRight: rect.right, widest: widest ? JSON.stringify(widest) : null};
+"#;
+
+#[tokio::test]
+async fn the_digest_and_the_confirmation_fit_narrow_screens() {
+    if !available() {
+        return;
+    }
+    let (_smtp, _app, digest, confirm) = app_and_mails().await;
+    for (name, html) in [("digest", &digest), ("confirmation", &confirm)] {
+        assert!(
+            html.contains("<!--[if mso]>"),
+            "{name}: a fixed-width table for Outlook"
+        );
+    }
+    let profile = tempfile::tempdir().unwrap();
+    let driver = Chromedriver::start().await;
+    let client = browser(&driver, profile.path()).await;
+    for width in [320, 390, 600] {
+        viewport(&client, width).await;
+        for (name, html) in [("digest", &digest), ("confirmation", &confirm)] {
+            show_html(&client, html).await;
+            find(&client, ".card").await;
+            let m = client.execute(WIDTHS, vec![]).await.unwrap();
+            let number = |key: &str| m[key].as_f64().unwrap_or_else(|| panic!("{key} in {m}"));
+            assert_eq!(number("inner"), f64::from(width), "{name}: the viewport is {width} px");
+            eprintln!(
+                "{name} at {width} px: page {} px, text container {} px",
+                number("scroll"),
+                number("card")
+            );
+            assert!(
+                number("scroll") <= number("inner"),
+                "{name} at {width} px: the page is {} px wide; widest element {}",
+                number("scroll"),
+                m["widest"]
+            );
+            assert!(
+                number("card") <= number("inner") && number("cardRight") <= number("inner") + 0.5,
+                "{name} at {width} px: the text container is {} px wide, ending at {}",
+                number("card"),
+                number("cardRight")
+            );
+            if width == 600 {
+                assert!(number("card") >= 560.0, "{name}: the card still uses the width it has");
+            }
+        }
+    }
+    client.close().await.unwrap();
 }
 
 /// Every element with text of its own: its colour, its effective background (the first
