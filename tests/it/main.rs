@@ -8,6 +8,7 @@ mod common;
 mod confirmations;
 mod crash;
 mod digests;
+mod email_browser;
 mod exactly_once;
 mod feed_check;
 mod feeds;
