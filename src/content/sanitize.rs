@@ -70,7 +70,9 @@ fn clean(html: &str, rewrite: Absolutise) -> String {
         .add_tag_attributes("sup", &["id"])
         .add_tag_attributes("li", &["id"])
         .id_prefix(Some(ID_PREFIX))
-        .add_allowed_classes("div", &["footnote-definition"])
+        .add_allowed_classes("div", &["footnote-definition", "table-wrap"])
+        .add_allowed_classes("th", &["align-left", "align-center", "align-right"])
+        .add_allowed_classes("td", &["align-left", "align-center", "align-right"])
         .add_allowed_classes("sup", &["footnote-reference", "footnote-definition-label"])
         .clean(html)
         .to_string()
@@ -84,6 +86,17 @@ mod tests {
         let base = Url::parse("https://example.org/news/").unwrap();
         let post = base.join("posts/a/").unwrap();
         sanitize_html(html, &base, &post)
+    }
+
+    #[test]
+    fn table_alignment_classes_survive_and_no_other_class_does() {
+        let base = Url::parse("https://news.example.org/").unwrap();
+        let post = base.join("posts/t/").unwrap();
+        let html = crate::content::render_markdown("| a | b |\n|--:|---|\n| 1 | 2 |\n");
+        let clean = sanitize_html(&format!("{html}<p class=\"evil\">x</p>"), &base, &post);
+        assert!(clean.contains("<div class=\"table-wrap\">"), "{clean}");
+        assert!(clean.contains("<td class=\"align-right\">1</td>"), "{clean}");
+        assert!(!clean.contains("evil"), "{clean}");
     }
 
     #[test]
