@@ -188,7 +188,7 @@ impl EditionContent {
             None
         } else {
             let owned: Vec<Post> = posts.iter().map(|p| (*p).clone()).collect();
-            Some(Arc::new(self.render(app, &owned, topics)?))
+            Some(Arc::new(self.render(app, &owned, topics, false)?))
         };
         if let Ok(mut cache) = self.variants.lock() {
             cache.insert(key, variant.clone());
@@ -196,7 +196,9 @@ impl EditionContent {
         Ok(variant)
     }
 
-    fn render(&self, app: &Renderer, posts: &[Post], topics: &[String]) -> anyhow::Result<Variant> {
+    /// A variant for subscribers who chose `topics`; `test` for a test send, whose copy has
+    /// no reader's links (it says where they go instead) and no web view unless stored.
+    fn render(&self, app: &Renderer, posts: &[Post], topics: &[String], test: bool) -> anyhow::Result<Variant> {
         let subject = if posts.len() == self.posts.len() {
             self.edition.subject.clone()
         } else {
@@ -222,10 +224,14 @@ impl EditionContent {
             "preheader",
             &posts.iter().map(|p| p.title.as_str()).collect::<Vec<_>>().join(" · "),
         );
-        ctx.insert(
-            "web_url",
-            &app.settings().url_for(&format!("editions/{}", self.edition.id)),
-        );
+        // A preview is not stored, so it has no page of its own.
+        if self.edition.id > 0 {
+            ctx.insert(
+                "web_url",
+                &app.settings().url_for(&format!("editions/{}", self.edition.id)),
+            );
+        }
+        ctx.insert("test", &test);
         ctx.insert("frequency_text", self.frequency.sentence());
         ctx.insert("topics_text", &topics_text(topics, posts));
         ctx.insert("preferences_url", PREFERENCES);
@@ -271,23 +277,15 @@ impl EditionContent {
         app: &Renderer,
         to: &crate::domain::EmailAddress,
     ) -> anyhow::Result<(Envelope, Vec<u8>)> {
-        let variant = self.variant(app, &[])?.context("the edition has no posts")?;
-        let subscribe = app.settings().url_for("subscribe");
+        if self.posts.is_empty() {
+            anyhow::bail!("the edition has no posts");
+        }
+        let variant = self.render(app, &self.posts, &[], true)?;
         app.composer.build(Outgoing {
             to: Mailbox::new(None, to.into()),
             subject: format!("[Test] {}", variant.subject),
-            html: compose::body(
-                variant
-                    .html
-                    .replace(PREFERENCES, &subscribe)
-                    .replace(UNSUBSCRIBE, &subscribe),
-            ),
-            text: compose::body(
-                variant
-                    .text
-                    .replace(PREFERENCES, &subscribe)
-                    .replace(UNSUBSCRIBE, &subscribe),
-            ),
+            html: compose::body(variant.html),
+            text: compose::body(variant.text),
             message_key: format!("test.{}.{}", self.edition.id, uuid::Uuid::new_v4().simple()),
             headers: vec![],
         })

@@ -119,12 +119,26 @@ async fn the_console_tasks_are_in_the_api_too() {
         .await
         .unwrap();
     assert_eq!(test.status(), 200);
-    assert!(
-        smtp.wait_for(3, Duration::from_secs(5))
-            .await
-            .iter()
-            .any(|m| m.to == ["me@example.org"])
-    );
+    let received = smtp.wait_for(3, Duration::from_secs(5)).await;
+    let test_mail = received.iter().find(|m| m.to == ["me@example.org"]).unwrap();
+    let message = mail_parser::MessageParser::default().parse(&test_mail.data).unwrap();
+    // A test copy's links all work: its web view is the edition's page, and it says where a
+    // subscriber's own links go rather than pointing them at another page.
+    for body in [message.body_html(0).unwrap(), message.body_text(0).unwrap()] {
+        assert!(body.contains(&format!("/editions/{id}")), "{body}");
+        assert!(body.contains("This is a test"), "{body}");
+        assert!(
+            !body.contains("/unsubscribe/") && !body.contains("/preferences/"),
+            "{body}"
+        );
+    }
+    let web = app
+        .client
+        .get(app.url(&format!("/editions/{id}")))
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(web.status(), 200, "the test's web link works");
     let bad = call(reqwest::Method::POST, &format!("/editions/{id}/test"))
         .json(&serde_json::json!({"to": "nope"}))
         .send()
@@ -672,7 +686,12 @@ async fn the_console_previews_the_next_edition_without_storing_or_sending_it() {
     let preview = get("/next/weekly").await.unwrap();
     assert_eq!(preview.status(), 200);
     assert_eq!(preview.headers()["cache-control"], "no-store");
-    assert!(preview.text().await.unwrap().contains("Otters return"));
+    let html = preview.text().await.unwrap();
+    assert!(html.contains("Otters return"), "{html}");
+    assert!(
+        !html.contains("/editions/0"),
+        "an edition not stored has no web view to link to"
+    );
     let stored = herald::store::editions::list(&app.app.db, 10).await.unwrap();
     assert!(stored.is_empty(), "a preview stores no edition: {stored:?}");
 
