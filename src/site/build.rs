@@ -14,7 +14,6 @@ use crate::store::Db;
 
 /// A file in the output folder that marks it as Herald's to replace.
 const MARKER: &str = ".herald-build";
-const POSTS_PER_QUERY: u32 = 500;
 
 /// How much was written.
 #[derive(Debug, Default, Clone, PartialEq, Eq)]
@@ -97,17 +96,11 @@ async fn write_all(db: &Db, site: &Site, w: &mut Writer) -> anyhow::Result<Expor
     let now = Utc::now();
 
     // Read every public post once, newest first; every page and feed is cut from this list.
-    let mut posts = Vec::new();
-    loop {
-        let batch = store::posts::list_public(db, now, None, POSTS_PER_QUERY, posts.len() as u32).await?;
-        let done = batch.len() < POSTS_PER_QUERY as usize;
-        posts.extend(batch);
-        if done {
-            break;
-        }
-    }
+    let posts = Site::all_public_posts(db, now).await?;
     let tags = store::posts::public_tags(db, now).await?;
     let topics: Vec<Tag> = tags.iter().map(|(t, _)| t.clone()).collect();
+    w.write("sitemap.xml", &site.sitemap_document(&posts, &topics).body)?;
+    w.write("robots.txt", &site.robots())?;
     write_listing(site, w, None, &posts, &topics)?;
     for post in &posts {
         let doc = site.post_document(post)?;

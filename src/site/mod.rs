@@ -371,6 +371,65 @@ impl Site {
         Ok(Some(self.feed_document(format, tag.as_ref(), &posts)))
     }
 
+    /// Every public post, newest first, read a page at a time.
+    pub async fn all_public_posts(db: &Db, now: DateTime<Utc>) -> anyhow::Result<Vec<Post>> {
+        const PER_QUERY: u32 = 500;
+        let mut posts = Vec::new();
+        loop {
+            let batch = store::posts::list_public(db, now, None, PER_QUERY, posts.len() as u32).await?;
+            let done = batch.len() < PER_QUERY as usize;
+            posts.extend(batch);
+            if done {
+                return Ok(posts);
+            }
+        }
+    }
+
+    /// `sitemap.xml` (sitemaps.org 0.9): the home page, every public post with the time it
+    /// last changed, and every tag's page.
+    pub async fn sitemap(&self, db: &Db, now: DateTime<Utc>) -> anyhow::Result<Document> {
+        let posts = Self::all_public_posts(db, now).await?;
+        let tags = store::posts::public_tags(db, now).await?;
+        Ok(self.sitemap_document(&posts, &tags.iter().map(|(t, _)| t.clone()).collect::<Vec<_>>()))
+    }
+
+    pub fn sitemap_document(&self, posts: &[Post], tags: &[Tag]) -> Document {
+        let last_modified = posts.iter().map(|p| p.updated_at).max().unwrap_or(DateTime::UNIX_EPOCH);
+        let mut body = String::from(
+            "<?xml version=\"1.0\" encoding=\"UTF-8\"?>\n<urlset xmlns=\"http://www.sitemaps.org/schemas/sitemap/0.9\">\n",
+        );
+        let mut entry = |url: &str, changed: Option<DateTime<Utc>>| {
+            body.push_str("<url><loc>");
+            body.push_str(&html_escape::encode_text(url));
+            body.push_str("</loc>");
+            if let Some(changed) = changed {
+                body.push_str(&format!("<lastmod>{}</lastmod>", changed.format("%Y-%m-%dT%H:%M:%SZ")));
+            }
+            body.push_str("</url>\n");
+        };
+        entry(&self.listing_url(None, 1), posts.first().map(|_| last_modified));
+        for post in posts {
+            entry(&self.post_url(post.slug.as_str()), Some(post.updated_at));
+        }
+        for tag in tags {
+            entry(&self.listing_url(Some(tag.slug()), 1), None);
+        }
+        body.push_str("</urlset>\n");
+        Document {
+            body,
+            content_type: "application/xml; charset=utf-8",
+            last_modified,
+        }
+    }
+
+    /// `robots.txt`: everything but the console may be crawled; it names the sitemap.
+    pub fn robots(&self) -> String {
+        format!(
+            "User-agent: *\nDisallow: /admin/\nSitemap: {}\n",
+            self.settings.url_for("sitemap.xml")
+        )
+    }
+
     /// Renders a feed from its posts (newest first); only the first `[feeds] limit` are used.
     pub fn feed_document(&self, format: FeedFormat, tag: Option<&Tag>, posts: &[Post]) -> Document {
         let posts = &posts[..posts.len().min(self.settings.feeds.limit.get() as usize)];

@@ -147,6 +147,8 @@ pub fn router(app: AppState) -> Router {
         .nest("/admin/api", api)
         .nest("/admin", console)
         .merge(pages)
+        .route("/sitemap.xml", get(public::sitemap))
+        .route("/robots.txt", get(public::robots))
         .route("/healthz", get(|| async { "ok" }))
         .route("/readyz", get(public::ready))
         .route("/metrics", get(public::metrics))

@@ -40,6 +40,7 @@ enum Wanted<'a> {
     Listing { tag: Option<&'a str>, page: u32 },
     Post(&'a str),
     Feed(FeedFormat, Option<&'a str>),
+    Sitemap,
 }
 
 /// Serves a document, counting feed requests by format and status.
@@ -73,6 +74,7 @@ async fn serve_document(app: &AppState, key: String, wanted: Wanted<'_>, headers
         Wanted::Listing { tag, page } => app.site.listing(&app.db, tag, page, now).await?,
         Wanted::Post(slug) => app.site.post(&app.db, slug, now).await?,
         Wanted::Feed(format, tag) => app.site.feed(&app.db, format, tag, now).await?,
+        Wanted::Sitemap => Some(app.site.sitemap(&app.db, now).await?),
     };
     let Some(doc) = rendered else {
         return not_found(app);
@@ -170,6 +172,16 @@ pub async fn feed_atom(State(app): State<AppState>, headers: HeaderMap) -> Resul
 
 pub async fn feed_json(State(app): State<AppState>, headers: HeaderMap) -> Result<Response> {
     site_feed(&app, FeedFormat::Json, &headers).await
+}
+
+/// Every public address, for search engines.
+pub async fn sitemap(State(app): State<AppState>, headers: HeaderMap) -> Result<Response> {
+    serve(&app, "/sitemap.xml".into(), Wanted::Sitemap, &headers).await
+}
+
+/// Crawlers may read everything but the console; the sitemap is named.
+pub async fn robots(State(app): State<AppState>) -> Response {
+    ([(header::CONTENT_TYPE, "text/plain; charset=utf-8")], app.site.robots()).into_response()
 }
 
 /// Ready when the database is the one opened, takes a write and has every migration; the

@@ -212,3 +212,88 @@ async fn health_and_readiness_answer() {
     assert_eq!(app.get_text("/healthz").await, "ok");
     assert_eq!(app.get_text("/readyz").await, "ready");
 }
+
+#[tokio::test]
+async fn search_engines_get_a_sitemap_of_every_public_address_and_a_robots_file_naming_it() {
+    let app = spawn_app().await;
+    app.write_post(
+        "otters.md",
+        &post("Otters return", "2026-09-14", &["wildlife"], "Back."),
+    );
+    app.write_post(
+        "water.md",
+        &post("Water & <tests>", "2026-10-01", &["water"], "Results."),
+    );
+    app.write_post(
+        "later.md",
+        &post("Not yet", "2099-01-01", &["future"], "Scheduled, not public."),
+    );
+    app.sync().await;
+
+    let response = app.get("/sitemap.xml").await;
+    assert_eq!(response.status(), 200);
+    assert!(
+        response.headers()[header::CONTENT_TYPE]
+            .to_str()
+            .unwrap()
+            .starts_with("application/xml")
+    );
+    assert!(
+        response.headers().contains_key(header::ETAG),
+        "served from the document cache"
+    );
+    let xml = response.text().await.unwrap();
+    // A strict parser, not the code that wrote it.
+    let doc = roxmltree::Document::parse(&xml).unwrap_or_else(|e| panic!("{e}:\n{xml}"));
+    let root = doc.root_element();
+    assert_eq!(root.tag_name().name(), "urlset");
+    assert_eq!(
+        root.tag_name().namespace(),
+        Some("http://www.sitemaps.org/schemas/sitemap/0.9")
+    );
+    let locs: Vec<&str> = root
+        .descendants()
+        .filter(|n| n.has_tag_name("loc"))
+        .filter_map(|n| n.text())
+        .collect();
+    for url in [
+        "/",
+        "/posts/otters/",
+        "/posts/water/",
+        "/tags/wildlife/",
+        "/tags/water/",
+    ] {
+        assert!(locs.contains(&app.url(url).as_str()), "{url} in {locs:?}");
+    }
+    assert!(
+        !xml.contains("not-yet") && !xml.contains("/tags/future/"),
+        "only what is public: {xml}"
+    );
+    for lastmod in root
+        .descendants()
+        .filter(|n| n.has_tag_name("lastmod"))
+        .filter_map(|n| n.text())
+    {
+        chrono::DateTime::parse_from_rfc3339(lastmod).unwrap_or_else(|e| panic!("{lastmod}: {e}"));
+    }
+
+    let robots = app.get("/robots.txt").await;
+    assert_eq!(robots.status(), 200);
+    let robots = robots.text().await.unwrap();
+    assert!(robots.contains("Disallow: /admin/"), "{robots}");
+    assert!(
+        robots.contains(&format!("Sitemap: {}", app.url("/sitemap.xml"))),
+        "{robots}"
+    );
+
+    let out = app.dir.path().join("site");
+    herald::site::build::build(&app.app.db, &app.app.site, &out)
+        .await
+        .unwrap();
+    assert_eq!(
+        std::fs::read_to_string(out.join("sitemap.xml")).unwrap(),
+        xml,
+        "the build writes the same sitemap"
+    );
+    assert_eq!(std::fs::read_to_string(out.join("robots.txt")).unwrap(), robots);
+}
