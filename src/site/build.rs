@@ -101,6 +101,12 @@ async fn write_all(db: &Db, site: &Site, w: &mut Writer) -> anyhow::Result<Expor
     let topics: Vec<Tag> = tags.iter().map(|(t, _)| t.clone()).collect();
     w.write("sitemap.xml", &site.sitemap_document(&posts, &topics).body)?;
     w.write("robots.txt", &site.robots())?;
+    let changed = posts
+        .iter()
+        .map(|p| p.updated_at)
+        .max()
+        .unwrap_or(chrono::DateTime::UNIX_EPOCH);
+    w.write("tags/index.html", &site.tags_document(&tags, changed)?.body)?;
     write_listing(site, w, None, &posts, &topics)?;
     for post in &posts {
         let doc = site.post_document(post)?;

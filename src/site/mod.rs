@@ -408,6 +408,9 @@ impl Site {
             body.push_str("</url>\n");
         };
         entry(&self.listing_url(None, 1), posts.first().map(|_| last_modified));
+        if !tags.is_empty() {
+            entry(&self.settings.url_for("tags/"), None);
+        }
         for post in posts {
             entry(&self.post_url(post.slug.as_str()), Some(post.updated_at));
         }
@@ -420,6 +423,42 @@ impl Site {
             content_type: "application/xml; charset=utf-8",
             last_modified,
         }
+    }
+
+    /// `/tags/`: every topic with a public post, how many, and its page and feed.
+    pub async fn tags_index(&self, db: &Db, now: DateTime<Utc>) -> anyhow::Result<Document> {
+        let tags = store::posts::public_tags(db, now).await?;
+        let last_modified = store::posts::stamp(db, now)
+            .await?
+            .last_change
+            .unwrap_or(DateTime::UNIX_EPOCH);
+        self.tags_document(&tags, last_modified)
+    }
+
+    pub fn tags_document(&self, tags: &[(Tag, i64)], last_modified: DateTime<Utc>) -> anyhow::Result<Document> {
+        #[derive(Serialize)]
+        struct TopicView {
+            name: String,
+            url: String,
+            feed_url: String,
+            posts: i64,
+        }
+        let topics: Vec<TopicView> = tags
+            .iter()
+            .map(|(tag, posts)| TopicView {
+                name: tag.name().to_owned(),
+                url: self.listing_url(Some(tag.slug()), 1),
+                feed_url: self.feed_url(Some(tag.slug()), FeedFormat::Atom),
+                posts: *posts,
+            })
+            .collect();
+        let mut ctx = tera::Context::new();
+        ctx.insert("topics", &topics);
+        Ok(Document {
+            body: self.page("web/tags.html", "tags/", ctx)?,
+            content_type: HTML,
+            last_modified,
+        })
     }
 
     /// `robots.txt`: everything but the console may be crawled; it names the sitemap.

@@ -127,6 +127,8 @@ pub fn router(app: AppState) -> Router {
         .route("/page/{page}/", get(public::home_page))
         .route("/posts/{slug}", get(public::post))
         .route("/posts/{slug}/", get(public::post))
+        .route("/tags", get(public::tags))
+        .route("/tags/", get(public::tags))
         .route("/tags/{tag}", get(public::tag))
         .route("/tags/{tag}/", get(public::tag))
         .route("/tags/{tag}/page/{page}", get(public::tag_page))

@@ -41,6 +41,7 @@ enum Wanted<'a> {
     Post(&'a str),
     Feed(FeedFormat, Option<&'a str>),
     Sitemap,
+    Tags,
 }
 
 /// Serves a document, counting feed requests by format and status.
@@ -75,6 +76,7 @@ async fn serve_document(app: &AppState, key: String, wanted: Wanted<'_>, headers
         Wanted::Post(slug) => app.site.post(&app.db, slug, now).await?,
         Wanted::Feed(format, tag) => app.site.feed(&app.db, format, tag, now).await?,
         Wanted::Sitemap => Some(app.site.sitemap(&app.db, now).await?),
+        Wanted::Tags => Some(app.site.tags_index(&app.db, now).await?),
     };
     let Some(doc) = rendered else {
         return not_found(app);
@@ -172,6 +174,11 @@ pub async fn feed_atom(State(app): State<AppState>, headers: HeaderMap) -> Resul
 
 pub async fn feed_json(State(app): State<AppState>, headers: HeaderMap) -> Result<Response> {
     site_feed(&app, FeedFormat::Json, &headers).await
+}
+
+/// Every topic, with its page and feed.
+pub async fn tags(State(app): State<AppState>, headers: HeaderMap) -> Result<Response> {
+    serve(&app, "/tags/".into(), Wanted::Tags, &headers).await
 }
 
 /// Every public address, for search engines.

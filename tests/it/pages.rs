@@ -297,3 +297,36 @@ async fn search_engines_get_a_sitemap_of_every_public_address_and_a_robots_file_
     );
     assert_eq!(std::fs::read_to_string(out.join("robots.txt")).unwrap(), robots);
 }
+
+#[tokio::test]
+async fn the_topics_page_lists_every_public_topic_with_its_page_and_feed() {
+    let app = spawn_app().await;
+    app.write_post(
+        "otters.md",
+        &post("Otters", "2026-09-14", &["Wildlife", "Rivers"], "Back."),
+    );
+    app.write_post("fish.md", &post("Fish", "2026-09-15", &["Wildlife"], "Many."));
+    app.write_post("later.md", &post("Later", "2099-01-01", &["Future"], "Not yet."));
+    app.sync().await;
+    for path in ["/tags/", "/tags"] {
+        let response = app.get(path).await;
+        assert_eq!(response.status(), 200, "{path}");
+        let html = response.text().await.unwrap();
+        assert!(
+            html.contains(&format!("href=\"{}\"", app.url("/tags/wildlife/"))),
+            "{html}"
+        );
+        assert!(html.contains("2 posts") && html.contains("1 post"), "{html}");
+        assert!(html.contains(&app.url("/tags/rivers/feed.atom")), "{html}");
+        assert!(!html.contains("Future"), "only public topics: {html}");
+    }
+    let out = app.dir.path().join("site");
+    herald::site::build::build(&app.app.db, &app.app.site, &out)
+        .await
+        .unwrap();
+    assert!(
+        std::fs::read_to_string(out.join("tags/index.html"))
+            .unwrap()
+            .contains("Wildlife")
+    );
+}
