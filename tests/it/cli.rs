@@ -192,6 +192,7 @@ fn sync_reports_counts_and_fails_only_when_a_post_failed() {
     );
     let stderr = String::from_utf8_lossy(&failed.stderr);
     assert!(stderr.contains("broken.md:3: date:"), "{stderr}");
+    assert_eq!(stderr.matches("broken.md").count(), 1, "each failure once: {stderr}");
 }
 
 fn repo_root() -> &'static Path {
