@@ -576,3 +576,28 @@ fn status_prints_json_and_bad_values_are_usage_errors() {
         "a well-formed address not on the list is a failure"
     );
 }
+
+#[test]
+fn a_broken_template_override_stops_build_and_serve_naming_the_file() {
+    let (dir, config) = project(&two_posts());
+    std::fs::create_dir_all(dir.path().join("templates/web")).unwrap();
+    std::fs::write(dir.path().join("templates/web/post.html"), "{{ post.title | shout }}").unwrap();
+    let mut text = std::fs::read_to_string(&config).unwrap();
+    text.push_str("[content]\ntemplates_dir = \"templates\"\n");
+    std::fs::write(&config, text).unwrap();
+    for args in [&["build", "--out", "public"][..], &["serve"]] {
+        let out = herald()
+            .current_dir(dir.path())
+            .arg("--config")
+            .arg(&config)
+            .args(args)
+            .output()
+            .unwrap();
+        assert!(!out.status.success(), "{args:?}");
+        let stderr = String::from_utf8_lossy(&out.stderr);
+        assert!(
+            stderr.contains("post.html") && stderr.contains("shout"),
+            "{args:?}: {stderr}"
+        );
+    }
+}
