@@ -207,7 +207,7 @@ pub async fn status(db: &Db, format: StatusFormat) -> anyhow::Result<ExitCode> {
     println!("outbox: {}", counts(&report.outbox));
     println!("subscribers: {}", counts(&report.subscribers));
     println!("editions (newest first):");
-    let mut table = super::table([
+    let mut table = super::output::table([
         "id",
         "frequency",
         "period",
@@ -287,7 +287,7 @@ pub async fn preview(
     match to {
         Some(address) => {
             let email = EmailAddress::parse(address)
-                .map_err(|e| super::UsageError(format!("--to: {address:?} is not a usable address: {e}")))?;
+                .map_err(|e| super::output::UsageError(format!("--to: {address:?} is not a usable address: {e}")))?;
             let (envelope, message) = content.test_message(digests.renderer(), &email)?;
             parts
                 .mailer()?

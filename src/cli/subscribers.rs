@@ -12,8 +12,8 @@ use crate::subscribers::{Added, SubscribeRequest};
 use anyhow::{Context, bail};
 use indicatif::{ProgressBar, ProgressStyle};
 
-use super::UsageError;
 use super::args::{ListFormat, SubscribersCommand};
+use super::output::UsageError;
 
 pub async fn run(parts: &Parts, action: SubscribersCommand) -> anyhow::Result<ExitCode> {
     let db = parts.db().await?;
@@ -131,7 +131,7 @@ async fn list(db: &Db, status: Option<SubscriberStatus>, format: ListFormat) -> 
         println!("{}", serde_json::to_string(&all)?);
         return Ok(());
     }
-    let mut table = super::table(["id", "email", "status", "frequency", "topics"]);
+    let mut table = super::output::table(["id", "email", "status", "frequency", "topics"]);
     for s in &all {
         table.add_row([
             s.id.to_string(),
