@@ -124,7 +124,9 @@ impl Jobs {
 
     /// An edition for each post `immediate` subscribers have not had yet.
     pub async fn compose_immediate(&self) -> anyhow::Result<Vec<Edition>> {
-        self.digests.compose(Frequency::Immediate, Trigger::Manual, None).await
+        self.digests
+            .compose(Frequency::Immediate, Trigger::NewPosts, None)
+            .await
     }
 
     /// Reads the posts folder into the store and drops stale rendered documents.
@@ -272,9 +274,29 @@ where
     .map_err(|e| anyhow::anyhow!("{key}: {:?} cannot be scheduled: {e}", cron.as_str()))
 }
 
-fn log_failure<T>(result: anyhow::Result<T>, what: &str) {
-    if let Err(e) = result {
-        tracing::error!(error = format!("{e:#}"), "{what} failed");
+fn log_failure<T>(result: anyhow::Result<T>, what: &str) -> Option<T> {
+    match result {
+        Ok(value) => Some(value),
+        Err(e) => {
+            tracing::error!(error = format!("{e:#}"), "{what} failed");
+            None
+        }
+    }
+}
+
+/// A scheduled sync's failed posts, one log line each (a command prints them itself).
+fn log_sync_failures(report: Option<SyncReport>) {
+    for failure in report.iter().flat_map(|r| &r.failed) {
+        tracing::warn!(%failure, "post not published");
+    }
+}
+
+/// A scheduled poll's failed sources, one log line each (a command prints them itself).
+fn log_poll_failures(polled: Option<Vec<SourcePoll>>) {
+    for poll in polled.iter().flatten() {
+        if let crate::content::remote::SourceOutcome::Failed(error) = &poll.outcome {
+            tracing::warn!(source = %poll.url, %error, "source poll failed");
+        }
     }
 }
 
@@ -292,7 +314,7 @@ pub async fn start(jobs: Arc<Jobs>) -> anyhow::Result<Scheduler> {
     let sync = job("schedule.sync", &jobs.settings.sync, tz, move || {
         let jobs = sync_jobs.clone();
         async move {
-            log_failure(jobs.sync().await, "scheduled sync");
+            log_sync_failures(log_failure(jobs.sync().await, "scheduled sync"));
             // Each new post goes to `immediate` subscribers right after the sync that finds it.
             log_failure(jobs.compose_immediate().await, "immediate edition");
         }
@@ -304,7 +326,7 @@ pub async fn start(jobs: Arc<Jobs>) -> anyhow::Result<Scheduler> {
         let sources = job("schedule.sources", &jobs.settings.sources, tz, move || {
             let jobs = sources_jobs.clone();
             async move {
-                log_failure(jobs.poll_sources().await, "source poll");
+                log_poll_failures(log_failure(jobs.poll_sources().await, "source poll"));
                 log_failure(jobs.compose_immediate().await, "immediate edition");
             }
         })?;
@@ -315,7 +337,9 @@ pub async fn start(jobs: Arc<Jobs>) -> anyhow::Result<Scheduler> {
     let tick_cron = parse_cron("(digest ticker)", TICK)?;
     let tick = job("(digest ticker)", &tick_cron, Tz::UTC, move || {
         let jobs = tick_jobs.clone();
-        async move { log_failure(jobs.compose_due_editions(Utc::now()).await, "scheduled edition") }
+        async move {
+            log_failure(jobs.compose_due_editions(Utc::now()).await, "scheduled edition");
+        }
     })?;
     scheduler.add(tick).await.context("Failed to add the digest ticker")?;
     scheduler.start().await.context("Failed to start the scheduler")?;

@@ -3,6 +3,7 @@
 
 use std::path::PathBuf;
 
+use chrono::{DateTime, Utc};
 use clap::builder::PossibleValue;
 use clap::{Parser, Subcommand, ValueEnum};
 
@@ -45,11 +46,14 @@ pub enum Command {
         #[arg(long)]
         dry_run: bool,
         /// Also mail archive posts (public before Herald's first sync) dated from this date.
-        #[arg(long)]
-        since: Option<String>,
+        #[arg(long, value_parser = parse_since)]
+        since: Option<DateTime<Utc>>,
     },
     /// Editions, the delivery queue, the outbox and the subscriber counts.
-    Status,
+    Status {
+        #[arg(long, value_enum, default_value_t = StatusFormat::Table)]
+        format: StatusFormat,
+    },
     /// Render the next edition of a frequency to an HTML file, or send it as a test.
     Preview {
         #[arg(long)]
@@ -131,6 +135,18 @@ pub enum ListFormat {
     Table,
     Csv,
     Json,
+}
+
+/// How `herald status` prints what it found.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, ValueEnum)]
+pub enum StatusFormat {
+    Table,
+    Json,
+}
+
+/// A date as posts give theirs (`2026-09-14`, RFC 3339, ...).
+fn parse_since(raw: &str) -> Result<DateTime<Utc>, String> {
+    crate::content::parse_date(raw)
 }
 
 /// Domain words as command-line values (`--frequency weekly`), with the choices in `--help`.

@@ -2,10 +2,12 @@
 //! through `startup` only the parts it needs. Uses everything below it.
 
 mod args;
+mod output;
 pub mod send;
 pub mod subscribers;
 
-pub use args::{AdminCommand, Cli, Command, ListFormat, SubscribersCommand};
+pub use args::{AdminCommand, Cli, Command, ListFormat, StatusFormat, SubscribersCommand};
+pub use output::UsageError;
 
 use std::io::IsTerminal;
 use std::process::ExitCode;
@@ -20,11 +22,18 @@ use crate::web;
 
 /// Runs a parsed command line; errors are printed and give a failing exit code.
 pub async fn main(cli: Cli) -> ExitCode {
+    if !matches!(cli.command, Command::Serve) {
+        output::quiet_on_closed_output();
+    }
     match run(cli).await {
         Ok(code) => code,
         Err(e) => {
             eprintln!("error: {e:#}");
-            ExitCode::FAILURE
+            if e.is::<UsageError>() {
+                ExitCode::from(2)
+            } else {
+                ExitCode::FAILURE
+            }
         }
     }
 }
@@ -138,8 +147,8 @@ async fn run(cli: Cli) -> anyhow::Result<ExitCode> {
             force,
             dry_run,
             since,
-        } => send::send(&parts, frequency, force, dry_run, since.as_deref()).await,
-        Command::Status => send::status(&parts.db().await?).await,
+        } => send::send(&parts, frequency, force, dry_run, since).await,
+        Command::Status { format } => send::status(&parts.db().await?, format).await,
         Command::Preview { frequency, to, out } => send::preview(&parts, frequency, to.as_deref(), out).await,
         Command::Migrate => {
             let db = parts.db().await?;

@@ -1,5 +1,6 @@
 //! `herald send`, `herald status` and `herald preview`.
 
+use std::collections::BTreeMap;
 use std::io::IsTerminal;
 use std::path::PathBuf;
 use std::process::ExitCode;
@@ -14,13 +15,10 @@ use crate::schedule::SendRequest;
 use crate::startup::Parts;
 use crate::store::{self, Db};
 use anyhow::Context;
+
+use super::args::StatusFormat;
 use chrono::{DateTime, Utc};
 use indicatif::{ProgressBar, ProgressStyle};
-
-fn since(raw: Option<&str>) -> anyhow::Result<Option<DateTime<Utc>>> {
-    raw.map(|s| crate::content::parse_date(s).map_err(|e| anyhow::anyhow!("--since: {e}")))
-        .transpose()
-}
 
 /// Composes what is due (or, forced, an extra edition) and delivers everything queued;
 /// exits when the queue is empty.
@@ -29,12 +27,12 @@ pub async fn send(
     frequency: Option<Frequency>,
     force: bool,
     dry_run: bool,
-    since_raw: Option<&str>,
+    since: Option<DateTime<Utc>>,
 ) -> anyhow::Result<ExitCode> {
     let request = SendRequest {
         frequency,
         force,
-        since: since(since_raw)?,
+        since,
     };
     let (db, jobs) = (parts.db().await?, parts.jobs().await?);
     if dry_run {
@@ -166,47 +164,99 @@ async fn work(sender: Arc<DigestSender>, db: Db, totals: Arc<Totals>) -> anyhow:
     }
 }
 
-/// Editions, the delivery queue, the outbox and the list, at a glance.
-pub async fn status(db: &Db) -> anyhow::Result<ExitCode> {
-    let queue = store::editions::counts(db, None).await?;
+/// Editions, the delivery queue, the outbox and the list, at a glance: a table, or one JSON
+/// object with the keys `queue`, `outbox`, `subscribers` and `editions` (newest first).
+pub async fn status(db: &Db, format: StatusFormat) -> anyhow::Result<ExitCode> {
+    let report = StatusReport {
+        queue: store::editions::counts(db, None).await?,
+        outbox: by_status(store::outbox::counts(db).await?),
+        subscribers: by_status(store::subscribers::count_by_status(db).await?),
+        editions: {
+            let mut editions = Vec::new();
+            for e in store::editions::list(db, 20).await? {
+                let c = store::editions::counts(db, Some(e.id)).await?;
+                editions.push(EditionLine {
+                    id: e.id,
+                    frequency: e.frequency.to_string(),
+                    period: e.period,
+                    status: e.status.to_string(),
+                    sent: c.sent,
+                    failed: c.failed,
+                    left: c.remaining(),
+                    subject: e.subject,
+                });
+            }
+            editions
+        },
+    };
+    if format == StatusFormat::Json {
+        println!("{}", serde_json::to_string_pretty(&report)?);
+        return Ok(ExitCode::SUCCESS);
+    }
+    let q = &report.queue;
     println!(
         "queue: {} pending, {} sending, {} sent, {} failed, {} skipped",
-        queue.pending, queue.sending, queue.sent, queue.failed, queue.skipped
+        q.pending, q.sending, q.sent, q.failed, q.skipped
     );
-    let outbox = store::outbox::counts(db).await?;
-    println!(
-        "outbox: {}",
-        outbox
-            .iter()
+    let counts = |map: &BTreeMap<String, i64>| {
+        map.iter()
             .map(|(s, n)| format!("{n} {s}"))
             .collect::<Vec<_>>()
             .join(", ")
-    );
-    let subscribers = store::subscribers::count_by_status(db).await?;
-    println!(
-        "subscribers: {}",
-        subscribers
-            .iter()
-            .map(|(s, n)| format!("{n} {s}"))
-            .collect::<Vec<_>>()
-            .join(", ")
-    );
+    };
+    println!("outbox: {}", counts(&report.outbox));
+    println!("subscribers: {}", counts(&report.subscribers));
     println!("editions (newest first):");
-    for e in store::editions::list(db, 20).await? {
-        let c = store::editions::counts(db, Some(e.id)).await?;
-        println!(
-            "  #{:<5} {:<9} {:<14} {:<8} {:>6} sent {:>5} failed {:>6} left  {}",
-            e.id,
-            e.frequency,
-            e.period,
-            e.status,
-            c.sent,
-            c.failed,
-            c.remaining(),
-            e.subject
-        );
+    let mut table = super::output::table([
+        "id",
+        "frequency",
+        "period",
+        "status",
+        "sent",
+        "failed",
+        "left",
+        "subject",
+    ]);
+    for e in &report.editions {
+        table.add_row([
+            format!("#{}", e.id),
+            e.frequency.clone(),
+            e.period.clone(),
+            e.status.clone(),
+            e.sent.to_string(),
+            e.failed.to_string(),
+            e.left.to_string(),
+            e.subject.clone(),
+        ]);
     }
+    println!("{}", table.trim_fmt());
     Ok(ExitCode::SUCCESS)
+}
+
+/// What `herald status --format json` prints.
+#[derive(serde::Serialize)]
+struct StatusReport {
+    queue: store::editions::DeliveryCounts,
+    outbox: BTreeMap<String, i64>,
+    subscribers: BTreeMap<String, i64>,
+    editions: Vec<EditionLine>,
+}
+
+/// One edition with its deliveries counted.
+#[derive(serde::Serialize)]
+struct EditionLine {
+    id: i64,
+    frequency: String,
+    period: String,
+    status: String,
+    sent: i64,
+    failed: i64,
+    left: i64,
+    subject: String,
+}
+
+fn by_status<S: std::fmt::Display>(rows: Vec<(S, i64)>) -> BTreeMap<String, i64> {
+    rows.into_iter().map(|(s, n)| (s.to_string(), n)).collect()
 }
 
 /// Renders the next edition of a frequency to a file, or sends it to one address as a test.
@@ -236,7 +286,8 @@ pub async fn preview(
     let content = EditionContent::preview(digests.renderer(), frequency, &plan.post_ids).await?;
     match to {
         Some(address) => {
-            let email = EmailAddress::parse(address).with_context(|| format!("{address:?} is not a usable address"))?;
+            let email = EmailAddress::parse(address)
+                .map_err(|e| super::output::UsageError(format!("--to: {address:?} is not a usable address: {e}")))?;
             let (envelope, message) = content.test_message(digests.renderer(), &email)?;
             parts
                 .mailer()?

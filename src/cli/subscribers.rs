@@ -13,6 +13,7 @@ use anyhow::{Context, bail};
 use indicatif::{ProgressBar, ProgressStyle};
 
 use super::args::{ListFormat, SubscribersCommand};
+use super::output::UsageError;
 
 pub async fn run(parts: &Parts, action: SubscribersCommand) -> anyhow::Result<ExitCode> {
     let db = parts.db().await?;
@@ -24,12 +25,14 @@ pub async fn run(parts: &Parts, action: SubscribersCommand) -> anyhow::Result<Ex
             topics,
             confirmed,
         } => {
-            let email = EmailAddress::parse(&email).with_context(|| format!("{email:?} is not a usable address"))?;
+            let email = EmailAddress::parse(&email)
+                .map_err(|e| UsageError(format!("{email:?} is not a usable address: {e}")))?;
             let request = SubscribeRequest {
                 email,
-                name: parse_name(name.as_deref().unwrap_or(""))?,
+                name: parse_name(name.as_deref().unwrap_or("")).map_err(|e| UsageError(format!("--name: {e}")))?,
                 frequency: frequency.unwrap_or(parts.settings.subscribers.default_frequency),
-                topics: parse_topics(topics.iter().map(String::as_str))?,
+                topics: parse_topics(topics.iter().map(String::as_str))
+                    .map_err(|e| UsageError(format!("--topics: {e}")))?,
                 source: SubscriberSource::Cli,
             };
             let status = if confirmed {
@@ -88,7 +91,8 @@ pub async fn run(parts: &Parts, action: SubscribersCommand) -> anyhow::Result<Ex
             eprintln!("exported {n} subscribers");
         }
         SubscribersCommand::Remove { email } => {
-            let email = EmailAddress::parse(&email)?;
+            let email = EmailAddress::parse(&email)
+                .map_err(|e| UsageError(format!("{email:?} is not a usable address: {e}")))?;
             match store::subscribers::find_by_email(&db, &email).await? {
                 Some(s) => {
                     parts.subscriptions().await?.erase(s.id).await?;
@@ -111,45 +115,36 @@ async fn list(db: &Db, status: Option<SubscriberStatus>, format: ListFormat) -> 
         limit: 1000,
         ..Default::default()
     };
-    if format == ListFormat::Table {
-        println!(
-            "{:<6} {:<40} {:<13} {:<10} topics",
-            "id", "email", "status", "frequency"
-        );
-    }
-    let mut first = true;
-    if format == ListFormat::Json {
-        print!("[");
-    }
+    let mut all = Vec::new();
     loop {
         let page = store::subscribers::list(db, &filter).await?;
-        for s in &page {
-            match format {
-                ListFormat::Json => {
-                    print!("{}{}", if first { "" } else { "," }, serde_json::to_string(s)?);
-                    first = false;
-                }
-                _ => println!(
-                    "{:<6} {:<40} {:<13} {:<10} {}",
-                    s.id,
-                    s.email,
-                    s.status,
-                    s.frequency,
-                    if s.topics.is_empty() {
-                        "(all)".to_owned()
-                    } else {
-                        s.topics.join(",")
-                    }
-                ),
-            }
+        let full = page.len() == filter.limit as usize;
+        if let Some(last) = page.last() {
+            filter.after_id = last.id;
         }
-        match page.last() {
-            Some(last) if page.len() == filter.limit as usize => filter.after_id = last.id,
-            _ => break,
+        all.extend(page);
+        if !full {
+            break;
         }
     }
     if format == ListFormat::Json {
-        println!("]");
+        println!("{}", serde_json::to_string(&all)?);
+        return Ok(());
     }
+    let mut table = super::output::table(["id", "email", "status", "frequency", "topics"]);
+    for s in &all {
+        table.add_row([
+            s.id.to_string(),
+            s.email.to_string(),
+            s.status.to_string(),
+            s.frequency.to_string(),
+            if s.topics.is_empty() {
+                "(all)".to_owned()
+            } else {
+                s.topics.join(",")
+            },
+        ]);
+    }
+    println!("{}", table.trim_fmt());
     Ok(())
 }

@@ -106,10 +106,7 @@ pub async fn poll_all(db: &Db, client: &reqwest::Client, sources: &[SourceSettin
             Err(e) => (SourceOutcome::Failed(format!("{e:#}")), Vec::new()),
         };
         let error = match &outcome {
-            SourceOutcome::Failed(e) => {
-                tracing::warn!(source = %source.url, error = %e, "source poll failed");
-                Some(e.as_str())
-            }
+            SourceOutcome::Failed(e) => Some(e.as_str()),
             _ => None,
         };
         if let Err(e) = store::sources::record(db, source.url.as_str(), outcome.kind(), None, error, Utc::now()).await {

@@ -257,9 +257,6 @@ pub async fn sync_posts(db: &Db, posts_dir: &Path, base_url: &Url) -> anyhow::Re
     report.unpublished = store::posts::mark_removed(db, &gone, now).await? as usize;
     note_public(db, now).await?;
 
-    for failure in &report.failed {
-        tracing::warn!(%failure, "post not published");
-    }
     tracing::info!(%report, "posts synced");
     Ok(report)
 }

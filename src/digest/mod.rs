@@ -83,6 +83,8 @@ pub enum Trigger {
     /// Every new post for `immediate`; for daily and weekly, an extra edition an admin forced
     /// (`2026-11-23#2`), which leaves the period's scheduled edition to come.
     Manual,
+    /// A sync that found new posts, for `immediate` (`post-{id}`); like `Manual` otherwise.
+    NewPosts,
 }
 
 /// The period an edition of `frequency` at `now` belongs to, in the schedule's time zone:
@@ -154,7 +156,7 @@ impl Digests {
                 let period = match trigger.clone() {
                     Trigger::Scheduled(period) => period,
                     // Never the period's own key: the scheduled edition keeps it free.
-                    Trigger::Manual => {
+                    Trigger::Manual | Trigger::NewPosts => {
                         let n = store::editions::count_in_period(&self.db, frequency, &key).await?;
                         format!("{key}#{}", n + 1)
                     }

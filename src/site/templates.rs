@@ -1,6 +1,7 @@
 //! The tera templates built into the binary, overridable from a folder, and the hashes of
 //! their inline styles and scripts for the Content-Security-Policy. Uses nothing else in Herald.
 
+use std::collections::HashMap;
 use std::path::Path;
 
 use anyhow::Context;
@@ -97,21 +98,47 @@ impl Templates {
     pub fn load(override_dir: Option<&Path>) -> anyhow::Result<Self> {
         let mut sources = Vec::new();
         collect(&BUILT_IN, &mut sources)?;
+        // Where each overridden template came from, for errors.
+        let mut files = HashMap::new();
         if let Some(dir) = override_dir {
             for (name, text) in &mut sources {
                 let candidate = dir.join(&*name);
                 if candidate.is_file() {
                     *text = std::fs::read_to_string(&candidate)
                         .with_context(|| format!("Failed to read template {}", candidate.display()))?;
+                    files.insert(name.clone(), candidate);
                 }
             }
         }
         let inline = InlineHashes::of(&sources);
+        let texts: HashMap<String, String> = sources.iter().cloned().collect();
         let mut tera = tera::Tera::default();
         tera.set_escape_fn(escape_html);
-        tera.add_raw_templates(sources)
-            .map_err(|e| anyhow::anyhow!(describe(&e)))
-            .context("Failed to compile the templates")?;
+        tera.add_raw_templates(sources).map_err(|e| {
+            let overrides = files.iter().map(|(name, path)| format!("{name} is {}", path.display()));
+            let overrides: Vec<_> = overrides.collect();
+            let described = anyhow::anyhow!(describe(&e));
+            if overrides.is_empty() {
+                described.context("Failed to compile the templates")
+            } else {
+                described.context(format!(
+                    "Failed to compile the templates (overrides: {})",
+                    overrides.join(", ")
+                ))
+            }
+        })?;
+        for (name, template) in &tera.templates {
+            let mut problems = Vec::new();
+            check_nodes(&tera, &template.ast, &mut problems);
+            if let Some((what, word)) = problems.into_iter().next() {
+                let text = texts.get(name).map(String::as_str).unwrap_or("");
+                let line = text.lines().position(|l| l.contains(&word)).map_or(0, |i| i + 1);
+                let file = files
+                    .get(name)
+                    .map_or_else(|| name.clone(), |p| p.display().to_string());
+                anyhow::bail!("Template {file}, line {line}: {what}");
+            }
+        }
         Ok(Self { tera, inline })
     }
 
@@ -126,6 +153,109 @@ impl Templates {
             .render(name, context)
             .map_err(|e| anyhow::anyhow!(describe(&e)))
             .with_context(|| format!("Failed to render template {name}"))
+    }
+}
+
+/// Finds what only rendering would reveal: filters, tests and functions that do not exist,
+/// templates included that are not there. Each problem with the word to look for in the text.
+fn check_nodes(tera: &tera::Tera, nodes: &[tera::ast::Node], problems: &mut Vec<(String, String)>) {
+    use tera::ast::Node;
+    for node in nodes {
+        match node {
+            Node::VariableBlock(_, expr) => check_expr(tera, expr, problems),
+            Node::MacroDefinition(_, definition, _) => {
+                definition
+                    .args
+                    .values()
+                    .flatten()
+                    .for_each(|e| check_expr(tera, e, problems));
+                check_nodes(tera, &definition.body, problems);
+            }
+            Node::Include(_, names, false) if !names.iter().any(|n| tera.templates.contains_key(n)) => {
+                let name = names.join(", ");
+                problems.push((format!("includes {name}, which is no template"), name));
+            }
+            Node::Set(_, set) => check_expr(tera, &set.value, problems),
+            Node::FilterSection(_, section, _) => {
+                check_call(tera, &section.filter, Kind::Filter, problems);
+                check_nodes(tera, &section.body, problems);
+            }
+            Node::Block(_, block, _) => check_nodes(tera, &block.body, problems),
+            Node::Forloop(_, forloop, _) => {
+                check_expr(tera, &forloop.container, problems);
+                check_nodes(tera, &forloop.body, problems);
+                if let Some(empty) = &forloop.empty_body {
+                    check_nodes(tera, empty, problems);
+                }
+            }
+            Node::If(branches, _) => {
+                for (_, condition, body) in &branches.conditions {
+                    check_expr(tera, condition, problems);
+                    check_nodes(tera, body, problems);
+                }
+                if let Some((_, body)) = &branches.otherwise {
+                    check_nodes(tera, body, problems);
+                }
+            }
+            _ => {}
+        }
+    }
+}
+
+#[derive(Clone, Copy)]
+enum Kind {
+    Filter,
+    Function,
+}
+
+fn check_call(tera: &tera::Tera, call: &tera::ast::FunctionCall, kind: Kind, problems: &mut Vec<(String, String)>) {
+    let (missing, word) = match kind {
+        // `safe` and `default` are the renderer's own, never registered.
+        Kind::Filter => (
+            !matches!(call.name.as_str(), "safe" | "default") && tera.get_filter(&call.name).is_err(),
+            "filter",
+        ),
+        Kind::Function => (tera.get_function(&call.name).is_err(), "function"),
+    };
+    if missing {
+        problems.push((format!("there is no {word} named {:?}", call.name), call.name.clone()));
+    }
+    call.args.values().for_each(|e| check_expr(tera, e, problems));
+}
+
+fn check_expr(tera: &tera::Tera, expr: &tera::ast::Expr, problems: &mut Vec<(String, String)>) {
+    for filter in &expr.filters {
+        check_call(tera, filter, Kind::Filter, problems);
+    }
+    check_value(tera, &expr.val, problems);
+}
+
+fn check_value(tera: &tera::Tera, value: &tera::ast::ExprVal, problems: &mut Vec<(String, String)>) {
+    use tera::ast::ExprVal;
+    match value {
+        ExprVal::Math(math) => {
+            check_expr(tera, &math.lhs, problems);
+            check_expr(tera, &math.rhs, problems);
+        }
+        ExprVal::Logic(logic) => {
+            check_expr(tera, &logic.lhs, problems);
+            check_expr(tera, &logic.rhs, problems);
+        }
+        ExprVal::Test(test) => {
+            if tera.get_tester(&test.name).is_err() {
+                problems.push((format!("there is no test named {:?}", test.name), test.name.clone()));
+            }
+            test.args.iter().for_each(|e| check_expr(tera, e, problems));
+        }
+        ExprVal::MacroCall(call) => call.args.values().for_each(|e| check_expr(tera, e, problems)),
+        ExprVal::FunctionCall(call) => check_call(tera, call, Kind::Function, problems),
+        ExprVal::Array(items) => items.iter().for_each(|e| check_expr(tera, e, problems)),
+        ExprVal::StringConcat(concat) => concat.values.iter().for_each(|v| check_value(tera, v, problems)),
+        ExprVal::In(within) => {
+            check_expr(tera, &within.lhs, problems);
+            check_expr(tera, &within.rhs, problems);
+        }
+        _ => {}
     }
 }
 
@@ -258,5 +388,28 @@ mod tests {
             templates.render("web/404.html", &ctx).unwrap(),
             "custom Riverside &amp; Co"
         );
+    }
+
+    #[test]
+    fn a_broken_override_is_refused_naming_its_file_and_line() {
+        let dir = tempfile::tempdir().unwrap();
+        std::fs::create_dir_all(dir.path().join("web")).unwrap();
+        let file = dir.path().join("web/404.html");
+        std::fs::write(&file, "<p>\n{{ site.title | no_such_filter }}\n").unwrap();
+        let error = format!("{:#}", Templates::load(Some(dir.path())).err().unwrap());
+        assert!(error.contains(&file.display().to_string()), "{error}");
+        assert!(error.contains("line 2") && error.contains("no_such_filter"), "{error}");
+
+        std::fs::write(&file, "{% include \"web/nowhere.html\" %}").unwrap();
+        let error = format!("{:#}", Templates::load(Some(dir.path())).err().unwrap());
+        assert!(
+            error.contains("web/nowhere.html") && error.contains("line 1"),
+            "{error}"
+        );
+
+        std::fs::write(&file, "<p>\n{{ oops \n").unwrap();
+        let error = format!("{:#}", Templates::load(Some(dir.path())).err().unwrap());
+        assert!(error.contains(&file.display().to_string()), "{error}");
+        assert!(error.contains("3:1"), "the parser's line and column: {error}");
     }
 }

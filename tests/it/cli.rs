@@ -192,6 +192,7 @@ fn sync_reports_counts_and_fails_only_when_a_post_failed() {
     );
     let stderr = String::from_utf8_lossy(&failed.stderr);
     assert!(stderr.contains("broken.md:3: date:"), "{stderr}");
+    assert_eq!(stderr.matches("broken.md").count(), 1, "each failure once: {stderr}");
 }
 
 fn repo_root() -> &'static Path {
@@ -436,4 +437,167 @@ async fn sync_imports_the_remote_sources_and_reports_each_one() {
     let feed = crate::feed_check::read_feed_file(&out.join("feed.atom"));
     let titles: Vec<_> = feed.entries.iter().map(|e| e.title.clone().unwrap().content).collect();
     assert_eq!(titles, ["Campaign launched", "Water", "Otters"]);
+}
+
+/// A project whose list holds `n` confirmed subscribers, imported from a CSV file.
+fn project_with_subscribers(n: usize) -> (tempfile::TempDir, PathBuf) {
+    let (dir, config) = project(&[]);
+    let file = dir.path().join("many.csv");
+    let mut csv = String::from("email\n");
+    for i in 0..n {
+        csv.push_str(&format!("reader{i:05}@example.org\n"));
+    }
+    std::fs::write(&file, csv).unwrap();
+    let imported = herald()
+        .arg("--config")
+        .arg(&config)
+        .args(["subscribers", "import", "--confirmed"])
+        .arg(&file)
+        .output()
+        .unwrap();
+    assert!(
+        imported.status.success(),
+        "{}",
+        String::from_utf8_lossy(&imported.stderr)
+    );
+    (dir, config)
+}
+
+#[test]
+fn output_into_a_closed_pipe_ends_the_command_quietly() {
+    // Far more than a pipe holds, so the command is still writing when the reader goes.
+    let (_dir, config) = project_with_subscribers(3000);
+    for args in [
+        &["subscribers", "list"][..],
+        &["subscribers", "list", "--format", "json"],
+    ] {
+        let mut child = herald()
+            .arg("--config")
+            .arg(&config)
+            .args(args)
+            .stdout(Stdio::piped())
+            .stderr(Stdio::piped())
+            .spawn()
+            .unwrap();
+        let mut stdout = BufReader::new(child.stdout.take().unwrap());
+        let mut first = String::new();
+        stdout.read_line(&mut first).unwrap();
+        assert!(!first.is_empty());
+        drop(stdout);
+        let output = child.wait_with_output().unwrap();
+        let stderr = String::from_utf8_lossy(&output.stderr);
+        assert!(!stderr.contains("panicked"), "{args:?}: {stderr}");
+        assert!(
+            stderr.trim().is_empty(),
+            "{args:?}: nothing on standard error: {stderr}"
+        );
+        #[cfg(unix)]
+        {
+            use std::os::unix::process::ExitStatusExt;
+            assert!(
+                output.status.success() || output.status.signal() == Some(13),
+                "{args:?}: ended quietly by SIGPIPE, as git does: {:?}",
+                output.status
+            );
+        }
+    }
+}
+
+#[test]
+fn the_subscriber_table_lines_up_under_its_header() {
+    let (_dir, config) = project_with_subscribers(3);
+    let run = |args: &[&str]| herald().arg("--config").arg(&config).args(args).output().unwrap();
+    let added = run(&[
+        "subscribers",
+        "add",
+        "a-much-longer-address-than-the-rest@example.org",
+        "--confirmed",
+        "--topics",
+        "wildlife",
+    ]);
+    assert!(added.status.success(), "{}", String::from_utf8_lossy(&added.stderr));
+    let listed = run(&["subscribers", "list"]);
+    assert!(listed.status.success(), "{}", String::from_utf8_lossy(&listed.stderr));
+    let text = String::from_utf8(listed.stdout).unwrap();
+    let mut lines = text.lines();
+    let header = lines.next().unwrap();
+    let offsets: Vec<usize> = ["id", "email", "status", "frequency", "topics"]
+        .iter()
+        .map(|h| header.find(h).unwrap_or_else(|| panic!("{h} in {header:?}")))
+        .collect();
+    let rows: Vec<&str> = lines.collect();
+    assert_eq!(rows.len(), 4, "{text}");
+    for row in rows {
+        for &at in &offsets {
+            assert!(
+                row[at..].starts_with(|c: char| !c.is_whitespace()) && (at == 0 || row[..at].ends_with(' ')),
+                "a cell starts at {at}, under its heading:\n{header}\n{row}"
+            );
+        }
+    }
+}
+
+#[test]
+fn status_prints_json_and_bad_values_are_usage_errors() {
+    let (_dir, config) = project_with_subscribers(2);
+    let run = |args: &[&str]| herald().arg("--config").arg(&config).args(args).output().unwrap();
+    let status = run(&["status", "--format", "json"]);
+    assert!(status.status.success(), "{}", String::from_utf8_lossy(&status.stderr));
+    let report: serde_json::Value = serde_json::from_slice(&status.stdout).unwrap();
+    for key in ["queue", "outbox", "subscribers", "editions"] {
+        assert!(report.get(key).is_some(), "{key} in {report}");
+    }
+    assert_eq!(report["subscribers"]["confirmed"], 2, "{report}");
+    assert_eq!(report["queue"]["pending"], 0, "{report}");
+    assert!(report["editions"].as_array().unwrap().is_empty());
+    let table = run(&["status"]);
+    assert!(table.status.success());
+    assert!(String::from_utf8_lossy(&table.stdout).contains("2 confirmed"));
+
+    for args in [
+        &["send", "--since", "not a date"][..],
+        &["status", "--format", "yaml"],
+        &["subscribers", "add", "not an address"],
+        &["subscribers", "add", "ok@example.org", "--topics", "!!!"],
+        &["subscribers", "remove", "not an address"],
+    ] {
+        let out = run(args);
+        assert_eq!(
+            out.status.code(),
+            Some(2),
+            "{args:?}: {}",
+            String::from_utf8_lossy(&out.stderr)
+        );
+    }
+    let missing = run(&["subscribers", "remove", "nobody@example.org"]);
+    assert_eq!(
+        missing.status.code(),
+        Some(1),
+        "a well-formed address not on the list is a failure"
+    );
+}
+
+#[test]
+fn a_broken_template_override_stops_build_and_serve_naming_the_file() {
+    let (dir, config) = project(&two_posts());
+    std::fs::create_dir_all(dir.path().join("templates/web")).unwrap();
+    std::fs::write(dir.path().join("templates/web/post.html"), "{{ post.title | shout }}").unwrap();
+    let mut text = std::fs::read_to_string(&config).unwrap();
+    text.push_str("[content]\ntemplates_dir = \"templates\"\n");
+    std::fs::write(&config, text).unwrap();
+    for args in [&["build", "--out", "public"][..], &["serve"]] {
+        let out = herald()
+            .current_dir(dir.path())
+            .arg("--config")
+            .arg(&config)
+            .args(args)
+            .output()
+            .unwrap();
+        assert!(!out.status.success(), "{args:?}");
+        let stderr = String::from_utf8_lossy(&out.stderr);
+        assert!(
+            stderr.contains("post.html") && stderr.contains("shout"),
+            "{args:?}: {stderr}"
+        );
+    }
 }
