@@ -587,17 +587,22 @@ pub async fn edition(
     Ok((jar.add(spent), page).into_response())
 }
 
-/// The edition as a subscriber who chose no topics receives it.
-pub async fn preview(State(app): State<AppState>, Path(id): Path<i64>) -> Result<Response> {
-    store::editions::find(&app.db, id).await?.ok_or(WebError::NotFound)?;
-    let content = app.digests.edition_content(id).await?;
-    let html = content.web_html(app.digests.renderer())?.ok_or(WebError::NotFound)?;
+/// An email shown in the console: never cached, framed only by the console itself.
+fn email_preview(html: String) -> Response {
     let headers = [
         (header::CACHE_CONTROL, "no-store"),
         (header::CONTENT_SECURITY_POLICY, super::headers::EMAIL_PREVIEW_CSP),
         (header::X_FRAME_OPTIONS, "SAMEORIGIN"),
     ];
-    Ok((headers, Html(html)).into_response())
+    (headers, Html(html)).into_response()
+}
+
+/// The edition as a subscriber who chose no topics receives it.
+pub async fn preview(State(app): State<AppState>, Path(id): Path<i64>) -> Result<Response> {
+    store::editions::find(&app.db, id).await?.ok_or(WebError::NotFound)?;
+    let content = app.digests.edition_content(id).await?;
+    let html = content.web_html(app.digests.renderer())?.ok_or(WebError::NotFound)?;
+    Ok(email_preview(html))
 }
 
 /// The next edition of a frequency as it would go out now, with the posts not yet mailed
@@ -622,12 +627,7 @@ pub async fn preview_next(
     }
     let content = EditionContent::preview(app.digests.renderer(), frequency, &plan.post_ids).await?;
     let html = content.web_html(app.digests.renderer())?.ok_or(WebError::NotFound)?;
-    let headers = [
-        (header::CACHE_CONTROL, "no-store"),
-        (header::CONTENT_SECURITY_POLICY, super::headers::EMAIL_PREVIEW_CSP),
-        (header::X_FRAME_OPTIONS, "SAMEORIGIN"),
-    ];
-    Ok((headers, Html(html)).into_response())
+    Ok(email_preview(html))
 }
 
 /// Sends the edition to one address as a test (also `POST /admin/api/editions/{id}/test`).
