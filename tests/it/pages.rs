@@ -330,3 +330,50 @@ async fn the_topics_page_lists_every_public_topic_with_its_page_and_feed() {
             .contains("Wildlife")
     );
 }
+
+#[tokio::test]
+async fn a_shared_post_link_previews_with_its_own_title_description_and_image() {
+    let app = spawn_app().await;
+    app.write_post(
+        "otters.md",
+        "---\ntitle: \"Otters & \\\"friends\\\" return\"\ndate: 2026-09-14\ntags: [Wildlife]\n\
+         summary: \"Seen at <dawn> on the river.\"\nimage: /images/otter.jpg\nimage_alt: \"An otter\"\n---\nBody.\n",
+    );
+    app.write_post("plain.md", &post("Plain", "2026-09-15", &[], "No picture here."));
+    app.sync().await;
+
+    let page = app.get_text("/posts/otters/").await;
+    for tag in [
+        "<meta property=\"og:type\" content=\"article\">".to_owned(),
+        "<meta property=\"og:title\" content=\"Otters &amp; &quot;friends&quot; return\">".to_owned(),
+        "<meta name=\"description\" content=\"Seen at &lt;dawn&gt; on the river.\">".to_owned(),
+        "<meta property=\"og:description\" content=\"Seen at &lt;dawn&gt; on the river.\">".to_owned(),
+        format!("<meta property=\"og:url\" content=\"{}\">", app.url("/posts/otters/")),
+        format!(
+            "<meta property=\"og:image\" content=\"{}\">",
+            app.url("/images/otter.jpg")
+        ),
+        "<meta property=\"og:image:alt\" content=\"An otter\">".to_owned(),
+        "<meta name=\"twitter:card\" content=\"summary_large_image\">".to_owned(),
+        "<meta property=\"article:tag\" content=\"Wildlife\">".to_owned(),
+    ] {
+        assert!(page.contains(&tag), "{tag} in:\n{page}");
+    }
+    assert_eq!(
+        page.matches("name=\"description\"").count(),
+        1,
+        "one description, the post's"
+    );
+
+    let plain = app.get_text("/posts/plain/").await;
+    assert!(
+        plain.contains("<meta name=\"twitter:card\" content=\"summary\">"),
+        "{plain}"
+    );
+    assert!(!plain.contains("og:image"), "{plain}");
+    let home = app.get_text("/").await;
+    assert!(
+        home.contains("<meta property=\"og:type\" content=\"website\">"),
+        "{home}"
+    );
+}
