@@ -101,6 +101,7 @@ async fn write_all(db: &Db, site: &Site, w: &mut Writer) -> anyhow::Result<Expor
     let topics: Vec<Tag> = tags.iter().map(|(t, _)| t.clone()).collect();
     w.write("sitemap.xml", &site.sitemap_document(&posts, &topics).body)?;
     w.write("robots.txt", &site.robots())?;
+    w.write(super::FAVICON_PATH, &site.favicon_svg())?;
     let changed = posts
         .iter()
         .map(|p| p.updated_at)

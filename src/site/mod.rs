@@ -4,6 +4,7 @@
 
 pub mod build;
 pub mod cache;
+mod design;
 mod templates;
 
 use std::sync::Arc;
@@ -13,6 +14,7 @@ use chrono::{DateTime, Utc};
 use serde::Serialize;
 
 pub use cache::{CachedDocument, DocumentCache};
+pub use design::{Design, FAVICON_PATH};
 pub use templates::{InlineHashes, Templates};
 
 use crate::config::Settings;
@@ -36,6 +38,9 @@ pub struct Site {
     settings: Settings,
     templates: Arc<Templates>,
     site_uuid: uuid::Uuid,
+    design: Design,
+    /// The templates' inline hashes and the theme's.
+    inline: InlineHashes,
 }
 
 /// What the subscribe and preferences forms show as filled in.
@@ -72,6 +77,8 @@ pub struct SiteView<'a> {
     language: &'a str,
     author: &'a str,
     base_url: &'a str,
+    #[serde(flatten)]
+    design: &'a Design,
 }
 
 #[derive(Serialize)]
@@ -124,10 +131,15 @@ fn human_date(d: DateTime<Utc>) -> String {
 impl Site {
     pub async fn new(settings: Settings, templates: Arc<Templates>, db: &Db) -> anyhow::Result<Self> {
         let site_uuid = store::site_uuid(db).await?;
+        let design = Design::new(&settings);
+        let mut inline = templates.inline_hashes().clone();
+        inline.styles.push(design.theme_hash());
         Ok(Self {
             settings,
             templates,
             site_uuid,
+            design,
+            inline,
         })
     }
 
@@ -137,7 +149,12 @@ impl Site {
 
     /// Hashes of the pages' inline styles and scripts, for the Content-Security-Policy.
     pub fn inline_hashes(&self) -> &InlineHashes {
-        self.templates.inline_hashes()
+        &self.inline
+    }
+
+    /// The generated icon served at `/favicon.svg`.
+    pub fn favicon_svg(&self) -> String {
+        Design::favicon_svg(&self.settings)
     }
 
     fn base(&self) -> &str {
@@ -230,6 +247,7 @@ impl Site {
             language: &s.language,
             author: &s.author,
             base_url: self.base(),
+            design: &self.design,
         }
     }
 

@@ -37,7 +37,7 @@ use crate::startup::App;
 pub async fn serve(app: Arc<App>, listener: TcpListener, shutdown: CancellationToken) -> anyhow::Result<()> {
     let address = listener.local_addr()?;
     tracing::info!(%address, base_url = %app.settings.site.base_url, "serving");
-    if let Some(warning) = app.settings.base_url_mismatch() {
+    for warning in app.settings.warnings() {
         tracing::warn!("{warning}");
     }
     let limits = server::ConnectionLimits::from_settings(&app.settings.server);
@@ -151,6 +151,7 @@ pub fn router(app: AppState) -> Router {
         .merge(pages)
         .route("/sitemap.xml", get(public::sitemap))
         .route("/robots.txt", get(public::robots))
+        .route("/favicon.svg", get(public::favicon))
         .route("/healthz", get(|| async { "ok" }))
         .route("/readyz", get(public::ready))
         .route("/metrics", get(public::metrics))

@@ -191,6 +191,18 @@ pub async fn robots(State(app): State<AppState>) -> Response {
     ([(header::CONTENT_TYPE, "text/plain; charset=utf-8")], app.site.robots()).into_response()
 }
 
+/// The generated icon (when `[site] favicon` names none): cached for a day.
+pub async fn favicon(State(app): State<AppState>) -> Response {
+    (
+        [
+            (header::CONTENT_TYPE, "image/svg+xml"),
+            (header::CACHE_CONTROL, "public, max-age=86400"),
+        ],
+        app.site.favicon_svg(),
+    )
+        .into_response()
+}
+
 /// Ready when the database is the one opened, takes a write and has every migration; the
 /// body says why not.
 pub async fn ready(State(app): State<AppState>) -> Response {

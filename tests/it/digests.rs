@@ -528,3 +528,73 @@ async fn since_mails_recent_archive_posts_on_request() {
     assert_eq!(editions.len(), 1);
     assert_eq!(editions[0].subject, "Archive post");
 }
+
+#[tokio::test]
+async fn full_digests_carry_the_whole_post_with_the_sites_footer_and_address() {
+    let smtp = SmtpServer::start().await;
+    let app = app_with_smtp(
+        &smtp,
+        "[digest]\ncontent = \"full\"\n[site]\nfooter = \"Registered charity no. 1000000\"\n\
+         postal_address = \"The Riverside Trust\\n1 Mill Lane\\nBristol BS1 4AA\"\n",
+    )
+    .await;
+    add(
+        &app,
+        "reader@example.org",
+        SubscriberStatus::Confirmed,
+        Frequency::Immediate,
+        &[],
+    )
+    .await;
+    let paragraph = "Volunteers walked the whole length of the river this autumn, counting \
+                     spraints and footprints at forty-two sites, and found otters at thirty of them.";
+    app.write_post(
+        "otters.md",
+        &format!(
+            "---\ntitle: Otters are back\ndate: 2026-10-01\ntags: [wildlife]\nsummary: A short teaser.\n---\n\
+             {paragraph}\n\n## What comes next\n\nRead the [survey method](https://example.org/method) -- it is open.\n"
+        ),
+    );
+    app.sync().await;
+    let editions = app
+        .app
+        .digests
+        .compose(Frequency::Immediate, Trigger::NewPosts, None)
+        .await
+        .unwrap();
+    assert_eq!(editions.len(), 1);
+    drain(&app).await;
+    let received = smtp.wait_for(1, Duration::from_secs(10)).await;
+    let message = MessageParser::default().parse(&received[0].data).unwrap();
+    let html = message.body_html(0).unwrap();
+    let text = message.body_text(0).unwrap();
+
+    assert!(html.contains(paragraph), "the whole post in HTML: {html}");
+    assert!(html.contains("What comes next") && html.contains("https://example.org/method"));
+    assert!(!html.contains("A short teaser."), "the post, not its teaser: {html}");
+    assert!(text.contains("What comes next") && text.contains("https://example.org/method"));
+    let words = |s: &str| s.split_whitespace().collect::<Vec<_>>().join(" ");
+    assert!(words(&text).contains(paragraph), "the whole post as text: {text}");
+    for (what, body) in [("HTML", html.as_ref()), ("text", text.as_ref())] {
+        for expected in [
+            "Registered charity no. 1000000",
+            "The Riverside Trust",
+            "1 Mill Lane",
+            "Bristol BS1 4AA",
+        ] {
+            assert!(body.contains(expected), "{what} part lacks {expected:?}: {body}");
+        }
+        assert!(!body.contains("HERALD0"), "{what}: every stand-in is filled");
+    }
+    assert_eq!(
+        text.matches("Otters are back").count(),
+        1,
+        "one post, one title (the subject is the same): {text}"
+    );
+    for line in text.lines() {
+        assert!(
+            line.chars().count() <= 78 || !line.trim().contains(' '),
+            "text lines wrap at 78 columns: {line:?}"
+        );
+    }
+}
