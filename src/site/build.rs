@@ -11,6 +11,7 @@ use crate::domain::{Post, Tag};
 use crate::feeds::FeedFormat;
 use crate::store;
 use crate::store::Db;
+use crate::store::posts::PostLink;
 
 /// A file in the output folder that marks it as Herald's to replace.
 const MARKER: &str = ".herald-build";
@@ -109,8 +110,11 @@ async fn write_all(db: &Db, site: &Site, w: &mut Writer) -> anyhow::Result<Expor
         .unwrap_or(chrono::DateTime::UNIX_EPOCH);
     w.write("tags/index.html", &site.tags_document(&tags, changed)?.body)?;
     write_listing(site, w, None, &posts, &topics)?;
-    for post in &posts {
-        let doc = site.post_document(post)?;
+    // Newest first, as on the home page.
+    let links: Vec<PostLink> = posts.iter().map(PostLink::from).collect();
+    for (i, post) in posts.iter().enumerate() {
+        let newer = i.checked_sub(1).map(|j| &links[j]);
+        let doc = site.post_document(post, links.get(i + 1), newer)?;
         w.write(&format!("posts/{}/index.html", post.slug), &doc.body)?;
     }
 

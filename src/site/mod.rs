@@ -20,7 +20,7 @@ pub use templates::{InlineHashes, Templates};
 use crate::config::Settings;
 use crate::domain::{Post, Slug, Subscriber, Tag};
 use crate::feeds::{FeedFormat, FeedMeta};
-use crate::store::{self, Db};
+use crate::store::{self, Db, posts::PostLink};
 
 /// A rendered page or feed, with what conditional GET needs.
 #[derive(Debug, Clone)]
@@ -113,6 +113,12 @@ struct PostView<'a> {
     image: Option<&'a str>,
     image_alt: Option<&'a str>,
     content_html: &'a str,
+}
+
+#[derive(Serialize)]
+struct NeighbourView {
+    title: String,
+    url: String,
 }
 
 #[derive(Serialize)]
@@ -358,18 +364,35 @@ impl Site {
         let Some(post) = store::posts::find_public(db, &slug, now).await? else {
             return Ok(None);
         };
-        self.post_document(&post).map(Some)
+        let (older, newer) = store::posts::neighbours(db, &post, now).await?;
+        self.post_document(&post, older.as_ref(), newer.as_ref()).map(Some)
     }
 
-    /// Renders a post's page from a post already read.
-    pub fn post_document(&self, post: &Post) -> anyhow::Result<Document> {
+    /// Renders a post's page from a post already read, with links to the posts before
+    /// (`older`) and after it (`newer`).
+    pub fn post_document(
+        &self,
+        post: &Post,
+        older: Option<&PostLink>,
+        newer: Option<&PostLink>,
+    ) -> anyhow::Result<Document> {
         let slug = &post.slug;
         let mut ctx = self.context(&self.post_url(slug.as_str()), vec![self.feed_links(None)]);
         ctx.insert("post", &self.post_view(post));
+        let link = |p: &PostLink| NeighbourView {
+            title: p.title.clone(),
+            url: self.post_url(&p.slug),
+        };
+        ctx.insert("older", &older.map(link));
+        ctx.insert("newer", &newer.map(link));
+        // A newer post appearing changes this page too.
+        let last_modified = self
+            .newest_change(std::slice::from_ref(post))
+            .max(newer.map_or(DateTime::UNIX_EPOCH, |p| p.published_at));
         Ok(Document {
             body: self.templates.render("web/post.html", &ctx)?,
             content_type: HTML,
-            last_modified: self.newest_change(std::slice::from_ref(post)),
+            last_modified,
         })
     }
 
