@@ -2,6 +2,7 @@
 //! from the store. The web server and the static export both call these.
 //! Uses `domain`, `config`, `store` and `feeds`.
 
+mod archive;
 pub mod build;
 pub mod cache;
 mod design;

@@ -240,6 +240,39 @@ pub async fn edition(State(app): State<AppState>, Path(id): Path<String>) -> Res
     }
 }
 
+/// A document rendered for this request (not kept: it changes with sends, not posts),
+/// still answering conditional GETs.
+fn respond_fresh(app: &AppState, doc: Option<Document>, headers: &HeaderMap) -> Result<Response> {
+    match doc {
+        Some(doc) => Ok(respond(&CachedDocument::new(doc), headers)),
+        None => not_found(app),
+    }
+}
+
+/// `/editions/`: the emails sent, newest first.
+pub async fn editions(State(app): State<AppState>, headers: HeaderMap) -> Result<Response> {
+    let doc = app.site.edition_archive(&app.db, 1).await?;
+    respond_fresh(&app, doc, &headers)
+}
+
+pub async fn editions_page(
+    State(app): State<AppState>,
+    Path(page): Path<String>,
+    headers: HeaderMap,
+) -> Result<Response> {
+    let Some(page) = page_number(&page) else {
+        return not_found(&app);
+    };
+    let doc = app.site.edition_archive(&app.db, page).await?;
+    respond_fresh(&app, doc, &headers)
+}
+
+/// `/editions/feed.atom`: the archive as a feed.
+pub async fn editions_feed(State(app): State<AppState>, headers: HeaderMap) -> Result<Response> {
+    let doc = app.site.edition_feed(&app.db).await?;
+    respond_fresh(&app, Some(doc), &headers)
+}
+
 /// Prometheus text format; the queue depths are read now.
 pub async fn metrics(State(app): State<AppState>) -> Result<Response> {
     let queue = crate::store::editions::counts(&app.db, None).await?;

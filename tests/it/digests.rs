@@ -598,3 +598,80 @@ async fn full_digests_carry_the_whole_post_with_the_sites_footer_and_address() {
         );
     }
 }
+
+#[tokio::test]
+async fn sent_editions_make_a_public_archive_with_its_own_feed() {
+    let smtp = SmtpServer::start().await;
+    let app = app_with_smtp(&smtp, "").await;
+    let empty = app.get_text("/editions/").await;
+    assert!(empty.contains("No emails have been sent yet."), "{empty}");
+
+    add(
+        &app,
+        "daily@example.org",
+        SubscriberStatus::Confirmed,
+        Frequency::Daily,
+        &[],
+    )
+    .await;
+    app.write_post(
+        "otters.md",
+        &post("Otters & voles", "2026-10-01", &["wildlife"], "Back."),
+    );
+    app.write_post("weirs.md", &post("Weirs", "2026-10-02", &["rivers"], "Gone."));
+    app.sync().await;
+    // Nobody reads weekly digests: that edition goes to no one and is not in the archive.
+    let weekly = app
+        .app
+        .digests
+        .compose(Frequency::Weekly, Trigger::Manual, None)
+        .await
+        .unwrap();
+    let daily = app
+        .app
+        .digests
+        .compose(Frequency::Daily, Trigger::Manual, None)
+        .await
+        .unwrap();
+    assert_eq!((weekly.len(), daily.len()), (1, 1));
+    drain(&app).await;
+
+    let page = app.get_text("/editions/").await;
+    let daily_url = app.url(&format!("/editions/{}", daily[0].id));
+    assert!(page.contains(&format!("href=\"{daily_url}\"")), "{page}");
+    assert!(
+        !page.contains(&format!("/editions/{}\"", weekly[0].id)),
+        "an edition sent to nobody is not listed: {page}"
+    );
+    assert!(
+        page.contains("Daily digest") && page.contains("Otters &amp; voles"),
+        "{page}"
+    );
+    assert!(page.contains(&format!("href=\"{}\"", app.url("/posts/weirs/"))));
+    assert_eq!(app.get(&format!("/editions/{}", daily[0].id)).await.status(), 200);
+    assert_eq!(app.get("/editions/page/2/").await.status(), 404);
+    assert_eq!(app.get("/editions/page/0/").await.status(), 404);
+
+    let response = app.get("/editions/feed.atom").await;
+    assert_eq!(response.status(), 200);
+    let body = response.bytes().await.unwrap();
+    let feed = crate::feed_check::parse_feed("/editions/feed.atom", &body);
+    assert_eq!(feed.entries.len(), 1);
+    let entry = &feed.entries[0];
+    assert_eq!(entry.links[0].href, daily_url);
+    assert_eq!(
+        entry.title.as_ref().unwrap().content,
+        daily[0].subject,
+        "the entry is the email's subject"
+    );
+    let content = entry.content.as_ref().and_then(|c| c.body.clone()).unwrap();
+    assert!(
+        content.contains("Otters &amp; voles") && content.contains("/posts/otters/"),
+        "{content}"
+    );
+    assert!(
+        app.get_text("/")
+            .await
+            .contains(&format!("href=\"{}\"", app.url("/editions/")))
+    );
+}
