@@ -35,6 +35,12 @@ pub async fn run(parts: &Parts, action: SubscribersCommand) -> anyhow::Result<Ex
                     .map_err(|e| UsageError(format!("--topics: {e}")))?,
                 source: SubscriberSource::Cli,
             };
+            parts
+                .subscriptions()
+                .await?
+                .check_topics(&request.topics)
+                .await?
+                .map_err(|e| UsageError(format!("--topics: {e}")))?;
             let status = if confirmed {
                 SubscriberStatus::Confirmed
             } else {

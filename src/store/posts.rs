@@ -278,6 +278,20 @@ pub async fn find_public(db: &Db, slug: &Slug, now: DateTime<Utc>) -> anyhow::Re
     Ok(with_tags(db, rows).await?.pop())
 }
 
+/// The slug of every tag a post that is not removed carries (drafts and scheduled posts too).
+#[tracing::instrument(skip_all)]
+pub async fn known_topics(db: &Db) -> anyhow::Result<std::collections::BTreeSet<String>> {
+    let tags: Vec<String> = with_pool!(db, pool => {
+        sqlx::query_scalar(
+            "select distinct t.tag from post_tags t join posts p on p.id = t.post_id where p.removed_at is null",
+        )
+        .fetch_all(pool)
+        .await
+    })
+    .context("Failed to read the known topics")?;
+    Ok(tags.into_iter().collect())
+}
+
 /// A link to another post: enough to name it and to date the page that links to it.
 #[derive(Debug, Clone, PartialEq, Eq, sqlx::FromRow)]
 pub struct PostLink {

@@ -133,7 +133,13 @@ fn field<'r>(record: &'r csv::ByteRecord, index: Option<usize>, column: &str) ->
     }
 }
 
-fn parse_row(line: u64, record: &csv::ByteRecord, cols: &Columns, options: ImportOptions) -> Result<ImportRow, String> {
+fn parse_row(
+    line: u64,
+    record: &csv::ByteRecord,
+    cols: &Columns,
+    options: ImportOptions,
+    known_topics: &std::collections::BTreeSet<String>,
+) -> Result<ImportRow, String> {
     let email = EmailAddress::parse(field(record, Some(cols.email), "email")?).map_err(|e| format!("email: {e}"))?;
     let name = parse_name(field(record, cols.name, "name")?).map_err(|e| format!("name: {e}"))?;
     let frequency = match field(record, cols.frequency, "frequency")? {
@@ -142,7 +148,11 @@ fn parse_row(line: u64, record: &csv::ByteRecord, cols: &Columns, options: Impor
     };
     let topics = match field(record, cols.topics, "topics")? {
         "" => None,
-        t => Some(parse_topics(t.split([',', ';', '|'])).map_err(|e| format!("topics: {e}"))?),
+        t => {
+            let topics = parse_topics(t.split([',', ';', '|'])).map_err(|e| format!("topics: {e}"))?;
+            super::topics::check(&topics, known_topics).map_err(|e| format!("topics: {e}"))?;
+            Some(topics)
+        }
     };
     let status = match field(record, cols.status, "status")? {
         "" => None,
@@ -230,6 +240,8 @@ pub async fn import_csv<R: Read + Send + 'static>(
     default_frequency: Frequency,
     progress: impl Fn(u64),
 ) -> anyhow::Result<ImportReport> {
+    // A topic no post has would leave its reader without mail: such rows are refused.
+    let known_topics = crate::store::posts::known_topics(db).await?;
     // The CSV reader is blocking: it runs on its own thread and hands over bounded batches,
     // so memory stays flat whatever the file's size.
     let (tx, mut rx) = tokio::sync::mpsc::channel::<Batch>(2);
@@ -270,7 +282,7 @@ pub async fn import_csv<R: Read + Send + 'static>(
                     if record.iter().all(|f| f.iter().all(u8::is_ascii_whitespace)) {
                         continue;
                     }
-                    match parse_row(line, &record, &cols, options) {
+                    match parse_row(line, &record, &cols, options, &known_topics) {
                         Ok(row) => match seen.entry(row.email.key()) {
                             Entry::Occupied(first) => problems.push(RowProblem {
                                 line,

@@ -6,6 +6,9 @@
 //! `store`, `site` (templates, links) and `mail` (composing, the outbox).
 
 pub mod csv;
+mod topics;
+
+pub use topics::{UnknownTopics, check as check_topics};
 
 use anyhow::Context;
 use chrono::{Duration, Utc};

@@ -142,6 +142,7 @@ pub async fn create(State(app): State<AppState>, Json(body): Json<NewBody>) -> R
         Some(f) => f.parse::<Frequency>().map_err(invalid)?,
     };
     let topics = parse_topics(body.topics.iter().map(String::as_str)).map_err(invalid)?;
+    app.subscriptions.check_topics(&topics).await?.map_err(invalid)?;
     let status = match body.status.as_deref() {
         None | Some("") => SubscriberStatus::Pending,
         Some(s) => s.parse::<SubscriberStatus>().map_err(invalid)?,
@@ -197,6 +198,9 @@ pub async fn update(
             .transpose()
             .map_err(invalid)?,
     };
+    if let Some(topics) = &patch.topics {
+        app.subscriptions.check_topics(topics).await?.map_err(invalid)?;
+    }
     let updated = app
         .subscriptions
         .admin_update(id, &patch, status)

@@ -144,7 +144,17 @@ pub async fn subscribe(
     if !fields.website.is_empty() {
         return thanks();
     }
-    match read_request(&app, &fields) {
+    let mut read = read_request(&app, &fields);
+    if let Ok(request) = &read
+        && !request.topics.is_empty()
+    {
+        // The form offers the public topics; another one would never bring mail.
+        let public = topics(&app).await?.iter().map(|t| t.slug().to_owned()).collect();
+        if let Err(e) = crate::subscribers::check_topics(&request.topics, &public) {
+            read = Err(format!("Topics: {e}."));
+        }
+    }
+    match read {
         Ok(request) => {
             app.subscriptions.request(request).await?;
             thanks()

@@ -245,8 +245,19 @@ async fn serve_publishes_the_example_posts() {
 
 #[test]
 fn subscribers_can_be_added_listed_imported_exported_and_removed() {
-    let (dir, config) = project(&[]);
+    let mut posts = two_posts();
+    posts.push(("policy.md", post("Policy", "2026-09-16", &["policy"], "Body.")));
+    let (dir, config) = project(&posts);
     let run = |args: &[&str]| herald().arg("--config").arg(&config).args(args).output().unwrap();
+    assert!(run(&["sync"]).status.success());
+    // A topic no post has would never bring mail: refused, with the known ones named.
+    let refused = run(&["subscribers", "add", "x@example.org", "--topics", "wildlife,otterz"]);
+    assert_eq!(refused.status.code(), Some(2));
+    let stderr = String::from_utf8_lossy(&refused.stderr);
+    assert!(
+        stderr.contains("--topics: unknown topic \"otterz\" (known topics: policy, water-quality, wildlife)"),
+        "{stderr}"
+    );
     let added = run(&[
         "subscribers",
         "add",
@@ -505,8 +516,14 @@ fn output_into_a_closed_pipe_ends_the_command_quietly() {
 
 #[test]
 fn the_subscriber_table_lines_up_under_its_header() {
-    let (_dir, config) = project_with_subscribers(3);
+    let (dir, config) = project_with_subscribers(3);
     let run = |args: &[&str]| herald().arg("--config").arg(&config).args(args).output().unwrap();
+    std::fs::write(
+        dir.path().join("content/posts/otters.md"),
+        post("Otters", "2026-09-14", &["wildlife"], "Body."),
+    )
+    .unwrap();
+    assert!(run(&["sync"]).status.success());
     let added = run(&[
         "subscribers",
         "add",

@@ -28,6 +28,11 @@ async fn status_of(app: &TestApp, email: &str) -> Option<SubscriberStatus> {
 #[tokio::test]
 async fn good_rows_land_and_bad_rows_are_reported_by_line() {
     let app = spawn_app().await;
+    app.write_post(
+        "otters.md",
+        &crate::common::post("Otters", "2026-09-14", &["wildlife", "policy"], "Body."),
+    );
+    app.sync().await;
     let mut csv = b"Email,Name,Frequency,Topics,Status,Notes\n\
         ana@example.org,Ana,daily,\"wildlife,policy\",confirmed,extra column ignored\n\
         not-an-address,Bob,weekly,,,\n\
@@ -38,6 +43,7 @@ async fn good_rows_land_and_bad_rows_are_reported_by_line() {
         .to_vec();
     csv.extend_from_slice(b"gus@example.org,G\xfcnter,weekly,,,\n");
     csv.extend_from_slice(b"hal@example.org,Hal,immediate,wildlife,pending,\n");
+    csv.extend_from_slice(b"ivy@example.org,Ivy,weekly,Wildlife;Otterz,,\n");
     let report = import(&app, &csv, ImportOptions::default()).await.unwrap();
     assert_eq!(
         (report.added, report.updated, report.unchanged),
@@ -48,9 +54,14 @@ async fn good_rows_land_and_bad_rows_are_reported_by_line() {
     // Lines of the file, as an editor shows them: Eve's quoted name spans lines 6 and 7.
     assert_eq!(
         failed.iter().map(|(l, _)| *l).collect::<Vec<_>>(),
-        [3, 4, 6, 8, 9],
+        [3, 4, 6, 8, 9, 11],
         "{failed:#?}"
     );
+    assert_eq!(
+        failed[5].1, "topics: unknown topic \"otterz\" (known topics: policy, wildlife)",
+        "a topic no post has would never bring mail"
+    );
+    assert_eq!(status_of(&app, "ivy@example.org").await, None);
     assert!(failed[0].1.starts_with("email:"), "{failed:?}");
     assert!(failed[1].1.contains("hourly"), "{failed:?}");
     assert!(failed[2].1.starts_with("name:"), "{failed:?}");
@@ -228,6 +239,11 @@ async fn a_file_without_a_header_is_refused_as_a_whole() {
 #[tokio::test]
 async fn the_api_needs_its_token_and_manages_the_list() {
     let app = spawn_app_with("[admin]\napi_token = \"s3cret-token-for-tests\"\n").await;
+    app.write_post(
+        "otters.md",
+        &crate::common::post("Otters", "2026-09-14", &["wildlife", "policy"], "Body."),
+    );
+    app.sync().await;
     let api = |path: &str| app.url(&format!("/admin/api{path}"));
     for auth in [None, Some("Bearer wrong"), Some("s3cret-token-for-tests")] {
         let mut request = app.client.get(api("/subscribers"));
@@ -248,6 +264,19 @@ async fn the_api_needs_its_token_and_manages_the_list() {
     assert_eq!(created.status(), 201);
     let body: serde_json::Value = created.json().await.unwrap();
     assert_eq!(body["topics"], serde_json::json!(["wildlife"]));
+    let unknown = client
+        .post(api("/subscribers"))
+        .header("authorization", bearer)
+        .json(&serde_json::json!({"email": "other@example.org", "topics": ["otterz"]}))
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(unknown.status(), 422);
+    let problem: serde_json::Value = unknown.json().await.unwrap();
+    assert_eq!(
+        problem["error"],
+        "unknown topic \"otterz\" (known topics: policy, wildlife)"
+    );
     assert!(body.get("manage_token").is_none(), "tokens never leave through the API");
     let id = body["id"].as_i64().unwrap();
 
