@@ -10,6 +10,7 @@ mod guard;
 pub mod headers;
 mod limits;
 mod public;
+mod roster;
 pub mod server;
 mod state;
 mod subscribe;
@@ -85,7 +86,10 @@ pub fn router(app: AppState) -> Router {
     let console = Router::new()
         .route("/", get(console::dashboard))
         .route("/posts", get(console::posts))
-        .route("/subscribers", get(console::subscribers).post(console::add_subscriber))
+        .route("/posts/{slug}/preview", get(console::preview_post))
+        .route("/subscribers", get(roster::list).post(roster::add))
+        .route("/subscribers/bulk", post(roster::bulk))
+        .route("/subscribers/{id}", get(roster::detail).post(roster::edit))
         .route("/subscribers/{id}/remove", post(console::remove_subscriber))
         .route(
             "/subscribers/import",
