@@ -5,8 +5,7 @@
 use std::net::SocketAddr;
 use std::sync::Arc;
 
-use axum::body::Bytes;
-use axum::extract::{ConnectInfo, Multipart, Request, State};
+use axum::extract::{ConnectInfo, Request, State};
 use axum::http::{HeaderMap, HeaderValue, StatusCode, header};
 use axum::middleware::Next;
 use axum::response::{Html, IntoResponse, Redirect, Response};
@@ -17,15 +16,14 @@ use chrono::Utc;
 use serde::{Deserialize, Serialize};
 
 use super::AppState;
-use super::extract::{Form, Path, Query};
-use super::{Result, WebError, guard, roster};
+use super::extract::{Form, Path};
+use super::{Result, WebError, guard};
 use crate::auth;
 use crate::config::Settings;
 use crate::digest::render::EditionContent;
 use crate::domain::{EmailAddress, Frequency, PostState, SubscriberStatus};
 use crate::schedule::SendRequest;
 use crate::store;
-use crate::subscribers::csv::{self, ImportOptions};
 
 const COOKIE: &str = "herald_session";
 /// A known device (see [`auth::Logins`]); sent only to the login form.
@@ -326,94 +324,7 @@ pub async fn preview_post(State(app): State<AppState>, Path(slug): Path<String>)
     Ok((headers, Html(document.body)).into_response())
 }
 
-// ---- subscribers (the list and its pages are in `roster`) ----
-
-/// The Remove button's form: without `confirm`, the confirmation page.
-#[derive(Deserialize, Default)]
-pub struct RemoveForm {
-    confirm: Option<String>,
-}
-
-/// Asks first (who, and that it cannot be undone); erases only once confirmed there.
-pub async fn remove_subscriber(
-    State(app): State<AppState>,
-    axum::Extension(admin): axum::Extension<Admin>,
-    Path(id): Path<i64>,
-    Form(form): Form<RemoveForm>,
-) -> Result<Response> {
-    if form.confirm.as_deref() != Some("yes") {
-        let subscriber = store::subscribers::find(&app.db, id).await?.ok_or(WebError::NotFound)?;
-        let mut ctx = tera::Context::new();
-        ctx.insert("subscriber", &subscriber);
-        return page(&app, "web/admin/remove.html", "subscribers", &admin, ctx);
-    }
-    let removed = app.subscriptions.erase(id).await?;
-    let message = if removed {
-        "Removed, with everything stored about them."
-    } else {
-        "Already gone."
-    };
-    roster::list_page(
-        &app,
-        &admin,
-        &roster::SubscriberQuery::default(),
-        with_message(Some(message), None),
-    )
-    .await
-}
-
-pub async fn import_subscribers(
-    State(app): State<AppState>,
-    axum::Extension(admin): axum::Extension<Admin>,
-    mut multipart: Multipart,
-) -> Result<Response> {
-    let (mut file, mut options) = (None::<Bytes>, ImportOptions::default());
-    while let Some(field) = multipart
-        .next_field()
-        .await
-        .map_err(|e| WebError::Validation(e.to_string()))?
-    {
-        match field.name() {
-            Some("file") => file = Some(field.bytes().await.map_err(|e| WebError::Validation(e.to_string()))?),
-            Some("confirmed") => options.confirmed = true,
-            Some("force") => options.force = true,
-            _ => {}
-        }
-    }
-    let query = roster::SubscriberQuery::default();
-    let Some(file) = file else {
-        return roster::list_page(&app, &admin, &query, with_message(None, Some("Choose a CSV file."))).await;
-    };
-    match app
-        .subscriptions
-        .import(std::io::Cursor::new(file), options, |_| {})
-        .await
-    {
-        Ok(report) => {
-            let mut ctx = with_message(Some("Import finished."), None);
-            ctx.insert("report", &report);
-            roster::list_page(&app, &admin, &query, ctx).await
-        }
-        Err(e) => roster::list_page(&app, &admin, &query, with_message(None, Some(&format!("{e:#}")))).await,
-    }
-}
-
-/// The list as CSV (`?status=` to filter), for the console and `GET /admin/api/subscribers/export`.
-pub async fn export_subscribers(
-    State(app): State<AppState>,
-    Query(query): Query<roster::SubscriberQuery>,
-) -> Result<Response> {
-    let mut out = Vec::new();
-    csv::export_csv(&app.db, query.status.parse().ok(), &mut out).await?;
-    Ok((
-        [
-            (header::CONTENT_TYPE, "text/csv; charset=utf-8"),
-            (header::CONTENT_DISPOSITION, "attachment; filename=\"subscribers.csv\""),
-        ],
-        out,
-    )
-        .into_response())
-}
+// The subscriber pages are in `roster`.
 
 // ---- editions ----
 

@@ -73,7 +73,7 @@ pub fn router(app: AppState) -> Router {
             "/subscribers/{id}",
             get(api::get_one).patch(api::update).delete(api::delete),
         )
-        .route("/subscribers/export", get(console::export_subscribers))
+        .route("/subscribers/export", get(roster::export_subscribers))
         .route("/editions", get(api::editions))
         .route("/editions/send", post(api::send_editions))
         .route("/editions/{id}", get(api::edition))
@@ -90,12 +90,12 @@ pub fn router(app: AppState) -> Router {
         .route("/subscribers", get(roster::list).post(roster::add))
         .route("/subscribers/bulk", post(roster::bulk))
         .route("/subscribers/{id}", get(roster::detail).post(roster::edit))
-        .route("/subscribers/{id}/remove", post(console::remove_subscriber))
+        .route("/subscribers/{id}/remove", post(roster::remove_subscriber))
         .route(
             "/subscribers/import",
-            post(console::import_subscribers).layer(DefaultBodyLimit::max(MAX_IMPORT)),
+            post(roster::import_subscribers).layer(DefaultBodyLimit::max(MAX_IMPORT)),
         )
-        .route("/subscribers/export.csv", get(console::export_subscribers))
+        .route("/subscribers/export.csv", get(roster::export_subscribers))
         .route("/editions", get(console::editions))
         .route("/editions/send", post(console::send_now))
         .route("/editions/{id}", get(console::edition))

@@ -1,9 +1,12 @@
 //! The console's subscriber list: numbered pages sorted by a chosen column with totals, a
 //! page per subscriber to change their choices, and actions on the ticked rows (remove,
 //! change frequency, send the confirmation link again), each confirmed on a page of its own
-//! before it acts. Every change goes through `Subscriptions`.
+//! before it acts; adding, removing one, CSV import and export. Every change goes through
+//! `Subscriptions`.
 
-use axum::extract::State;
+use axum::body::Bytes;
+use axum::extract::{Multipart, State};
+use axum::http::header;
 use axum::response::{IntoResponse, Response};
 use axum_extra::extract::cookie::CookieJar;
 use chrono::Utc;
@@ -19,6 +22,7 @@ use crate::store::{
     self,
     subscribers::{ListFilter, SortBy, SubscriberPatch},
 };
+use crate::subscribers::csv::{self, ImportOptions};
 use crate::subscribers::{Added, Resent, SubscribeRequest};
 
 /// Rows on a page unless the address asks for another number (`per`, up to [`MAX_PER_PAGE`]).
@@ -187,6 +191,8 @@ pub async fn list_page(
     );
     ctx.insert("sort_links", &sort_links);
     ctx.insert("q", &query.q);
+    ctx.insert("sort", &(sort != SortBy::Id).then_some(sort.as_str()));
+    ctx.insert("descending", &descending);
     ctx.insert("status", &query.status);
     ctx.insert(
         "all_statuses",
@@ -490,4 +496,90 @@ pub async fn bulk(
         }
     };
     Ok(redirect_with_flash(&app, jar, &Flash::Notice(message), &back_path))
+}
+
+// ---- one at a time, import and export ----
+
+/// The Remove button's form: without `confirm`, the confirmation page.
+#[derive(Deserialize, Default)]
+pub struct RemoveForm {
+    confirm: Option<String>,
+}
+
+/// Asks first (who, and that it cannot be undone); erases only once confirmed there.
+pub async fn remove_subscriber(
+    State(app): State<AppState>,
+    axum::Extension(admin): axum::Extension<Admin>,
+    Path(id): Path<i64>,
+    Form(form): Form<RemoveForm>,
+) -> Result<Response> {
+    if form.confirm.as_deref() != Some("yes") {
+        let subscriber = store::subscribers::find(&app.db, id).await?.ok_or(WebError::NotFound)?;
+        let mut ctx = tera::Context::new();
+        ctx.insert("subscriber", &subscriber);
+        return page(&app, "web/admin/remove.html", "subscribers", &admin, ctx);
+    }
+    let removed = app.subscriptions.erase(id).await?;
+    let message = if removed {
+        "Removed, with everything stored about them."
+    } else {
+        "Already gone."
+    };
+    list_page(
+        &app,
+        &admin,
+        &SubscriberQuery::default(),
+        with_message(Some(message), None),
+    )
+    .await
+}
+
+pub async fn import_subscribers(
+    State(app): State<AppState>,
+    axum::Extension(admin): axum::Extension<Admin>,
+    mut multipart: Multipart,
+) -> Result<Response> {
+    let (mut file, mut options) = (None::<Bytes>, ImportOptions::default());
+    while let Some(field) = multipart
+        .next_field()
+        .await
+        .map_err(|e| WebError::Validation(e.to_string()))?
+    {
+        match field.name() {
+            Some("file") => file = Some(field.bytes().await.map_err(|e| WebError::Validation(e.to_string()))?),
+            Some("confirmed") => options.confirmed = true,
+            Some("force") => options.force = true,
+            _ => {}
+        }
+    }
+    let query = SubscriberQuery::default();
+    let Some(file) = file else {
+        return list_page(&app, &admin, &query, with_message(None, Some("Choose a CSV file."))).await;
+    };
+    match app
+        .subscriptions
+        .import(std::io::Cursor::new(file), options, |_| {})
+        .await
+    {
+        Ok(report) => {
+            let mut ctx = with_message(Some("Import finished."), None);
+            ctx.insert("report", &report);
+            list_page(&app, &admin, &query, ctx).await
+        }
+        Err(e) => list_page(&app, &admin, &query, with_message(None, Some(&format!("{e:#}")))).await,
+    }
+}
+
+/// The list as CSV (`?status=` to filter), for the console and `GET /admin/api/subscribers/export`.
+pub async fn export_subscribers(State(app): State<AppState>, Query(query): Query<SubscriberQuery>) -> Result<Response> {
+    let mut out = Vec::new();
+    csv::export_csv(&app.db, query.status.parse().ok(), &mut out).await?;
+    Ok((
+        [
+            (header::CONTENT_TYPE, "text/csv; charset=utf-8"),
+            (header::CONTENT_DISPOSITION, "attachment; filename=\"subscribers.csv\""),
+        ],
+        out,
+    )
+        .into_response())
 }
