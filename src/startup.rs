@@ -92,7 +92,9 @@ impl Parts {
     pub async fn site(&self) -> anyhow::Result<Arc<Site>> {
         let db = self.db().await?;
         once_async(&self.site, || async {
-            let templates = Arc::new(Templates::load(self.settings.templates_dir().as_deref())?);
+            let templates = Arc::new(
+                Templates::load(self.settings.templates_dir().as_deref())?.in_zone(self.settings.schedule.timezone),
+            );
             Ok(Arc::new(Site::new((*self.settings).clone(), templates, &db).await?))
         })
         .await

@@ -118,6 +118,7 @@ impl Templates {
         let texts: HashMap<String, String> = sources.iter().cloned().collect();
         let mut tera = tera::Tera::default();
         tera.set_escape_fn(escape_html);
+        tera.register_filter("local_time", LocalTime(chrono_tz::UTC));
         tera.add_raw_templates(sources).map_err(|e| {
             let overrides = files.iter().map(|(name, path)| format!("{name} is {}", path.display()));
             let overrides: Vec<_> = overrides.collect();
@@ -144,6 +145,13 @@ impl Templates {
             }
         }
         Ok(Self { tera, inline })
+    }
+
+    /// Dates shown by the `local_time` filter are in `zone` (the site's `[schedule]
+    /// timezone`); UTC until this is called.
+    pub fn in_zone(mut self, zone: chrono_tz::Tz) -> Self {
+        self.tera.register_filter("local_time", LocalTime(zone));
+        self
     }
 
     /// Hashes of the pages' inline styles and scripts, for the Content-Security-Policy.
@@ -263,6 +271,27 @@ fn check_value(tera: &tera::Tera, value: &tera::ast::ExprVal, problems: &mut Vec
     }
 }
 
+/// The `local_time` filter: an RFC 3339 time as people read it, in the site's zone
+/// (`2026-11-25T16:40:46.06Z` in Europe/Paris is `25 Nov 2026, 17:40`). Nothing (null, an
+/// empty string) is nothing; anything that is not a time is shown as it is.
+struct LocalTime(chrono_tz::Tz);
+
+impl tera::Filter for LocalTime {
+    fn filter(&self, value: &tera::Value, _: &HashMap<String, tera::Value>) -> tera::Result<tera::Value> {
+        let Some(text) = value.as_str() else {
+            return Ok(if value.is_null() {
+                tera::Value::from("")
+            } else {
+                value.clone()
+            });
+        };
+        Ok(match chrono::DateTime::parse_from_rfc3339(text) {
+            Ok(t) => tera::Value::from(t.with_timezone(&self.0).format("%-d %b %Y, %H:%M").to_string()),
+            Err(_) => tera::Value::from(text),
+        })
+    }
+}
+
 /// Escapes the five characters that matter in HTML text and quoted attributes.
 /// (Tera's default also escapes `/`, which garbles every URL in the page source.)
 fn escape_html(input: &str) -> String {
@@ -313,6 +342,29 @@ mod tests {
         templates
             .render(name, &tera::Context::from_value(ctx).unwrap())
             .unwrap()
+    }
+
+    #[test]
+    fn local_time_shows_a_time_as_people_read_it_in_the_sites_zone() {
+        let templates = Templates::load(None).unwrap().in_zone(chrono_tz::Asia::Kolkata);
+        let mut tera = templates.tera.clone();
+        let mut ctx = tera::Context::new();
+        ctx.insert("t", "2026-11-25T16:40:46.061056955Z");
+        ctx.insert("none", &None::<String>);
+        ctx.insert("word", "soon");
+        let out = tera
+            .render_str(
+                "{{ t | local_time }}|{{ none | local_time }}|{{ word | local_time }}",
+                &ctx,
+            )
+            .unwrap();
+        assert_eq!(out, "25 Nov 2026, 22:10||soon");
+        let utc = Templates::load(None).unwrap();
+        let mut tera = utc.tera.clone();
+        assert_eq!(
+            tera.render_str("{{ t | local_time }}", &ctx).unwrap(),
+            "25 Nov 2026, 16:40"
+        );
     }
 
     #[test]

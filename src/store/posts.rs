@@ -348,6 +348,22 @@ pub async fn neighbours(
     .with_context(|| format!("Failed to read the posts beside {}", post.slug))
 }
 
+/// A post by slug whether public or not yet (a draft, or dated in the future), for an
+/// admin's preview; removed posts are gone.
+#[tracing::instrument(skip_all)]
+pub async fn find_for_preview(db: &Db, slug: &Slug) -> anyhow::Result<Option<Post>> {
+    const SQL: &str = concat!(
+        "select ",
+        post_columns!(),
+        " from posts p where p.slug = $1 and p.removed_at is null"
+    );
+    let rows: Vec<PostRow> = with_pool!(db, pool => {
+        sqlx::query_as(SQL).bind(slug.as_str()).fetch_all(pool).await
+    })
+    .with_context(|| format!("Failed to read post {slug}"))?;
+    Ok(with_tags(db, rows).await?.pop())
+}
+
 /// Every tag that has at least one public post, with that count, by slug.
 #[tracing::instrument(skip_all)]
 pub async fn public_tags(db: &Db, now: DateTime<Utc>) -> anyhow::Result<Vec<(Tag, i64)>> {

@@ -84,7 +84,9 @@ pub struct Applied {
     pub subscriber: Subscriber,
 }
 
-/// Which subscribers to list, a page at a time in id order (keyset pagination).
+/// Which subscribers to list, a page at a time: in id order after `after_id` (keyset
+/// pagination, for exports and the API), or sorted by `sort` and skipping `offset` rows (the
+/// console's numbered pages).
 #[derive(Debug, Clone, Default)]
 pub struct ListFilter {
     pub status: Option<SubscriberStatus>,
@@ -93,6 +95,68 @@ pub struct ListFilter {
     pub search: Option<String>,
     pub after_id: i64,
     pub limit: u32,
+    pub sort: SortBy,
+    pub descending: bool,
+    pub offset: u32,
+}
+
+/// The columns a list may be sorted by. Ties are broken by id, so the order is stable and a
+/// page never repeats or skips a row.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
+pub enum SortBy {
+    #[default]
+    Id,
+    Email,
+    Created,
+    Status,
+}
+
+impl SortBy {
+    /// Every key, with its word in URLs.
+    pub const ALL: [(SortBy, &'static str); 4] = [
+        (SortBy::Id, "id"),
+        (SortBy::Email, "email"),
+        (SortBy::Created, "created"),
+        (SortBy::Status, "status"),
+    ];
+
+    /// The key a URL's word names, if any.
+    pub fn parse(word: &str) -> Option<SortBy> {
+        Self::ALL.iter().find(|(_, w)| *w == word).map(|(s, _)| *s)
+    }
+
+    /// Its word in URLs.
+    pub fn as_str(self) -> &'static str {
+        Self::ALL.iter().find(|(s, _)| *s == self).map_or("id", |(_, w)| w)
+    }
+
+    /// The column: one of a fixed few, never input.
+    fn column(self) -> &'static str {
+        match self {
+            SortBy::Id => "id",
+            SortBy::Email => "email_key",
+            SortBy::Created => "created_at",
+            SortBy::Status => "status",
+        }
+    }
+}
+
+/// The `where` clause a [`ListFilter`] stands for (`$1` to `$4`), and its search pattern.
+fn list_condition(filter: &ListFilter) -> (&'static str, Option<String>) {
+    let search = filter.search.as_deref().map(|s| {
+        format!(
+            "%{}%",
+            s.to_lowercase()
+                .replace('\\', "\\\\")
+                .replace('%', "\\%")
+                .replace('_', "\\_")
+        )
+    });
+    (
+        "where id > $1 and ($2 = '' or status = $2) and ($3 = '' or frequency = $3) \
+         and ($4 = '' or email_key like $4 escape '\\' or lower(coalesce(name, '')) like $4 escape '\\')",
+        search,
+    )
 }
 
 /// 256 bits from the operating system's CSPRNG, base64url: the secret in a subscriber's links.
@@ -194,23 +258,15 @@ pub async fn find_by_manage_token(db: &Db, token: &str) -> anyhow::Result<Option
     find_one!(db, "manage_token", token)
 }
 
-/// A page of subscribers in id order.
+/// A page of subscribers, in the filter's order.
 #[tracing::instrument(skip_all)]
 pub async fn list(db: &Db, filter: &ListFilter) -> anyhow::Result<Vec<Subscriber>> {
-    let search = filter.search.as_deref().map(|s| {
-        format!(
-            "%{}%",
-            s.to_lowercase()
-                .replace('\\', "\\\\")
-                .replace('%', "\\%")
-                .replace('_', "\\_")
-        )
-    });
+    let (condition, search) = list_condition(filter);
+    let direction = if filter.descending { "desc" } else { "asc" };
+    let column = filter.sort.column();
     let sql = sqlx::AssertSqlSafe(format!(
-        "select {COLUMNS} from subscribers where id > $1 \
-         and ($2 = '' or status = $2) and ($3 = '' or frequency = $3) \
-         and ($4 = '' or email_key like $4 escape '\\' or lower(coalesce(name, '')) like $4 escape '\\') \
-         order by id limit $5"
+        "select {COLUMNS} from subscribers {condition} \
+         order by {column} {direction}, id {direction} limit $5 offset $6"
     ));
     let rows: Vec<SubscriberRow> = with_pool!(db, pool => {
         sqlx::query_as(sql)
@@ -219,11 +275,32 @@ pub async fn list(db: &Db, filter: &ListFilter) -> anyhow::Result<Vec<Subscriber
             .bind(filter.frequency.map(|f| f.as_str()).unwrap_or(""))
             .bind(search.as_deref().unwrap_or(""))
             .bind(i64::from(filter.limit.max(1)))
+            .bind(i64::from(filter.offset))
             .fetch_all(pool)
             .await
     })
     .context("Failed to list subscribers")?;
     convert(rows)
+}
+
+/// How many subscribers of each status match the filter (its own status aside), for the
+/// totals above a list.
+#[tracing::instrument(skip_all)]
+pub async fn count_matching(db: &Db, filter: &ListFilter) -> anyhow::Result<Vec<(SubscriberStatus, i64)>> {
+    let (condition, search) = list_condition(filter);
+    let sql = sqlx::AssertSqlSafe(format!(
+        "select status, count(*) from subscribers {condition} group by status order by status"
+    ));
+    with_pool!(db, pool => {
+        sqlx::query_as(sql)
+            .bind(filter.after_id)
+            .bind("")
+            .bind(filter.frequency.map(|f| f.as_str()).unwrap_or(""))
+            .bind(search.as_deref().unwrap_or(""))
+            .fetch_all(pool)
+            .await
+    })
+    .context("Failed to count subscribers")
 }
 
 /// `status in ('pending', ...)`: a condition that holds for exactly `statuses` (words of the

@@ -72,6 +72,19 @@ pub enum Added {
     Refused(SubscriberStatus),
 }
 
+/// What asking to send someone their confirmation link again did.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Resent {
+    /// A fresh link is on its way (earlier ones are void).
+    Sent,
+    /// One went out less than `[subscribers] confirm_resend_minutes` ago: nothing more now.
+    TooSoon,
+    /// Only pending subscribers are sent a confirmation link; this one is not pending.
+    NotPending(SubscriberStatus),
+    /// No such subscriber.
+    Gone,
+}
+
 /// How long a worker holds a claimed request before another may take it over.
 const REQUEST_LEASE: std::time::Duration = std::time::Duration::from_secs(60);
 /// A request that fails this many times is dropped (and logged) rather than retried for ever.
@@ -348,6 +361,28 @@ impl Subscriptions {
             }
         }
         store::subscribers::update(&self.db, id, patch, now).await
+    }
+
+    /// An admin sends a pending subscriber their confirmation link again, keeping their
+    /// current choices; like the form, at most once per `[subscribers] confirm_resend_minutes`.
+    /// Nobody else is mailed: a confirmed reader needs no link, and a departed one asks again
+    /// themselves.
+    #[tracing::instrument(skip_all)]
+    pub async fn resend_confirmation(&self, id: i64) -> anyhow::Result<Resent> {
+        let Some(subscriber) = store::subscribers::find(&self.db, id).await? else {
+            return Ok(Resent::Gone);
+        };
+        if subscriber.status != SubscriberStatus::Pending {
+            return Ok(Resent::NotPending(subscriber.status));
+        }
+        let now = Utc::now();
+        let resend_after = now - Duration::minutes(i64::from(self.settings.confirm_resend_minutes));
+        let sent_at = store::subscribers::confirmation_sent_at(&self.db, id).await?;
+        if store::subscribers::confirmation_recent(sent_at, resend_after) {
+            return Ok(Resent::TooSoon);
+        }
+        self.send_confirmation(&subscriber).await?;
+        Ok(Resent::Sent)
     }
 
     /// Erases a person: their row, tokens and queued mail. Returns whether anyone was there.

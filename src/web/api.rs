@@ -113,6 +113,7 @@ pub async fn list(State(app): State<AppState>, Query(q): Query<ListQuery>) -> Re
         search: q.q.filter(|s| !s.trim().is_empty()),
         after_id: q.after.unwrap_or(0),
         limit: q.limit.unwrap_or(100).clamp(1, 1000),
+        ..Default::default()
     };
     let items = store::subscribers::list(&app.db, &filter).await?;
     let next_after = (items.len() == filter.limit as usize)

@@ -5,8 +5,7 @@
 use std::net::SocketAddr;
 use std::sync::Arc;
 
-use axum::body::Bytes;
-use axum::extract::{ConnectInfo, Multipart, Request, State};
+use axum::extract::{ConnectInfo, Request, State};
 use axum::http::{HeaderMap, HeaderValue, StatusCode, header};
 use axum::middleware::Next;
 use axum::response::{Html, IntoResponse, Redirect, Response};
@@ -17,16 +16,14 @@ use chrono::Utc;
 use serde::{Deserialize, Serialize};
 
 use super::AppState;
-use super::extract::{Form, Path, Query};
+use super::extract::{Form, Path};
 use super::{Result, WebError, guard};
 use crate::auth;
 use crate::config::Settings;
 use crate::digest::render::EditionContent;
-use crate::domain::{EmailAddress, Frequency, PostState, SubscriberSource, SubscriberStatus, parse_name};
+use crate::domain::{EmailAddress, Frequency, PostState, SubscriberStatus};
 use crate::schedule::SendRequest;
-use crate::store::{self, subscribers::ListFilter};
-use crate::subscribers::csv::{self, ImportOptions};
-use crate::subscribers::{Added, SubscribeRequest};
+use crate::store;
 
 const COOKIE: &str = "herald_session";
 /// A known device (see [`auth::Logins`]); sent only to the login form.
@@ -36,7 +33,7 @@ const DEVICE_COOKIE: &str = "herald_device";
 const FLASH_COOKIE: &str = "herald_flash";
 
 #[derive(Debug, Clone, PartialEq, Eq)]
-enum Flash {
+pub(super) enum Flash {
     Notice(String),
     Error(String),
 }
@@ -110,14 +107,20 @@ pub async fn require_admin(State(app): State<AppState>, jar: CookieJar, mut requ
     }
 }
 
-fn page(app: &AppState, template: &str, section: &str, admin: &Admin, mut ctx: tera::Context) -> Result<Response> {
+pub(super) fn page(
+    app: &AppState,
+    template: &str,
+    section: &str,
+    admin: &Admin,
+    mut ctx: tera::Context,
+) -> Result<Response> {
     ctx.insert("section", section);
     ctx.insert("admin", &admin.0);
     let body = app.site.page(template, "admin", ctx)?;
     Ok((StatusCode::OK, [(header::CACHE_CONTROL, "no-store")], Html(body)).into_response())
 }
 
-fn with_message(notice: Option<&str>, error: Option<&str>) -> tera::Context {
+pub(super) fn with_message(notice: Option<&str>, error: Option<&str>) -> tera::Context {
     let mut ctx = tera::Context::new();
     ctx.insert("notice", &notice);
     ctx.insert("error", &error);
@@ -295,7 +298,7 @@ pub async fn posts_data(app: &AppState) -> anyhow::Result<Vec<serde_json::Value>
         .map(|p| {
             let state = PostState::of(p.draft, p.removed, p.published_at, now);
             serde_json::json!({"slug": p.slug, "title": p.title, "date": p.published_at.format("%Y-%m-%d %H:%M").to_string(),
-                "state": state, "source": p.source})
+                "published_at": p.published_at, "state": state, "source": p.source})
         })
         .collect())
 }
@@ -306,187 +309,22 @@ pub async fn posts(State(app): State<AppState>, axum::Extension(admin): axum::Ex
     page(&app, "web/admin/posts.html", "posts", &admin, ctx)
 }
 
-// ---- subscribers ----
-
-#[derive(Deserialize, Default)]
-pub struct SubscriberQuery {
-    #[serde(default)]
-    q: String,
-    #[serde(default)]
-    status: String,
-    #[serde(default)]
-    after: i64,
+/// A post as its public page will show it, drafts and posts dated in the future included;
+/// only for a logged-in admin, never cached, never indexed.
+pub async fn preview_post(State(app): State<AppState>, Path(slug): Path<String>) -> Result<Response> {
+    let slug = crate::domain::Slug::parse(&slug).map_err(|_| WebError::NotFound)?;
+    let post = store::posts::find_for_preview(&app.db, &slug)
+        .await?
+        .ok_or(WebError::NotFound)?;
+    let document = app.site.post_document(&post, None, None)?;
+    let headers = [
+        (header::CACHE_CONTROL, "no-store"),
+        (header::HeaderName::from_static("x-robots-tag"), "noindex"),
+    ];
+    Ok((headers, Html(document.body)).into_response())
 }
 
-async fn subscribers_page(
-    app: &AppState,
-    admin: &Admin,
-    query: &SubscriberQuery,
-    mut ctx: tera::Context,
-) -> Result<Response> {
-    let filter = ListFilter {
-        status: query.status.parse().ok(),
-        search: Some(query.q.clone()).filter(|q| !q.trim().is_empty()),
-        after_id: query.after,
-        limit: 50,
-        ..Default::default()
-    };
-    let list = store::subscribers::list(&app.db, &filter).await?;
-    ctx.insert(
-        "next_after",
-        &(list.len() == 50).then(|| list.last().map(|s| s.id)).flatten(),
-    );
-    ctx.insert("subscribers", &list);
-    ctx.insert("q", &query.q);
-    ctx.insert("status", &query.status);
-    ctx.insert(
-        "all_statuses",
-        &SubscriberStatus::ALL.iter().map(|s| s.as_str()).collect::<Vec<_>>(),
-    );
-    if !ctx.contains_key("report") {
-        ctx.insert("report", &None::<()>);
-    }
-    page(app, "web/admin/subscribers.html", "subscribers", admin, ctx)
-}
-
-pub async fn subscribers(
-    State(app): State<AppState>,
-    axum::Extension(admin): axum::Extension<Admin>,
-    Query(query): Query<SubscriberQuery>,
-) -> Result<Response> {
-    subscribers_page(&app, &admin, &query, with_message(None, None)).await
-}
-
-#[derive(Deserialize)]
-pub struct AddForm {
-    email: String,
-    #[serde(default)]
-    name: String,
-    frequency: String,
-    confirmed: Option<String>,
-}
-
-pub async fn add_subscriber(
-    State(app): State<AppState>,
-    axum::Extension(admin): axum::Extension<Admin>,
-    Form(form): Form<AddForm>,
-) -> Result<Response> {
-    let query = SubscriberQuery::default();
-    let parsed = (|| -> std::result::Result<SubscribeRequest, String> {
-        Ok(SubscribeRequest {
-            email: EmailAddress::parse(&form.email).map_err(|e| e.to_string())?,
-            name: parse_name(&form.name).map_err(|e| e.to_string())?,
-            frequency: form
-                .frequency
-                .parse()
-                .map_err(|e: crate::domain::UnknownValue| e.to_string())?,
-            topics: Vec::new(),
-            source: SubscriberSource::Api,
-        })
-    })();
-    let request = match parsed {
-        Ok(n) => n,
-        Err(e) => return subscribers_page(&app, &admin, &query, with_message(None, Some(&e))).await,
-    };
-    let status = if form.confirmed.is_some() {
-        SubscriberStatus::Confirmed
-    } else {
-        SubscriberStatus::Pending
-    };
-    let message = match app.subscriptions.add(request, status).await? {
-        Added::Exists(subscriber) => format!("{} is already on the list ({}).", subscriber.email, subscriber.status),
-        Added::New(subscriber) if subscriber.status == SubscriberStatus::Pending => {
-            format!("{} added; a confirmation mail is on its way.", subscriber.email)
-        }
-        Added::New(subscriber) => format!("{} added as {}.", subscriber.email, subscriber.status),
-        Added::Refused(status) => format!("Nobody is added as {status}."),
-    };
-    subscribers_page(&app, &admin, &query, with_message(Some(&message), None)).await
-}
-
-/// The Remove button's form: without `confirm`, the confirmation page.
-#[derive(Deserialize, Default)]
-pub struct RemoveForm {
-    confirm: Option<String>,
-}
-
-/// Asks first (who, and that it cannot be undone); erases only once confirmed there.
-pub async fn remove_subscriber(
-    State(app): State<AppState>,
-    axum::Extension(admin): axum::Extension<Admin>,
-    Path(id): Path<i64>,
-    Form(form): Form<RemoveForm>,
-) -> Result<Response> {
-    if form.confirm.as_deref() != Some("yes") {
-        let subscriber = store::subscribers::find(&app.db, id).await?.ok_or(WebError::NotFound)?;
-        let mut ctx = tera::Context::new();
-        ctx.insert("subscriber", &subscriber);
-        return page(&app, "web/admin/remove.html", "subscribers", &admin, ctx);
-    }
-    let removed = app.subscriptions.erase(id).await?;
-    let message = if removed {
-        "Removed, with everything stored about them."
-    } else {
-        "Already gone."
-    };
-    subscribers_page(
-        &app,
-        &admin,
-        &SubscriberQuery::default(),
-        with_message(Some(message), None),
-    )
-    .await
-}
-
-pub async fn import_subscribers(
-    State(app): State<AppState>,
-    axum::Extension(admin): axum::Extension<Admin>,
-    mut multipart: Multipart,
-) -> Result<Response> {
-    let (mut file, mut options) = (None::<Bytes>, ImportOptions::default());
-    while let Some(field) = multipart
-        .next_field()
-        .await
-        .map_err(|e| WebError::Validation(e.to_string()))?
-    {
-        match field.name() {
-            Some("file") => file = Some(field.bytes().await.map_err(|e| WebError::Validation(e.to_string()))?),
-            Some("confirmed") => options.confirmed = true,
-            Some("force") => options.force = true,
-            _ => {}
-        }
-    }
-    let query = SubscriberQuery::default();
-    let Some(file) = file else {
-        return subscribers_page(&app, &admin, &query, with_message(None, Some("Choose a CSV file."))).await;
-    };
-    match app
-        .subscriptions
-        .import(std::io::Cursor::new(file), options, |_| {})
-        .await
-    {
-        Ok(report) => {
-            let mut ctx = with_message(Some("Import finished."), None);
-            ctx.insert("report", &report);
-            subscribers_page(&app, &admin, &query, ctx).await
-        }
-        Err(e) => subscribers_page(&app, &admin, &query, with_message(None, Some(&format!("{e:#}")))).await,
-    }
-}
-
-/// The list as CSV (`?status=` to filter), for the console and `GET /admin/api/subscribers/export`.
-pub async fn export_subscribers(State(app): State<AppState>, Query(query): Query<SubscriberQuery>) -> Result<Response> {
-    let mut out = Vec::new();
-    csv::export_csv(&app.db, query.status.parse().ok(), &mut out).await?;
-    Ok((
-        [
-            (header::CONTENT_TYPE, "text/csv; charset=utf-8"),
-            (header::CONTENT_DISPOSITION, "attachment; filename=\"subscribers.csv\""),
-        ],
-        out,
-    )
-        .into_response())
-}
+// The subscriber pages are in `roster`.
 
 // ---- editions ----
 
@@ -529,8 +367,21 @@ pub async fn send_now(
     if form.confirm.is_none() {
         let plans = app.jobs.plan_send(request).await?;
         let people: i64 = plans.iter().filter(|p| p.editions > 0).map(|p| p.recipients).sum();
+        // Which posts each edition carries, by title.
+        let all_posts = store::accounts::posts(&app.db, 1000).await?;
+        let mut lines = Vec::new();
+        for plan in &plans {
+            let titles: Vec<&str> = all_posts
+                .iter()
+                .filter(|line| plan.posts.contains(&line.id))
+                .map(|line| line.title.as_str())
+                .collect();
+            let mut line = serde_json::to_value(plan).map_err(anyhow::Error::from)?;
+            line["titles"] = serde_json::json!(titles);
+            lines.push(line);
+        }
         let mut ctx = with_message(None, None);
-        ctx.insert("plans", &plans);
+        ctx.insert("plans", &lines);
         ctx.insert("people", &people);
         ctx.insert("editions", &plans.iter().map(|p| p.editions).sum::<usize>());
         ctx.insert("frequency", &form.frequency);
@@ -585,6 +436,34 @@ pub async fn edition(
     }
     let spent = strict_cookie(&app.settings, FLASH_COOKIE, String::new(), admin_path(&app.settings), 0);
     Ok((jar.add(spent), page).into_response())
+}
+
+/// The message an action left for this page, and the jar that spends it (the page answers
+/// with both).
+pub(super) fn take_flash(app: &AppState, jar: CookieJar) -> (tera::Context, CookieJar) {
+    match jar.get(FLASH_COOKIE).and_then(|c| read_flash(c.value())) {
+        None => (with_message(None, None), jar),
+        Some(flash) => {
+            let ctx = match &flash {
+                Flash::Notice(m) => with_message(Some(m), None),
+                Flash::Error(m) => with_message(None, Some(m)),
+            };
+            let spent = strict_cookie(&app.settings, FLASH_COOKIE, String::new(), admin_path(&app.settings), 0);
+            (ctx, jar.add(spent))
+        }
+    }
+}
+
+/// Redirect-after-post: to `path` (under the site), carrying `flash` for the page there.
+pub(super) fn redirect_with_flash(app: &AppState, jar: CookieJar, flash: &Flash, path: &str) -> Response {
+    let cookie = strict_cookie(
+        &app.settings,
+        FLASH_COOKIE,
+        write_flash(flash),
+        admin_path(&app.settings),
+        60,
+    );
+    (jar.add(cookie), Redirect::to(&app.settings.url_for(path))).into_response()
 }
 
 /// An email shown in the console: never cached, framed only by the console itself.

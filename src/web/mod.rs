@@ -10,6 +10,7 @@ mod guard;
 pub mod headers;
 mod limits;
 mod public;
+mod roster;
 pub mod server;
 mod state;
 mod subscribe;
@@ -72,7 +73,7 @@ pub fn router(app: AppState) -> Router {
             "/subscribers/{id}",
             get(api::get_one).patch(api::update).delete(api::delete),
         )
-        .route("/subscribers/export", get(console::export_subscribers))
+        .route("/subscribers/export", get(roster::export_subscribers))
         .route("/editions", get(api::editions))
         .route("/editions/send", post(api::send_editions))
         .route("/editions/{id}", get(api::edition))
@@ -85,13 +86,16 @@ pub fn router(app: AppState) -> Router {
     let console = Router::new()
         .route("/", get(console::dashboard))
         .route("/posts", get(console::posts))
-        .route("/subscribers", get(console::subscribers).post(console::add_subscriber))
-        .route("/subscribers/{id}/remove", post(console::remove_subscriber))
+        .route("/posts/{slug}/preview", get(console::preview_post))
+        .route("/subscribers", get(roster::list).post(roster::add))
+        .route("/subscribers/bulk", post(roster::bulk))
+        .route("/subscribers/{id}", get(roster::detail).post(roster::edit))
+        .route("/subscribers/{id}/remove", post(roster::remove_subscriber))
         .route(
             "/subscribers/import",
-            post(console::import_subscribers).layer(DefaultBodyLimit::max(MAX_IMPORT)),
+            post(roster::import_subscribers).layer(DefaultBodyLimit::max(MAX_IMPORT)),
         )
-        .route("/subscribers/export.csv", get(console::export_subscribers))
+        .route("/subscribers/export.csv", get(roster::export_subscribers))
         .route("/editions", get(console::editions))
         .route("/editions/send", post(console::send_now))
         .route("/editions/{id}", get(console::edition))

@@ -166,3 +166,168 @@ async fn an_admin_logs_in_sends_an_edition_watches_it_finish_and_logs_out() {
     assert!(client.find(Locator::Css("#password")).await.is_ok());
     client.close().await.unwrap();
 }
+
+/// A Chrome DevTools Protocol command sent through chromedriver's `goog/cdp/execute` extension.
+#[derive(Debug)]
+struct Cdp(serde_json::Value);
+
+impl fantoccini::wd::WebDriverCompatibleCommand for Cdp {
+    fn endpoint(&self, base: &url::Url, session: Option<&str>) -> Result<url::Url, url::ParseError> {
+        base.join(&format!("session/{}/goog/cdp/execute", session.unwrap_or_default()))
+    }
+
+    fn method_and_body(&self, _: &url::Url) -> (axum::http::Method, Option<String>) {
+        (axum::http::Method::POST, Some(self.0.to_string()))
+    }
+}
+
+/// Makes the viewport `width` CSS pixels wide, as on a phone of that width.
+async fn viewport(client: &fantoccini::Client, width: u32) {
+    let metrics = serde_json::json!({"width": width, "height": 800, "deviceScaleFactor": 1, "mobile": false});
+    let body = serde_json::json!({"cmd": "Emulation.setDeviceMetricsOverride", "params": metrics});
+    client.issue_cmd(Cdp(body)).await.unwrap();
+}
+
+/// The page's scroll width, the viewport's width and the element sticking out furthest.
+const WIDTHS: &str = r#"
+let widest = null;
+for (const el of document.body.querySelectorAll('*')) {
+  const r = el.getBoundingClientRect();
+  let clipped = false;
+  for (let p = el.parentElement; p; p = p.parentElement) {
+    if (getComputedStyle(p).overflowX !== 'visible') { clipped = true; break; }
+  }
+  if (!clipped && r.width > 0 && r.right > window.innerWidth + 0.5 && (!widest || r.right > widest.right)) {
+    widest = {tag: el.tagName.toLowerCase() + (el.className ? '.' + el.className : ''), right: r.right};
+  }
+}
+return {scroll: document.documentElement.scrollWidth, inner: window.innerWidth,
+        widest: widest ? JSON.stringify(widest) : null};
+"#;
+
+async fn assert_fits(client: &fantoccini::Client, what: &str, width: u32) {
+    let m = client.execute(WIDTHS, vec![]).await.unwrap();
+    assert_eq!(m["inner"], width, "{what}: the viewport is {width} px");
+    assert!(
+        m["scroll"].as_f64().unwrap() <= m["inner"].as_f64().unwrap(),
+        "{what} at {width} px scrolls sideways: {m}"
+    );
+    assert!(m["widest"].is_null(), "{what} at {width} px: {m}");
+}
+
+#[tokio::test]
+async fn the_console_fits_a_phone_and_asks_before_removing_anyone() {
+    if !available() {
+        return;
+    }
+    let app = spawn_app_with("").await;
+    herald::auth::create_user(&app.app.db, ADMIN, PASSWORD).await.unwrap();
+    app.write_post(
+        "otters.md",
+        &post(
+            "Otters are back",
+            "2026-09-14",
+            &["wildlife", "rivers", "conservation"],
+            "Good news.",
+        ),
+    );
+    app.sync().await;
+    for i in 0..3 {
+        crate::common::add_subscriber(
+            &app,
+            &format!("a.rather.long.address.for.reader{i}@newsletters.example.org"),
+            herald::domain::SubscriberStatus::Confirmed,
+            herald::domain::Frequency::Weekly,
+            &["wildlife", "rivers"],
+        )
+        .await;
+    }
+    let profile = tempfile::tempdir().unwrap();
+    let driver = Chromedriver::start().await;
+    let client = browser(&driver, profile.path()).await;
+
+    for width in [320, 390] {
+        viewport(&client, width).await;
+        client.goto(&app.url("/admin/login")).await.unwrap();
+        wait_text(&client, "h1", "admin").await;
+        assert_fits(&client, "the login page", width).await;
+        let inside = client
+            .execute(
+                "const f = document.querySelector('form').getBoundingClientRect();
+                 return [...document.querySelectorAll('form input, form button')].every(e => {
+                   const r = e.getBoundingClientRect(); return r.left >= f.left && r.right <= f.right; });",
+                vec![],
+            )
+            .await
+            .unwrap();
+        assert_eq!(
+            inside, true,
+            "the login form's inputs stay inside their card at {width} px"
+        );
+    }
+    find(&client, "#email").await.send_keys(ADMIN).await.unwrap();
+    find(&client, "#password").await.send_keys(PASSWORD).await.unwrap();
+    click(&client, "button[type=submit]").await;
+    wait_text(&client, "h1", "Dashboard").await;
+    for width in [320, 390] {
+        viewport(&client, width).await;
+        for path in ["/admin", "/admin/subscribers", "/admin/posts", "/admin/editions"] {
+            client.goto(&app.url(path)).await.unwrap();
+            wait_text(&client, "main", "").await;
+            assert_fits(&client, path, width).await;
+        }
+    }
+
+    // Remove asks first; only its confirmation erases.
+    client.goto(&app.url("/admin/subscribers")).await.unwrap();
+    click(&client, "#subscribers tr[data-id] form button").await;
+    wait_text(&client, "h1", "Remove a.rather.long.address.for.reader0").await;
+    assert_fits(&client, "the confirmation page", 390).await;
+    let count = || async {
+        herald::store::subscribers::count_by_status(&app.app.db)
+            .await
+            .unwrap()
+            .iter()
+            .map(|(_, n)| n)
+            .sum::<i64>()
+    };
+    assert_eq!(count().await, 3, "nothing erased before the confirmation");
+    click(&client, "main form button.danger").await;
+    wait_text(&client, ".notice", "Removed, with everything stored about them.").await;
+    assert_eq!(count().await, 2);
+
+    // And so do the ticked rows: tick two, remove, confirm, back to the list with a message.
+    click(&client, "#subscribers tr[data-id] input[type=checkbox]").await;
+    let boxes = client
+        .find_all(Locator::Css("#subscribers tr[data-id] input[type=checkbox]"))
+        .await
+        .unwrap();
+    boxes[1].click().await.unwrap();
+    find(&client, "#bulk-action")
+        .await
+        .select_by_value("remove")
+        .await
+        .unwrap();
+    click(&client, "#bulk button").await;
+    wait_text(&client, "h1", "Remove 2 people?").await;
+    assert_eq!(count().await, 2, "nothing erased before the confirmation");
+    click(&client, "main form button.danger").await;
+    wait_text(&client, ".notice", "Removed 2 people").await;
+    assert_eq!(count().await, 0);
+    assert!(
+        client
+            .current_url()
+            .await
+            .unwrap()
+            .path()
+            .ends_with("/admin/subscribers")
+    );
+    client.refresh().await.unwrap();
+    wait_text(&client, "h1", "Subscribers").await;
+    assert!(
+        client.find(Locator::Css(".notice")).await.is_err(),
+        "the message is shown once"
+    );
+    assert_no_csp_violations(&client).await;
+    client.close().await.unwrap();
+}

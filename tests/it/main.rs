@@ -6,6 +6,7 @@ mod browser;
 mod cli;
 mod common;
 mod confirmations;
+mod console;
 mod crash;
 mod digests;
 mod email_browser;
