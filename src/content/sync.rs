@@ -23,7 +23,7 @@ const SAVE_BATCH: usize = 500;
 pub const INITIAL_SYNC: &str = "initial_sync_at";
 
 /// Bumped whenever rendering changes, so a re-sync re-renders every post once.
-pub const RENDER_VERSION: &str = "herald-render-2";
+pub const RENDER_VERSION: &str = "herald-render-3";
 
 pub type SyncFailure = PostError;
 

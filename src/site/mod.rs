@@ -4,6 +4,7 @@
 
 pub mod build;
 pub mod cache;
+pub mod files;
 mod templates;
 
 use std::sync::Arc;

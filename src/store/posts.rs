@@ -278,6 +278,26 @@ pub async fn find_public(db: &Db, slug: &Slug, now: DateTime<Utc>) -> anyhow::Re
     Ok(with_tags(db, rows).await?.pop())
 }
 
+/// Where the public post with this slug comes from, if there is one.
+#[tracing::instrument(skip_all)]
+pub async fn public_source(db: &Db, slug: &Slug, now: DateTime<Utc>) -> anyhow::Result<Option<PostSource>> {
+    const SQL: &str = public_posts_sql!("p.source", "", "and p.slug = $2", "");
+    with_pool!(db, pool => {
+        sqlx::query_scalar(SQL).bind(now).bind(slug.as_str()).fetch_optional(pool).await
+    })
+    .with_context(|| format!("Failed to read where post {slug} comes from"))
+}
+
+/// Where every public post comes from, by slug.
+#[tracing::instrument(skip_all)]
+pub async fn public_sources(db: &Db, now: DateTime<Utc>) -> anyhow::Result<Vec<(String, PostSource)>> {
+    const SQL: &str = public_posts_sql!("p.slug, p.source", "", "", "order by p.slug");
+    with_pool!(db, pool => {
+        sqlx::query_as(SQL).bind(now).fetch_all(pool).await
+    })
+    .context("Failed to read where the public posts come from")
+}
+
 /// Every tag that has at least one public post, with that count, by slug.
 #[tracing::instrument(skip_all)]
 pub async fn public_tags(db: &Db, now: DateTime<Utc>) -> anyhow::Result<Vec<(Tag, i64)>> {
