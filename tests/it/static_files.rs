@@ -398,3 +398,45 @@ async fn build_copies_the_static_folder_and_the_bundles_files() {
         assert!(out.join(path).is_file(), "{src} is not in the build");
     }
 }
+
+fn copy_tree(from: &Path, to: &Path) {
+    for entry in walkdir::WalkDir::new(from) {
+        let entry = entry.unwrap();
+        let target = to.join(entry.path().strip_prefix(from).unwrap());
+        if entry.file_type().is_dir() {
+            std::fs::create_dir_all(&target).unwrap();
+        } else {
+            std::fs::copy(entry.path(), &target).unwrap();
+        }
+    }
+}
+
+#[tokio::test]
+async fn the_example_site_has_no_broken_image_of_its_own() {
+    let app = spawn_app().await;
+    let repo = Path::new(env!("CARGO_MANIFEST_DIR"));
+    copy_tree(&repo.join("content/posts"), &app.posts_dir);
+    copy_tree(&repo.join("static"), &app.dir.path().join("static"));
+    let report = app.sync().await;
+    assert_eq!(report.failed, [], "{report}");
+    let feed = app.get_feed("/feed.json").await;
+    let mut checked = 0;
+    for entry in &feed.entries {
+        let page = app.get_text(entry.links[0].href.trim_start_matches(&app.address)).await;
+        for src in image_sources(&page) {
+            if let Some(path) = src.strip_prefix(&app.address) {
+                let response = app.get(path).await;
+                assert_eq!(response.status(), 200, "{src} on {}", entry.links[0].href);
+                assert!(
+                    response.headers()[header::CONTENT_TYPE]
+                        .to_str()
+                        .unwrap()
+                        .starts_with("image/"),
+                    "{src}"
+                );
+                checked += 1;
+            }
+        }
+    }
+    assert!(checked > 0, "the example posts show an image of the site's own");
+}
