@@ -18,10 +18,10 @@ use croner::parser::{CronParser, Seconds};
 use figment::Figment;
 use figment::providers::{Env, Format, Toml};
 use lettre::message::Mailbox;
-use serde::{Deserialize, Deserializer};
+use serde::{Deserialize, Deserializer, Serialize};
 use url::Url;
 
-use crate::domain::Frequency;
+use crate::domain::{Colour, Frequency};
 
 /// Everything Herald reads from its configuration.
 #[derive(Debug, Clone, Deserialize)]
@@ -56,6 +56,20 @@ pub struct SiteSettings {
     pub author: String,
     /// Posts per page on the home and tag pages (at most 500).
     pub page_size: NonZeroU32,
+    /// The organisation's logo, shown atop pages and emails: a URL, or a path on the site
+    /// (`images/logo.png`, served from the static folder). Empty: the title alone.
+    pub logo: String,
+    /// The colour of links and buttons. Herald darkens it for light backgrounds and
+    /// lightens it for dark mode as far as needed to keep text readable (WCAG AA).
+    pub accent_color: Colour,
+    /// A line of text at the foot of every page and email (plain text).
+    pub footer: String,
+    /// The organisation's postal address, printed in every digest (anti-spam laws such as
+    /// CAN-SPAM require one in bulk mail). Several lines are fine.
+    pub postal_address: String,
+    /// The site's icon: a URL or a path on the site. Empty: a generated icon in the accent
+    /// colour at `/favicon.svg`.
+    pub favicon: String,
 }
 
 #[derive(Debug, Clone, Deserialize)]
@@ -232,6 +246,20 @@ pub struct DigestSettings {
     /// Seconds a claimed batch is reserved for its worker before another may take it over
     /// (at least 10).
     pub lease_seconds: u64,
+    /// What of each post a digest carries: its `teaser` (summary, image and a link) or
+    /// the `full` post.
+    pub content: DigestContent,
+}
+
+/// What of each post a digest carries.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default, Deserialize, Serialize)]
+#[serde(rename_all = "lowercase")]
+pub enum DigestContent {
+    /// The summary, lead image and a link to the post.
+    #[default]
+    Teaser,
+    /// The whole post.
+    Full,
 }
 
 impl Default for DigestSettings {
@@ -242,6 +270,7 @@ impl Default for DigestSettings {
             batch_size: nonzero(200),
             workers: nonzero(2),
             lease_seconds: 120,
+            content: DigestContent::Teaser,
         }
     }
 }
@@ -408,6 +437,11 @@ impl Default for SiteSettings {
             language: "en".into(),
             author: String::new(),
             page_size: nonzero(10),
+            logo: String::new(),
+            accent_color: Colour::rgb(0x0b, 0x6e, 0x4f),
+            footer: String::new(),
+            postal_address: String::new(),
+            favicon: String::new(),
         }
     }
 }
@@ -580,6 +614,19 @@ impl Settings {
         } else {
             self.base_dir.join(path)
         }
+    }
+
+    /// What is allowed but probably a mistake, to log at start-up.
+    pub fn warnings(&self) -> Vec<String> {
+        let mut warnings: Vec<String> = self.base_url_mismatch().into_iter().collect();
+        if self.mail.transport == MailTransport::Smtp && self.site.postal_address.trim().is_empty() {
+            warnings.push(
+                "site.postal_address is empty: laws on bulk mail (CAN-SPAM in the US, PECR in the UK) \
+                 expect the sender's postal address in every newsletter"
+                    .into(),
+            );
+        }
+        warnings
     }
 
     /// What to warn about when `site.base_url` names this machine on another port than
@@ -994,6 +1041,8 @@ mod tests {
         shipped.site.description = defaults.site.description.clone();
         shipped.site.language = defaults.site.language.clone();
         shipped.site.author = defaults.site.author.clone();
+        shipped.site.footer = defaults.site.footer.clone();
+        shipped.site.postal_address = defaults.site.postal_address.clone();
         shipped.mail.from = defaults.mail.from.clone();
 
         let sections = |s: &Settings| {

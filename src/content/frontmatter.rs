@@ -268,7 +268,7 @@ pub(super) fn parse(
     let summary = fm
         .summary
         .or(fm.description)
-        .map(|s| plain_line(&s))
+        .map(|s| markdown::smart_punctuation(&plain_line(&s)))
         .filter(|s| !s.is_empty())
         .or_else(|| markdown::plain_summary(split.body, SUMMARY_CHARS));
     let content_html = sanitize::sanitize_html(&markdown::render_markdown(split.body), base_url, &post_url, relative);

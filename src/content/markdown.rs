@@ -32,6 +32,33 @@ pub fn render_markdown(markdown: &str) -> String {
     out
 }
 
+/// Plain text with the body's typography: `--` and `---` as dashes, `...` as an ellipsis,
+/// straight quotes curled, and nothing else read as Markdown. For front-matter summaries,
+/// so that they read like the body they sum up.
+pub fn smart_punctuation(text: &str) -> String {
+    let text = text.trim();
+    // What would start a list item: a leading `-`, or the `.` after leading digits.
+    let digits = text.bytes().take_while(u8::is_ascii_digit).count();
+    let mut escaped = String::with_capacity(text.len() + 8);
+    for (i, c) in text.char_indices() {
+        let starts_list =
+            (i == 0 && c == '-' && text[1..].starts_with([' ', '\t'])) || (i == digits && digits > 0 && c == '.');
+        if starts_list || (c.is_ascii_punctuation() && !matches!(c, '-' | '.' | '\'' | '"')) {
+            escaped.push('\\');
+        }
+        escaped.push(c);
+    }
+    let mut out = String::with_capacity(text.len());
+    for event in Parser::new_ext(&escaped, Options::ENABLE_SMART_PUNCTUATION) {
+        match event {
+            Event::Text(t) => out.push_str(&t),
+            Event::SoftBreak | Event::HardBreak => out.push(' '),
+            _ => {}
+        }
+    }
+    out
+}
+
 /// The text of the first paragraph, cut at a word boundary to at most `max` characters,
 /// for posts that give no summary of their own.
 pub fn plain_summary(markdown: &str, max: usize) -> Option<String> {
@@ -72,6 +99,18 @@ mod tests {
         assert!(html.contains("“Hi” – there"), "{html}");
         assert!(html.contains("<table>"), "{html}");
         assert!(html.contains("footnote-definition"), "{html}");
+    }
+
+    #[test]
+    fn summaries_get_the_bodys_punctuation_and_no_markdown() {
+        assert_eq!(
+            smart_punctuation("Otters -- and \"voles\" --- are back... *not* [a link](x) # 5 < 6"),
+            "Otters – and “voles” — are back… *not* [a link](x) # 5 < 6"
+        );
+        assert_eq!(smart_punctuation("It's 1-2"), "It’s 1-2");
+        assert_eq!(smart_punctuation("- a list? 1. no"), "- a list? 1. no");
+        assert_eq!(smart_punctuation("12. Not a list"), "12. Not a list");
+        assert_eq!(smart_punctuation("-- Otters"), "– Otters");
     }
 
     #[test]

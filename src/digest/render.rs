@@ -10,7 +10,7 @@ use lettre::address::Envelope;
 use lettre::message::Mailbox;
 use serde::Serialize;
 
-use crate::config::Settings;
+use crate::config::{DigestContent, Settings};
 use crate::domain::{EditionStatus, Frequency, Post, Subscriber};
 use crate::mail::{Composer, Outgoing, compose};
 use crate::site::Site;
@@ -46,6 +46,15 @@ struct PostView<'a> {
     summary: Option<&'a str>,
     image: Option<&'a str>,
     image_alt: Option<&'a str>,
+    /// The whole post, for `[digest] content = "full"`.
+    content_html: Option<&'a str>,
+    /// The whole post as wrapped plain text, for the text part.
+    content_text: Option<String>,
+}
+
+/// A post's HTML as plain text for the text part of a full digest.
+fn post_text(html: &str) -> anyhow::Result<String> {
+    html2text::from_read(html.as_bytes(), compose::TEXT_WIDTH).context("the post's HTML cannot be read as text")
 }
 
 /// A digest as one group of subscribers (same topics) sees it, links still to fill in.
@@ -204,18 +213,23 @@ impl EditionContent {
         } else {
             subject(app, posts)?
         };
-        let views: Vec<PostView> = posts
+        let full = app.settings().digest.content == DigestContent::Full;
+        let views = posts
             .iter()
-            .map(|p| PostView {
-                title: &p.title,
-                url: app.site.post_url(p.slug.as_str()),
-                date_human: p.published_at.format("%-d %B %Y").to_string(),
-                authors: &p.authors,
-                summary: p.summary.as_deref(),
-                image: p.image.as_deref(),
-                image_alt: p.image_alt.as_deref(),
+            .map(|p| {
+                Ok(PostView {
+                    title: &p.title,
+                    url: app.site.post_url(p.slug.as_str()),
+                    date_human: p.published_at.format("%-d %B %Y").to_string(),
+                    authors: &p.authors,
+                    summary: p.summary.as_deref(),
+                    image: p.image.as_deref(),
+                    image_alt: p.image_alt.as_deref(),
+                    content_html: full.then_some(p.content_html.as_str()),
+                    content_text: if full { Some(post_text(&p.content_html)?) } else { None },
+                })
             })
-            .collect();
+            .collect::<anyhow::Result<Vec<PostView>>>()?;
         let mut ctx = tera::Context::new();
         ctx.insert("site", &app.site.site_view());
         ctx.insert("subject", &subject);
@@ -232,13 +246,14 @@ impl EditionContent {
             );
         }
         ctx.insert("test", &test);
+        ctx.insert("full", &full);
         ctx.insert("frequency_text", self.frequency.sentence());
         ctx.insert("topics_text", &topics_text(topics, posts));
         ctx.insert("preferences_url", PREFERENCES);
         ctx.insert("unsubscribe_url", UNSUBSCRIBE);
         let templates = app.site.templates();
         let html = Composer::inline_css(&templates.render("email/digest.html", &ctx)?)?;
-        let text = templates.render("email/digest.txt", &ctx)?;
+        let text = compose::plain_text(&templates.render("email/digest.txt", &ctx)?);
         Ok(Variant {
             subject,
             html_parts: Filled::cut(&html),

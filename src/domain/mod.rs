@@ -2,6 +2,7 @@
 //! the store keeps (and how each is stored as text). No I/O here.
 //! Uses nothing else in Herald.
 
+mod colour;
 mod email;
 mod lifecycle;
 mod post;
@@ -11,6 +12,7 @@ mod subscriber;
 mod tag;
 mod word;
 
+pub use colour::{Colour, ColourError};
 pub use email::{EmailAddress, EmailError};
 pub use lifecycle::{SubscriberEvent, Transition};
 pub use post::{Post, PostDraft, PostSource};

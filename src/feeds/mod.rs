@@ -3,6 +3,7 @@
 //! Uses `domain`.
 
 mod atom;
+mod editions;
 mod json;
 mod rss;
 
@@ -11,6 +12,7 @@ use chrono::{DateTime, Utc};
 use crate::domain::Post;
 
 pub use self::atom::atom;
+pub use self::editions::{ArchiveMeta, EditionEntry, editions_atom};
 pub use self::json::json;
 pub use self::rss::rss;
 

@@ -27,6 +27,55 @@ pub fn body(text: String) -> Body {
     Body::new(text)
 }
 
+/// The width plain-text parts are wrapped to (RFC 5322 §2.1.1 recommends 78).
+pub const TEXT_WIDTH: usize = 78;
+
+/// A rendered text part tidied for reading: no leading or trailing blank lines, at most one
+/// blank line in a row, and lines wrapped at [`TEXT_WIDTH`] columns (a word longer than
+/// that, such as a link, stays whole on a line of its own).
+pub fn plain_text(text: &str) -> String {
+    let options = |indent: &'static str| {
+        textwrap::Options::new(TEXT_WIDTH)
+            .break_words(false)
+            .word_separator(textwrap::WordSeparator::AsciiSpace)
+            .word_splitter(textwrap::WordSplitter::NoHyphenation)
+            .initial_indent(indent)
+            .subsequent_indent(indent)
+    };
+    let mut out = String::with_capacity(text.len() + text.len() / 16);
+    let mut blank = true;
+    for line in text.lines().map(str::trim_end) {
+        if line.is_empty() {
+            if !blank {
+                out.push('\n');
+            }
+            blank = true;
+            continue;
+        }
+        blank = false;
+        if textwrap::core::display_width(line) <= TEXT_WIDTH {
+            out.push_str(line);
+        } else {
+            let body = line.trim_start();
+            let indent = &line[..line.len() - body.len()];
+            // Indentation is kept (lists, quotes); only spaces and tabs count as such.
+            let indent: &'static str = match indent.len() {
+                0 => "",
+                1 => " ",
+                2 => "  ",
+                3 => "   ",
+                _ => "    ",
+            };
+            out.push_str(&textwrap::fill(body, options(indent)));
+        }
+        out.push('\n');
+    }
+    while out.ends_with("\n\n") {
+        out.pop();
+    }
+    out
+}
+
 /// Quoted-printable pieces that can be joined: each ends in a soft line break, so a piece
 /// encoded once serves every message it appears in (RFC 2045 §6.7).
 pub fn qp_piece(text: &str, out: &mut Vec<u8>) {
@@ -190,6 +239,29 @@ impl Composer {
 mod tests {
     use super::*;
     use proptest::prelude::*;
+
+    #[test]
+    fn text_parts_wrap_at_78_columns_and_keep_links_whole() {
+        let link = format!("https://news.example.org/{}", "x".repeat(90));
+        let text = format!(
+            "\n\nTitle\n{}\n\n\n\n  {}\n{link}\n\n",
+            "word ".repeat(40),
+            "indented ".repeat(20)
+        );
+        let out = plain_text(&text);
+        assert!(out.starts_with("Title\n"), "{out}");
+        assert!(!out.contains("\n\n\n"), "one blank line at most: {out}");
+        assert!(out.ends_with(&format!("{link}\n")), "{out}");
+        for line in out.lines().filter(|l| *l != link) {
+            assert!(line.chars().count() <= TEXT_WIDTH, "{line:?}");
+        }
+        assert!(
+            out.lines().filter(|l| l.starts_with("  indented")).count() >= 2,
+            "{out}"
+        );
+        let words = |s: &str| s.split_whitespace().collect::<Vec<_>>().join(" ");
+        assert_eq!(words(&out), words(&text), "nothing lost");
+    }
 
     #[test]
     fn addresses_convert_as_written() {

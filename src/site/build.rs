@@ -13,6 +13,7 @@ use crate::domain::{Post, Tag};
 use crate::feeds::FeedFormat;
 use crate::store;
 use crate::store::Db;
+use crate::store::posts::PostLink;
 
 /// A file in the output folder that marks it as Herald's to replace.
 const MARKER: &str = ".herald-build";
@@ -113,6 +114,7 @@ async fn write_all(db: &Db, site: &Site, w: &mut Writer) -> anyhow::Result<Expor
     let topics: Vec<Tag> = tags.iter().map(|(t, _)| t.clone()).collect();
     w.write("sitemap.xml", &site.sitemap_document(&posts, &topics).body)?;
     w.write("robots.txt", &site.robots())?;
+    w.write(super::FAVICON_PATH, &site.favicon_svg())?;
     let changed = posts
         .iter()
         .map(|p| p.updated_at)
@@ -120,8 +122,11 @@ async fn write_all(db: &Db, site: &Site, w: &mut Writer) -> anyhow::Result<Expor
         .unwrap_or(chrono::DateTime::UNIX_EPOCH);
     w.write("tags/index.html", &site.tags_document(&tags, changed)?.body)?;
     write_listing(site, w, None, &posts, &topics)?;
-    for post in &posts {
-        let doc = site.post_document(post)?;
+    // Newest first, as on the home page.
+    let links: Vec<PostLink> = posts.iter().map(PostLink::from).collect();
+    for (i, post) in posts.iter().enumerate() {
+        let newer = i.checked_sub(1).map(|j| &links[j]);
+        let doc = site.post_document(post, links.get(i + 1), newer)?;
         w.write(&format!("posts/{}/index.html", post.slug), &doc.body)?;
     }
 

@@ -29,6 +29,7 @@ pub const RESERVED: &[&str] = &[
     "feed.json",
     "sitemap.xml",
     "robots.txt",
+    "favicon.svg",
     "healthz",
     "readyz",
     "metrics",

@@ -2,8 +2,10 @@
 //! from the store. The web server and the static export both call these.
 //! Uses `domain`, `config`, `store` and `feeds`.
 
+mod archive;
 pub mod build;
 pub mod cache;
+mod design;
 pub mod files;
 mod templates;
 
@@ -14,12 +16,13 @@ use chrono::{DateTime, Utc};
 use serde::Serialize;
 
 pub use cache::{CachedDocument, DocumentCache};
+pub use design::{Design, FAVICON_PATH};
 pub use templates::{InlineHashes, Templates};
 
 use crate::config::Settings;
 use crate::domain::{Post, Slug, Subscriber, Tag};
 use crate::feeds::{FeedFormat, FeedMeta};
-use crate::store::{self, Db};
+use crate::store::{self, Db, posts::PostLink};
 
 /// A rendered page or feed, with what conditional GET needs.
 #[derive(Debug, Clone)]
@@ -37,6 +40,9 @@ pub struct Site {
     settings: Settings,
     templates: Arc<Templates>,
     site_uuid: uuid::Uuid,
+    design: Design,
+    /// The templates' inline hashes and the theme's.
+    inline: InlineHashes,
 }
 
 /// What the subscribe and preferences forms show as filled in.
@@ -73,6 +79,8 @@ pub struct SiteView<'a> {
     language: &'a str,
     author: &'a str,
     base_url: &'a str,
+    #[serde(flatten)]
+    design: &'a Design,
 }
 
 #[derive(Serialize)]
@@ -110,6 +118,12 @@ struct PostView<'a> {
 }
 
 #[derive(Serialize)]
+struct NeighbourView {
+    title: String,
+    url: String,
+}
+
+#[derive(Serialize)]
 struct Pagination {
     page: u32,
     total_pages: u32,
@@ -125,10 +139,15 @@ fn human_date(d: DateTime<Utc>) -> String {
 impl Site {
     pub async fn new(settings: Settings, templates: Arc<Templates>, db: &Db) -> anyhow::Result<Self> {
         let site_uuid = store::site_uuid(db).await?;
+        let design = Design::new(&settings);
+        let mut inline = templates.inline_hashes().clone();
+        inline.styles.push(design.theme_hash());
         Ok(Self {
             settings,
             templates,
             site_uuid,
+            design,
+            inline,
         })
     }
 
@@ -138,7 +157,12 @@ impl Site {
 
     /// Hashes of the pages' inline styles and scripts, for the Content-Security-Policy.
     pub fn inline_hashes(&self) -> &InlineHashes {
-        self.templates.inline_hashes()
+        &self.inline
+    }
+
+    /// The generated icon served at `/favicon.svg`.
+    pub fn favicon_svg(&self) -> String {
+        Design::favicon_svg(&self.settings)
     }
 
     fn base(&self) -> &str {
@@ -231,6 +255,7 @@ impl Site {
             language: &s.language,
             author: &s.author,
             base_url: self.base(),
+            design: &self.design,
         }
     }
 
@@ -341,18 +366,35 @@ impl Site {
         let Some(post) = store::posts::find_public(db, &slug, now).await? else {
             return Ok(None);
         };
-        self.post_document(&post).map(Some)
+        let (older, newer) = store::posts::neighbours(db, &post, now).await?;
+        self.post_document(&post, older.as_ref(), newer.as_ref()).map(Some)
     }
 
-    /// Renders a post's page from a post already read.
-    pub fn post_document(&self, post: &Post) -> anyhow::Result<Document> {
+    /// Renders a post's page from a post already read, with links to the posts before
+    /// (`older`) and after it (`newer`).
+    pub fn post_document(
+        &self,
+        post: &Post,
+        older: Option<&PostLink>,
+        newer: Option<&PostLink>,
+    ) -> anyhow::Result<Document> {
         let slug = &post.slug;
         let mut ctx = self.context(&self.post_url(slug.as_str()), vec![self.feed_links(None)]);
         ctx.insert("post", &self.post_view(post));
+        let link = |p: &PostLink| NeighbourView {
+            title: p.title.clone(),
+            url: self.post_url(&p.slug),
+        };
+        ctx.insert("older", &older.map(link));
+        ctx.insert("newer", &newer.map(link));
+        // A newer post appearing changes this page too.
+        let last_modified = self
+            .newest_change(std::slice::from_ref(post))
+            .max(newer.map_or(DateTime::UNIX_EPOCH, |p| p.published_at));
         Ok(Document {
             body: self.templates.render("web/post.html", &ctx)?,
             content_type: HTML,
-            last_modified: self.newest_change(std::slice::from_ref(post)),
+            last_modified,
         })
     }
 

@@ -36,6 +36,10 @@ impl InlineHashes {
         for (name, text) in sources.iter().filter(|(name, _)| name.starts_with("web/")) {
             for (tag, out) in [("style", &mut hashes.styles), ("script", &mut hashes.scripts)] {
                 for block in inline_blocks(text, tag) {
+                    if block.trim() == super::design::THEME_BLOCK {
+                        // The site's theme: hashed when the site is built from the settings.
+                        continue;
+                    }
                     if block.contains("{{") || block.contains("{%") {
                         tracing::warn!(
                             template = %name,
@@ -293,7 +297,9 @@ mod tests {
 
     fn site() -> serde_json::Value {
         serde_json::json!({"title": "Riverside & Co", "base_url": "https://news.example.org/", "language": "en-GB",
-            "description": "River news", "author": "The Trust"})
+            "description": "River news", "author": "The Trust", "accent": "#0b6e4f", "accent_dark": "#5fd3a6",
+            "favicon": "https://news.example.org/favicon.svg", "favicon_type": "image/svg+xml",
+            "footer": "Charity no. 1", "postal_address": ["1 Mill Lane", "Bristol"], "theme_css": ""})
     }
 
     fn post() -> serde_json::Value {
@@ -339,8 +345,10 @@ mod tests {
         let text = render("email/digest.txt", ctx);
         assert!(text.contains("Otters <return>"), "plain text is not HTML-escaped");
         assert!(
-            text.contains("Unsubscribe: UNSUB") && text.contains("Read it: https://news.example.org/posts/otters/")
+            text.contains("Unsubscribe:\nUNSUB") && text.contains("Read it: https://news.example.org/posts/otters/")
         );
+        assert!(text.contains("Charity no. 1\n") && text.contains("1 Mill Lane\nBristol"));
+        assert!(html.contains("Charity no. 1") && html.contains("1 Mill Lane<br>Bristol"));
     }
 
     #[test]

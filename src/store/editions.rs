@@ -247,3 +247,69 @@ pub async fn reopen(db: &Db, id: i64) -> anyhow::Result<()> {
     })
     .context("Failed to reopen an edition")
 }
+
+/// Editions that went to at least one reader, newest first: the public archive.
+pub async fn list_archive(db: &Db, limit: u32, offset: u32) -> anyhow::Result<Vec<Edition>> {
+    with_pool!(db, pool => {
+        sqlx::query_as(
+            "select id, frequency, period, subject, status, recipients, created_at, completed_at from editions \
+             where recipients > 0 order by created_at desc, id desc limit $1 offset $2",
+        )
+        .bind(i64::from(limit))
+        .bind(i64::from(offset))
+        .fetch_all(pool)
+        .await
+    })
+    .context("Failed to list the edition archive")
+}
+
+/// How many editions the archive holds.
+pub async fn count_archive(db: &Db) -> anyhow::Result<i64> {
+    with_pool!(db, pool => {
+        sqlx::query_scalar("select count(*) from editions where recipients > 0")
+            .fetch_one(pool)
+            .await
+    })
+    .context("Failed to count the edition archive")
+}
+
+/// The posts of each of `edition_ids` (edition id, post), in each edition's order. A post
+/// removed since is left out.
+pub async fn posts_of(db: &Db, edition_ids: &[i64]) -> anyhow::Result<Vec<(i64, super::posts::PostLink)>> {
+    if edition_ids.is_empty() {
+        return Ok(Vec::new());
+    }
+    #[derive(sqlx::FromRow)]
+    struct Row {
+        edition_id: i64,
+        slug: String,
+        title: String,
+        published_at: DateTime<Utc>,
+    }
+    let rows: Vec<Row> = with_pool!(db, pool => {
+        let mut query = sqlx::QueryBuilder::new(
+            "select ep.edition_id, p.slug, p.title, p.published_at from edition_posts ep \
+             join posts p on p.id = ep.post_id where p.removed_at is null and ep.edition_id in (",
+        );
+        let mut ids = query.separated(", ");
+        for id in edition_ids {
+            ids.push_bind(*id);
+        }
+        query.push(") order by ep.edition_id, ep.position");
+        query.build_query_as().fetch_all(pool).await
+    })
+    .context("Failed to read the editions' posts")?;
+    Ok(rows
+        .into_iter()
+        .map(|r| {
+            (
+                r.edition_id,
+                super::posts::PostLink {
+                    slug: r.slug,
+                    title: r.title,
+                    published_at: r.published_at,
+                },
+            )
+        })
+        .collect())
+}

@@ -298,6 +298,62 @@ pub async fn public_sources(db: &Db, now: DateTime<Utc>) -> anyhow::Result<Vec<(
     .context("Failed to read where the public posts come from")
 }
 
+/// A link to another post: enough to name it and to date the page that links to it.
+#[derive(Debug, Clone, PartialEq, Eq, sqlx::FromRow)]
+pub struct PostLink {
+    pub slug: String,
+    pub title: String,
+    pub published_at: DateTime<Utc>,
+}
+
+impl From<&Post> for PostLink {
+    fn from(post: &Post) -> Self {
+        Self {
+            slug: post.slug.as_str().to_owned(),
+            title: post.title.clone(),
+            published_at: post.published_at,
+        }
+    }
+}
+
+/// The public posts just before (older) and just after (newer) `post`, in the order of
+/// the home page (date, then id).
+#[tracing::instrument(skip_all)]
+pub async fn neighbours(
+    db: &Db,
+    post: &Post,
+    now: DateTime<Utc>,
+) -> anyhow::Result<(Option<PostLink>, Option<PostLink>)> {
+    const OLDER: &str = public_posts_sql!(
+        "p.slug, p.title, p.published_at",
+        "",
+        "and (p.published_at < $2 or (p.published_at = $2 and p.id < $3))",
+        "order by p.published_at desc, p.id desc limit 1"
+    );
+    const NEWER: &str = public_posts_sql!(
+        "p.slug, p.title, p.published_at",
+        "",
+        "and (p.published_at > $2 or (p.published_at = $2 and p.id > $3))",
+        "order by p.published_at asc, p.id asc limit 1"
+    );
+    with_pool!(db, pool => {
+        let older = sqlx::query_as(OLDER)
+            .bind(now)
+            .bind(post.published_at)
+            .bind(post.id)
+            .fetch_optional(pool)
+            .await?;
+        let newer = sqlx::query_as(NEWER)
+            .bind(now)
+            .bind(post.published_at)
+            .bind(post.id)
+            .fetch_optional(pool)
+            .await?;
+        Ok::<_, sqlx::Error>((older, newer))
+    })
+    .with_context(|| format!("Failed to read the posts beside {}", post.slug))
+}
+
 /// Every tag that has at least one public post, with that count, by slug.
 #[tracing::instrument(skip_all)]
 pub async fn public_tags(db: &Db, now: DateTime<Utc>) -> anyhow::Result<Vec<(Tag, i64)>> {

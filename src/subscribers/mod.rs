@@ -254,7 +254,7 @@ impl Subscriptions {
             to,
             subject: format!("Confirm your subscription to {}", self.site.settings().site.title),
             html: compose::body(Composer::inline_css(&templates.render("email/confirm.html", &ctx)?)?),
-            text: compose::body(templates.render("email/confirm.txt", &ctx)?),
+            text: compose::body(compose::plain_text(&templates.render("email/confirm.txt", &ctx)?)),
             message_key: key.clone(),
             headers: vec![("Auto-Submitted", "auto-generated".into())],
         })?;

@@ -38,7 +38,7 @@ use crate::startup::App;
 pub async fn serve(app: Arc<App>, listener: TcpListener, shutdown: CancellationToken) -> anyhow::Result<()> {
     let address = listener.local_addr()?;
     tracing::info!(%address, base_url = %app.settings.site.base_url, "serving");
-    if let Some(warning) = app.settings.base_url_mismatch() {
+    for warning in app.settings.warnings() {
         tracing::warn!("{warning}");
     }
     let limits = server::ConnectionLimits::from_settings(&app.settings.server);
@@ -136,6 +136,11 @@ pub fn router(app: AppState) -> Router {
         .route("/tags/{tag}/page/{page}", get(public::tag_page))
         .route("/tags/{tag}/page/{page}/", get(public::tag_page))
         .route("/tags/{tag}/{file}", get(public::tag_feed))
+        .route("/editions", get(public::editions))
+        .route("/editions/", get(public::editions))
+        .route("/editions/feed.atom", get(public::editions_feed))
+        .route("/editions/page/{page}", get(public::editions_page))
+        .route("/editions/page/{page}/", get(public::editions_page))
         .route("/editions/{id}", get(public::edition))
         .route("/feed.rss", get(public::feed_rss))
         .route("/feed.atom", get(public::feed_atom))
@@ -153,6 +158,7 @@ pub fn router(app: AppState) -> Router {
         .merge(pages)
         .route("/sitemap.xml", get(public::sitemap))
         .route("/robots.txt", get(public::robots))
+        .route("/favicon.svg", get(public::favicon))
         .route("/healthz", get(|| async { "ok" }))
         .route("/readyz", get(public::ready))
         .route("/metrics", get(public::metrics))

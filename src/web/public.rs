@@ -191,6 +191,18 @@ pub async fn robots(State(app): State<AppState>) -> Response {
     ([(header::CONTENT_TYPE, "text/plain; charset=utf-8")], app.site.robots()).into_response()
 }
 
+/// The generated icon (when `[site] favicon` names none): cached for a day.
+pub async fn favicon(State(app): State<AppState>) -> Response {
+    (
+        [
+            (header::CONTENT_TYPE, "image/svg+xml"),
+            (header::CACHE_CONTROL, "public, max-age=86400"),
+        ],
+        app.site.favicon_svg(),
+    )
+        .into_response()
+}
+
 /// Ready when the database is the one opened, takes a write and has every migration; the
 /// body says why not.
 pub async fn ready(State(app): State<AppState>) -> Response {
@@ -222,6 +234,39 @@ pub async fn edition(State(app): State<AppState>, Path(id): Path<String>) -> Res
             .into_response()),
         None => not_found(&app),
     }
+}
+
+/// A document rendered for this request (not kept: it changes with sends, not posts),
+/// still answering conditional GETs.
+fn respond_fresh(app: &AppState, doc: Option<Document>, headers: &HeaderMap) -> Result<Response> {
+    match doc {
+        Some(doc) => Ok(respond(&CachedDocument::new(doc), headers)),
+        None => not_found(app),
+    }
+}
+
+/// `/editions/`: the emails sent, newest first.
+pub async fn editions(State(app): State<AppState>, headers: HeaderMap) -> Result<Response> {
+    let doc = app.site.edition_archive(&app.db, 1).await?;
+    respond_fresh(&app, doc, &headers)
+}
+
+pub async fn editions_page(
+    State(app): State<AppState>,
+    Path(page): Path<String>,
+    headers: HeaderMap,
+) -> Result<Response> {
+    let Some(page) = page_number(&page) else {
+        return not_found(&app);
+    };
+    let doc = app.site.edition_archive(&app.db, page).await?;
+    respond_fresh(&app, doc, &headers)
+}
+
+/// `/editions/feed.atom`: the archive as a feed.
+pub async fn editions_feed(State(app): State<AppState>, headers: HeaderMap) -> Result<Response> {
+    let doc = app.site.edition_feed(&app.db).await?;
+    respond_fresh(&app, Some(doc), &headers)
 }
 
 /// Prometheus text format; the queue depths are read now.

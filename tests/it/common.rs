@@ -59,8 +59,16 @@ pub async fn spawn_app() -> TestApp {
     spawn_app_with("").await
 }
 
-/// Starts Herald with `extra` appended to its config file.
+/// Starts Herald with `extra` appended to its config file; keys of a `[site]` section in it
+/// join the test site's own section.
 pub async fn spawn_app_with(extra: &str) -> TestApp {
+    let (site_keys, extra) = match extra.split_once("[site]\n") {
+        Some((before, after)) => {
+            let end = after.find("\n[").map_or(after.len(), |i| i + 1);
+            (after[..end].to_owned(), format!("{before}{}", &after[end..]))
+        }
+        None => (String::new(), extra.to_owned()),
+    };
     let dir = tempfile::tempdir().unwrap();
     let posts_dir = dir.path().join("posts");
     std::fs::create_dir_all(&posts_dir).unwrap();
@@ -68,7 +76,7 @@ pub async fn spawn_app_with(extra: &str) -> TestApp {
     let address = format!("http://{}", listener.local_addr().unwrap());
     let db_url = fresh_database_url(dir.path()).await;
     let config = format!(
-        "[site]\ntitle = \"Test & Trust\"\nbase_url = \"{address}/\"\nauthor = \"Site Author\"\nlanguage = \"en-GB\"\n\
+        "[site]\ntitle = \"Test & Trust\"\nbase_url = \"{address}/\"\nauthor = \"Site Author\"\nlanguage = \"en-GB\"\n{site_keys}\
          [database]\nurl = \"{db_url}\"\n[content]\nposts_dir = \"posts\"\n{extra}\n"
     );
     let config_path = dir.path().join("config.toml");

@@ -528,3 +528,150 @@ async fn since_mails_recent_archive_posts_on_request() {
     assert_eq!(editions.len(), 1);
     assert_eq!(editions[0].subject, "Archive post");
 }
+
+#[tokio::test]
+async fn full_digests_carry_the_whole_post_with_the_sites_footer_and_address() {
+    let smtp = SmtpServer::start().await;
+    let app = app_with_smtp(
+        &smtp,
+        "[digest]\ncontent = \"full\"\n[site]\nfooter = \"Registered charity no. 1000000\"\n\
+         postal_address = \"The Riverside Trust\\n1 Mill Lane\\nBristol BS1 4AA\"\n",
+    )
+    .await;
+    add(
+        &app,
+        "reader@example.org",
+        SubscriberStatus::Confirmed,
+        Frequency::Immediate,
+        &[],
+    )
+    .await;
+    let paragraph = "Volunteers walked the whole length of the river this autumn, counting \
+                     spraints and footprints at forty-two sites, and found otters at thirty of them.";
+    app.write_post(
+        "otters.md",
+        &format!(
+            "---\ntitle: Otters are back\ndate: 2026-10-01\ntags: [wildlife]\nsummary: A short teaser.\n---\n\
+             {paragraph}\n\n## What comes next\n\nRead the [survey method](https://example.org/method) -- it is open.\n"
+        ),
+    );
+    app.sync().await;
+    let editions = app
+        .app
+        .digests
+        .compose(Frequency::Immediate, Trigger::NewPosts, None)
+        .await
+        .unwrap();
+    assert_eq!(editions.len(), 1);
+    drain(&app).await;
+    let received = smtp.wait_for(1, Duration::from_secs(10)).await;
+    let message = MessageParser::default().parse(&received[0].data).unwrap();
+    let html = message.body_html(0).unwrap();
+    let text = message.body_text(0).unwrap();
+
+    assert!(html.contains(paragraph), "the whole post in HTML: {html}");
+    assert!(html.contains("What comes next") && html.contains("https://example.org/method"));
+    assert!(!html.contains("A short teaser."), "the post, not its teaser: {html}");
+    assert!(text.contains("What comes next") && text.contains("https://example.org/method"));
+    let words = |s: &str| s.split_whitespace().collect::<Vec<_>>().join(" ");
+    assert!(words(&text).contains(paragraph), "the whole post as text: {text}");
+    for (what, body) in [("HTML", html.as_ref()), ("text", text.as_ref())] {
+        for expected in [
+            "Registered charity no. 1000000",
+            "The Riverside Trust",
+            "1 Mill Lane",
+            "Bristol BS1 4AA",
+        ] {
+            assert!(body.contains(expected), "{what} part lacks {expected:?}: {body}");
+        }
+        assert!(!body.contains("HERALD0"), "{what}: every stand-in is filled");
+    }
+    assert_eq!(
+        text.matches("Otters are back").count(),
+        1,
+        "one post, one title (the subject is the same): {text}"
+    );
+    for line in text.lines() {
+        assert!(
+            line.chars().count() <= 78 || !line.trim().contains(' '),
+            "text lines wrap at 78 columns: {line:?}"
+        );
+    }
+}
+
+#[tokio::test]
+async fn sent_editions_make_a_public_archive_with_its_own_feed() {
+    let smtp = SmtpServer::start().await;
+    let app = app_with_smtp(&smtp, "").await;
+    let empty = app.get_text("/editions/").await;
+    assert!(empty.contains("No emails have been sent yet."), "{empty}");
+
+    add(
+        &app,
+        "daily@example.org",
+        SubscriberStatus::Confirmed,
+        Frequency::Daily,
+        &[],
+    )
+    .await;
+    app.write_post(
+        "otters.md",
+        &post("Otters & voles", "2026-10-01", &["wildlife"], "Back."),
+    );
+    app.write_post("weirs.md", &post("Weirs", "2026-10-02", &["rivers"], "Gone."));
+    app.sync().await;
+    // Nobody reads weekly digests: that edition goes to no one and is not in the archive.
+    let weekly = app
+        .app
+        .digests
+        .compose(Frequency::Weekly, Trigger::Manual, None)
+        .await
+        .unwrap();
+    let daily = app
+        .app
+        .digests
+        .compose(Frequency::Daily, Trigger::Manual, None)
+        .await
+        .unwrap();
+    assert_eq!((weekly.len(), daily.len()), (1, 1));
+    drain(&app).await;
+
+    let page = app.get_text("/editions/").await;
+    let daily_url = app.url(&format!("/editions/{}", daily[0].id));
+    assert!(page.contains(&format!("href=\"{daily_url}\"")), "{page}");
+    assert!(
+        !page.contains(&format!("/editions/{}\"", weekly[0].id)),
+        "an edition sent to nobody is not listed: {page}"
+    );
+    assert!(
+        page.contains("Daily digest") && page.contains("Otters &amp; voles"),
+        "{page}"
+    );
+    assert!(page.contains(&format!("href=\"{}\"", app.url("/posts/weirs/"))));
+    assert_eq!(app.get(&format!("/editions/{}", daily[0].id)).await.status(), 200);
+    assert_eq!(app.get("/editions/page/2/").await.status(), 404);
+    assert_eq!(app.get("/editions/page/0/").await.status(), 404);
+
+    let response = app.get("/editions/feed.atom").await;
+    assert_eq!(response.status(), 200);
+    let body = response.bytes().await.unwrap();
+    let feed = crate::feed_check::parse_feed("/editions/feed.atom", &body);
+    assert_eq!(feed.entries.len(), 1);
+    let entry = &feed.entries[0];
+    assert_eq!(entry.links[0].href, daily_url);
+    assert_eq!(
+        entry.title.as_ref().unwrap().content,
+        daily[0].subject,
+        "the entry is the email's subject"
+    );
+    let content = entry.content.as_ref().and_then(|c| c.body.clone()).unwrap();
+    assert!(
+        content.contains("Otters &amp; voles") && content.contains("/posts/otters/"),
+        "{content}"
+    );
+    assert!(
+        app.get_text("/")
+            .await
+            .contains(&format!("href=\"{}\"", app.url("/editions/")))
+    );
+}

@@ -83,7 +83,17 @@ async fn mails(app: &TestApp, smtp: &SmtpServer) -> (String, String) {
     );
     app.write_post(
         "water.md",
-        &post("Water results", "2026-10-21", &["water-quality"], "Readings are in."),
+        &post(
+            "Water results",
+            "2026-10-21",
+            &["water-quality"],
+            "Readings are in.\n\n\
+             | Site | Nitrate | Phosphate | Oxygen | Temperature | Verdict |\n\
+             |---|---:|---:|---:|---:|:---:|\n\
+             | Mill weir upstream of the old tannery | 12.5 | 0.31 | 94% | 11.2 | Improving |\n\n\
+             The full dataset is at https://data.example.org/rivers/readings/2026/october/all-sites-including-tributaries.csv\n\n\
+             - One\n- Two\n",
+        ),
     );
     app.sync().await;
     let editions = app
@@ -121,10 +131,17 @@ async fn mails(app: &TestApp, smtp: &SmtpServer) -> (String, String) {
     (digest, confirm)
 }
 
-async fn app_and_mails() -> (SmtpServer, TestApp, String, String) {
+/// Design settings that make the layout and the colours work hardest: a pale accent that
+/// is unreadable as it is, a logo, a footer, a postal address and whole posts in digests.
+const DESIGN: &str = "[site]\naccent_color = \"#ffdd00\"\nlogo = \"favicon.svg\"\n\
+    footer = \"Registered charity no. 1000000\"\npostal_address = \"1 Mill Lane\\nBristol BS1 4AA\"\n\
+    [digest]\ncontent = \"full\"\n";
+
+/// The app (with `extra` settings, TOML sections) and its digest and confirmation mails.
+async fn app_and_mails(extra: &str) -> (SmtpServer, TestApp, String, String) {
     let smtp = SmtpServer::start().await;
     let app = spawn_app_with(&format!(
-        "[mail]\ntransport = \"smtp\"\nfrom = \"News <news@example.org>\"\n\
+        "{extra}[mail]\ntransport = \"smtp\"\nfrom = \"News <news@example.org>\"\n\
          [mail.smtp]\nhost = \"127.0.0.1\"\nport = {}\n",
         smtp.port
     ))
@@ -155,8 +172,19 @@ async fn the_digest_and_the_confirmation_fit_narrow_screens() {
     if !available() {
         return;
     }
-    let (_smtp, _app, digest, confirm) = app_and_mails().await;
-    for (name, html) in [("digest", &digest), ("confirmation", &confirm)] {
+    let (_smtp, _app, teaser, confirm) = app_and_mails("").await;
+    let (_smtp, _app, full, designed) = app_and_mails(DESIGN).await;
+    assert!(
+        full.contains("Mill weir upstream"),
+        "the whole post is in the digest: {full}"
+    );
+    let mails = [
+        ("digest", &teaser),
+        ("confirmation", &confirm),
+        ("full digest", &full),
+        ("designed confirmation", &designed),
+    ];
+    for (name, html) in mails {
         assert!(
             html.contains("<!--[if mso]>"),
             "{name}: a fixed-width table for Outlook"
@@ -167,7 +195,7 @@ async fn the_digest_and_the_confirmation_fit_narrow_screens() {
     let client = browser(&driver, profile.path()).await;
     for width in [320, 390, 600] {
         viewport(&client, width).await;
-        for (name, html) in [("digest", &digest), ("confirmation", &confirm)] {
+        for (name, html) in mails {
             show_html(&client, html).await;
             find(&client, ".card").await;
             let m = client.execute(WIDTHS, vec![]).await.unwrap();
@@ -269,23 +297,58 @@ async fn every_text_on_the_emails_and_the_pages_is_readable_in_light_and_dark() 
     if !available() {
         return;
     }
-    let (_smtp, app, digest, confirm) = app_and_mails().await;
     let profile = tempfile::tempdir().unwrap();
     let driver = Chromedriver::start().await;
     let client = browser(&driver, profile.path()).await;
+    let mut failures = Vec::new();
+    for (design, extra) in [("default design", ""), ("pale accent", DESIGN)] {
+        let (_smtp, app, digest, confirm) = app_and_mails(extra).await;
+        assert_pages_and_mails_readable(&client, &app, &digest, &confirm, design, &mut failures).await;
+        if !extra.is_empty() {
+            // The theme's own style applies (the Content-Security-Policy allows it): links
+            // take the accent, darkened until readable.
+            let accent: herald::domain::Colour = "#ffdd00".parse().unwrap();
+            let expected = accent.for_light();
+            scheme(&client, "light").await;
+            client.goto(&app.url("/subscribe")).await.unwrap();
+            let colour = client
+                .execute(
+                    "return getComputedStyle(document.querySelector('header.site nav a')).color",
+                    vec![],
+                )
+                .await
+                .unwrap();
+            assert_eq!(
+                colour.as_str(),
+                Some(format!("rgb({}, {}, {})", expected.r, expected.g, expected.b).as_str()),
+                "links take the site's accent"
+            );
+        }
+    }
+    client.close().await.unwrap();
+    assert!(failures.is_empty(), "under WCAG AA contrast:\n{}", failures.join("\n"));
+}
+
+async fn assert_pages_and_mails_readable(
+    client: &Client,
+    app: &TestApp,
+    digest: &str,
+    confirm: &str,
+    design: &str,
+    failures: &mut Vec<String>,
+) {
     client.goto(&app.url("/")).await.unwrap();
     let post_url = client
         .execute("return document.querySelector('article.summary h2 a').href", vec![])
         .await
         .unwrap();
     let post_url = post_url.as_str().expect("a post on the home page").to_owned();
-    let mut failures = Vec::new();
     for scheme_name in ["light", "dark"] {
-        scheme(&client, scheme_name).await;
-        for (name, html) in [("digest", &digest), ("confirmation", &confirm)] {
-            show_html(&client, html).await;
-            find(&client, ".card").await;
-            assert_readable(&client, scheme_name, name, &mut failures).await;
+        scheme(client, scheme_name).await;
+        for (name, html) in [("digest", digest), ("confirmation", confirm)] {
+            show_html(client, html).await;
+            find(client, ".card").await;
+            assert_readable(client, scheme_name, &format!("{name}, {design}"), failures).await;
         }
         for (name, url) in [
             ("home", app.url("/")),
@@ -293,12 +356,12 @@ async fn every_text_on_the_emails_and_the_pages_is_readable_in_light_and_dark() 
             ("subscribe", app.url("/subscribe")),
         ] {
             client.goto(&url).await.unwrap();
-            find(&client, "footer.site").await;
-            assert_readable(&client, scheme_name, name, &mut failures).await;
+            find(client, "footer.site").await;
+            assert_readable(client, scheme_name, &format!("{name}, {design}"), failures).await;
         }
         // The form's error message, shown after a refused address.
         client.goto(&app.url("/subscribe")).await.unwrap();
-        find(&client, "form.subscribe input[name=email]")
+        find(client, "form.subscribe input[name=email]")
             .await
             .send_keys("not an address")
             .await
@@ -312,9 +375,7 @@ async fn every_text_on_the_emails_and_the_pages_is_readable_in_light_and_dark() 
             )
             .await
             .unwrap();
-        wait_text(&client, "p.error", "").await;
-        assert_readable(&client, scheme_name, "subscribe error", &mut failures).await;
+        wait_text(client, "p.error", "").await;
+        assert_readable(client, scheme_name, &format!("subscribe error, {design}"), failures).await;
     }
-    client.close().await.unwrap();
-    assert!(failures.is_empty(), "under WCAG AA contrast:\n{}", failures.join("\n"));
 }

@@ -377,3 +377,80 @@ async fn a_shared_post_link_previews_with_its_own_title_description_and_image() 
         "{home}"
     );
 }
+
+/// The `href` of the first `<a>` with `class` in `page`, and its text.
+fn link_with_class(page: &str, class: &str) -> Option<(String, String)> {
+    let document = scraper::Html::parse_document(page);
+    let selector = scraper::Selector::parse(&format!("a.{class}")).unwrap();
+    document.select(&selector).next().map(|a| {
+        (
+            a.value().attr("href").unwrap_or_default().to_owned(),
+            a.text()
+                .collect::<String>()
+                .split_whitespace()
+                .collect::<Vec<_>>()
+                .join(" "),
+        )
+    })
+}
+
+#[tokio::test]
+async fn a_post_links_to_the_posts_beside_it_and_offers_a_subscribe_box() {
+    let app = spawn_app().await;
+    app.write_post("first.md", &post("First & oldest", "2026-09-01", &[], "One."));
+    app.write_post("second.md", &post("Second", "2026-09-02", &[], "Two."));
+    app.write_post("third.md", &post("Third", "2026-09-03", &[], "Three."));
+    app.write_post("later.md", &post("Not yet public", "2099-01-01", &[], "Scheduled."));
+    app.sync().await;
+
+    let second = app.get_text("/posts/second/").await;
+    assert_eq!(
+        link_with_class(&second, "older"),
+        Some((app.url("/posts/first/"), "Older First & oldest".into()))
+    );
+    assert_eq!(
+        link_with_class(&second, "newer"),
+        Some((app.url("/posts/third/"), "Newer Third".into()))
+    );
+    let third = app.get_text("/posts/third/").await;
+    assert_eq!(link_with_class(&third, "newer"), None, "a scheduled post is not linked");
+    assert!(link_with_class(&third, "older").is_some());
+    let first = app.get_text("/posts/first/").await;
+    assert_eq!(link_with_class(&first, "older"), None);
+
+    // A newer post changes the page that was newest: its validators change too.
+    let before = app.get("/posts/third/").await;
+    let etag = before.headers()[header::ETAG].clone();
+    app.write_post("fourth.md", &post("Fourth", "2026-09-04", &[], "Four."));
+    app.sync().await;
+    let after = app.get("/posts/third/").await;
+    assert_ne!(after.headers()[header::ETAG], etag);
+    let third = after.text().await.unwrap();
+    assert_eq!(
+        link_with_class(&third, "newer"),
+        Some((app.url("/posts/fourth/"), "Newer Fourth".into()))
+    );
+
+    // The box at the end of the post subscribes with the default choices.
+    let document = scraper::Html::parse_document(&third);
+    let form = document
+        .select(&scraper::Selector::parse("form.subscribe-box").unwrap())
+        .next()
+        .expect("a subscribe box after the post");
+    assert_eq!(form.value().attr("action"), Some(app.url("/subscribe").as_str()));
+    let response = app
+        .client
+        .post(app.url("/subscribe"))
+        .header(header::ORIGIN, &app.address)
+        .form(&[("email", "reader@example.org"), ("website", "")])
+        .send()
+        .await
+        .unwrap();
+    assert!(response.status().is_success(), "{}", response.status());
+    let subscriber = herald::store::subscribers::find_by_email(&app.app.db, &"reader@example.org".parse().unwrap())
+        .await
+        .unwrap()
+        .expect("a pending subscription");
+    assert_eq!(subscriber.status, herald::domain::SubscriberStatus::Pending);
+    assert_eq!(subscriber.frequency, herald::domain::Frequency::Weekly, "the default");
+}

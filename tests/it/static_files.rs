@@ -143,6 +143,7 @@ async fn a_static_file_never_shadows_heralds_own_routes() {
         "feed.rss",
         "robots.txt",
         "sitemap.xml",
+        "favicon.svg",
         "healthz",
         "admin/index.html",
         "admin/api/x.json",
@@ -159,6 +160,7 @@ async fn a_static_file_never_shadows_heralds_own_routes() {
     for path in [
         "/robots.txt",
         "/sitemap.xml",
+        "/favicon.svg",
         "/healthz",
         "/",
         "/posts/otters/",
