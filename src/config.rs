@@ -366,6 +366,9 @@ pub struct DatabaseSettings {
 #[serde(deny_unknown_fields, default)]
 pub struct ContentSettings {
     pub posts_dir: PathBuf,
+    /// Folder of files served as they are at the site's root (`static/images/map.png` at
+    /// `/images/map.png`) and copied by `herald build`; it need not exist.
+    pub static_dir: PathBuf,
     /// Folder of templates that override the built-in ones (same file names).
     pub templates_dir: Option<PathBuf>,
 }
@@ -469,6 +472,7 @@ impl Default for ContentSettings {
     fn default() -> Self {
         Self {
             posts_dir: PathBuf::from("content/posts"),
+            static_dir: PathBuf::from("static"),
             templates_dir: None,
         }
     }
@@ -589,6 +593,10 @@ impl Settings {
     /// The posts folder, resolved against the config file's folder.
     pub fn posts_dir(&self) -> PathBuf {
         self.resolve(&self.content.posts_dir)
+    }
+
+    pub fn static_dir(&self) -> PathBuf {
+        self.resolve(&self.content.static_dir)
     }
 
     pub fn outbox_dir(&self) -> PathBuf {

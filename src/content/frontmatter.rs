@@ -210,15 +210,25 @@ pub(super) fn parse(
         .map_err(|m| fail(line_of_key(&split, "updated"), format!("updated: {m}")))?
         .filter(|u| *u > published_at);
 
+    // A page bundle (`otters/index.md`) is named by its folder; other posts by their file.
+    let bundle = source.bundle_dir();
     let slug = match &fm.slug {
         Some(s) => Slug::parse(s).map_err(|e| fail(line_of_key(&split, "slug"), format!("slug {s:?}: {e}")))?,
         None => {
-            let stem = path.file_stem().and_then(|s| s.to_str()).unwrap_or_default();
+            let (what, stem) = match bundle {
+                Some(dir) => ("folder", dir.rsplit('/').next().unwrap_or(dir)),
+                None => ("file", path.file_stem().and_then(|s| s.to_str()).unwrap_or_default()),
+            };
             Slug::parse(stem)
                 .ok()
                 .or_else(|| Slug::slugify(stem))
-                .ok_or_else(|| fail(1, format!("cannot make a slug of the file name {stem:?}: set `slug`")))?
+                .ok_or_else(|| fail(1, format!("cannot make a slug of the {what} name {stem:?}: set `slug`")))?
         }
+    };
+    let relative = if bundle.is_some() {
+        sanitize::Relative::Bundle
+    } else {
+        sanitize::Relative::Site
     };
 
     let mut authors: Vec<String> = fm.authors.unwrap_or_default();
@@ -243,8 +253,7 @@ pub(super) fn parse(
     let image = match fm.image.as_deref().map(str::trim).filter(|s| !s.is_empty()) {
         None => None,
         Some(raw) => {
-            let url = base_url
-                .join(raw.trim_start_matches('/'))
+            let url = sanitize::resolve(raw, base_url, &post_url, relative)
                 .map_err(|e| fail(line_of_key(&split, "image"), format!("image {raw:?}: {e}")))?;
             if !matches!(url.scheme(), "http" | "https") {
                 return Err(fail(
@@ -262,7 +271,7 @@ pub(super) fn parse(
         .map(|s| markdown::smart_punctuation(&plain_line(&s)))
         .filter(|s| !s.is_empty())
         .or_else(|| markdown::plain_summary(split.body, SUMMARY_CHARS));
-    let content_html = sanitize::sanitize_html(&markdown::render_markdown(split.body), base_url, &post_url);
+    let content_html = sanitize::sanitize_html(&markdown::render_markdown(split.body), base_url, &post_url, relative);
 
     Ok(PostDraft {
         slug,
@@ -362,6 +371,44 @@ mod tests {
             assert!(err.message.contains(reason), "{text:?} -> {err}");
             assert!(err.to_string().starts_with(&format!("broken.md:{line}: ")), "{err}");
         }
+    }
+
+    #[test]
+    fn a_bundle_is_named_by_its_folder_and_its_relative_urls_are_its_own() {
+        let base = Url::parse("https://example.org/").unwrap();
+        let text =
+            "---\ntitle: T\ndate: 2026-01-01\nimage: photo.jpg\n---\n![m](images/map.png) ![s](/images/site.png)\n";
+        let source = PostSource::File("2026/Otters Return/index.md".into());
+        let post = parse(
+            Path::new("posts/2026/Otters Return/index.md"),
+            text,
+            &base,
+            source,
+            "h".into(),
+        )
+        .unwrap();
+        assert_eq!(post.slug.as_str(), "otters-return");
+        assert_eq!(
+            post.image.as_deref(),
+            Some("https://example.org/posts/otters-return/photo.jpg")
+        );
+        assert!(
+            post.content_html
+                .contains(r#"src="https://example.org/posts/otters-return/images/map.png""#),
+            "{}",
+            post.content_html
+        );
+        assert!(
+            post.content_html
+                .contains(r#"src="https://example.org/images/site.png""#),
+            "{}",
+            post.content_html
+        );
+        // A post file that is not a bundle keeps site-relative paths, and `index.md` at the
+        // top of the posts folder is no bundle.
+        let flat = load("index.md", text).unwrap();
+        assert_eq!(flat.slug.as_str(), "index");
+        assert_eq!(flat.image.as_deref(), Some("https://example.org/photo.jpg"));
     }
 
     #[test]

@@ -9,12 +9,24 @@ use url::Url;
 /// Prefix of element ids inside post content, so a post cannot clobber the page's own ids.
 const ID_PREFIX: &str = "post-";
 
+/// How a post's relative URLs are read.
+#[derive(Clone, Copy, PartialEq, Eq)]
+pub enum Relative {
+    /// A post file: paths are relative to the site's folder (`/img/x.png` and `img/x.png`
+    /// both mean base_url's folder, which may be below the host's root).
+    Site,
+    /// A page bundle (`<slug>/index.md` beside its files): a relative path (`photo.jpg`,
+    /// `images/x.png`) is the post's own file, at the post's URL; `/img/x.png` is still
+    /// the site's.
+    Bundle,
+    /// An item imported from another site: resolved the browser's way against its page.
+    Page,
+}
+
 struct Absolutise {
     base: Url,
     post: Url,
-    /// Paths are relative to the site's folder (local posts) rather than resolved the
-    /// browser's way (imported items, whose links were written for their own page).
-    site_relative: bool,
+    relative: Relative,
 }
 
 impl ammonia::UrlRelativeEvaluate<'_> for Absolutise {
@@ -24,28 +36,33 @@ impl ammonia::UrlRelativeEvaluate<'_> for Absolutise {
             absolute.set_fragment(Some(&format!("{ID_PREFIX}{fragment}")));
             return Some(Cow::Owned(absolute.into()));
         }
-        // In local posts paths are relative to the site, not the post: `/img/x.png` and
-        // `img/x.png` both mean base_url's folder (which may be below the host's root).
-        let url = if self.site_relative {
-            url.trim_start_matches('/')
-        } else {
-            url
-        };
-        let joined = self.base.join(url).ok()?;
+        let joined = resolve(url, &self.base, &self.post, self.relative).ok()?;
         Some(Cow::Owned(joined.into()))
+    }
+}
+
+/// An URL written in a post (`src`, `href`, the front matter's `image`) made absolute, the
+/// way `relative` says: against the site's folder or the post's own URL.
+pub fn resolve(url: &str, base_url: &Url, post_url: &Url, relative: Relative) -> Result<Url, url::ParseError> {
+    match relative {
+        Relative::Site => base_url.join(url.trim_start_matches('/')),
+        Relative::Bundle if url.starts_with('/') => base_url.join(url.trim_start_matches('/')),
+        Relative::Bundle => post_url.join(url),
+        Relative::Page => base_url.join(url),
     }
 }
 
 /// Makes post HTML safe for feeds, pages and emails: an allow-list of tags and
 /// attributes (no scripts, event handlers, iframes, `javascript:` URLs) and every
-/// URL made absolute — paths against `base_url`, `#fragments` against `post_url`.
-pub fn sanitize_html(html: &str, base_url: &Url, post_url: &Url) -> String {
+/// URL made absolute — paths against `base_url` (or, in a page bundle, relative paths
+/// against `post_url`), `#fragments` against `post_url`.
+pub fn sanitize_html(html: &str, base_url: &Url, post_url: &Url, relative: Relative) -> String {
     clean(
         html,
         Absolutise {
             base: base_url.clone(),
             post: post_url.clone(),
-            site_relative: true,
+            relative,
         },
     )
 }
@@ -58,7 +75,7 @@ pub fn sanitize_remote_html(html: &str, page_url: &Url) -> String {
         Absolutise {
             base: page_url.clone(),
             post: page_url.clone(),
-            site_relative: false,
+            relative: Relative::Page,
         },
     )
 }
@@ -85,7 +102,7 @@ mod tests {
     fn clean(html: &str) -> String {
         let base = Url::parse("https://example.org/news/").unwrap();
         let post = base.join("posts/a/").unwrap();
-        sanitize_html(html, &base, &post)
+        sanitize_html(html, &base, &post, Relative::Site)
     }
 
     #[test]
@@ -93,7 +110,7 @@ mod tests {
         let base = Url::parse("https://news.example.org/").unwrap();
         let post = base.join("posts/t/").unwrap();
         let html = crate::content::render_markdown("| a | b |\n|--:|---|\n| 1 | 2 |\n");
-        let clean = sanitize_html(&format!("{html}<p class=\"evil\">x</p>"), &base, &post);
+        let clean = sanitize_html(&format!("{html}<p class=\"evil\">x</p>"), &base, &post, Relative::Site);
         assert!(clean.contains("<div class=\"table-wrap\">"), "{clean}");
         assert!(clean.contains("<td class=\"align-right\">1</td>"), "{clean}");
         assert!(!clean.contains("evil"), "{clean}");
@@ -132,6 +149,28 @@ mod tests {
             "{out}"
         );
         assert!(out.contains(r#"href="https://other.example/x""#), "{out}");
+    }
+
+    #[test]
+    fn in_a_bundle_relative_paths_are_the_posts_own_files() {
+        let base = Url::parse("https://example.org/news/").unwrap();
+        let post = base.join("posts/otters/").unwrap();
+        let out = sanitize_html(
+            r##"<img src="photo.jpg"><img src="images/x.png"><img src="/images/map.png"><a href="../other/">o</a><a href="#n">n</a><a href="https://other.example/y">y</a>"##,
+            &base,
+            &post,
+            Relative::Bundle,
+        );
+        for expected in [
+            r#"src="https://example.org/news/posts/otters/photo.jpg""#,
+            r#"src="https://example.org/news/posts/otters/images/x.png""#,
+            r#"src="https://example.org/news/images/map.png""#,
+            r#"href="https://example.org/news/posts/other/""#,
+            r#"href="https://example.org/news/posts/otters/#post-n""#,
+            r#"href="https://other.example/y""#,
+        ] {
+            assert!(out.contains(expected), "{expected} missing from {out}");
+        }
     }
 
     #[test]

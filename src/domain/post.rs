@@ -29,6 +29,16 @@ impl PostSource {
     pub fn is_file(&self) -> bool {
         matches!(self, PostSource::File(_))
     }
+
+    /// The folder of a page bundle, relative to the posts folder: a post file named
+    /// `index.md` in a folder of its own (`otters/index.md`), whose other files (images,
+    /// attachments) belong to the post. `None` for every other post.
+    pub fn bundle_dir(&self) -> Option<&str> {
+        match self {
+            PostSource::File(path) => path.strip_suffix("/index.md").filter(|dir| !dir.is_empty()),
+            PostSource::Feed(_) => None,
+        }
+    }
 }
 
 impl fmt::Display for PostSource {
@@ -162,5 +172,17 @@ mod tests {
         assert_eq!(item.to_string().parse::<PostSource>().unwrap(), item);
         assert!(!item.is_file());
         assert!("otters.md".parse::<PostSource>().is_err());
+    }
+
+    #[test]
+    fn a_bundle_is_an_index_md_in_a_folder() {
+        let dir = |path: &str| PostSource::File(path.into()).bundle_dir().map(str::to_owned);
+        assert_eq!(dir("otters/index.md").as_deref(), Some("otters"));
+        assert_eq!(dir("2026/otters/index.md").as_deref(), Some("2026/otters"));
+        assert_eq!(dir("index.md"), None);
+        assert_eq!(dir("otters.md"), None);
+        assert_eq!(dir("otters/notes.md"), None);
+        let url = url::Url::parse("https://example.org/feed.xml").unwrap();
+        assert_eq!(PostSource::feed_item(&url, "a/index.md").bundle_dir(), None);
     }
 }

@@ -4,9 +4,39 @@ use atom_syndication::{
     CategoryBuilder, ContentBuilder, EntryBuilder, FeedBuilder, FixedDateTime, GeneratorBuilder, LinkBuilder,
     PersonBuilder, Text,
 };
+use std::collections::BTreeMap;
+
+use atom_syndication::extension::{Extension, ExtensionMap};
 use chrono::{DateTime, Utc};
 
-use super::{FeedFormat, FeedMeta, Post};
+use super::{FeedFormat, FeedMeta, MEDIA_NS, Post, media_content_attrs};
+
+/// The entry's `media:content`, for a post with a lead image. atom_syndication writes an
+/// extension's attributes as they are, so they are escaped here.
+fn media(post: &Post) -> ExtensionMap {
+    let mut map = ExtensionMap::new();
+    if let Some(attrs) = media_content_attrs(post) {
+        let content = Extension {
+            name: "media:content".to_owned(),
+            attrs: attrs.into_iter().map(|(k, v)| (k, escape_attr(&v))).collect(),
+            ..Default::default()
+        };
+        map.insert(
+            "media".to_owned(),
+            BTreeMap::from([("content".to_owned(), vec![content])]),
+        );
+    }
+    map
+}
+
+fn escape_attr(value: &str) -> String {
+    value
+        .replace('&', "&amp;")
+        .replace('<', "&lt;")
+        .replace('>', "&gt;")
+        .replace('"', "&quot;")
+        .replace('\'', "&apos;")
+}
 
 fn fixed(d: DateTime<Utc>) -> FixedDateTime {
     d.fixed_offset()
@@ -54,6 +84,7 @@ pub fn atom(meta: &FeedMeta, posts: &[Post]) -> String {
                         .content_type(Some("html".to_owned()))
                         .build(),
                 ))
+                .extensions(media(post))
                 .build()
         })
         .collect::<Vec<_>>();
@@ -76,6 +107,9 @@ pub fn atom(meta: &FeedMeta, posts: &[Post]) -> String {
                 .build(),
         ])
         .entries(entries);
+    if posts.iter().any(|p| p.image.is_some()) {
+        feed.namespaces(BTreeMap::from([("media".to_owned(), MEDIA_NS.to_owned())]));
+    }
     if !meta.description.is_empty() {
         feed.subtitle(Some(Text::plain(meta.description.clone())));
     }
@@ -102,6 +136,31 @@ mod tests {
         assert!(out.contains("Post &lt;a&gt; &amp; more"), "{out}");
         assert!(out.contains("urn:uuid:00000000-0000-4000-8000-000000000001"), "{out}");
         assert!(out.contains(r#"rel="self""#), "{out}");
+    }
+
+    #[test]
+    fn a_lead_image_is_media_content() {
+        let mut with_query = post(1, "a", 1);
+        with_query.image = Some("https://example.org/i.webp?w=1&h=2".into());
+        let out = atom(&meta(), &[post(2, "b", 2), with_query]);
+        let doc = roxmltree::Document::parse(&out).unwrap_or_else(|e| panic!("{e}: {out}"));
+        let media: Vec<_> = doc
+            .descendants()
+            .filter(|n| n.tag_name().namespace() == Some(MEDIA_NS) && n.tag_name().name() == "content")
+            .map(|n| (n.attribute("url"), n.attribute("type"), n.attribute("medium")))
+            .collect();
+        assert_eq!(
+            media,
+            [
+                (Some("https://example.org/i.jpg"), Some("image/jpeg"), Some("image")),
+                (
+                    Some("https://example.org/i.webp?w=1&h=2"),
+                    Some("image/webp"),
+                    Some("image")
+                ),
+            ],
+            "{out}"
+        );
     }
 
     #[test]

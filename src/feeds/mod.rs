@@ -58,6 +58,24 @@ impl FeedFormat {
     }
 }
 
+/// Media RSS: a post's lead image is a `media:content` (`medium="image"`) of its item in
+/// RSS and of its entry in Atom, which is where feed readers look for an item's picture.
+pub const MEDIA_NS: &str = "http://search.yahoo.com/mrss/";
+
+/// The attributes of a post's `media:content`: its lead image's URL, `medium="image"` and,
+/// when the file's name tells, its `type`.
+fn media_content_attrs(post: &Post) -> Option<std::collections::BTreeMap<String, String>> {
+    let url = post.image.as_deref()?;
+    let mut attrs = std::collections::BTreeMap::new();
+    attrs.insert("url".to_owned(), url.to_owned());
+    attrs.insert("medium".to_owned(), "image".to_owned());
+    let path = url::Url::parse(url).map(|u| u.path().to_owned()).unwrap_or_default();
+    if let Some(mime) = mime_guess::from_path(path).first().filter(|m| m.type_() == "image") {
+        attrs.insert("type".to_owned(), mime.essence_str().to_owned());
+    }
+    Some(attrs)
+}
+
 /// What a feed says about itself.
 #[derive(Debug, Clone)]
 pub struct FeedMeta {

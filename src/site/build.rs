@@ -1,5 +1,6 @@
-//! `herald build --out DIR`: every page and feed written as files, laid out so any
-//! static host serves them at the same URLs as `herald serve`.
+//! `herald build --out DIR`: every page and feed written as files, with the static folder
+//! and the page bundles' files, laid out so any static host serves them at the same URLs
+//! as `herald serve`.
 
 use std::path::{Path, PathBuf};
 
@@ -7,6 +8,7 @@ use anyhow::{Context, bail};
 use chrono::Utc;
 
 use super::Site;
+use super::files::{self, Folder};
 use crate::domain::{Post, Tag};
 use crate::feeds::FeedFormat;
 use crate::store;
@@ -95,6 +97,16 @@ pub async fn build(db: &Db, site: &Site, out: &Path) -> anyhow::Result<ExportRep
 
 async fn write_all(db: &Db, site: &Site, w: &mut Writer) -> anyhow::Result<ExportReport> {
     let now = Utc::now();
+
+    // Files first, so that Herald's own pages win where a name is taken twice.
+    let settings = site.settings();
+    w.files += files::copy_folder(&settings.static_dir(), Folder::Static, &w.root)?;
+    let posts_dir = settings.posts_dir();
+    for (slug, source) in store::posts::public_sources(db, now).await? {
+        if let Some(bundle) = files::bundle_folder(&posts_dir, &source) {
+            w.files += files::copy_folder(&bundle, Folder::Bundle, &w.root.join("posts").join(&slug))?;
+        }
+    }
 
     // Read every public post once, newest first; every page and feed is cut from this list.
     let posts = Site::all_public_posts(db, now).await?;

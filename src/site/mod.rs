@@ -6,6 +6,7 @@ mod archive;
 pub mod build;
 pub mod cache;
 mod design;
+pub mod files;
 mod templates;
 
 use std::sync::Arc;

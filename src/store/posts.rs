@@ -292,6 +292,26 @@ pub async fn known_topics(db: &Db) -> anyhow::Result<std::collections::BTreeSet<
     Ok(tags.into_iter().collect())
 }
 
+/// Where the public post with this slug comes from, if there is one.
+#[tracing::instrument(skip_all)]
+pub async fn public_source(db: &Db, slug: &Slug, now: DateTime<Utc>) -> anyhow::Result<Option<PostSource>> {
+    const SQL: &str = public_posts_sql!("p.source", "", "and p.slug = $2", "");
+    with_pool!(db, pool => {
+        sqlx::query_scalar(SQL).bind(now).bind(slug.as_str()).fetch_optional(pool).await
+    })
+    .with_context(|| format!("Failed to read where post {slug} comes from"))
+}
+
+/// Where every public post comes from, by slug.
+#[tracing::instrument(skip_all)]
+pub async fn public_sources(db: &Db, now: DateTime<Utc>) -> anyhow::Result<Vec<(String, PostSource)>> {
+    const SQL: &str = public_posts_sql!("p.slug, p.source", "", "", "order by p.slug");
+    with_pool!(db, pool => {
+        sqlx::query_as(SQL).bind(now).fetch_all(pool).await
+    })
+    .context("Failed to read where the public posts come from")
+}
+
 /// A link to another post: enough to name it and to date the page that links to it.
 #[derive(Debug, Clone, PartialEq, Eq, sqlx::FromRow)]
 pub struct PostLink {

@@ -6,6 +6,7 @@ mod api;
 mod console;
 mod error;
 mod extract;
+mod files;
 mod guard;
 pub mod headers;
 mod limits;
@@ -131,6 +132,7 @@ pub fn router(app: AppState) -> Router {
         .route("/page/{page}/", get(public::home_page))
         .route("/posts/{slug}", get(public::post))
         .route("/posts/{slug}/", get(public::post))
+        .route("/posts/{slug}/{*file}", get(files::bundle_file))
         .route("/tags", get(public::tags))
         .route("/tags/", get(public::tags))
         .route("/tags/{tag}", get(public::tag))
@@ -164,7 +166,8 @@ pub fn router(app: AppState) -> Router {
         .route("/healthz", get(|| async { "ok" }))
         .route("/readyz", get(public::ready))
         .route("/metrics", get(public::metrics))
-        .fallback(public::fallback);
+        // Whatever no route answers may be a file of the static folder.
+        .fallback(files::fallback);
     if app.settings.log.access {
         routes = routes.layer(axum::middleware::from_fn(trace::access_log));
     }

@@ -86,7 +86,7 @@ async fn serve_document(app: &AppState, key: String, wanted: Wanted<'_>, headers
     Ok(respond(&doc, headers))
 }
 
-fn not_found(app: &AppState) -> Result<Response> {
+pub(super) fn not_found(app: &AppState) -> Result<Response> {
     let page = app.site.not_found()?;
     Ok((StatusCode::NOT_FOUND, Html(page)).into_response())
 }
@@ -215,10 +215,6 @@ pub async fn ready(State(app): State<AppState>) -> Response {
         )
             .into_response(),
     }
-}
-
-pub async fn fallback(State(app): State<AppState>) -> Result<Response> {
-    not_found(&app)
 }
 
 /// The web view of a sent digest, with links for a visitor rather than a subscriber.

@@ -29,6 +29,7 @@ mod serve;
 mod server;
 mod smtp;
 mod sources;
+mod static_files;
 mod subscriber_model;
 mod subscribers;
 mod sync;
