@@ -21,5 +21,5 @@ pub use states::{DeliveryStatus, EditionStatus, OutboxStatus, PollOutcome, PostS
 pub use subscriber::{
     Choices, Frequency, NameError, Subscriber, SubscriberSource, SubscriberStatus, parse_name, parse_topics,
 };
-pub use tag::{Tag, TagError};
+pub use tag::{Tag, TagError, UnknownTopics, check_topics};
 pub use word::UnknownValue;

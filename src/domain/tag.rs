@@ -1,5 +1,6 @@
 //! Tags (topics): the name an author wrote and its slug. Uses `domain` only.
 
+use std::collections::BTreeSet;
 use std::fmt;
 
 use super::Slug;
@@ -58,6 +59,41 @@ impl fmt::Display for Tag {
     }
 }
 
+/// Topics asked for that no post has.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct UnknownTopics {
+    pub unknown: Vec<String>,
+    pub known: Vec<String>,
+}
+
+impl fmt::Display for UnknownTopics {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        let quoted = |items: &[String]| items.iter().map(|t| format!("{t:?}")).collect::<Vec<_>>().join(", ");
+        let noun = if self.unknown.len() == 1 { "topic" } else { "topics" };
+        write!(f, "unknown {noun} {}", quoted(&self.unknown))?;
+        if self.known.is_empty() {
+            write!(f, " (no post has a topic yet)")
+        } else {
+            write!(f, " (known topics: {})", self.known.join(", "))
+        }
+    }
+}
+
+impl std::error::Error for UnknownTopics {}
+
+/// The topics of `asked` (slugs) that are not in `known`, if any.
+pub fn check_topics(asked: &[String], known: &BTreeSet<String>) -> Result<(), UnknownTopics> {
+    let unknown: Vec<String> = asked.iter().filter(|t| !known.contains(*t)).cloned().collect();
+    if unknown.is_empty() {
+        Ok(())
+    } else {
+        Err(UnknownTopics {
+            unknown,
+            known: known.iter().cloned().collect(),
+        })
+    }
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -94,5 +130,21 @@ mod tests {
                 prop_assert!(Slug::parse(tag.slug()).is_ok());
             }
         }
+    }
+
+    #[test]
+    fn unknown_topics_are_named_with_the_known_ones() {
+        let known: BTreeSet<String> = ["rivers", "wildlife"].map(String::from).into();
+        assert_eq!(check_topics(&["rivers".into()], &known), Ok(()));
+        let error = check_topics(&["rivers".into(), "otterz".into()], &known).unwrap_err();
+        assert_eq!(
+            error.to_string(),
+            "unknown topic \"otterz\" (known topics: rivers, wildlife)"
+        );
+        let none = check_topics(&["a".into(), "b".into()], &BTreeSet::new()).unwrap_err();
+        assert_eq!(
+            none.to_string(),
+            "unknown topics \"a\", \"b\" (no post has a topic yet)"
+        );
     }
 }

@@ -150,7 +150,7 @@ fn parse_row(
         "" => None,
         t => {
             let topics = parse_topics(t.split([',', ';', '|'])).map_err(|e| format!("topics: {e}"))?;
-            super::topics::check(&topics, known_topics).map_err(|e| format!("topics: {e}"))?;
+            crate::domain::check_topics(&topics, known_topics).map_err(|e| format!("topics: {e}"))?;
             Some(topics)
         }
     };

@@ -8,8 +8,6 @@
 pub mod csv;
 mod topics;
 
-pub use topics::{UnknownTopics, check as check_topics};
-
 use anyhow::Context;
 use chrono::{Duration, Utc};
 use lettre::message::Mailbox;

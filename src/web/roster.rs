@@ -305,8 +305,7 @@ pub async fn edit(
     let known = known_topics(&app, &current.topics).await?;
     let patch = (|| -> std::result::Result<SubscriberPatch, String> {
         let topics = parse_topics(form.topics.iter().map(String::as_str)).map_err(|e| format!("Topics: {e}."))?;
-        crate::subscribers::check_topics(&topics, &known.iter().cloned().collect())
-            .map_err(|e| format!("Topics: {e}."))?;
+        crate::domain::check_topics(&topics, &known.iter().cloned().collect()).map_err(|e| format!("Topics: {e}."))?;
         Ok(SubscriberPatch {
             name: Some(parse_name(&form.name).map_err(|e| format!("Name: {e}"))?),
             frequency: Some(form.frequency.parse().map_err(|e: UnknownValue| e.to_string())?),

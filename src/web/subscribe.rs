@@ -150,7 +150,7 @@ pub async fn subscribe(
     {
         // The form offers the public topics; another one would never bring mail.
         let public = topics(&app).await?.iter().map(|t| t.slug().to_owned()).collect();
-        if let Err(e) = crate::subscribers::check_topics(&request.topics, &public) {
+        if let Err(e) = crate::domain::check_topics(&request.topics, &public) {
             read = Err(format!("Topics: {e}."));
         }
     }

@@ -177,7 +177,7 @@ async fn an_admin_changes_a_subscribers_choices_on_their_page_and_the_list_shows
     ];
     let shown = console.follow(console.post(&path, &bad).await).await;
     assert!(
-        shown.contains("Nothing was saved: Topics: “knitting” is not a topic of this site."),
+        shown.contains("Nothing was saved: Topics: unknown topic &quot;knitting&quot; (known topics: "),
         "{shown}"
     );
     assert_eq!(find(&app, ana.id).await.unwrap(), stored);
