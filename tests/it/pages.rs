@@ -447,7 +447,7 @@ async fn a_post_links_to_the_posts_beside_it_and_offers_a_subscribe_box() {
         .await
         .unwrap();
     assert!(response.status().is_success(), "{}", response.status());
-    app.app.subscriptions.process_requests().await.unwrap();
+    crate::subscribers::requests_settled(&app).await;
     let subscriber = herald::store::subscribers::find_by_email(&app.app.db, &"reader@example.org".parse().unwrap())
         .await
         .unwrap()

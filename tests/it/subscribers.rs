@@ -565,7 +565,7 @@ async fn the_form_refuses_a_topic_no_public_post_has() {
     }
     let response = subscribe(&app, &[("email", "reader@example.org"), ("topics", "wildlife")]).await;
     assert_eq!(response.status(), 200);
-    app.app.subscriptions.process_requests().await.unwrap();
+    crate::subscribers::requests_settled(&app).await;
     assert_eq!(
         subscriber(&app, "reader@example.org").await.unwrap().topics,
         ["wildlife"]
