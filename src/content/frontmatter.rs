@@ -110,6 +110,26 @@ fn line_of_key(split: &Split<'_>, key: &str) -> usize {
         .map_or(1, |i| split.front_line + i)
 }
 
+/// A YAML error's message with each `line N` counted from the top of the file, not of
+/// the front matter (which starts `offset` lines down), so every number in it is one an
+/// editor shows.
+fn file_lines(message: &str, offset: usize) -> String {
+    let mut out = String::with_capacity(message.len());
+    let mut rest = message;
+    while let Some(at) = rest.find("line ") {
+        let (before, after) = rest.split_at(at + "line ".len());
+        out.push_str(before);
+        let digits = after.bytes().take_while(u8::is_ascii_digit).count();
+        match after[..digits].parse::<usize>() {
+            Ok(n) => out.push_str(&(n + offset).to_string()),
+            Err(_) => out.push_str(&after[..digits]),
+        }
+        rest = &after[digits..];
+    }
+    out.push_str(rest);
+    out
+}
+
 fn read_front_matter(split: &Split<'_>) -> Result<FrontMatter, (usize, String)> {
     match split.format {
         Format::Yaml => {
@@ -118,7 +138,13 @@ fn read_front_matter(split: &Split<'_>) -> Result<FrontMatter, (usize, String)> 
             }
             serde_yaml_ng::from_str::<FrontMatter>(split.front).map_err(|e| {
                 let line = e.location().map_or(1, |l| split.front_line + l.line() - 1);
-                (line, format!("invalid YAML front matter: {e}"))
+                (
+                    line,
+                    format!(
+                        "invalid YAML front matter: {}",
+                        file_lines(&e.to_string(), split.front_line - 1)
+                    ),
+                )
             })
         }
         Format::Toml => {
@@ -352,6 +378,12 @@ mod tests {
     fn broken_files_name_their_line_and_reason() {
         let cases = [
             ("---\ntitle: T\ndate: [unclosed\n---\n", 3, "invalid YAML"),
+            // The numbers inside the parser's message are the file's lines too.
+            (
+                "---\ntitle: T\ndate: 2026-01-01\ntags: [a, b\nsummary: x\n---\n",
+                5,
+                "at line 5 column 8, while parsing a flow sequence at line 4 column 7",
+            ),
             ("---\ndate: 2026-01-01\n---\nx", 1, "missing `title`"),
             ("---\ntitle: T\n---\nx", 1, "missing `date`"),
             ("---\ntitle: T\ntags: [a]\ndate: next tuesday\n---\n", 4, "not a date"),

@@ -70,7 +70,8 @@ struct FileRead {
     path: PathBuf,
     source: PostSource,
     hash: String,
-    text: Result<String, String>,
+    /// The text, or the line a problem is on and what it is.
+    text: Result<String, (usize, String)>,
 }
 
 /// Every `.md` file under `dir` (recursively), sorted so runs are repeatable. Files and
@@ -112,9 +113,17 @@ fn read_files(dir: &Path, base_url: &Url) -> anyhow::Result<Vec<FileRead>> {
                 hasher.update(b);
             }
             let text = match bytes {
-                Ok(b) => String::from_utf8(b)
-                    .map_err(|e| format!("the file is not UTF-8 text (byte {})", e.utf8_error().valid_up_to())),
-                Err(e) => Err(format!("cannot read the file: {e}")),
+                Ok(b) => String::from_utf8(b).map_err(|e| {
+                    // Where an editor shows the bad byte: its line, and its column in bytes.
+                    let valid = &e.as_bytes()[..e.utf8_error().valid_up_to()];
+                    let line = valid.iter().filter(|b| **b == b'\n').count() + 1;
+                    let column = valid.len() - valid.iter().rposition(|b| *b == b'\n').map_or(0, |i| i + 1) + 1;
+                    (
+                        line,
+                        format!("the file is not UTF-8 text (column {column}); save it as UTF-8"),
+                    )
+                }),
+                Err(e) => Err((1, format!("cannot read the file: {e}"))),
             };
             FileRead {
                 source: PostSource::File(relative),
@@ -172,9 +181,9 @@ pub async fn sync_posts(db: &Db, posts_dir: &Path, base_url: &Url) -> anyhow::Re
             reads.push((file.path, Ok(Read::Unchanged(entry.slug.clone()))));
             continue;
         }
-        let parsed = file.text.map_err(|message| PostError {
+        let parsed = file.text.map_err(|(line, message)| PostError {
             path: file.path.clone(),
-            line: 1,
+            line,
             message,
         });
         let draft =

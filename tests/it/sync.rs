@@ -43,7 +43,7 @@ async fn broken_files_are_reported_with_path_and_line_and_the_rest_publish() {
         "{failures:#?}"
     );
     assert!(
-        failures[2].starts_with("latin1.md:1: the file is not UTF-8"),
+        failures[2].starts_with("latin1.md:2: the file is not UTF-8 text (column 11)"),
         "{failures:#?}"
     );
     assert!(
