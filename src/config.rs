@@ -547,6 +547,17 @@ impl Settings {
         if self.site.title.trim().is_empty() {
             bail!("site.title cannot be empty");
         }
+        for (key, value) in [("site.logo", &self.site.logo), ("site.favicon", &self.site.favicon)] {
+            let value = value.trim();
+            if value.is_empty() {
+                continue;
+            }
+            // A path on the site, or an http(s) URL: nothing a browser would run.
+            let resolved = self.site.base_url.join(value.trim_start_matches('/'));
+            if !resolved.is_ok_and(|u| matches!(u.scheme(), "http" | "https")) {
+                bail!("{key} must be a path on the site (images/logo.png) or an http or https URL, not {value:?}");
+            }
+        }
         if self.site.page_size.get() > 500 {
             bail!("site.page_size must be between 1 and 500, not {}", self.site.page_size);
         }
@@ -1025,6 +1036,27 @@ mod tests {
         );
         let s = load_str("[database]\nurl = \"sqlite::memory:\"\n").unwrap();
         assert_eq!(s.database.url.as_str(), "sqlite::memory:");
+    }
+
+    #[test]
+    fn a_logo_or_icon_is_a_path_or_a_web_address() {
+        use figment::providers::Serialized;
+        for bad in ["javascript:alert(1)", "data:image/svg+xml,<svg/>", "file:///etc/passwd"] {
+            let figment = Figment::from(Serialized::default("site.logo", bad));
+            let error = format!(
+                "{:#}",
+                Settings::from_figment(figment, Path::new("c.toml")).unwrap_err()
+            );
+            assert!(error.contains("site.logo must be a path on the site"), "{bad}: {error}");
+        }
+        for good in [
+            "images/logo.png",
+            "/images/logo.png",
+            "https://cdn.example.org/logo.svg",
+        ] {
+            let figment = Figment::from(Serialized::default("site.favicon", good));
+            assert!(Settings::from_figment(figment, Path::new("c.toml")).is_ok(), "{good}");
+        }
     }
 
     /// The repository's `config.toml` loads, and every value in it is the built-in default
