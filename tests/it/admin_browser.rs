@@ -6,7 +6,7 @@ use std::time::Duration;
 use fantoccini::Locator;
 use herald::subscribers::csv::{ImportOptions, import_csv};
 
-use crate::browser::{Chromedriver, assert_no_csp_violations, available, browser, click, find, wait_text};
+use crate::browser::{Chromedriver, assert_no_csp_violations, available, browser, click, find, viewport, wait_text};
 use crate::common::{post, spawn_app_with};
 use crate::smtp::SmtpServer;
 
@@ -165,27 +165,6 @@ async fn an_admin_logs_in_sends_an_edition_watches_it_finish_and_logs_out() {
     );
     assert!(client.find(Locator::Css("#password")).await.is_ok());
     client.close().await.unwrap();
-}
-
-/// A Chrome DevTools Protocol command sent through chromedriver's `goog/cdp/execute` extension.
-#[derive(Debug)]
-struct Cdp(serde_json::Value);
-
-impl fantoccini::wd::WebDriverCompatibleCommand for Cdp {
-    fn endpoint(&self, base: &url::Url, session: Option<&str>) -> Result<url::Url, url::ParseError> {
-        base.join(&format!("session/{}/goog/cdp/execute", session.unwrap_or_default()))
-    }
-
-    fn method_and_body(&self, _: &url::Url) -> (axum::http::Method, Option<String>) {
-        (axum::http::Method::POST, Some(self.0.to_string()))
-    }
-}
-
-/// Makes the viewport `width` CSS pixels wide, as on a phone of that width.
-async fn viewport(client: &fantoccini::Client, width: u32) {
-    let metrics = serde_json::json!({"width": width, "height": 800, "deviceScaleFactor": 1, "mobile": false});
-    let body = serde_json::json!({"cmd": "Emulation.setDeviceMetricsOverride", "params": metrics});
-    client.issue_cmd(Cdp(body)).await.unwrap();
 }
 
 /// The page's scroll width, the viewport's width and the element sticking out furthest.

@@ -268,3 +268,37 @@ async fn a_reader_subscribes_confirms_changes_preferences_and_leaves_in_a_real_b
 
     client.close().await.unwrap();
 }
+
+/// A Chrome DevTools Protocol command sent through chromedriver's `goog/cdp/execute` extension.
+#[derive(Debug)]
+struct Cdp(serde_json::Value);
+
+impl fantoccini::wd::WebDriverCompatibleCommand for Cdp {
+    fn endpoint(&self, base: &url::Url, session: Option<&str>) -> Result<url::Url, url::ParseError> {
+        base.join(&format!("session/{}/goog/cdp/execute", session.unwrap_or_default()))
+    }
+
+    fn method_and_body(&self, _: &url::Url) -> (axum::http::Method, Option<String>) {
+        (axum::http::Method::POST, Some(self.0.to_string()))
+    }
+}
+
+pub async fn cdp(client: &Client, cmd: &str, params: serde_json::Value) {
+    let body = serde_json::json!({"cmd": cmd, "params": params});
+    client
+        .issue_cmd(Cdp(body))
+        .await
+        .unwrap_or_else(|e| panic!("{cmd}: {e}"));
+}
+
+/// Makes the viewport `width` CSS pixels wide, as on a phone of that width.
+pub async fn viewport(client: &Client, width: u32) {
+    let metrics = serde_json::json!({"width": width, "height": 800, "deviceScaleFactor": 1, "mobile": false});
+    cdp(client, "Emulation.setDeviceMetricsOverride", metrics).await;
+}
+
+/// Emulates `prefers-color-scheme: scheme` (`light` or `dark`).
+pub async fn scheme(client: &Client, scheme: &str) {
+    let features = serde_json::json!({"features": [{"name": "prefers-color-scheme", "value": scheme}]});
+    cdp(client, "Emulation.setEmulatedMedia", features).await;
+}
