@@ -7,6 +7,7 @@ pub mod mailer;
 pub mod outbox;
 pub mod retry;
 pub mod smtp;
+pub mod wire;
 
 pub use compose::{Composer, Outgoing};
 pub use mailer::{FileMailer, Mailer, SendError};

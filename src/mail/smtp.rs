@@ -1,4 +1,6 @@
-//! SMTP connections kept open and reused, a bounded number at a time.
+//! SMTP connections kept open and reused, a bounded number at a time. Plain connections
+//! use Herald's own client ([`super::wire`]: pipelined commands, fast dot-stuffing); TLS
+//! and STARTTLS connections use lettre's.
 //!
 //! lettre's pooled transport leaves Nagle's algorithm on, so each message's final `.` line
 //! waits for the relay's delayed ACK: about 40 ms per message on one connection. Here each
@@ -19,14 +21,21 @@ use secrecy::ExposeSecret;
 use tokio::sync::Semaphore;
 
 use super::mailer::{Mailer, SendError};
+use super::wire;
 use crate::config::{Settings, SmtpSettings, SmtpTls};
 
 /// A bounded set of reusable SMTP connections to one relay.
 pub struct SmtpPool {
     settings: SmtpSettings,
     hello: ClientId,
-    idle: Mutex<Vec<AsyncSmtpConnection>>,
+    idle: Mutex<Vec<Connection>>,
     permits: Semaphore,
+}
+
+/// An open session: Herald's own on plain TCP, lettre's over TLS.
+enum Connection {
+    Wire(wire::Connection),
+    Lettre(Box<AsyncSmtpConnection>),
 }
 
 impl SmtpPool {
@@ -43,8 +52,16 @@ impl SmtpPool {
         Duration::from_secs(self.settings.timeout_seconds.max(1))
     }
 
-    async fn connect(&self) -> Result<AsyncSmtpConnection, SendError> {
+    async fn connect(&self) -> Result<Connection, SendError> {
         let s = &self.settings;
+        if s.tls == SmtpTls::None {
+            let password = s.password.expose_secret();
+            let credentials = (!s.username.is_empty()).then_some((s.username.as_str(), password));
+            let hello = self.hello.to_string();
+            return wire::Connection::open(&s.host, s.port, &hello, credentials, self.timeout())
+                .await
+                .map(Connection::Wire);
+        }
         let transient =
             |what: &str, e: &dyn std::fmt::Display| SendError::Transient(format!("{what} {}:{}: {e}", s.host, s.port));
         let tls = || TlsParameters::new(s.host.clone()).map_err(|e| transient("TLS setup for", &e));
@@ -89,7 +106,7 @@ impl SmtpPool {
                 .await
                 .map_err(|e| classify(&e))?;
         }
-        Ok(connection)
+        Ok(Connection::Lettre(Box::new(connection)))
     }
 
     /// Sends one message on an idle connection (or a new one), then keeps the connection if
@@ -105,18 +122,34 @@ impl SmtpPool {
             Some(c) => c,
             None => self.connect().await?,
         };
-        let outcome = tokio::time::timeout(self.timeout() * 4, connection.send(envelope, message)).await;
-        match outcome {
-            Ok(Ok(_)) => {
-                if let Ok(mut idle) = self.idle.lock() {
-                    idle.push(connection);
+        match &mut connection {
+            Connection::Wire(c) => {
+                // Each step has its own timeout; a session that failed is dropped.
+                let outcome = c.send(envelope, message).await;
+                if !c.is_broken() {
+                    self.keep(connection);
                 }
-                Ok(())
+                outcome
             }
-            // A refused message leaves lettre's connection marked broken: it is dropped, and the
-            // next message opens a fresh one.
-            Ok(Err(e)) => Err(classify(&e)),
-            Err(_) => Err(SendError::Transient("the relay did not answer in time".into())),
+            Connection::Lettre(c) => {
+                let outcome = tokio::time::timeout(self.timeout() * 4, c.send(envelope, message)).await;
+                match outcome {
+                    Ok(Ok(_)) => {
+                        self.keep(connection);
+                        Ok(())
+                    }
+                    // A refused message leaves lettre's connection marked broken: it is
+                    // dropped, and the next message opens a fresh one.
+                    Ok(Err(e)) => Err(classify(&e)),
+                    Err(_) => Err(SendError::Transient("the relay did not answer in time".into())),
+                }
+            }
+        }
+    }
+
+    fn keep(&self, connection: Connection) {
+        if let Ok(mut idle) = self.idle.lock() {
+            idle.push(connection);
         }
     }
 
@@ -127,8 +160,13 @@ impl SmtpPool {
             .lock()
             .map(|mut i| std::mem::take(&mut *i))
             .unwrap_or_default();
-        for mut c in idle {
-            let _ = c.quit().await;
+        for c in idle {
+            match c {
+                Connection::Wire(c) => c.quit().await,
+                Connection::Lettre(mut c) => {
+                    let _ = c.quit().await;
+                }
+            }
         }
     }
 }

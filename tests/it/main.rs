@@ -34,3 +34,4 @@ mod subscriber_model;
 mod subscribers;
 mod sync;
 mod timing;
+mod wire;

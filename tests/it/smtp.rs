@@ -46,6 +46,11 @@ struct Shared {
     received: Mutex<Vec<Received>>,
     connections: AtomicUsize,
     rejected: AtomicUsize,
+    /// EHLO offers PIPELINING (RFC 2920), as Postfix does; on unless turned off.
+    no_pipelining: AtomicBool,
+    /// The largest number of commands that arrived in one read: more than one means the
+    /// client pipelined.
+    most_lines_per_read: AtomicUsize,
 }
 
 impl Shared {
@@ -79,6 +84,16 @@ impl SmtpServer {
             }
         });
         SmtpServer { port, shared, task }
+    }
+
+    /// Stops offering PIPELINING to sessions that start from now on.
+    pub fn without_pipelining(&self) {
+        self.shared.no_pipelining.store(true, Ordering::SeqCst);
+    }
+
+    /// The most commands a client sent before reading a reply (outside DATA).
+    pub fn most_commands_at_once(&self) -> usize {
+        self.shared.most_lines_per_read.load(Ordering::SeqCst)
     }
 
     /// Changes how the server answers from the next command on (also on open connections).
@@ -183,6 +198,8 @@ impl Handler for ConnHandler {
 /// Runs one SMTP session: greeting, then line in / response out until QUIT, close or EOF.
 async fn serve(stream: TcpStream, peer: IpAddr, shared: Arc<Shared>) {
     let hang_up = Arc::new(AtomicBool::new(false));
+    let pipelining = !shared.no_pipelining.load(Ordering::SeqCst);
+    let counts = Arc::clone(&shared);
     let handler = ConnHandler {
         shared,
         accepted: 0,
@@ -196,11 +213,24 @@ async fn serve(stream: TcpStream, peer: IpAddr, shared: Arc<Shared>) {
     loop {
         // Close follows QUIT or a 421; UpgradeTls cannot happen as STARTTLS is never offered.
         let keep_open = matches!(response.action, Action::Reply | Action::NoReply);
-        let out = response.buffer().unwrap_or_default(); // empty for NoReply
+        let mut out = response.buffer().unwrap_or_default(); // empty for NoReply
+        const EXTENSIONS: &[u8] = b"250-server offers extensions:\r\n";
+        if pipelining && out.starts_with(EXTENSIONS) {
+            out.splice(
+                EXTENSIONS.len()..EXTENSIONS.len(),
+                b"250-PIPELINING\r\n".iter().copied(),
+            );
+        }
         if stream.get_mut().write_all(&out).await.is_err() || !keep_open {
             return;
         }
         line.clear();
+        // Commands already waiting when this one is read were sent without waiting for a
+        // reply (outside DATA, where lines come in bulk anyway).
+        if matches!(response.action, Action::Reply) {
+            let waiting = stream.buffer().iter().filter(|b| **b == b'\n').count();
+            counts.most_lines_per_read.fetch_max(waiting, Ordering::SeqCst);
+        }
         if !matches!(stream.read_until(b'\n', &mut line).await, Ok(1..)) {
             return; // EOF or I/O error
         }
