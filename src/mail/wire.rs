@@ -36,6 +36,10 @@ impl Reply {
 pub struct Connection {
     stream: BufStream<TcpStream>,
     pipelining: bool,
+    /// RFC 6531: addresses may be sent in UTF-8.
+    smtputf8: bool,
+    /// RFC 6152: the data may hold 8-bit bytes.
+    eight_bit: bool,
     timeout: Duration,
     line: String,
     /// Set when the session can no longer be trusted (an I/O error, a timeout, a 421).
@@ -86,6 +90,8 @@ impl Connection {
         let mut c = Self {
             stream: BufStream::new(tcp),
             pipelining: false,
+            smtputf8: false,
+            eight_bit: false,
             timeout,
             line: String::new(),
             broken: false,
@@ -101,6 +107,8 @@ impl Connection {
         }
         let keywords: Vec<String> = ehlo.1.iter().skip(1).map(|l| l.trim().to_ascii_uppercase()).collect();
         c.pipelining = keywords.iter().any(|k| k == "PIPELINING");
+        c.smtputf8 = keywords.iter().any(|k| k == "SMTPUTF8");
+        c.eight_bit = keywords.iter().any(|k| k == "8BITMIME");
         if let Some((user, password)) = credentials {
             let mechanisms: Vec<&str> = keywords
                 .iter()
@@ -206,9 +214,30 @@ impl Connection {
     /// Sends one message to the envelope's recipients: accepted (250 after the data) or why
     /// not. A refused transaction is reset, so the session stays usable.
     pub async fn send(&mut self, envelope: &Envelope, message: &[u8]) -> Result<(), SendError> {
-        let from = envelope.from().map(ToString::to_string).unwrap_or_default();
-        let mut commands = format!("MAIL FROM:<{from}>\r\n");
-        let recipients = envelope.to();
+        let from = match envelope.from() {
+            Some(a) => self.address(a)?,
+            None => String::new(),
+        };
+        let recipients: Vec<String> = envelope
+            .to()
+            .iter()
+            .map(|a| self.address(a))
+            .collect::<Result<_, _>>()?;
+        let mut parameters = String::new();
+        if self.smtputf8 && (!from.is_ascii() || recipients.iter().any(|r| !r.is_ascii())) {
+            parameters.push_str(" SMTPUTF8");
+        }
+        if !message.is_ascii() {
+            if !self.eight_bit {
+                return Err(SendError::Permanent {
+                    reply: "the relay does not take 8-bit data (no 8BITMIME)".into(),
+                    bad_mailbox: false,
+                });
+            }
+            parameters.push_str(" BODY=8BITMIME");
+        }
+        let mut commands = format!("MAIL FROM:<{from}>{parameters}\r\n");
+        let recipients = &recipients;
         let mut refused = None;
         if self.pipelining {
             for to in recipients {
@@ -271,6 +300,25 @@ impl Connection {
         self.flush().await?;
         let done = self.reply().await?;
         if done.ok() { Ok(()) } else { Err(done.error()) }
+    }
+
+    /// An address as the envelope can carry it: as it is where it is ASCII or the relay
+    /// takes UTF-8, else with its domain in ASCII (IDNA); a local part in UTF-8 cannot go
+    /// through a relay without SMTPUTF8.
+    fn address(&self, address: &lettre::Address) -> Result<String, SendError> {
+        let text = address.to_string();
+        if text.is_ascii() || self.smtputf8 {
+            return Ok(text);
+        }
+        let refuse = |why: &str| SendError::Permanent {
+            reply: format!("{text}: {why}"),
+            bad_mailbox: false,
+        };
+        if !address.user().is_ascii() {
+            return Err(refuse("the relay does not take UTF-8 addresses (no SMTPUTF8)"));
+        }
+        let domain = idna::domain_to_ascii(address.domain()).map_err(|_| refuse("the domain has no ASCII form"))?;
+        Ok(format!("{}@{domain}", address.user()))
     }
 
     /// Abandons the transaction; a session that cannot is marked broken.

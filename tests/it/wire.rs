@@ -251,3 +251,23 @@ async fn postfix_refusals_are_classified() {
     assert!(matches!(outcome, Err(SendError::Transient(_))), "{outcome:?}");
     assert!(!connection.is_broken(), "a 4xx leaves the session usable");
 }
+
+#[tokio::test]
+async fn an_international_domain_goes_out_in_ascii_to_a_relay_without_smtputf8() {
+    let server = SmtpServer::start().await;
+    let mut connection = open(server.port).await;
+    let to: lettre::Address = "ana@bücher.example".parse().unwrap();
+    let envelope = Envelope::new(Some("news@herald.test".parse().unwrap()), vec![to]).unwrap();
+    connection.send(&envelope, &message(0)).await.unwrap();
+    assert_eq!(server.received()[0].to, ["ana@xn--bcher-kva.example"]);
+
+    let to: lettre::Address = "anaïs@example.org".parse().unwrap();
+    let envelope = Envelope::new(Some("news@herald.test".parse().unwrap()), vec![to]).unwrap();
+    let outcome = connection.send(&envelope, &message(1)).await;
+    assert!(
+        matches!(&outcome, Err(SendError::Permanent { bad_mailbox: false, reply }) if reply.contains("SMTPUTF8")),
+        "{outcome:?}"
+    );
+    assert!(!connection.is_broken());
+    assert_eq!(server.count(), 1);
+}
