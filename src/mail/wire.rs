@@ -211,9 +211,17 @@ impl Connection {
         })
     }
 
-    /// Sends one message to the envelope's recipients: accepted (250 after the data) or why
-    /// not. A refused transaction is reset, so the session stays usable.
+    /// Sends one message to the envelope's one recipient (Herald's messages each have
+    /// their own): accepted (250 after the data) or why not. A refused transaction is reset,
+    /// so the session stays usable.
     pub async fn send(&mut self, envelope: &Envelope, message: &[u8]) -> Result<(), SendError> {
+        if envelope.to().len() != 1 {
+            // With several, one refused among those accepted would leave DATA half right.
+            return Err(SendError::Permanent {
+                reply: format!("a message goes to one recipient, not {}", envelope.to().len()),
+                bad_mailbox: false,
+            });
+        }
         let from = match envelope.from() {
             Some(a) => self.address(a)?,
             None => String::new(),
