@@ -42,6 +42,8 @@ pub struct Connection {
     eight_bit: bool,
     timeout: Duration,
     line: String,
+    /// The DATA stream being written, kept between messages for its capacity.
+    data: Vec<u8>,
     /// Set when the session can no longer be trusted (an I/O error, a timeout, a 421).
     broken: bool,
 }
@@ -94,6 +96,7 @@ impl Connection {
             eight_bit: false,
             timeout,
             line: String::new(),
+            data: Vec::new(),
             broken: false,
         };
         let greeting = c.reply().await?;
@@ -302,9 +305,12 @@ impl Connection {
             self.reset().await;
             return Err(reply.error());
         }
-        let mut data = Vec::new();
+        let mut data = std::mem::take(&mut self.data);
+        data.clear();
         dot_stuffed(message, &mut data);
-        self.write(&data).await?;
+        let written = self.write(&data).await;
+        self.data = data;
+        written?;
         self.flush().await?;
         let done = self.reply().await?;
         if done.ok() { Ok(()) } else { Err(done.error()) }
