@@ -23,11 +23,20 @@ const THREADS: u32 = 2;
 /// nginx's own default `gzip_comp_level` (1, its fastest) and the level often configured (6).
 const NGINX_LEVELS: [u32; 2] = [1, 6];
 
-/// A child process killed when dropped.
+/// A child process stopped when dropped: SIGTERM, so nginx's master stops its workers too
+/// (killed outright, it would leave them running, holding the port and whatever files the
+/// bench inherited, such as a `flock` lock).
 struct Server(Child);
 
 impl Drop for Server {
     fn drop(&mut self) {
+        let _ = Command::new("kill").args(["-TERM", &self.0.id().to_string()]).status();
+        for _ in 0..250 {
+            if self.0.try_wait().is_ok_and(|s| s.is_some()) {
+                return;
+            }
+            std::thread::sleep(Duration::from_millis(20));
+        }
         let _ = self.0.kill();
         let _ = self.0.wait();
     }
