@@ -6,6 +6,7 @@ mod archive;
 pub mod build;
 pub mod cache;
 mod design;
+pub mod encoding;
 pub mod files;
 mod templates;
 
@@ -17,6 +18,7 @@ use serde::Serialize;
 
 pub use cache::{CachedDocument, DocumentCache};
 pub use design::{Design, FAVICON_PATH};
+pub use encoding::Encoding;
 pub use templates::{InlineHashes, Templates};
 
 use crate::config::Settings;

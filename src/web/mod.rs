@@ -10,6 +10,7 @@ mod files;
 mod guard;
 pub mod headers;
 mod limits;
+mod negotiate;
 mod public;
 mod roster;
 pub mod server;
@@ -26,6 +27,7 @@ use axum::routing::{get, post};
 use tokio::net::TcpListener;
 use tokio_util::sync::CancellationToken;
 use tower_http::compression::CompressionLayer;
+use tower_http::compression::predicate::{DefaultPredicate, Predicate};
 use tower_http::trace::TraceLayer;
 
 pub use error::{Result, WebError};
@@ -53,6 +55,18 @@ pub async fn serve(app: Arc<App>, listener: TcpListener, shutdown: CancellationT
 const MAX_BODY: usize = 64 * 1024;
 /// Largest CSV accepted by the import API (larger lists: `herald subscribers import`).
 const MAX_IMPORT: usize = 64 * 1024 * 1024;
+
+/// Lets the compression layer compress what the handlers did not negotiate themselves:
+/// pages and feeds from the document cache come with their coding chosen and their variant
+/// made once; console pages, static files and error pages are compressed per response.
+#[derive(Debug, Clone, Copy)]
+struct NotNegotiated;
+
+impl Predicate for NotNegotiated {
+    fn should_compress<B: axum::body::HttpBody>(&self, response: &axum::http::Response<B>) -> bool {
+        response.extensions().get::<public::Negotiated>().is_none()
+    }
+}
 
 /// Every route, with compression, body limits, request tracing and security headers.
 pub fn router(app: AppState) -> Router {
@@ -173,7 +187,7 @@ pub fn router(app: AppState) -> Router {
     }
     routes
         .layer(DefaultBodyLimit::max(MAX_BODY))
-        .layer(CompressionLayer::new())
+        .layer(CompressionLayer::new().compress_when(DefaultPredicate::new().and(NotNegotiated)))
         .layer(TraceLayer::new_for_http().make_span_with(trace::RequestSpan))
         .layer(axum::middleware::map_response_with_state(
             headers::SecurityHeaders::new(app.site.inline_hashes()),

@@ -1,4 +1,5 @@
-//! Public pages and feeds, answered from the document cache. Uses `site` and its cache.
+//! Public pages and feeds, answered from the document cache in the coding the client
+//! accepts. Uses `site` and its cache.
 
 use std::sync::Arc;
 
@@ -10,29 +11,55 @@ use chrono::Utc;
 use super::AppState;
 use super::Result;
 use super::extract::Path;
+use super::negotiate;
 use crate::feeds::FeedFormat;
-use crate::site::{CachedDocument, Document};
+use crate::site::{CachedDocument, Document, Encoding};
 
-/// A cached document, or 304 when the client's validators say it has it already.
-fn respond(doc: &CachedDocument, request: &HeaderMap) -> Response {
+/// Marks a response whose content coding was chosen here, so the compression layer leaves
+/// it alone (even when it went out as identity: the client's Accept-Encoding was weighed).
+#[derive(Debug, Clone, Copy)]
+pub(super) struct Negotiated;
+
+/// The representation of a cached document the client accepts best (its compressed
+/// variants are made once per content change), or 304 when its validators say it holds an
+/// acceptable one already. HEAD gets the same headers (axum drops the body).
+async fn respond(doc: &CachedDocument, request: &HeaderMap) -> Result<Response> {
     let header_text = |name| request.get(name).and_then(|v: &HeaderValue| v.to_str().ok());
-    let not_modified = doc.not_modified(
+    let mut accepted = negotiate::accepted(request.get_all(header::ACCEPT_ENCODING), doc.encodings());
+    if accepted.is_empty() {
+        // Nothing acceptable: identity anyway (the compression layer answers 406 to such a
+        // request whatever the route).
+        accepted.push(Encoding::Identity);
+    }
+    let held = doc.held_by_client(
+        &accepted,
         header_text(header::IF_NONE_MATCH),
         header_text(header::IF_MODIFIED_SINCE),
     );
-    let mut headers = HeaderMap::new();
-    if let Ok(v) = HeaderValue::from_str(&doc.etag) {
+    let encoding = held.unwrap_or(accepted[0]);
+    let mut headers = HeaderMap::with_capacity(7);
+    if let Ok(v) = HeaderValue::from_str(doc.etag_of(encoding)) {
         headers.insert(header::ETAG, v);
     }
-    if let Ok(v) = HeaderValue::from_str(&httpdate::fmt_http_date(doc.last_modified)) {
+    if let Ok(v) = HeaderValue::from_str(&doc.last_modified_text) {
         headers.insert(header::LAST_MODIFIED, v);
     }
     headers.insert(header::CACHE_CONTROL, HeaderValue::from_static("public, max-age=60"));
-    if not_modified {
-        return (StatusCode::NOT_MODIFIED, headers).into_response();
+    if doc.varies() {
+        headers.insert(header::VARY, HeaderValue::from_static("accept-encoding"));
     }
-    headers.insert(header::CONTENT_TYPE, HeaderValue::from_static(doc.content_type));
-    (StatusCode::OK, headers, doc.body.clone()).into_response()
+    if encoding != Encoding::Identity {
+        headers.insert(header::CONTENT_ENCODING, HeaderValue::from_static(encoding.token()));
+    }
+    let mut response = if held.is_some() {
+        (StatusCode::NOT_MODIFIED, headers).into_response()
+    } else {
+        let body = doc.body_of(encoding).await?;
+        headers.insert(header::CONTENT_TYPE, HeaderValue::from_static(doc.content_type));
+        (StatusCode::OK, headers, body).into_response()
+    };
+    response.extensions_mut().insert(Negotiated);
+    Ok(response)
 }
 
 /// What a request asks the site for.
@@ -68,7 +95,7 @@ async fn serve_document(app: &AppState, key: String, wanted: Wanted<'_>, headers
         app.cache.refresh(&app.db).await?;
     }
     if let Some(doc) = app.cache.get(&key) {
-        return Ok(respond(&doc, headers));
+        return respond(&doc, headers).await;
     }
     let generation = app.cache.generation();
     let rendered: Option<Document> = match wanted {
@@ -83,7 +110,7 @@ async fn serve_document(app: &AppState, key: String, wanted: Wanted<'_>, headers
     };
     let doc = Arc::new(CachedDocument::new(doc));
     app.cache.put(key, generation, doc.clone());
-    Ok(respond(&doc, headers))
+    respond(&doc, headers).await
 }
 
 pub(super) fn not_found(app: &AppState) -> Result<Response> {
@@ -237,10 +264,10 @@ pub async fn edition(State(app): State<AppState>, Path(id): Path<String>) -> Res
 }
 
 /// A document rendered for this request (not kept: it changes with sends, not posts),
-/// still answering conditional GETs.
-fn respond_fresh(app: &AppState, doc: Option<Document>, headers: &HeaderMap) -> Result<Response> {
+/// still answering conditional GETs, compressed quickly since it is made for one response.
+async fn respond_fresh(app: &AppState, doc: Option<Document>, headers: &HeaderMap) -> Result<Response> {
     match doc {
-        Some(doc) => Ok(respond(&CachedDocument::new(doc), headers)),
+        Some(doc) => respond(&CachedDocument::fresh(doc), headers).await,
         None => not_found(app),
     }
 }
@@ -248,7 +275,7 @@ fn respond_fresh(app: &AppState, doc: Option<Document>, headers: &HeaderMap) -> 
 /// `/editions/`: the emails sent, newest first.
 pub async fn editions(State(app): State<AppState>, headers: HeaderMap) -> Result<Response> {
     let doc = app.site.edition_archive(&app.db, 1).await?;
-    respond_fresh(&app, doc, &headers)
+    respond_fresh(&app, doc, &headers).await
 }
 
 pub async fn editions_page(
@@ -260,13 +287,13 @@ pub async fn editions_page(
         return not_found(&app);
     };
     let doc = app.site.edition_archive(&app.db, page).await?;
-    respond_fresh(&app, doc, &headers)
+    respond_fresh(&app, doc, &headers).await
 }
 
 /// `/editions/feed.atom`: the archive as a feed.
 pub async fn editions_feed(State(app): State<AppState>, headers: HeaderMap) -> Result<Response> {
     let doc = app.site.edition_feed(&app.db).await?;
-    respond_fresh(&app, Some(doc), &headers)
+    respond_fresh(&app, Some(doc), &headers).await
 }
 
 /// Prometheus text format; the queue depths are read now.

@@ -310,11 +310,17 @@ impl Connection {
                         Ok(response) => response,
                         Err(never) => match never {},
                     };
-                    let response = if expired.load(Ordering::SeqCst) {
+                    let mut response = if expired.load(Ordering::SeqCst) {
                         body_timed_out()
                     } else {
                         response
                     };
+                    // axum writes `Content-Length: 0` for every empty body, and hyper sends it
+                    // with a HEAD's 304: that would claim the document is empty (RFC 9110
+                    // §8.6), and a GET's 304 goes without it.
+                    if response.status() == StatusCode::NOT_MODIFIED {
+                        response.headers_mut().remove(header::CONTENT_LENGTH);
+                    }
                     Ok::<_, Infallible>(response.map(|body| Guarded {
                         inner: body,
                         _in_flight: in_flight,

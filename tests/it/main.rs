@@ -5,6 +5,7 @@ mod admin_browser;
 mod browser;
 mod cli;
 mod common;
+mod compression;
 mod confirmations;
 mod console;
 mod crash;
