@@ -13,8 +13,9 @@
 //! `df` that it is on disk, not tmpfs). `HERALD_BENCH_POSTS` changes the number of posts,
 //! `HERALD_BENCH_REPEAT` the number of turns, `HERALD_BENCH_BEFORE=/path/to/herald` adds an
 //! older binary to compare in the same run. When `HERALD_BENCH_LOCK` names a file, each
-//! timed run holds an exclusive lock on it (`flock`), so runs of other benchmarks on the
-//! same machine never overlap a timed one.
+//! timed run holds an exclusive lock on it (`flock(2)`, as `flock FILE cmd` takes), so runs
+//! of other benchmarks on the same machine never overlap a timed one; the clock starts
+//! once the lock is held.
 
 use std::path::{Path, PathBuf};
 use std::process::{Command, Stdio};
@@ -117,26 +118,28 @@ fn generate(dir: &Path, count: usize) -> anyhow::Result<()> {
     Ok(())
 }
 
-/// Runs `cmd` to completion (under the lock, if one is named) and returns its wall time.
-fn timed(cmd: Command, what: &str) -> anyhow::Result<(Duration, String)> {
-    let cmd = match std::env::var_os("HERALD_BENCH_LOCK") {
-        Some(lock) => {
-            let mut locked = Command::new("flock");
-            locked.arg(lock).arg(cmd.get_program()).args(cmd.get_args());
-            for (key, value) in cmd.get_envs() {
-                match value {
-                    Some(v) => locked.env(key, v),
-                    None => locked.env_remove(key),
-                };
-            }
-            if let Some(dir) = cmd.get_current_dir() {
-                locked.current_dir(dir);
-            }
-            locked
-        }
-        None => cmd,
+/// An exclusive `flock` on the file `HERALD_BENCH_LOCK` names (the same lock as `flock FILE
+/// command`), held until the file returned is dropped; nothing when no file is named.
+fn bench_lock() -> anyhow::Result<Option<std::fs::File>> {
+    let Some(path) = std::env::var_os("HERALD_BENCH_LOCK") else {
+        return Ok(None);
     };
-    let mut cmd = cmd;
+    let file = std::fs::OpenOptions::new().create(true).append(true).open(path)?;
+    #[cfg(unix)]
+    {
+        use std::os::fd::AsRawFd;
+        // SAFETY: flock on a descriptor this process owns; the lock goes with the file.
+        anyhow::ensure!(
+            unsafe { libc::flock(file.as_raw_fd(), libc::LOCK_EX) } == 0,
+            "cannot lock the benchmark lock file"
+        );
+    }
+    Ok(Some(file))
+}
+
+/// Runs `cmd` to completion and returns its wall time, which starts once the lock is held.
+fn timed(mut cmd: Command, what: &str) -> anyhow::Result<(Duration, String)> {
+    let _lock = bench_lock()?;
     let start = Instant::now();
     let output = cmd.stdin(Stdio::null()).output()?;
     let took = start.elapsed();
