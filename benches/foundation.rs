@@ -102,7 +102,7 @@ async fn main() -> anyhow::Result<()> {
         herald::site::build::build(&app.db, &app.site, &out),
     )
     .await?;
-    println!("  wrote {} files", report.files);
+    println!("  {} files, {} written", report.files, report.written);
 
     serve_bench(app, listener, address).await
 }

@@ -27,7 +27,8 @@ pub enum Command {
     Sync,
     /// Sync, then write every page and feed as files into a folder.
     Build {
-        /// Output folder (replaced if an earlier build wrote it).
+        /// Output folder. Only changed files are written; files an earlier build wrote and
+        /// this one no longer has are removed; files Herald did not write are left alone.
         #[arg(long, default_value = "site")]
         out: PathBuf,
     },

@@ -163,11 +163,14 @@ async fn run(cli: Cli) -> anyhow::Result<ExitCode> {
             let all_good = sync_all(&parts, "sync: ").await?;
             let written = build::build(&parts.db().await?, &*parts.site().await?, &out).await?;
             println!(
-                "wrote {} files ({} posts, {} tags) to {}",
+                "built {} files ({} posts, {} tags) in {}: {} written, {} unchanged, {} removed",
                 written.files,
                 written.posts,
                 written.tags,
-                out.display()
+                out.display(),
+                written.written,
+                written.files - written.written,
+                written.removed
             );
             Ok(if all_good { ExitCode::SUCCESS } else { ExitCode::FAILURE })
         }

@@ -135,6 +135,41 @@ fn read_files(dir: &Path, base_url: &Url) -> anyhow::Result<Vec<FileRead>> {
         .collect())
 }
 
+/// Parses the files, in their order, on every core.
+fn parse_all(files: Vec<FileRead>, base_url: &Url) -> Vec<Result<Read, PostError>> {
+    let parse = |file: FileRead| {
+        let parsed = file.text.map_err(|(line, message)| PostError {
+            path: file.path.clone(),
+            line,
+            message,
+        });
+        parsed
+            .and_then(|text| parse_post_file(&file.path, &text, base_url, file.source, file.hash))
+            .map(|d| Read::Draft(Box::new(d)))
+    };
+    let threads = std::thread::available_parallelism().map_or(1, |n| n.get());
+    if threads <= 1 || files.len() < 64 {
+        return files.into_iter().map(parse).collect();
+    }
+    let per_thread = files.len().div_ceil(threads);
+    let mut chunks: Vec<Vec<FileRead>> = Vec::new();
+    let mut files = files.into_iter().peekable();
+    while files.peek().is_some() {
+        chunks.push(files.by_ref().take(per_thread).collect());
+    }
+    std::thread::scope(|scope| {
+        let parse = &parse;
+        let handles: Vec<_> = chunks
+            .into_iter()
+            .map(|chunk| scope.spawn(move || chunk.into_iter().map(parse).collect::<Vec<_>>()))
+            .collect();
+        handles
+            .into_iter()
+            .flat_map(|h| h.join().unwrap_or_else(|e| std::panic::resume_unwind(e)))
+            .collect()
+    })
+}
+
 /// Notes posts that have become public. Those public at Herald's very first import are its
 /// archive: setting Herald up on an existing blog mails nobody. Whatever becomes public
 /// later is news.
@@ -169,7 +204,8 @@ pub async fn sync_posts(db: &Db, posts_dir: &Path, base_url: &Url) -> anyhow::Re
         .collect();
     let mut report = SyncReport::default();
     let mut kept_sources: HashSet<PostSource> = HashSet::new();
-    let mut reads: Vec<(PathBuf, Result<Read, PostError>)> = Vec::new();
+    let mut reads: Vec<(PathBuf, Option<Result<Read, PostError>>)> = Vec::new();
+    let mut to_parse: Vec<FileRead> = Vec::new();
 
     for file in files {
         // A broken file keeps its last good version: its source counts as present.
@@ -178,18 +214,25 @@ pub async fn sync_posts(db: &Db, posts_dir: &Path, base_url: &Url) -> anyhow::Re
             && entry.content_hash == file.hash
             && !entry.removed
         {
-            reads.push((file.path, Ok(Read::Unchanged(entry.slug.clone()))));
+            reads.push((file.path, Some(Ok(Read::Unchanged(entry.slug.clone())))));
             continue;
         }
-        let parsed = file.text.map_err(|(line, message)| PostError {
-            path: file.path.clone(),
-            line,
-            message,
-        });
-        let draft =
-            parsed.and_then(|text| parse_post_file(&file.path, &text, base_url, file.source.clone(), file.hash));
-        reads.push((file.path, draft.map(|d| Read::Draft(Box::new(d)))));
+        reads.push((file.path.clone(), None));
+        to_parse.push(file);
     }
+    // Parsing renders and sanitises the Markdown: the costly part, spread over the cores.
+    let base = base_url.clone();
+    let mut parsed = tokio::task::spawn_blocking(move || parse_all(to_parse, &base))
+        .await
+        .context("The posts parser stopped")?
+        .into_iter();
+    let reads: Vec<(PathBuf, Result<Read, PostError>)> = reads
+        .into_iter()
+        .map(|(path, read)| {
+            let read = read.or_else(|| parsed.next()).expect("one parse per file not skipped");
+            (path, read)
+        })
+        .collect();
 
     // A published post keeps its slug unless its file is gone or now names another slug
     // (a rename: the file that takes the slug over in the same sync is the post moved).

@@ -101,11 +101,11 @@ pub fn find(root: &Path, url_path: &str, folder: Folder) -> Option<PathBuf> {
     (file.starts_with(&root) && file.is_file()).then_some(file)
 }
 
-/// Copies every file of `root` that [`find`] would serve into `out` (created as needed), at
-/// the same relative path, and returns how many. A missing `root` copies nothing.
-pub fn copy_folder(root: &Path, folder: Folder, out: &Path) -> anyhow::Result<usize> {
+/// Every file of `root` that [`find`] would serve, as its path relative to `root` (with `/`
+/// between segments) and the file to read. A missing `root` has none.
+pub fn publishable(root: &Path, folder: Folder) -> anyhow::Result<Vec<(String, PathBuf)>> {
     if !root.is_dir() {
-        return Ok(0);
+        return Ok(Vec::new());
     }
     let skip = |e: &DirEntry| {
         e.depth() > 0
@@ -114,7 +114,7 @@ pub fn copy_folder(root: &Path, folder: Folder, out: &Path) -> anyhow::Result<us
                 || (folder == Folder::Bundle && e.path().join("index.md").exists()))
             && e.file_name() != ".well-known"
     };
-    let mut copied = 0;
+    let mut found = Vec::new();
     for entry in WalkDir::new(root).min_depth(1).into_iter().filter_entry(|e| !skip(e)) {
         let entry = entry.with_context(|| format!("Failed to read the folder {}", root.display()))?;
         if entry.file_type().is_dir() {
@@ -123,22 +123,32 @@ pub fn copy_folder(root: &Path, folder: Folder, out: &Path) -> anyhow::Result<us
         let Ok(relative) = entry.path().strip_prefix(root) else {
             continue;
         };
-        let url_path: Vec<String> = relative
+        let segments: Vec<String> = relative
             .components()
-            .map(|c| c.as_os_str().to_string_lossy().replace('%', "%25"))
+            .map(|c| c.as_os_str().to_string_lossy().into_owned())
             .collect();
+        let url_path: Vec<String> = segments.iter().map(|s| s.replace('%', "%25")).collect();
         let Some(file) = find(root, &url_path.join("/"), folder) else {
             continue;
         };
+        found.push((segments.join("/"), file));
+    }
+    Ok(found)
+}
+
+/// Copies every file of `root` that [`find`] would serve into `out` (created as needed), at
+/// the same relative path, and returns how many. A missing `root` copies nothing.
+pub fn copy_folder(root: &Path, folder: Folder, out: &Path) -> anyhow::Result<usize> {
+    let files = publishable(root, folder)?;
+    for (relative, file) in &files {
         let target = out.join(relative);
         if let Some(parent) = target.parent() {
             std::fs::create_dir_all(parent).with_context(|| format!("Failed to create {}", parent.display()))?;
         }
-        std::fs::copy(&file, &target)
+        std::fs::copy(file, &target)
             .with_context(|| format!("Failed to copy {} to {}", file.display(), target.display()))?;
-        copied += 1;
     }
-    Ok(copied)
+    Ok(files.len())
 }
 
 #[cfg(test)]

@@ -10,6 +10,7 @@ pub mod encoding;
 pub mod files;
 mod templates;
 
+use std::borrow::Borrow;
 use std::sync::Arc;
 
 use anyhow::Context;
@@ -270,9 +271,10 @@ impl Site {
         ctx
     }
 
-    fn newest_change(&self, posts: &[Post]) -> DateTime<Utc> {
+    fn newest_change<P: Borrow<Post>>(&self, posts: &[P]) -> DateTime<Utc> {
         posts
             .iter()
+            .map(|p| p.borrow())
             .map(|p| p.updated_at.max(p.published_at))
             .max()
             .unwrap_or(DateTime::UNIX_EPOCH)
@@ -324,12 +326,12 @@ impl Site {
     }
 
     /// Renders page `page` of a listing from its posts, already read.
-    pub fn listing_document(
+    pub fn listing_document<P: Borrow<Post>>(
         &self,
         tag: Option<&Tag>,
         page: u32,
         total: i64,
-        posts: &[Post],
+        posts: &[P],
         topics: &[Tag],
     ) -> anyhow::Result<Document> {
         let slug = tag.map(Tag::slug);
@@ -341,7 +343,10 @@ impl Site {
         }
         let mut ctx = self.context(&canonical, feeds);
         ctx.extend(self.subscribe_form(topics, &SubscribeForm::default_for(&self.settings), None));
-        ctx.insert("posts", &posts.iter().map(|p| self.post_view(p)).collect::<Vec<_>>());
+        ctx.insert(
+            "posts",
+            &posts.iter().map(|p| self.post_view(p.borrow())).collect::<Vec<_>>(),
+        );
         ctx.insert("tag", &tag.map(|t| self.tag_view(t)));
         ctx.insert(
             "pagination",
@@ -418,7 +423,9 @@ impl Site {
 
     /// Every public post, newest first, read a page at a time.
     pub async fn all_public_posts(db: &Db, now: DateTime<Utc>) -> anyhow::Result<Vec<Post>> {
-        const PER_QUERY: u32 = 500;
+        // Each page walks the rows before it again (OFFSET), and the tags of a page are read
+        // with one bind per post: big pages, but within both backends' bind limits.
+        const PER_QUERY: u32 = 5_000;
         let mut posts = Vec::new();
         loop {
             let batch = store::posts::list_public(db, now, None, PER_QUERY, posts.len() as u32).await?;

@@ -17,6 +17,8 @@ static BUILT_IN: Dir<'static> = include_dir!("$CARGO_MANIFEST_DIR/templates");
 pub struct Templates {
     tera: tera::Tera,
     inline: InlineHashes,
+    /// A hash of every template's name and text, built-in or overridden.
+    fingerprint: String,
 }
 
 /// CSP source expressions (`'sha256-…'`) for the inline `<style>` and `<script>` blocks of
@@ -115,6 +117,19 @@ impl Templates {
             }
         }
         let inline = InlineHashes::of(&sources);
+        let fingerprint = {
+            use sha2::Digest;
+            let mut sorted: Vec<&(String, String)> = sources.iter().collect();
+            sorted.sort();
+            let mut hasher = sha2::Sha256::new();
+            for (name, text) in sorted {
+                hasher.update(name);
+                hasher.update([0]);
+                hasher.update(text);
+                hasher.update([0]);
+            }
+            hex::encode(hasher.finalize())
+        };
         let texts: HashMap<String, String> = sources.iter().cloned().collect();
         let mut tera = tera::Tera::default();
         tera.set_escape_fn(escape_html);
@@ -144,7 +159,16 @@ impl Templates {
                 anyhow::bail!("Template {file}, line {line}: {what}");
             }
         }
-        Ok(Self { tera, inline })
+        Ok(Self {
+            tera,
+            inline,
+            fingerprint,
+        })
+    }
+
+    /// Changes whenever a template does: what a page rendered from them may be cached by.
+    pub fn fingerprint(&self) -> &str {
+        &self.fingerprint
     }
 
     /// Dates shown by the `local_time` filter are in `zone` (the site's `[schedule]

@@ -113,7 +113,13 @@ impl Db {
             .journal_mode(SqliteJournalMode::Wal)
             .synchronous(SqliteSynchronous::Normal)
             .busy_timeout(Duration::from_secs(10))
-            .foreign_keys(true);
+            .foreign_keys(true)
+            // Reads through a memory map instead of a read(2) per 4 KiB page, a bigger page
+            // cache, and sorts in memory: listing 10,000 posts (their HTML spills into
+            // overflow pages) otherwise costs hundreds of thousands of system calls.
+            .pragma("mmap_size", "268435456")
+            .pragma("cache_size", "-32768")
+            .pragma("temp_store", "memory");
         let pool = SqlitePoolOptions::new()
             .max_connections(max_connections)
             .connect_with(options)

@@ -6,14 +6,14 @@ use std::process::{Command, Stdio};
 
 use crate::common::post;
 
-fn herald() -> Command {
+pub(crate) fn herald() -> Command {
     let mut cmd = Command::new(env!("CARGO_BIN_EXE_herald"));
     cmd.env_remove("HERALD_CONFIG").env("HERALD_LOG", "warn");
     cmd
 }
 
 /// A config folder with a posts folder beside it, and a database the tests can share.
-fn project(posts: &[(&str, String)]) -> (tempfile::TempDir, PathBuf) {
+pub(crate) fn project(posts: &[(&str, String)]) -> (tempfile::TempDir, PathBuf) {
     let dir = tempfile::tempdir().unwrap();
     std::fs::create_dir_all(dir.path().join("content/posts")).unwrap();
     for (name, text) in posts {

@@ -3,6 +3,7 @@
 mod admin_api;
 mod admin_browser;
 mod browser;
+mod build;
 mod cli;
 mod common;
 mod compression;
