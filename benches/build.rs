@@ -17,29 +17,13 @@
 //! of other benchmarks on the same machine never overlap a timed one; the clock starts
 //! once the lock is held.
 
+mod common;
+
+use common::post_text;
+
 use std::path::{Path, PathBuf};
 use std::process::{Command, Stdio};
 use std::time::{Duration, Instant};
-
-const TAGS: usize = 50;
-
-fn post_text(i: usize) -> String {
-    let tags: Vec<String> = (0..3).map(|k| format!("topic-{}", (i * 7 + k * 13) % TAGS)).collect();
-    let day = 1 + i % 28;
-    let month = 1 + (i / 28) % 12;
-    let body = (0..8)
-        .map(|p| format!("Paragraph {p} of post {i}: volunteers met at the *river* to count [fish](/fish/{p}) and clear litter -- a good day's work."))
-        .collect::<Vec<_>>()
-        .join("\n\n");
-    // YAML front matter that Herald and Hugo read alike.
-    format!(
-        "---\ntitle: \"Post number {i}\"\ndate: 2025-{month:02}-{day:02}T{:02}:{:02}:00Z\nauthor: Author {}\ntags: [{}]\n---\n## Heading\n\n{body}\n\n- one\n- two\n",
-        i % 24,
-        i % 60,
-        i % 17,
-        tags.join(", ")
-    )
-}
 
 const HUGO_CONFIG: &str = r#"baseURL = "https://news.example.org/"
 title = "Benchmark Trust"

@@ -3,6 +3,10 @@
 //! `cargo bench --bench foundation` prints one line per measure; BENCHMARKS.md
 //! records the figures. Sizes can be changed with HERALD_BENCH_POSTS.
 
+mod common;
+
+use common::post_text;
+
 use std::sync::Arc;
 use std::time::{Duration, Instant};
 
@@ -12,25 +16,6 @@ use herald::feeds::FeedFormat;
 use herald::startup::App;
 use herald::web;
 use tokio_util::sync::CancellationToken;
-
-const TAGS: usize = 50;
-
-fn post_text(i: usize) -> String {
-    let tags: Vec<String> = (0..3).map(|k| format!("topic-{}", (i * 7 + k * 13) % TAGS)).collect();
-    let day = 1 + i % 28;
-    let month = 1 + (i / 28) % 12;
-    let body = (0..8)
-        .map(|p| format!("Paragraph {p} of post {i}: volunteers met at the *river* to count [fish](/fish/{p}) and clear litter -- a good day's work."))
-        .collect::<Vec<_>>()
-        .join("\n\n");
-    format!(
-        "---\ntitle: \"Post number {i}\"\ndate: 2025-{month:02}-{day:02}T{:02}:{:02}:00Z\nauthor: Author {}\ntags: [{}]\n---\n## Heading\n\n{body}\n\n- one\n- two\n",
-        i % 24,
-        i % 60,
-        i % 17,
-        tags.join(", ")
-    )
-}
 
 fn time<T>(label: &str, f: impl FnOnce() -> T) -> (T, Duration) {
     let start = Instant::now();

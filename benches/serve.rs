@@ -12,6 +12,10 @@
 //! and `HERALD_BENCH_ROUNDS` (default 3) set how long each load lasts and how many times the
 //! servers take turns; medians are reported.
 
+mod common;
+
+use common::post_text;
+
 use std::io::Read;
 use std::path::{Path, PathBuf};
 use std::process::{Child, Command, Stdio};
@@ -84,24 +88,6 @@ fn ensure_tools() -> anyhow::Result<()> {
         .status()?;
     anyhow::ensure!(status.success(), "could not install nginx-light and wrk with apt-get");
     Ok(())
-}
-
-/// A post like the content benchmark's: 8 paragraphs, a list, links, 3 tags from 50.
-fn post_text(i: usize) -> String {
-    let tags: Vec<String> = (0..3).map(|k| format!("topic-{}", (i * 7 + k * 13) % 50)).collect();
-    let day = 1 + i % 28;
-    let month = 1 + (i / 28) % 12;
-    let body = (0..8)
-        .map(|p| format!("Paragraph {p} of post {i}: volunteers met at the *river* to count [fish](/fish/{p}) and clear litter -- a good day's work."))
-        .collect::<Vec<_>>()
-        .join("\n\n");
-    format!(
-        "---\ntitle: \"Post number {i}\"\ndate: 2025-{month:02}-{day:02}T{:02}:{:02}:00Z\nauthor: Author {}\ntags: [{}]\n---\n## Heading\n\n{body}\n\n- one\n- two\n",
-        i % 24,
-        i % 60,
-        i % 17,
-        tags.join(", ")
-    )
 }
 
 /// Starts `herald serve` from `binary` on a fresh SQLite site of `posts` posts, synced first.
