@@ -366,8 +366,7 @@ mod tests {
     fn unstuff(data: &[u8]) -> Vec<u8> {
         let body = data.strip_suffix(b".\r\n").expect("the end-of-data line");
         let mut out = Vec::new();
-        for (i, line) in body.split_inclusive(|b| *b == b'\n').enumerate() {
-            let _ = i;
+        for line in body.split_inclusive(|b| *b == b'\n') {
             out.extend_from_slice(line.strip_prefix(b".").unwrap_or(line));
         }
         out

@@ -27,6 +27,9 @@ pub struct Design {
     pub postal_address: Vec<String>,
     /// The CSS that sets the accent for pages; a `<style>` of its own, allowed by hash.
     pub theme_css: String,
+    /// The generated icon served at `/favicon.svg`, made once.
+    #[serde(skip)]
+    pub favicon_svg: String,
 }
 
 /// The path of the generated icon.
@@ -66,6 +69,7 @@ impl Design {
                 .filter(|l| !l.is_empty())
                 .map(str::to_owned)
                 .collect(),
+            favicon_svg: Self::favicon_svg(settings),
             theme_css: format!(
                 ":root {{ --accent: {accent}; }} @media (prefers-color-scheme: dark) {{ :root {{ --accent: {accent_dark}; }} }}"
             ),
@@ -81,7 +85,7 @@ impl Design {
     }
 
     /// The generated icon: the title's first letter on a rounded square of the accent.
-    pub fn favicon_svg(settings: &Settings) -> String {
+    fn favicon_svg(settings: &Settings) -> String {
         let accent = settings.site.accent_color.for_light();
         let letter = settings
             .site
@@ -145,7 +149,7 @@ mod tests {
         let design = Design::new(&settings);
         assert_eq!(design.logo, None);
         assert_eq!(design.favicon, "http://127.0.0.1:8080/favicon.svg");
-        let svg = Design::favicon_svg(&settings);
+        let svg = &design.favicon_svg;
         assert!(svg.contains(">H</text>") && svg.contains("#0b6e4f"), "{svg}");
     }
 

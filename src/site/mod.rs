@@ -164,8 +164,8 @@ impl Site {
     }
 
     /// The generated icon served at `/favicon.svg`.
-    pub fn favicon_svg(&self) -> String {
-        Design::favicon_svg(&self.settings)
+    pub fn favicon_svg(&self) -> &str {
+        &self.design.favicon_svg
     }
 
     fn base(&self) -> &str {

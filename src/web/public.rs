@@ -225,7 +225,7 @@ pub async fn favicon(State(app): State<AppState>) -> Response {
             (header::CONTENT_TYPE, "image/svg+xml"),
             (header::CACHE_CONTROL, "public, max-age=86400"),
         ],
-        app.site.favicon_svg(),
+        app.site.favicon_svg().to_owned(),
     )
         .into_response()
 }
