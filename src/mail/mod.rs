@@ -5,6 +5,7 @@
 pub mod compose;
 pub mod mailer;
 pub mod outbox;
+pub mod reports;
 pub mod retry;
 pub mod smtp;
 pub mod wire;
