@@ -127,6 +127,10 @@ pub struct MailSettings {
     /// Address that takes unsubscribe requests by mail, offered in `List-Unsubscribe` beside
     /// the one-click link. Empty: only the link.
     pub unsubscribe_mailto: String,
+    /// The envelope sender (where servers send bounces), with `{token}` standing for each
+    /// message's own token (VERP: `bounces+{token}@example.org`), so a bounce names the
+    /// message it is about even when it quotes nothing of it. Empty: `from`'s address.
+    pub return_path: String,
     pub smtp: SmtpSettings,
     pub dkim: DkimSettings,
 }
@@ -311,6 +315,7 @@ impl Default for MailSettings {
             max_attempts: nonzero(8),
             retry_base_seconds: 30,
             unsubscribe_mailto: String::new(),
+            return_path: String::new(),
             smtp: SmtpSettings::default(),
             dkim: DkimSettings::default(),
         }
@@ -573,6 +578,16 @@ impl Settings {
                 server.keep_alive_seconds,
                 server.header_timeout_seconds
             );
+        }
+        let return_path = self.mail.return_path.trim();
+        if !return_path.is_empty() {
+            let sample = return_path.replace("{token}", "edition.1.1");
+            if return_path.matches("{token}").count() > 1 || sample.parse::<lettre::Address>().is_err() {
+                bail!(
+                    "mail.return_path must be an address, with at most one {{token}} in its local part \
+                     (bounces+{{token}}@example.org), not {return_path:?}"
+                );
+            }
         }
         if self.mail.transport == MailTransport::Smtp && self.mail.smtp.host.trim().is_empty() {
             bail!("mail.smtp.host must be set when mail.transport = \"smtp\"");
@@ -957,6 +972,10 @@ mod tests {
         assert!(!err.contains("hunter2"), "{err}");
         let err = error_of("[mail]\nfrom = \"not a mailbox\"\n");
         assert!(err.contains("mail.from: \"not a mailbox\" is not a mailbox"), "{err}");
+        let err = error_of("[mail]\nreturn_path = \"bounces+{token}\"\n");
+        assert!(err.contains("mail.return_path must be an address"), "{err}");
+        let err = error_of("[mail]\nreturn_path = \"{token}+{token}@example.org\"\n");
+        assert!(err.contains("at most one {token}"), "{err}");
         let err = error_of("[mail]\nreply_to = \"nobody\"\n");
         assert!(err.contains("mail.reply_to: \"nobody\" is not an address"), "{err}");
         for key in [

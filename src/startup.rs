@@ -125,7 +125,7 @@ impl Parts {
             Ok(Outbox::new(
                 db,
                 self.mailer()?,
-                self.composer()?.from().email.clone(),
+                self.composer()?,
                 RetryPolicy::new(mail.max_attempts.get(), Duration::from_secs(mail.retry_base_seconds)),
             ))
         })

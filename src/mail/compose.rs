@@ -107,6 +107,8 @@ pub struct Outgoing {
 /// multipart/alternative with the text part first (RFC 2046 §5.1.4: last is preferred).
 pub struct Composer {
     from: Mailbox,
+    /// `[mail] return_path`, when set: `{token}` is each message's key.
+    return_path: Option<String>,
     reply_to: Option<Mailbox>,
     domain: String,
     dkim: Option<DkimConfig>,
@@ -172,8 +174,10 @@ impl Composer {
         let from = settings.mail.from.clone();
         let reply_to = settings.mail.reply_to.clone();
         let domain = from.email.domain().to_owned();
+        let return_path = Some(settings.mail.return_path.trim().to_owned()).filter(|r| !r.is_empty());
         Ok(Self {
             from,
+            return_path,
             reply_to,
             domain,
             dkim: dkim_config(settings)?,
@@ -196,6 +200,32 @@ impl Composer {
 
     pub fn from(&self) -> &Mailbox {
         &self.from
+    }
+
+    /// The envelope sender of the message with this key: `[mail] return_path` with the key as
+    /// its token, or the From address.
+    pub fn envelope_sender(&self, message_key: &str) -> Address {
+        self.return_path
+            .as_deref()
+            .and_then(|template| template.replace("{token}", message_key).parse().ok())
+            .unwrap_or_else(|| self.from.email.clone())
+    }
+
+    /// The message key a bounce address carries, when `address` is the return path of one of
+    /// Herald's messages (`bounces+KEY@example.org` for `bounces+{token}@example.org`).
+    pub fn key_in_return_path<'a>(&self, address: &'a str) -> Option<&'a str> {
+        let (before, after) = self.return_path.as_deref()?.split_once("{token}")?;
+        let key = address.get(before.len()..address.len().checked_sub(after.len())?)?;
+        let matches = address[..before.len()].eq_ignore_ascii_case(before)
+            && address[address.len() - after.len()..].eq_ignore_ascii_case(after);
+        (matches && !key.is_empty()).then_some(key)
+    }
+
+    /// The key of one of Herald's Message-IDs (`<KEY@sender-domain>`), whatever the brackets.
+    pub fn key_in_message_id<'a>(&self, message_id: &'a str) -> Option<&'a str> {
+        let id = message_id.trim().trim_start_matches('<').trim_end_matches('>');
+        let (key, domain) = id.rsplit_once('@')?;
+        domain.eq_ignore_ascii_case(&self.domain).then_some(key)
     }
 
     /// Moves `<style>` rules onto the elements (for clients that strip `<style>`), keeping
@@ -231,7 +261,12 @@ impl Composer {
         if let Some(dkim) = &self.dkim {
             message.sign(dkim);
         }
-        Ok((message.envelope().clone(), message.formatted()))
+        let envelope = Envelope::new(
+            Some(self.envelope_sender(&out.message_key)),
+            message.envelope().to().to_vec(),
+        )
+        .context("Failed to build a message's envelope")?;
+        Ok((envelope, message.formatted()))
     }
 }
 

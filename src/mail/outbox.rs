@@ -8,6 +8,8 @@ use std::time::Duration;
 use chrono::Utc;
 use lettre::Address;
 use lettre::address::Envelope;
+
+use super::Composer;
 use tokio::sync::Notify;
 use tokio_util::sync::CancellationToken;
 
@@ -27,19 +29,27 @@ const IDLE: Duration = Duration::from_secs(5);
 pub struct Outbox {
     db: Db,
     mailer: Arc<dyn Mailer>,
-    sender: Address,
+    /// Gives each message's envelope sender (`[mail] return_path`).
+    composer: Arc<Composer>,
     retry: RetryPolicy,
     wake: Arc<Notify>,
 }
 
 impl Outbox {
-    pub fn new(db: Db, mailer: Arc<dyn Mailer>, sender: Address, retry: RetryPolicy) -> Self {
+    pub fn new(db: Db, mailer: Arc<dyn Mailer>, composer: Arc<Composer>, retry: RetryPolicy) -> Self {
         Self {
             db,
             mailer,
-            sender,
+            composer,
             retry,
             wake: Arc::new(Notify::new()),
+        }
+    }
+
+    fn envelope_sender(&self, message_id: &str) -> Address {
+        match self.composer.key_in_message_id(message_id) {
+            Some(key) => self.composer.envelope_sender(key),
+            None => self.composer.from().email.clone(),
         }
     }
 
@@ -56,7 +66,7 @@ impl Outbox {
         let claimed = store::outbox::claim_due(&self.db, now, lease_until, BATCH).await?;
         for mail in &claimed {
             let outcome = match mail.recipient.parse::<Address>() {
-                Ok(to) => match Envelope::new(Some(self.sender.clone()), vec![to]) {
+                Ok(to) => match Envelope::new(Some(self.envelope_sender(&mail.message_id)), vec![to]) {
                     Ok(envelope) => self.mailer.send(&envelope, &mail.message).await,
                     Err(e) => Err(SendError::Permanent {
                         reply: format!("no envelope: {e}"),
