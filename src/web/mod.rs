@@ -17,6 +17,7 @@ pub mod server;
 mod state;
 mod subscribe;
 mod trace;
+mod webhooks;
 
 use std::sync::Arc;
 
@@ -170,7 +171,16 @@ pub fn router(app: AppState) -> Router {
             get(subscribe::unsubscribe_page).post(subscribe::unsubscribe),
         )
         .layer(html_errors(error::Pages::Public));
+    // Posted by the mail providers: not same-origin, authenticated by each provider's own
+    // signature or credentials.
+    let hooks = Router::new()
+        .route("/ses", post(webhooks::ses))
+        .route("/postmark", post(webhooks::postmark))
+        .route("/mailgun", post(webhooks::mailgun))
+        .route("/sendgrid", post(webhooks::sendgrid))
+        .layer(DefaultBodyLimit::max(crate::bounces::webhooks::MAX_BODY));
     let mut routes = Router::new()
+        .nest("/webhooks", hooks)
         .nest("/admin/api", api)
         .nest("/admin", console)
         .merge(pages)
