@@ -89,6 +89,8 @@ pub fn router(app: AppState) -> Router {
             "/subscribers/{id}",
             get(api::get_one).patch(api::update).delete(api::delete),
         )
+        .route("/subscribers/{id}/bounces", get(api::bounce_events))
+        .route("/subscribers/{id}/reactivate", post(api::reactivate))
         .route("/subscribers/export", get(roster::export_subscribers))
         .route("/editions", get(api::editions))
         .route("/editions/send", post(api::send_editions))
@@ -107,6 +109,7 @@ pub fn router(app: AppState) -> Router {
         .route("/subscribers/bulk", post(roster::bulk))
         .route("/subscribers/{id}", get(roster::detail).post(roster::edit))
         .route("/subscribers/{id}/remove", post(roster::remove_subscriber))
+        .route("/subscribers/{id}/reactivate", post(roster::reactivate))
         .route(
             "/subscribers/import",
             post(roster::import_subscribers).layer(DefaultBodyLimit::max(MAX_IMPORT)),

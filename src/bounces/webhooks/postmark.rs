@@ -99,10 +99,12 @@ pub(super) fn read(body: &[u8]) -> Result<(Vec<BounceReport>, usize), WebhookErr
         .filter(|t| !t.trim().is_empty())
         .collect::<Vec<_>>()
         .join(" — ");
-    // Postmark's ID is unique per bounce record; a complaint has its own record and ID.
+    // Postmark's ID names a bounce record; the record type keeps a complaint's id apart from
+    // a bounce's, whatever Postmark numbers them.
+    let record = payload.record_type;
     let external_id = payload.id.map(|id| match id {
-        serde_json::Value::String(s) => format!("postmark:{s}"),
-        other => format!("postmark:{other}"),
+        serde_json::Value::String(s) => format!("postmark:{record}:{s}"),
+        other => format!("postmark:{record}:{other}"),
     });
     Ok((
         vec![BounceReport {
