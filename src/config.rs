@@ -297,6 +297,60 @@ pub struct BounceSettings {
     pub mailgun: Option<MailgunSettings>,
     /// SendGrid's signed event webhook: `POST /webhooks/sendgrid`.
     pub sendgrid: Option<SendgridSettings>,
+    /// A mailbox bounces and complaint reports arrive in, polled over IMAP by `herald serve`.
+    pub imap: Option<ImapSettings>,
+}
+
+/// The bounce mailbox.
+#[derive(Clone, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct ImapSettings {
+    pub host: String,
+    /// 993 with `tls = "tls"`, 143 otherwise.
+    #[serde(default)]
+    pub port: Option<u16>,
+    /// `tls` (the connection starts in TLS), `starttls`, or `none` (loopback only, or a test).
+    #[serde(default = "imap_tls")]
+    pub tls: SmtpTls,
+    pub username: String,
+    pub password: secrecy::SecretString,
+    #[serde(default = "imap_folder")]
+    pub folder: String,
+    /// How often `herald serve` looks for new reports.
+    #[serde(default = "imap_poll_seconds")]
+    pub poll_seconds: NonZeroU64,
+}
+
+fn imap_tls() -> SmtpTls {
+    SmtpTls::Tls
+}
+
+fn imap_folder() -> String {
+    "INBOX".into()
+}
+
+fn imap_poll_seconds() -> NonZeroU64 {
+    NonZeroU64::new(300).expect("not zero")
+}
+
+impl ImapSettings {
+    pub fn port(&self) -> u16 {
+        self.port.unwrap_or(if self.tls == SmtpTls::Tls { 993 } else { 143 })
+    }
+}
+
+impl std::fmt::Debug for ImapSettings {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("ImapSettings")
+            .field("host", &self.host)
+            .field("port", &self.port())
+            .field("tls", &self.tls)
+            .field("username", &self.username)
+            .field("password", &"[redacted]")
+            .field("folder", &self.folder)
+            .field("poll_seconds", &self.poll_seconds)
+            .finish()
+    }
 }
 
 impl Default for BounceSettings {
@@ -308,6 +362,7 @@ impl Default for BounceSettings {
             postmark: None,
             mailgun: None,
             sendgrid: None,
+            imap: None,
         }
     }
 }

@@ -11,8 +11,8 @@ use tokio::sync::OnceCell;
 use tokio_util::sync::CancellationToken;
 
 use crate::auth::Auth;
-use crate::bounces::Bounces;
 use crate::bounces::webhooks::Webhooks;
+use crate::bounces::{self, Bounces};
 use crate::config::Settings;
 use crate::content::{ContentSync, SyncReport, remote::SourcePoll};
 use crate::digest::Digests;
@@ -230,6 +230,7 @@ pub struct App {
     pub jobs: Arc<Jobs>,
     pub bounces: Bounces,
     pub webhooks: Webhooks,
+    pub composer: Arc<Composer>,
 }
 
 impl App {
@@ -253,6 +254,7 @@ impl App {
             jobs: parts.jobs().await?,
             bounces: parts.bounces().await?,
             webhooks: parts.webhooks().await?,
+            composer: parts.composer()?,
             cache: parts.cache.clone(),
             metrics: parts.metrics.clone(),
             settings: parts.settings.clone(),
@@ -281,6 +283,14 @@ where
     let scheduler = schedule::start(app.jobs.clone()).await?;
     let outbox = tokio::spawn(app.outbox.clone().run(shutdown.clone()));
     let requests = tokio::spawn(app.subscriptions.clone().run(shutdown.clone()));
+    if let Some(mailbox) = &app.settings.bounces.imap {
+        tokio::spawn(bounces::reports::poll_until(
+            app.bounces.clone(),
+            app.composer.clone(),
+            mailbox.clone(),
+            shutdown.clone(),
+        ));
+    }
     let mut delivery = tokio::task::JoinSet::new();
     for _ in 0..app.settings.digest.workers.get() {
         delivery.spawn(send::run(app.sender.clone(), shutdown.clone()));

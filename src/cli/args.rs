@@ -76,6 +76,21 @@ pub enum Command {
         #[command(subcommand)]
         action: SubscribersCommand,
     },
+    /// Bounce and complaint reports that arrive as mail.
+    Bounces {
+        #[command(subcommand)]
+        action: BouncesCommand,
+    },
+}
+
+#[derive(Subcommand)]
+pub enum BouncesCommand {
+    /// Read one report (a delivery status notification or an abuse report) on standard input
+    /// and record what it says: for an MTA's pipe. Exits 65 when the message is not a report,
+    /// 75 (try again later) when it could not be recorded.
+    Ingest,
+    /// Read the new reports in the bounce mailbox ([bounces.imap]) once.
+    Poll,
 }
 
 #[derive(Subcommand)]

@@ -6,7 +6,7 @@ mod output;
 pub mod send;
 pub mod subscribers;
 
-pub use args::{AdminCommand, Cli, Command, ListFormat, StatusFormat, SubscribersCommand};
+pub use args::{AdminCommand, BouncesCommand, Cli, Command, ListFormat, StatusFormat, SubscribersCommand};
 pub use output::UsageError;
 
 use std::io::IsTerminal;
@@ -117,6 +117,64 @@ fn read_password() -> anyhow::Result<String> {
     }
 }
 
+/// The largest report `herald bounces ingest` reads.
+const MAX_REPORT: u64 = 10 * 1024 * 1024;
+
+async fn bounces(parts: &Parts, action: BouncesCommand) -> anyhow::Result<ExitCode> {
+    use crate::bounces::reports::{self, IngestError};
+    use crate::domain::BounceSource;
+    // sysexits.h: what an MTA's pipe understands.
+    const EX_DATAERR: u8 = 65;
+    const EX_TEMPFAIL: u8 = 75;
+    match action {
+        BouncesCommand::Ingest => {
+            let mut raw = Vec::new();
+            std::io::Read::read_to_end(
+                &mut std::io::Read::take(std::io::stdin().lock(), MAX_REPORT + 1),
+                &mut raw,
+            )
+            .context("cannot read standard input")?;
+            if raw.len() as u64 > MAX_REPORT {
+                eprintln!("error: the message on standard input is over {} MiB", MAX_REPORT >> 20);
+                return Ok(ExitCode::from(EX_DATAERR));
+            }
+            let recorded = async {
+                let (bounces, composer) = (parts.bounces().await?, parts.composer()?);
+                Ok::<_, anyhow::Error>(reports::ingest(&bounces, &composer, &raw, BounceSource::Ingest).await)
+            }
+            .await;
+            match recorded {
+                Ok(Ok(done)) => {
+                    println!(
+                        "report read: {} kept, {} already kept, {} naming nobody",
+                        done.kept, done.duplicates, done.unaddressed
+                    );
+                    Ok(ExitCode::SUCCESS)
+                }
+                Ok(Err(IngestError::NotAReport(e))) => {
+                    eprintln!("error: standard input: {e}");
+                    Ok(ExitCode::from(EX_DATAERR))
+                }
+                Ok(Err(IngestError::Failed(e))) | Err(e) => {
+                    eprintln!("error: the report could not be recorded, try again later: {e:#}");
+                    Ok(ExitCode::from(EX_TEMPFAIL))
+                }
+            }
+        }
+        BouncesCommand::Poll => {
+            let Some(mailbox) = &parts.settings.bounces.imap else {
+                return Err(UsageError("no bounce mailbox is configured: set [bounces.imap]".into()).into());
+            };
+            let done = reports::poll_mailbox(&parts.bounces().await?, &*parts.composer()?, mailbox).await?;
+            println!(
+                "bounce mailbox read: {} kept, {} already kept, {} naming nobody",
+                done.kept, done.duplicates, done.unaddressed
+            );
+            Ok(ExitCode::SUCCESS)
+        }
+    }
+}
+
 async fn run(cli: Cli) -> anyhow::Result<ExitCode> {
     let settings = Settings::load(&cli.config)?;
     init_tracing(&settings.log);
@@ -142,6 +200,7 @@ async fn run(cli: Cli) -> anyhow::Result<ExitCode> {
             Ok(ExitCode::SUCCESS)
         }
         Command::Subscribers { action } => subscribers::run(&parts, action).await,
+        Command::Bounces { action } => bounces(&parts, action).await,
         Command::Send {
             frequency,
             force,

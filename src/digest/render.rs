@@ -302,6 +302,7 @@ impl EditionContent {
             html: compose::body(variant.html),
             text: compose::body(variant.text),
             message_key: format!("test.{}.{}", self.edition.id, uuid::Uuid::new_v4().simple()),
+            return_token: None,
             headers: vec![],
         })
     }
@@ -337,12 +338,15 @@ pub fn message(
             app.settings().mail.unsubscribe_mailto
         ));
     }
+    let message_key = format!("edition.{}.{}", content.edition.id, subscriber.id);
+    let check = crate::domain::return_path_check(&subscriber.manage_token, &message_key);
     app.composer.build(Outgoing {
         to,
         subject: variant.subject.clone(),
         html,
         text,
-        message_key: format!("edition.{}.{}", content.edition.id, subscriber.id),
+        return_token: Some(format!("{message_key}.{check}")),
+        message_key,
         headers: vec![
             ("List-Unsubscribe", list_unsubscribe),
             // RFC 8058: the POST to the List-Unsubscribe URL needs nothing else.

@@ -51,6 +51,16 @@ pub struct OwnMessage {
     pub subscriber_id: Option<i64>,
 }
 
+/// The check a digest's return path carries after its key (`edition.E.S.CHECK`): derived
+/// from the subscriber's secret manage token, so only the server that sent the message can
+/// write a return path that names this subscriber. A forged report to
+/// `bounces+edition.1.2.x@...` cannot suppress subscriber 2 without it.
+pub fn return_path_check(manage_token: &str, message_key: &str) -> String {
+    use sha2::{Digest, Sha256};
+    let digest = Sha256::digest(format!("return-path\0{manage_token}\0{message_key}"));
+    hex::encode(&digest[..8])
+}
+
 impl OwnMessage {
     /// Reads a Message-ID (with or without its angle brackets); `None` if it is not one of
     /// the forms Herald writes.

@@ -13,7 +13,7 @@ mod subscriber;
 mod tag;
 mod word;
 
-pub use bounce::{BounceEvent, DIAGNOSTIC_MAX_CHARS, OwnMessage, clean_diagnostic};
+pub use bounce::{BounceEvent, DIAGNOSTIC_MAX_CHARS, OwnMessage, clean_diagnostic, return_path_check};
 pub use colour::{Colour, ColourError};
 pub use email::{EmailAddress, EmailError};
 pub use lifecycle::{SubscriberEvent, Transition};

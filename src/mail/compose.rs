@@ -99,6 +99,9 @@ pub struct Outgoing {
     pub text: Body,
     /// The local part of the Message-ID; the domain is the sender's.
     pub message_key: String,
+    /// What `{token}` stands for in `[mail] return_path` (VERP); none: the return path
+    /// without its token (`bounces+{token}@...` -> `bounces@...`).
+    pub return_token: Option<String>,
     /// Extra headers, e.g. `List-Unsubscribe`.
     pub headers: Vec<(&'static str, String)>,
 }
@@ -202,30 +205,26 @@ impl Composer {
         &self.from
     }
 
-    /// The envelope sender of the message with this key: `[mail] return_path` with the key as
-    /// its token, or the From address.
-    pub fn envelope_sender(&self, message_key: &str) -> Address {
+    /// The envelope sender of a message: `[mail] return_path` with `token` in it (or without
+    /// the token, `bounces+{token}@...` as `bounces@...`), or the From address.
+    pub fn envelope_sender(&self, token: Option<&str>) -> Address {
         self.return_path
             .as_deref()
-            .and_then(|template| template.replace("{token}", message_key).parse().ok())
+            .and_then(|template| match token {
+                Some(token) => template.replace("{token}", token).parse().ok(),
+                None => template.replace("+{token}", "").replace("{token}", "").parse().ok(),
+            })
             .unwrap_or_else(|| self.from.email.clone())
     }
 
-    /// The message key a bounce address carries, when `address` is the return path of one of
-    /// Herald's messages (`bounces+KEY@example.org` for `bounces+{token}@example.org`).
-    pub fn key_in_return_path<'a>(&self, address: &'a str) -> Option<&'a str> {
+    /// The token a bounce address carries, when `address` is the return path of one of
+    /// Herald's messages (`bounces+TOKEN@example.org` for `bounces+{token}@example.org`).
+    pub fn token_in_return_path<'a>(&self, address: &'a str) -> Option<&'a str> {
         let (before, after) = self.return_path.as_deref()?.split_once("{token}")?;
         let key = address.get(before.len()..address.len().checked_sub(after.len())?)?;
         let matches = address[..before.len()].eq_ignore_ascii_case(before)
             && address[address.len() - after.len()..].eq_ignore_ascii_case(after);
         (matches && !key.is_empty()).then_some(key)
-    }
-
-    /// The key of one of Herald's Message-IDs (`<KEY@sender-domain>`), whatever the brackets.
-    pub fn key_in_message_id<'a>(&self, message_id: &'a str) -> Option<&'a str> {
-        let id = message_id.trim().trim_start_matches('<').trim_end_matches('>');
-        let (key, domain) = id.rsplit_once('@')?;
-        domain.eq_ignore_ascii_case(&self.domain).then_some(key)
     }
 
     /// Moves `<style>` rules onto the elements (for clients that strip `<style>`), keeping
@@ -262,7 +261,7 @@ impl Composer {
             message.sign(dkim);
         }
         let envelope = Envelope::new(
-            Some(self.envelope_sender(&out.message_key)),
+            Some(self.envelope_sender(out.return_token.as_deref())),
             message.envelope().to().to_vec(),
         )
         .context("Failed to build a message's envelope")?;
@@ -345,6 +344,7 @@ mod tests {
                 html: body("<p>Hi</p>".into()),
                 text: body("Hi".into()),
                 message_key: "k".into(),
+                return_token: None,
                 headers: vec![
                     ("List-Unsubscribe", "<https://example.org/u/x>".into()),
                     ("List-Unsubscribe-Post", "List-Unsubscribe=One-Click".into()),

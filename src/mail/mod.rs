@@ -3,6 +3,7 @@
 //! Transport only; uses `domain`, `config` and `store` (the outbox's rows).
 
 pub mod compose;
+pub mod imap;
 pub mod mailer;
 pub mod outbox;
 pub mod reports;

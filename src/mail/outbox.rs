@@ -46,13 +46,6 @@ impl Outbox {
         }
     }
 
-    fn envelope_sender(&self, message_id: &str) -> Address {
-        match self.composer.key_in_message_id(message_id) {
-            Some(key) => self.composer.envelope_sender(key),
-            None => self.composer.from().email.clone(),
-        }
-    }
-
     /// Asks the worker to look now (after a message was queued).
     pub fn wake(&self) {
         self.wake.notify_one();
@@ -66,7 +59,7 @@ impl Outbox {
         let claimed = store::outbox::claim_due(&self.db, now, lease_until, BATCH).await?;
         for mail in &claimed {
             let outcome = match mail.recipient.parse::<Address>() {
-                Ok(to) => match Envelope::new(Some(self.envelope_sender(&mail.message_id)), vec![to]) {
+                Ok(to) => match Envelope::new(Some(self.composer.envelope_sender(None)), vec![to]) {
                     Ok(envelope) => self.mailer.send(&envelope, &mail.message).await,
                     Err(e) => Err(SendError::Permanent {
                         reply: format!("no envelope: {e}"),

@@ -79,7 +79,9 @@ pub fn read(raw: &[u8]) -> Result<Report, ReportError> {
         id,
         original_message_id: returned_message_id(&message),
         sent_to,
-        arrived_at: message.date().and_then(|d| DateTime::from_timestamp(d.to_timestamp(), 0)),
+        arrived_at: message
+            .date()
+            .and_then(|d| DateTime::from_timestamp(d.to_timestamp(), 0)),
         findings: Vec::new(),
     };
     if let Some(fields) = part_text(&message, &["delivery-status", "global-delivery-status"]) {
@@ -119,7 +121,12 @@ fn bare_address(value: &str) -> String {
             value
         }
     });
-    value.trim().trim_start_matches('<').trim_end_matches('>').trim().to_lowercase()
+    value
+        .trim()
+        .trim_start_matches('<')
+        .trim_end_matches('>')
+        .trim()
+        .to_lowercase()
 }
 
 /// The text of the first `message/<subtype>` part with one of `subtypes`.
@@ -127,13 +134,17 @@ fn part_text(message: &Message<'_>, subtypes: &[&str]) -> Option<String> {
     message.parts.iter().find_map(|part| {
         let ct = part.content_type()?;
         let matches = ct.ctype().eq_ignore_ascii_case("message")
-            && ct.subtype().is_some_and(|s| subtypes.iter().any(|t| s.eq_ignore_ascii_case(t)));
+            && ct
+                .subtype()
+                .is_some_and(|s| subtypes.iter().any(|t| s.eq_ignore_ascii_case(t)));
         if !matches {
             return None;
         }
         match &part.body {
             PartType::Text(text) => Some(text.to_string()),
-            PartType::Binary(bytes) | PartType::InlineBinary(bytes) => Some(String::from_utf8_lossy(bytes).into_owned()),
+            PartType::Binary(bytes) | PartType::InlineBinary(bytes) => {
+                Some(String::from_utf8_lossy(bytes).into_owned())
+            }
             _ => None,
         }
     })
@@ -203,8 +214,15 @@ fn delivery_status(text: &str) -> Vec<Finding> {
             let recipient = field(g, "final-recipient")
                 .or_else(|| field(g, "original-recipient"))
                 .map(bare_address);
-            let status = field(g, "status").unwrap_or("").split_whitespace().next().unwrap_or("").to_owned();
-            let said = field(g, "diagnostic-code").or_else(|| field(g, "x-exim-diagnostic")).unwrap_or("");
+            let status = field(g, "status")
+                .unwrap_or("")
+                .split_whitespace()
+                .next()
+                .unwrap_or("")
+                .to_owned();
+            let said = field(g, "diagnostic-code")
+                .or_else(|| field(g, "x-exim-diagnostic"))
+                .unwrap_or("");
             Finding {
                 recipient,
                 severity: severity(&status, said),
@@ -232,7 +250,10 @@ fn severity(status: &str, diagnostic: &str) -> Severity {
             _ => (reply, ""),
         };
         match code.parse::<u16>() {
-            Ok(code) => matches!(SendError::from_reply(code, text), SendError::Permanent { bad_mailbox: true, .. }),
+            Ok(code) => matches!(
+                SendError::from_reply(code, text),
+                SendError::Permanent { bad_mailbox: true, .. }
+            ),
             Err(_) => false,
         }
     };
@@ -250,7 +271,11 @@ fn feedback_report(text: &str, message: &Message<'_>) -> Vec<Finding> {
     }
     let recipient = field(&fields, "original-rcpt-to").map(bare_address).or_else(|| {
         message.parts.iter().find_map(|part| match &part.body {
-            PartType::Message(inner) => inner.to().and_then(|to| to.first()).and_then(|a| a.address()).map(str::to_lowercase),
+            PartType::Message(inner) => inner
+                .to()
+                .and_then(|to| to.first())
+                .and_then(|a| a.address())
+                .map(str::to_lowercase),
             _ => None,
         })
     });
@@ -297,17 +322,25 @@ fn exim_text(message: &Message<'_>) -> Option<(Vec<Finding>, Option<String>)> {
         if let Some(reply) = finding.diagnostic.split(':').next_back() {
             let reply = reply.trim();
             if permanent && reply.starts_with('5') {
-                let status = reply.split_whitespace().nth(1).filter(|s| s.starts_with("5.")).unwrap_or("5.0.0");
+                let status = reply
+                    .split_whitespace()
+                    .nth(1)
+                    .filter(|s| s.starts_with("5."))
+                    .unwrap_or("5.0.0");
                 finding.severity = severity(status, &format!("smtp; {reply}"));
             }
         }
         finding.diagnostic = finding.diagnostic.chars().take(1000).collect();
     }
-    let original = body[start..].split_once("------ This is a copy of the message").and_then(|(_, copy)| {
-        let headers = copy.split_once('\n').map_or("", |(_, rest)| rest).trim_start();
-        let parsed = MessageParser::default().parse_headers(headers.as_bytes())?;
-        parsed.message_id().map(|id| id.trim_start_matches('<').trim_end_matches('>').to_owned())
-    });
+    let original = body[start..]
+        .split_once("------ This is a copy of the message")
+        .and_then(|(_, copy)| {
+            let headers = copy.split_once('\n').map_or("", |(_, rest)| rest).trim_start();
+            let parsed = MessageParser::default().parse_headers(headers.as_bytes())?;
+            parsed
+                .message_id()
+                .map(|id| id.trim_start_matches('<').trim_end_matches('>').to_owned())
+        });
     Some((findings, original))
 }
 
@@ -327,20 +360,37 @@ mod tests {
         let finding = &report.findings[0];
         assert_eq!(finding.recipient.as_deref(), Some("gone@example.net"));
         assert_eq!(finding.severity, Severity::Hard);
-        assert!(finding.diagnostic.starts_with("5.1.1 smtp; 550 5.1.1 <gone@example.net>: Recipient address rejected"));
-        assert_eq!(report.original_message_id.as_deref(), Some("edition.7.42@news.example.org"));
-        assert!(report.sent_to.iter().any(|a| a.starts_with("bounces+")), "{:?}", report.sent_to);
+        assert!(
+            finding
+                .diagnostic
+                .starts_with("5.1.1 smtp; 550 5.1.1 <gone@example.net>: Recipient address rejected")
+        );
+        assert_eq!(
+            report.original_message_id.as_deref(),
+            Some("edition.7.42@news.example.org")
+        );
+        assert!(
+            report.sent_to.iter().any(|a| a.starts_with("bounces+")),
+            "{:?}",
+            report.sent_to
+        );
         assert_eq!(report.id, "<20261120101500.8F2A1C0B9D@mail.example.org>");
     }
 
     #[test]
     fn a_postfix_bounce_for_a_full_mailbox_and_a_policy_refusal_is_soft() {
         let report = read(&fixture("postfix-two-recipients.eml")).unwrap();
-        let found: Vec<(Option<&str>, Severity)> =
-            report.findings.iter().map(|f| (f.recipient.as_deref(), f.severity)).collect();
+        let found: Vec<(Option<&str>, Severity)> = report
+            .findings
+            .iter()
+            .map(|f| (f.recipient.as_deref(), f.severity))
+            .collect();
         assert_eq!(
             found,
-            [(Some("full@example.net"), Severity::Soft), (Some("blocked@example.com"), Severity::Soft)]
+            [
+                (Some("full@example.net"), Severity::Soft),
+                (Some("blocked@example.com"), Severity::Soft)
+            ]
         );
     }
 
@@ -356,20 +406,36 @@ mod tests {
         assert_eq!(report.findings.len(), 1);
         assert_eq!(report.findings[0].recipient.as_deref(), Some("nobody@example.net"));
         assert_eq!(report.findings[0].severity, Severity::Hard);
-        assert!(report.findings[0].diagnostic.contains("User unknown"), "{:?}", report.findings[0]);
-        assert_eq!(report.original_message_id.as_deref(), Some("edition.3.9@news.example.org"));
+        assert!(
+            report.findings[0].diagnostic.contains("User unknown"),
+            "{:?}",
+            report.findings[0]
+        );
+        assert_eq!(
+            report.original_message_id.as_deref(),
+            Some("edition.3.9@news.example.org")
+        );
     }
 
     #[test]
     fn an_exim_text_bounce_lists_each_failed_address() {
         let report = read(&fixture("exim-text.eml")).unwrap();
-        let found: Vec<(Option<&str>, Severity)> =
-            report.findings.iter().map(|f| (f.recipient.as_deref(), f.severity)).collect();
+        let found: Vec<(Option<&str>, Severity)> = report
+            .findings
+            .iter()
+            .map(|f| (f.recipient.as_deref(), f.severity))
+            .collect();
         assert_eq!(
             found,
-            [(Some("old@example.net"), Severity::Hard), (Some("full@example.net"), Severity::Soft)]
+            [
+                (Some("old@example.net"), Severity::Hard),
+                (Some("full@example.net"), Severity::Soft)
+            ]
         );
-        assert_eq!(report.original_message_id.as_deref(), Some("edition.5.11@news.example.org"));
+        assert_eq!(
+            report.original_message_id.as_deref(),
+            Some("edition.5.11@news.example.org")
+        );
     }
 
     #[test]
@@ -378,7 +444,10 @@ mod tests {
         assert_eq!(report.findings.len(), 1);
         assert_eq!(report.findings[0].recipient.as_deref(), Some("reader@example.com"));
         assert_eq!(report.findings[0].severity, Severity::Complaint);
-        assert_eq!(report.original_message_id.as_deref(), Some("edition.2.5@news.example.org"));
+        assert_eq!(
+            report.original_message_id.as_deref(),
+            Some("edition.2.5@news.example.org")
+        );
     }
 
     #[test]
@@ -386,13 +455,21 @@ mod tests {
         let report = read(&fixture("arf-redacted.eml")).unwrap();
         assert_eq!(report.findings.len(), 1);
         assert_eq!(report.findings[0].recipient, None);
-        assert_eq!(report.original_message_id.as_deref(), Some("edition.2.6@news.example.org"));
+        assert_eq!(
+            report.original_message_id.as_deref(),
+            Some("edition.2.6@news.example.org")
+        );
     }
 
     #[test]
     fn ordinary_mail_is_not_a_report() {
         let err = read(b"From: a@example.org\r\nSubject: Hello\r\n\r\nJust a reply.\r\n").unwrap_err();
-        assert_eq!(err, ReportError::NotAReport { subject: "Hello".into() });
+        assert_eq!(
+            err,
+            ReportError::NotAReport {
+                subject: "Hello".into()
+            }
+        );
         assert_eq!(read(b"").unwrap_err(), ReportError::NotAMessage);
     }
 

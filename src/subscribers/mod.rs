@@ -270,6 +270,7 @@ impl Subscriptions {
             html: compose::body(Composer::inline_css(&templates.render("email/confirm.html", &ctx)?)?),
             text: compose::body(compose::plain_text(&templates.render("email/confirm.txt", &ctx)?)),
             message_key: key.clone(),
+            return_token: None,
             headers: vec![("Auto-Submitted", "auto-generated".into())],
         })?;
         let mail = NewMail {

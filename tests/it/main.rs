@@ -2,6 +2,7 @@
 
 mod admin_api;
 mod admin_browser;
+mod bounce_mail;
 mod bounces;
 mod browser;
 mod build;
