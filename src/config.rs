@@ -38,6 +38,7 @@ pub struct Settings {
     pub admin: AdminSettings,
     pub digest: DigestSettings,
     pub log: LogSettings,
+    pub doctor: DoctorSettings,
     /// Remote feeds to import posts from (`[[sources]]`).
     pub sources: Vec<SourceSettings>,
     /// Folder the config file lives in; relative paths are resolved against it.
@@ -198,6 +199,14 @@ pub struct SourceSettings {
 
 fn default_source_timeout() -> u64 {
     20
+}
+
+/// `herald doctor` and the console's preflight page.
+#[derive(Debug, Clone, Default, Deserialize)]
+#[serde(deny_unknown_fields, default)]
+pub struct DoctorSettings {
+    /// The DNS server the checks ask (`127.0.0.1:5353`); none: the system's (resolv.conf).
+    pub nameserver: Option<SocketAddr>,
 }
 
 /// Log output.
@@ -422,6 +431,7 @@ impl Default for Settings {
             admin: AdminSettings::default(),
             digest: DigestSettings::default(),
             log: LogSettings::default(),
+            doctor: DoctorSettings::default(),
             sources: Vec::new(),
             base_dir: PathBuf::from("."),
         }
