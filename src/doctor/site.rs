@@ -74,7 +74,15 @@ pub async fn check_one_click(settings: &Settings) -> Finding {
     let response = match answer {
         Ok(r) => r,
         Err(e) => {
-            let why = std::error::Error::source(&e).map_or_else(|| e.to_string(), |s| format!("{e}: {s}"));
+            // The error's causes down to the socket's ("Connection refused"), without the URL
+            // and its made-up token.
+            let e = e.without_url();
+            let mut why = e.to_string();
+            let mut cause = std::error::Error::source(&e);
+            while let Some(c) = cause {
+                why.push_str(&format!(": {c}"));
+                cause = c.source();
+            }
             return Finding::problem(
                 Check::OneClick,
                 format!("POST {shown} got no answer: {why}"),
