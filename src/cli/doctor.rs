@@ -14,7 +14,11 @@ pub async fn doctor(parts: &Parts, format: DoctorFormat) -> anyhow::Result<ExitC
         DoctorFormat::Json => println!("{}", serde_json::to_string_pretty(&report)?),
         DoctorFormat::Table => print!("{}", table(&report)),
     }
-    Ok(if report.ok { ExitCode::SUCCESS } else { ExitCode::FAILURE })
+    Ok(if report.ok {
+        ExitCode::SUCCESS
+    } else {
+        ExitCode::FAILURE
+    })
 }
 
 /// The findings in a table, then what to change for each that is not ok.
@@ -24,7 +28,11 @@ fn table(report: &Report) -> String {
         table.add_row([f.check.label(), f.level.as_str(), f.summary.as_str()]);
     }
     let mut out = format!("{}\n", table.trim_fmt());
-    let fixes: Vec<_> = report.findings.iter().filter_map(|f| Some((f, f.fix.as_ref()?))).collect();
+    let fixes: Vec<_> = report
+        .findings
+        .iter()
+        .filter_map(|f| Some((f, f.fix.as_ref()?)))
+        .collect();
     if !fixes.is_empty() {
         out.push_str("\nWhat to change:\n");
         for (f, fix) in fixes {

@@ -139,7 +139,10 @@ impl Variant {
     /// `unsubscribe`, measured as [`message`] builds it.
     pub fn html_part_size(&self, preferences: &str, unsubscribe: &str) -> HtmlPartSize {
         let (preferences, unsubscribe) = (escape_link(preferences), escape_link(unsubscribe));
-        let links = |text: &str| text.matches(PREFERENCES).count() * preferences.len() + text.matches(UNSUBSCRIBE).count() * unsubscribe.len();
+        let links = |text: &str| {
+            text.matches(PREFERENCES).count() * preferences.len()
+                + text.matches(UNSUBSCRIBE).count() * unsubscribe.len()
+        };
         let markers = self.html.matches(PREFERENCES).count() * PREFERENCES.len()
             + self.html.matches(UNSUBSCRIBE).count() * UNSUBSCRIBE.len();
         HtmlPartSize {

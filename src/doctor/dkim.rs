@@ -74,8 +74,12 @@ pub fn configured(settings: &Settings) -> Result<Option<PublicKey>, String> {
     let text = std::fs::read_to_string(&path)
         .map_err(|e| format!("mail.dkim.private_key_path: cannot read {}: {e}", path.display()))?;
     if text.contains("BEGIN RSA PRIVATE KEY") {
-        let key = RsaPrivateKey::from_pkcs1_pem(&text)
-            .map_err(|e| format!("mail.dkim.private_key_path: {} is not a usable RSA key: {e}", path.display()))?;
+        let key = RsaPrivateKey::from_pkcs1_pem(&text).map_err(|e| {
+            format!(
+                "mail.dkim.private_key_path: {} is not a usable RSA key: {e}",
+                path.display()
+            )
+        })?;
         Ok(Some(PublicKey::Rsa(key.to_public_key())))
     } else if text.contains("BEGIN") {
         Err(format!(
@@ -133,7 +137,9 @@ mod tests {
         let mut settings = fixture();
         settings.mail.dkim.private_key_path = path;
         let key = configured(&settings).unwrap().unwrap();
-        let expected = ed25519_dalek::SigningKey::from_bytes(&[7u8; 32]).verifying_key().to_bytes();
+        let expected = ed25519_dalek::SigningKey::from_bytes(&[7u8; 32])
+            .verifying_key()
+            .to_bytes();
         assert_eq!(key, PublicKey::Ed25519(expected));
         assert!(key.record().starts_with("v=DKIM1; k=ed25519; p="));
         assert!(key.matches(&expected) && !key.matches(&[0u8; 32]));

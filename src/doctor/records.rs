@@ -73,7 +73,10 @@ pub async fn check_dkim(dns: &Dns, settings: &Settings) -> Finding {
                 finding.summary,
                 dkim.domain.trim()
             ),
-            format!("Set [mail.dkim] domain = \"{from}\" and publish the key at {}._domainkey.{from}.", dkim.selector.trim()),
+            format!(
+                "Set [mail.dkim] domain = \"{from}\" and publish the key at {}._domainkey.{from}.",
+                dkim.selector.trim()
+            ),
         );
     }
     finding
@@ -168,12 +171,13 @@ pub fn judge_dkim(key: &PublicKey, name: &str, answer: &Txt) -> Finding {
         return Finding::problem(
             Check::Dkim,
             format!("the key published at {name} is not the public half of the key Herald signs with"),
-            format!(
-                "{publish} (or set [mail.dkim] private_key_path to the key whose public half is published)"
-            ),
+            format!("{publish} (or set [mail.dkim] private_key_path to the key whose public half is published)"),
         );
     }
-    let size = key.rsa_bits().map(|b| format!(" ({b}-bit RSA)")).unwrap_or(" (Ed25519)".into());
+    let size = key
+        .rsa_bits()
+        .map(|b| format!(" ({b}-bit RSA)"))
+        .unwrap_or(" (Ed25519)".into());
     let summary = format!("{name} publishes the key Herald signs with{size}");
     if tag(record, "t").is_some_and(|t| t.split(':').any(|f| f.trim().eq_ignore_ascii_case("y"))) {
         return Finding::warning(
@@ -237,18 +241,21 @@ pub fn judge_spf(domain: &str, relay: &str, answer: &Txt) -> Finding {
             ),
         ),
         [one] => {
-            let all = one
-                .split_whitespace()
-                .find(|term| term.trim_start_matches(['+', '-', '~', '?']).eq_ignore_ascii_case("all"));
+            let all = one.split_whitespace().find(|term| {
+                term.trim_start_matches(['+', '-', '~', '?'])
+                    .eq_ignore_ascii_case("all")
+            });
             match all {
-                Some(term) if term.eq_ignore_ascii_case("all") || term.eq_ignore_ascii_case("+all") => Finding::warning(
-                    Check::Spf,
-                    format!("the SPF record at {domain} ends in {term}: any server may send mail as {domain}"),
-                    format!(
-                        "End the record with ~all (or -all) instead: {}",
-                        one.replacen(term, "~all", 1)
-                    ),
-                ),
+                Some(term) if term.eq_ignore_ascii_case("all") || term.eq_ignore_ascii_case("+all") => {
+                    Finding::warning(
+                        Check::Spf,
+                        format!("the SPF record at {domain} ends in {term}: any server may send mail as {domain}"),
+                        format!(
+                            "End the record with ~all (or -all) instead: {}",
+                            one.replacen(term, "~all", 1)
+                        ),
+                    )
+                }
                 _ => Finding::ok(Check::Spf, format!("{domain}: {one}")),
             }
         }
@@ -400,16 +407,32 @@ mod tests {
         let folded = format!("v=DKIM1; k=rsa; p={} {}", &p[..100], &p[100..]);
         let cases: Vec<(Txt, Level, &str)> = vec![
             (found(&[&key.record()]), Level::Ok, "2048-bit RSA"),
-            (found(&[&folded, "google-site-verification=x"]), Level::Ok, "publishes the key"),
+            (
+                found(&[&folded, "google-site-verification=x"]),
+                Level::Ok,
+                "publishes the key",
+            ),
             (found(&[&format!("p={p}")]), Level::Ok, "publishes the key"),
             (Txt::Missing, Level::Problem, "no DKIM record"),
             (found(&["v=DKIM1; k=rsa; p="]), Level::Problem, "revoked"),
-            (found(&[&format!("v=DKIM1; k=ed25519; p={p}")]), Level::Problem, "k=ed25519"),
-            (found(&["v=DKIM1; p=MIIBIjANBgkq"]), Level::Problem, "not the public half"),
+            (
+                found(&[&format!("v=DKIM1; k=ed25519; p={p}")]),
+                Level::Problem,
+                "k=ed25519",
+            ),
+            (
+                found(&["v=DKIM1; p=MIIBIjANBgkq"]),
+                Level::Problem,
+                "not the public half",
+            ),
             (found(&["v=DKIM1; p=%%%"]), Level::Problem, "not valid base64"),
             (found(&[&key.record(), &key.record()]), Level::Problem, "2 DKIM records"),
             (found(&["hello"]), Level::Problem, "not a DKIM key record"),
-            (found(&[&format!("v=DKIM1; t=y; p={p}")]), Level::Warning, "testing mode"),
+            (
+                found(&[&format!("v=DKIM1; t=y; p={p}")]),
+                Level::Warning,
+                "testing mode",
+            ),
             (Txt::Failed("timed out".into()), Level::Problem, "timed out"),
         ];
         for (answer, level, words) in cases {
@@ -452,12 +475,32 @@ mod tests {
         let own = |t: Txt| vec![("_dmarc.example.org".to_owned(), t)];
         let cases = [
             (own(found(&["v=DMARC1; p=reject"])), Level::Ok, "p=reject"),
-            (own(found(&["v=DMARC1; p=quarantine; rua=mailto:d@example.org"])), Level::Ok, "p=quarantine"),
+            (
+                own(found(&["v=DMARC1; p=quarantine; rua=mailto:d@example.org"])),
+                Level::Ok,
+                "p=quarantine",
+            ),
             (own(found(&["v=DMARC1; p=none"])), Level::Warning, "p=none"),
-            (own(found(&["v=DMARC1; rua=mailto:d@example.org"])), Level::Problem, "no p= policy"),
-            (own(found(&["v=DMARC1; p=reject", "v=DMARC1; p=none"])), Level::Problem, "2 DMARC records"),
-            (own(found(&["p=reject; v=DMARC1"])), Level::Problem, "not a DMARC record"),
-            (own(Txt::Missing), Level::Problem, "no DMARC record at _dmarc.example.org"),
+            (
+                own(found(&["v=DMARC1; rua=mailto:d@example.org"])),
+                Level::Problem,
+                "no p= policy",
+            ),
+            (
+                own(found(&["v=DMARC1; p=reject", "v=DMARC1; p=none"])),
+                Level::Problem,
+                "2 DMARC records",
+            ),
+            (
+                own(found(&["p=reject; v=DMARC1"])),
+                Level::Problem,
+                "not a DMARC record",
+            ),
+            (
+                own(Txt::Missing),
+                Level::Problem,
+                "no DMARC record at _dmarc.example.org",
+            ),
         ];
         for (answers, level, words) in cases {
             let finding = judge_dmarc("example.org", &answers);
@@ -470,7 +513,11 @@ mod tests {
         ];
         let finding = judge_dmarc("news.example.org", &parent);
         assert_eq!(finding.level, Level::Warning, "{finding:?}");
-        assert!(finding.summary.contains("covering news.example.org"), "{}", finding.summary);
+        assert!(
+            finding.summary.contains("covering news.example.org"),
+            "{}",
+            finding.summary
+        );
     }
 
     #[test]

@@ -14,7 +14,9 @@ const TIMEOUT: Duration = Duration::from_secs(10);
 /// Whether `host` is this machine (where plain HTTP is fine for trying Herald out).
 fn is_local(url: &url::Url) -> bool {
     match url.host() {
-        Some(url::Host::Domain(d)) => d.eq_ignore_ascii_case("localhost") || d.to_ascii_lowercase().ends_with(".localhost"),
+        Some(url::Host::Domain(d)) => {
+            d.eq_ignore_ascii_case("localhost") || d.to_ascii_lowercase().ends_with(".localhost")
+        }
         Some(url::Host::Ipv4(ip)) => IpAddr::V4(ip).is_loopback(),
         Some(url::Host::Ipv6(ip)) => IpAddr::V6(ip).is_loopback(),
         None => false,
@@ -35,8 +37,12 @@ pub fn check_base_url(settings: &Settings) -> Finding {
             let _ = https.set_scheme("https");
             Finding::problem(
                 Check::BaseUrl,
-                format!("{url} uses {scheme}: one-click unsubscribe needs HTTPS (RFC 8058 §3.1), and links in mail can be read and changed on the way"),
-                format!("Serve the site over HTTPS (a reverse proxy with a certificate) and set [site] base_url = \"{https}\"."),
+                format!(
+                    "{url} uses {scheme}: one-click unsubscribe needs HTTPS (RFC 8058 §3.1), and links in mail can be read and changed on the way"
+                ),
+                format!(
+                    "Serve the site over HTTPS (a reverse proxy with a certificate) and set [site] base_url = \"{https}\"."
+                ),
             )
         }
     }
@@ -109,7 +115,9 @@ pub async fn check_one_click(settings: &Settings) -> Finding {
             .unwrap_or("nowhere");
         return Finding::problem(
             Check::OneClick,
-            format!("POST {shown} answers {status}, a redirect to {to}: mail providers do not follow it, so the reader stays subscribed"),
+            format!(
+                "POST {shown} answers {status}, a redirect to {to}: mail providers do not follow it, so the reader stays subscribed"
+            ),
             "Set [site] base_url to the address the site is really served at (scheme and host as the redirect \
              says), so mail carries links that answer directly.",
         );
@@ -144,13 +152,21 @@ mod tests {
             check_base_url(&settings)
         };
         assert_eq!(level("https://news.example.org/").level, Level::Ok);
-        for local in ["http://localhost:8080/", "http://127.0.0.1:3000/", "http://[::1]/", "http://app.localhost/"] {
+        for local in [
+            "http://localhost:8080/",
+            "http://127.0.0.1:3000/",
+            "http://[::1]/",
+            "http://app.localhost/",
+        ] {
             assert_eq!(level(local).level, Level::Ok, "{local}");
         }
         let plain = level("http://news.example.org/blog/");
         assert_eq!(plain.level, Level::Problem);
         assert!(
-            plain.fix.unwrap().contains("base_url = \"https://news.example.org/blog/\""),
+            plain
+                .fix
+                .unwrap()
+                .contains("base_url = \"https://news.example.org/blog/\""),
             "the exact setting"
         );
     }

@@ -720,16 +720,24 @@ async fn the_preflight_page_shows_each_finding_with_what_to_change_to_admins_onl
     let page = console.page("/admin/doctor").await;
 
     assert!(page.contains("<h1>Preflight</h1>"), "{page}");
-    assert!(page.contains("class=\"here\">Preflight</a>"), "the menu shows where we are");
+    assert!(
+        page.contains("class=\"here\">Preflight</a>"),
+        "the menu shows where we are"
+    );
     assert!(page.contains("role=\"alert\">Some checks found problems"), "{page}");
     let row = |id: &str| {
-        let start = page.find(&format!("<tr id=\"{id}\"")).unwrap_or_else(|| panic!("no {id} row"));
+        let start = page
+            .find(&format!("<tr id=\"{id}\""))
+            .unwrap_or_else(|| panic!("no {id} row"));
         page[start..start + page[start..].find("</tr>").unwrap()].to_owned()
     };
     assert!(row("dkim").contains("class=\"ok\"") && row("dkim").contains("herald._domainkey.example.org"));
     assert!(row("spf").contains("class=\"ok\""));
     let dmarc = row("dmarc");
-    assert!(dmarc.contains("class=\"problem\"") && dmarc.contains("no DMARC record at _dmarc.example.org"), "{dmarc}");
+    assert!(
+        dmarc.contains("class=\"problem\"") && dmarc.contains("no DMARC record at _dmarc.example.org"),
+        "{dmarc}"
+    );
     assert!(
         dmarc.contains("Publish a TXT record at _dmarc.example.org with the value: v=DMARC1; p=none;"),
         "the exact record: {dmarc}"
@@ -740,5 +748,10 @@ async fn the_preflight_page_shows_each_finding_with_what_to_change_to_admins_onl
 
     let anonymous = app.get("/admin/doctor").await;
     assert_eq!(anonymous.status(), 303);
-    assert!(anonymous.headers()["location"].to_str().unwrap().ends_with("/admin/login"));
+    assert!(
+        anonymous.headers()["location"]
+            .to_str()
+            .unwrap()
+            .ends_with("/admin/login")
+    );
 }

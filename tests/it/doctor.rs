@@ -38,10 +38,7 @@ pub(crate) fn good_records() -> Vec<(&'static str, String)> {
         ),
         ("@", "v=spf1 include:_spf.relay.example -all".into()),
         ("@", "google-site-verification=abc".into()),
-        (
-            "_dmarc",
-            "v=DMARC1; p=quarantine; rua=mailto:dmarc@example.org".into(),
-        ),
+        ("_dmarc", "v=DMARC1; p=quarantine; rua=mailto:dmarc@example.org".into()),
     ]
 }
 
@@ -101,14 +98,19 @@ async fn examine(app: &TestApp) -> Report {
 }
 
 fn finding(report: &Report, check: Check) -> &doctor::Finding {
-    report.get(check).unwrap_or_else(|| panic!("no {check:?} finding: {report:?}"))
+    report
+        .get(check)
+        .unwrap_or_else(|| panic!("no {check:?} finding: {report:?}"))
 }
 
 #[tokio::test]
 async fn good_records_and_a_working_site_pass_every_check() {
     let dns = dns_server(&good_records()).await;
     let app = app_with_dns(dns, "").await;
-    app.write_post("otters.md", &post("Otters", "2026-01-02", &["wildlife"], "Otters are back."));
+    app.write_post(
+        "otters.md",
+        &post("Otters", "2026-01-02", &["wildlife"], "Otters are back."),
+    );
     app.sync().await;
 
     let report = examine(&app).await;
@@ -127,7 +129,10 @@ async fn good_records_and_a_working_site_pass_every_check() {
     assert!(finding(&report, Check::Spf).summary.contains("-all"));
     assert!(finding(&report, Check::Dmarc).summary.contains("p=quarantine"));
     let size = finding(&report, Check::DigestSize);
-    assert!(size.summary.contains("(1 post)") && size.summary.contains("102.0 KB"), "{size:?}");
+    assert!(
+        size.summary.contains("(1 post)") && size.summary.contains("102.0 KB"),
+        "{size:?}"
+    );
     assert!(finding(&report, Check::OneClick).summary.contains("404"));
 }
 
@@ -159,7 +164,11 @@ async fn each_wrong_or_missing_record_is_its_own_finding_with_the_record_to_publ
             name: "nothing published",
             records: vec![],
             expect: vec![
-                (Check::Dkim, Level::Problem, "no DKIM record at herald._domainkey.example.org"),
+                (
+                    Check::Dkim,
+                    Level::Problem,
+                    "no DKIM record at herald._domainkey.example.org",
+                ),
                 (Check::Spf, Level::Warning, "no SPF record"),
                 (Check::Dmarc, Level::Problem, "no DMARC record at _dmarc.example.org"),
             ],
@@ -181,10 +190,7 @@ async fn each_wrong_or_missing_record_is_its_own_finding_with_the_record_to_publ
         Case {
             name: "an Ed25519 record for an RSA key, SPF open to all, DMARC rejecting",
             records: vec![
-                (
-                    "herald._domainkey",
-                    own_key.replace("k=rsa", "k=ed25519"),
-                ),
+                ("herald._domainkey", own_key.replace("k=rsa", "k=ed25519")),
                 ("@", "v=spf1 +all".into()),
                 ("_dmarc", "v=DMARC1; p=reject".into()),
             ],
@@ -255,7 +261,10 @@ async fn a_digest_over_gmails_clip_is_a_problem_and_one_under_it_is_not() {
         .await
         .unwrap()
         .unwrap();
-    assert_eq!((measured.edition.as_str(), measured.posts), ("the next weekly edition", 2));
+    assert_eq!(
+        (measured.edition.as_str(), measured.posts),
+        ("the next weekly edition", 2)
+    );
     assert!(
         measured.size.encoded > doctor::size::GMAIL_CLIP && measured.size.decoded > 100 * 1024,
         "{measured:?}"
@@ -276,7 +285,14 @@ async fn the_measured_size_is_the_size_of_the_html_part_herald_sends() {
         .unwrap()
         .unwrap();
     // A real message of the same posts, as a reader gets it.
-    let reader = add_subscriber(&app, "ana@example.net", SubscriberStatus::Confirmed, Frequency::Weekly, &[]).await;
+    let reader = add_subscriber(
+        &app,
+        "ana@example.net",
+        SubscriberStatus::Confirmed,
+        Frequency::Weekly,
+        &[],
+    )
+    .await;
     let renderer = app.app.digests.renderer();
     let ids: Vec<i64> = herald::store::posts::list_public(&app.app.db, chrono::Utc::now(), None, 3, 0)
         .await
@@ -295,8 +311,16 @@ async fn the_measured_size_is_the_size_of_the_html_part_herald_sends() {
     let decoded = message.body_html(0).unwrap();
     // Same length of links, so the same size, give or take line ends.
     let near = |a: usize, b: usize| a.abs_diff(b) <= a / 50;
-    assert!(near(measured.size.encoded, raw_html_part.len()), "{measured:?} vs {}", raw_html_part.len());
-    assert!(near(measured.size.decoded, decoded.len()), "{measured:?} vs {}", decoded.len());
+    assert!(
+        near(measured.size.encoded, raw_html_part.len()),
+        "{measured:?} vs {}",
+        raw_html_part.len()
+    );
+    assert!(
+        near(measured.size.decoded, decoded.len()),
+        "{measured:?} vs {}",
+        decoded.len()
+    );
 }
 
 /// A site that answers every request with `status`, keeping the POSTs it got.
@@ -308,7 +332,9 @@ async fn refusing_site(status: StatusCode) -> (String, Arc<Mutex<Vec<(String, St
         async move {
             let path = request.uri().path().to_owned();
             let body = axum::body::to_bytes(request.into_body(), 1024).await.unwrap();
-            kept.lock().unwrap().push((path, String::from_utf8_lossy(&body).into_owned()));
+            kept.lock()
+                .unwrap()
+                .push((path, String::from_utf8_lossy(&body).into_owned()));
             status
         }
     });
@@ -327,13 +353,23 @@ fn settings_at(base_url: &str) -> herald::config::Settings {
 #[tokio::test]
 async fn one_click_passes_against_herald_and_unsubscribes_nobody() {
     let app = spawn_app_with("").await;
-    let reader = add_subscriber(&app, "ana@example.net", SubscriberStatus::Confirmed, Frequency::Weekly, &[]).await;
+    let reader = add_subscriber(
+        &app,
+        "ana@example.net",
+        SubscriberStatus::Confirmed,
+        Frequency::Weekly,
+        &[],
+    )
+    .await;
 
     let finding = doctor::site::check_one_click(&app.app.settings).await;
 
     assert_eq!(finding.level, Level::Ok, "{finding:?}");
     assert!(finding.summary.contains("404"), "{finding:?}");
-    let still = herald::store::subscribers::find(&app.app.db, reader.id).await.unwrap().unwrap();
+    let still = herald::store::subscribers::find(&app.app.db, reader.id)
+        .await
+        .unwrap()
+        .unwrap();
     assert_eq!(still.status, SubscriberStatus::Confirmed);
 }
 
@@ -394,19 +430,29 @@ fn herald_doctor_prints_a_table_or_json_and_fails_on_a_problem() {
     };
     let table = run("table");
     let out = String::from_utf8_lossy(&table.stdout);
-    assert!(table.status.success(), "{out}\n{}", String::from_utf8_lossy(&table.stderr));
+    assert!(
+        table.status.success(),
+        "{out}\n{}",
+        String::from_utf8_lossy(&table.stderr)
+    );
     assert!(out.starts_with("check"), "{out}");
-    for label in ["DKIM", "SPF", "DMARC", "digest size", "one-click unsubscribe", "base URL"] {
-        assert!(out.lines().any(|l| l.starts_with(label) && l.contains(" ok ")), "{label}: {out}");
+    for label in [
+        "DKIM",
+        "SPF",
+        "DMARC",
+        "digest size",
+        "one-click unsubscribe",
+        "base URL",
+    ] {
+        assert!(
+            out.lines().any(|l| l.starts_with(label) && l.contains(" ok ")),
+            "{label}: {out}"
+        );
     }
     assert!(out.contains("All clear."), "{out}");
 
     // A plain-HTTP public address is a problem: the exit status says so, the fix says how.
-    std::fs::write(
-        &config,
-        settings(&site.replace("127.0.0.1", "localhost.example")),
-    )
-    .unwrap();
+    std::fs::write(&config, settings(&site.replace("127.0.0.1", "localhost.example"))).unwrap();
     let json = run("json");
     assert_eq!(json.status.code(), Some(1));
     let report: serde_json::Value = serde_json::from_slice(&json.stdout).unwrap();
@@ -418,6 +464,12 @@ fn herald_doctor_prints_a_table_or_json_and_fails_on_a_problem() {
         .find(|f| f["check"] == "base-url")
         .unwrap();
     assert_eq!(base["level"], "problem");
-    assert!(base["fix"].as_str().unwrap().contains("base_url = \"https://localhost.example"), "{base}");
+    assert!(
+        base["fix"]
+            .as_str()
+            .unwrap()
+            .contains("base_url = \"https://localhost.example"),
+        "{base}"
+    );
     drop(dir);
 }
