@@ -139,15 +139,15 @@ impl Variant {
     /// `unsubscribe`, measured as [`message`] builds it.
     pub fn html_part_size(&self, preferences: &str, unsubscribe: &str) -> HtmlPartSize {
         let (preferences, unsubscribe) = (escape_link(preferences), escape_link(unsubscribe));
-        let links = |text: &str| {
-            text.matches(PREFERENCES).count() * preferences.len()
-                + text.matches(UNSUBSCRIBE).count() * unsubscribe.len()
-        };
-        let markers = self.html.matches(PREFERENCES).count() * PREFERENCES.len()
-            + self.html.matches(UNSUBSCRIBE).count() * UNSUBSCRIBE.len();
+        let (p, u) = (
+            self.html.matches(PREFERENCES).count(),
+            self.html.matches(UNSUBSCRIBE).count(),
+        );
         HtmlPartSize {
             encoded: self.html_parts.fill(&preferences, &unsubscribe).len(),
-            decoded: self.html.len() - markers + links(&self.html),
+            decoded: self.html.len() - p * PREFERENCES.len() - u * UNSUBSCRIBE.len()
+                + p * preferences.len()
+                + u * unsubscribe.len(),
         }
     }
 }

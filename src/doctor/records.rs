@@ -62,6 +62,16 @@ pub async fn check_dkim(dns: &Dns, settings: &Settings) -> Finding {
         }
     };
     let dkim = &settings.mail.dkim;
+    if dkim.domain.trim().is_empty() {
+        return Finding::problem(
+            Check::Dkim,
+            "[mail.dkim] selector is set but domain is empty: Herald cannot sign",
+            format!(
+                "Set [mail.dkim] domain = \"{}\" (the From domain).",
+                settings.mail.from.email.domain()
+            ),
+        );
+    }
     let name = format!("{}._domainkey.{}", dkim.selector.trim(), dkim.domain.trim());
     let mut finding = judge_dkim(&key, &name, &dns.txt(&name).await);
     let from = settings.mail.from.email.domain();
