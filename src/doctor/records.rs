@@ -262,7 +262,10 @@ pub fn judge_spf(domain: &str, relay: &str, answer: &Txt) -> Finding {
                         format!("the SPF record at {domain} ends in {term}: any server may send mail as {domain}"),
                         format!(
                             "End the record with ~all (or -all) instead: {}",
-                            one.replacen(term, "~all", 1)
+                            one.split_whitespace()
+                                .map(|t| if t == term { "~all" } else { t })
+                                .collect::<Vec<_>>()
+                                .join(" ")
                         ),
                     )
                 }
@@ -476,8 +479,11 @@ mod tests {
             let finding = judge_spf("example.org", "", &answer);
             assert_eq!(finding.level, level, "{answer:?}: {finding:?}");
         }
-        let open = judge_spf("example.org", "", &found(&["v=spf1 a +all"]));
-        assert!(open.fix.unwrap().ends_with("v=spf1 a ~all"));
+        let open = judge_spf("example.org", "", &found(&["v=spf1 include:allmail.example all"]));
+        assert!(
+            open.fix.unwrap().ends_with(": v=spf1 include:allmail.example ~all"),
+            "only the all term changes"
+        );
     }
 
     #[test]
