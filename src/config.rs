@@ -39,6 +39,7 @@ pub struct Settings {
     pub digest: DigestSettings,
     pub log: LogSettings,
     pub bounces: BounceSettings,
+    pub doctor: DoctorSettings,
     /// Remote feeds to import posts from (`[[sources]]`).
     pub sources: Vec<SourceSettings>,
     /// Folder the config file lives in; relative paths are resolved against it.
@@ -203,6 +204,14 @@ pub struct SourceSettings {
 
 fn default_source_timeout() -> u64 {
     20
+}
+
+/// `herald doctor` and the console's preflight page.
+#[derive(Debug, Clone, Default, Deserialize)]
+#[serde(deny_unknown_fields, default)]
+pub struct DoctorSettings {
+    /// The DNS server the checks ask (`127.0.0.1:5353`); none: the system's (resolv.conf).
+    pub nameserver: Option<SocketAddr>,
 }
 
 /// Log output.
@@ -550,6 +559,7 @@ impl Default for Settings {
             digest: DigestSettings::default(),
             log: LogSettings::default(),
             bounces: BounceSettings::default(),
+            doctor: DoctorSettings::default(),
             sources: Vec::new(),
             base_dir: PathBuf::from("."),
         }

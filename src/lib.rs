@@ -7,6 +7,7 @@ pub mod cli;
 pub mod config;
 pub mod content;
 pub mod digest;
+pub mod doctor;
 pub mod domain;
 pub mod feeds;
 pub mod mail;

@@ -66,6 +66,13 @@ pub enum Command {
         #[arg(long)]
         out: Option<PathBuf>,
     },
+    /// Check what decides deliverability before the first send: the DKIM key in DNS, SPF and
+    /// DMARC for the From domain, the digest's size against Gmail's clip, one-click
+    /// unsubscribe on the public site, HTTPS. Exits non-zero when something is a problem.
+    Doctor {
+        #[arg(long, value_enum, default_value_t = DoctorFormat::Table)]
+        format: DoctorFormat,
+    },
     /// Admin accounts and API tokens.
     Admin {
         #[command(subcommand)]
@@ -156,6 +163,13 @@ pub enum ListFormat {
 /// How `herald status` prints what it found.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, ValueEnum)]
 pub enum StatusFormat {
+    Table,
+    Json,
+}
+
+/// How `herald doctor` prints its findings.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, ValueEnum)]
+pub enum DoctorFormat {
     Table,
     Json,
 }

@@ -2,11 +2,14 @@
 //! through `startup` only the parts it needs. Uses everything below it.
 
 mod args;
+pub mod doctor;
 mod output;
 pub mod send;
 pub mod subscribers;
 
-pub use args::{AdminCommand, BouncesCommand, Cli, Command, ListFormat, StatusFormat, SubscribersCommand};
+pub use args::{
+    AdminCommand, BouncesCommand, Cli, Command, DoctorFormat, ListFormat, StatusFormat, SubscribersCommand,
+};
 pub use output::UsageError;
 
 use std::io::IsTerminal;
@@ -209,6 +212,7 @@ async fn run(cli: Cli) -> anyhow::Result<ExitCode> {
         } => send::send(&parts, frequency, force, dry_run, since).await,
         Command::Status { format } => send::status(&parts.db().await?, format).await,
         Command::Preview { frequency, to, out } => send::preview(&parts, frequency, to.as_deref(), out).await,
+        Command::Doctor { format } => doctor::doctor(&parts, format).await,
         Command::Migrate => {
             let db = parts.db().await?;
             println!("migrations applied ({})", db.backend_name());

@@ -120,6 +120,38 @@ impl Filled {
     }
 }
 
+/// How big a digest's HTML part is in one subscriber's message.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct HtmlPartSize {
+    /// The part's body as it travels: quoted-printable, lines of at most 76 characters.
+    pub encoded: usize,
+    /// The HTML itself, once decoded.
+    pub decoded: usize,
+}
+
+/// Links as `href` values: what [`message`] puts in the HTML.
+fn escape_link(link: &str) -> String {
+    link.replace('&', "&amp;").replace('"', "&quot;")
+}
+
+impl Variant {
+    /// The HTML part of a message of this variant whose reader's links are `preferences` and
+    /// `unsubscribe`, measured as [`message`] builds it.
+    pub fn html_part_size(&self, preferences: &str, unsubscribe: &str) -> HtmlPartSize {
+        let (preferences, unsubscribe) = (escape_link(preferences), escape_link(unsubscribe));
+        let (p, u) = (
+            self.html.matches(PREFERENCES).count(),
+            self.html.matches(UNSUBSCRIBE).count(),
+        );
+        HtmlPartSize {
+            encoded: self.html_parts.fill(&preferences, &unsubscribe).len(),
+            decoded: self.html.len() - p * PREFERENCES.len() - u * UNSUBSCRIBE.len()
+                + p * preferences.len()
+                + u * unsubscribe.len(),
+        }
+    }
+}
+
 /// An edition's posts and its rendered variants, shared by every message of the edition.
 pub struct EditionContent {
     pub edition: Edition,
@@ -327,8 +359,11 @@ pub fn message(
 ) -> anyhow::Result<(Envelope, Vec<u8>)> {
     let preferences = app.site.preferences_url(subscriber);
     let unsubscribe = app.site.unsubscribe_url(subscriber);
-    let escape = |s: &str| s.replace('&', "&amp;").replace('"', "&quot;");
-    let html = compose::qp_body(variant.html_parts.fill(&escape(&preferences), &escape(&unsubscribe)));
+    let html = compose::qp_body(
+        variant
+            .html_parts
+            .fill(&escape_link(&preferences), &escape_link(&unsubscribe)),
+    );
     let text = compose::qp_body(variant.text_parts.fill(&preferences, &unsubscribe));
     let to = Mailbox::new(subscriber.name.clone(), (&subscriber.email).into());
     let mut list_unsubscribe = format!("<{unsubscribe}>");

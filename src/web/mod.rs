@@ -4,6 +4,7 @@
 
 mod api;
 mod console;
+mod doctor;
 mod error;
 mod extract;
 mod files;
@@ -122,6 +123,7 @@ pub fn router(app: AppState) -> Router {
         .route("/next/{frequency}", get(console::preview_next))
         .route("/editions/{id}/test", post(console::test))
         .route("/editions/{id}/retry", post(console::retry))
+        .route("/doctor", get(doctor::doctor))
         .route_layer(axum::middleware::from_fn_with_state(
             app.clone(),
             console::require_admin,

@@ -705,3 +705,53 @@ async fn a_draft_is_previewed_by_an_admin_and_by_nobody_else() {
     assert_eq!(console.get("/admin/posts/nothing-here/preview").await.status(), 404);
     assert_eq!(console.get("/admin/posts/..%2F..%2Fetc/preview").await.status(), 404);
 }
+
+#[tokio::test]
+async fn the_preflight_page_shows_each_finding_with_what_to_change_to_admins_only() {
+    // DKIM and SPF right, DMARC missing.
+    let records: Vec<_> = crate::doctor::good_records()
+        .into_iter()
+        .filter(|(name, _)| *name != "_dmarc")
+        .collect();
+    let dns = crate::doctor::dns_server(&records).await;
+    let app = crate::doctor::app_with_dns(dns, "").await;
+    let console = Console::new(&app).await;
+
+    let page = console.page("/admin/doctor").await;
+
+    assert!(page.contains("<h1>Preflight</h1>"), "{page}");
+    assert!(
+        page.contains("class=\"here\">Preflight</a>"),
+        "the menu shows where we are"
+    );
+    assert!(page.contains("role=\"alert\">Some checks found problems"), "{page}");
+    let row = |id: &str| {
+        let start = page
+            .find(&format!("<tr id=\"{id}\""))
+            .unwrap_or_else(|| panic!("no {id} row"));
+        page[start..start + page[start..].find("</tr>").unwrap()].to_owned()
+    };
+    assert!(row("dkim").contains("class=\"ok\"") && row("dkim").contains("herald._domainkey.example.org"));
+    assert!(row("spf").contains("class=\"ok\""));
+    let dmarc = row("dmarc");
+    assert!(
+        dmarc.contains("class=\"problem\"") && dmarc.contains("no DMARC record at _dmarc.example.org"),
+        "{dmarc}"
+    );
+    assert!(
+        dmarc.contains("Publish a TXT record at _dmarc.example.org with the value: v=DMARC1; p=none;"),
+        "the exact record: {dmarc}"
+    );
+    assert!(row("one-click").contains("class=\"ok\""));
+    assert!(row("base-url").contains("class=\"ok\""));
+    assert!(row("digest-size").contains("class=\"ok\""));
+
+    let anonymous = app.get("/admin/doctor").await;
+    assert_eq!(anonymous.status(), 303);
+    assert!(
+        anonymous.headers()["location"]
+            .to_str()
+            .unwrap()
+            .ends_with("/admin/login")
+    );
+}

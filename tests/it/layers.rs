@@ -21,6 +21,7 @@ const LAYERS: &[(&str, u8)] = &[
     ("digest", 4),
     ("auth", 4),
     ("schedule", 5),
+    ("doctor", 5),
     ("startup", 6),
     ("web", 7),
     ("cli", 7),

@@ -13,6 +13,7 @@ mod confirmations;
 mod console;
 mod crash;
 mod digests;
+mod doctor;
 mod email_browser;
 mod exactly_once;
 mod feed_check;
