@@ -21,9 +21,8 @@ use rsa::pkcs1v15::{Signature, VerifyingKey};
 use rsa::pkcs8::DecodePublicKey;
 use rsa::signature::Verifier;
 use url::Url;
-use x509_cert::der::{DecodePem, Encode};
 
-use super::{WebhookError, json};
+use super::error::{WebhookError, json};
 use crate::bounces::BounceReport;
 use crate::config::SesSettings;
 use crate::domain::{BounceKind, BounceSource};
@@ -155,13 +154,8 @@ impl Ses {
         let pem = fetch
             .await
             .with_context(|| format!("Failed to fetch the SNS signing certificate {url}"))?;
-        let certificate = x509_cert::Certificate::from_pem(&pem)
-            .map_err(|_| WebhookError::Unauthenticated(format!("ses: {url} is not a PEM certificate")))?;
-        let spki = certificate
-            .tbs_certificate
-            .subject_public_key_info
-            .to_der()
-            .map_err(|_| WebhookError::Unauthenticated("ses: unreadable certificate key".into()))?;
+        let spki = certificate_key(&pem)
+            .ok_or_else(|| WebhookError::Unauthenticated(format!("ses: {url} is not a PEM certificate")))?;
         let key = RsaPublicKey::from_public_key_der(&spki)
             .map_err(|_| WebhookError::Unauthenticated("ses: the certificate's key is not RSA".into()))?;
         let mut cache = self.lock();
@@ -229,6 +223,59 @@ impl Ses {
             _ => Ok((Vec::new(), 1)),
         }
     }
+}
+
+/// The DER SubjectPublicKeyInfo of the (first) certificate in a PEM text. Only the key is
+/// needed: the certificate is trusted for where it comes from (SNS's host over https), as
+/// AWS's own SDKs do, so its chain and dates are not looked at.
+fn certificate_key(pem: &[u8]) -> Option<Vec<u8>> {
+    const BEGIN: &str = "-----BEGIN CERTIFICATE-----";
+    const END: &str = "-----END CERTIFICATE-----";
+    let text = std::str::from_utf8(pem).ok()?;
+    let body = &text[text.find(BEGIN)? + BEGIN.len()..];
+    let body: String = body[..body.find(END)?].split_whitespace().collect();
+    let der = base64::engine::general_purpose::STANDARD.decode(body).ok()?;
+    // Certificate ::= SEQUENCE { tbsCertificate SEQUENCE { [0] version OPTIONAL, serialNumber,
+    // signature, issuer, validity, subject, subjectPublicKeyInfo, ... }, ... } (RFC 5280 §4.1)
+    let (certificate, _) = der_element(&der, 0x30)?;
+    let (tbs, _) = der_element(content(certificate)?, 0x30)?;
+    let mut rest = content(tbs)?;
+    if rest.first() == Some(&0xa0) {
+        rest = der_element(rest, 0xa0)?.1;
+    }
+    for tag in [0x02, 0x30, 0x30, 0x30, 0x30] {
+        rest = der_element(rest, tag)?.1;
+    }
+    let (spki, _) = der_element(rest, 0x30)?;
+    Some(spki.to_vec())
+}
+
+/// The DER element at the start of `input` if its tag is `tag`: the whole element (header
+/// and content) and what follows it.
+fn der_element(input: &[u8], tag: u8) -> Option<(&[u8], &[u8])> {
+    if *input.first()? != tag {
+        return None;
+    }
+    let (length, header) = match *input.get(1)? {
+        short @ 0..=0x7f => (usize::from(short), 2),
+        long @ 0x81..=0x84 => {
+            let count = usize::from(long & 0x7f);
+            let bytes = input.get(2..2 + count)?;
+            (bytes.iter().fold(0usize, |n, b| (n << 8) | usize::from(*b)), 2 + count)
+        }
+        _ => return None,
+    };
+    let end = header.checked_add(length)?;
+    Some((input.get(..end)?, &input[end..]))
+}
+
+/// The content of a whole DER element (its header skipped).
+fn content(element: &[u8]) -> Option<&[u8]> {
+    let header = match *element.get(1)? {
+        0..=0x7f => 2,
+        long => 2 + usize::from(long & 0x7f),
+    };
+    element.get(header..)
 }
 
 #[derive(serde::Deserialize)]
@@ -403,6 +450,25 @@ mod tests {
             test.allowed("https://sns.us-east-1.amazonaws.com/x.pem").is_none(),
             "the prefix replaces the rule"
         );
+    }
+
+    #[test]
+    fn anything_but_a_certificate_has_no_key() {
+        let pem = |der: &[u8]| {
+            format!(
+                "-----BEGIN CERTIFICATE-----\n{}\n-----END CERTIFICATE-----\n",
+                base64::engine::general_purpose::STANDARD.encode(der)
+            )
+        };
+        for bad in [
+            b"not pem".to_vec(),
+            pem(b"").into_bytes(),
+            pem(&[0x30, 0x84, 0xff, 0xff, 0xff, 0xff]).into_bytes(),
+            pem(&[0x30, 0x03, 0x30, 0x01, 0x02]).into_bytes(),
+            pem(&[0x30, 0x80]).into_bytes(),
+        ] {
+            assert_eq!(certificate_key(&bad), None);
+        }
     }
 
     #[test]
