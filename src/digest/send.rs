@@ -14,8 +14,8 @@
 //! the claim's token still holds the row, and a send does not start once the lease could no
 //! longer be extended (the database went away) and has less than half its length left.
 
-use std::collections::HashMap;
-use std::sync::Arc;
+use std::collections::{HashMap, HashSet, VecDeque};
+use std::sync::{Arc, Mutex};
 use std::sync::atomic::{AtomicI64, Ordering};
 use std::time::Duration;
 
@@ -28,7 +28,7 @@ use tokio::sync::{Notify, Semaphore};
 use super::Digests;
 use super::render::{self, EditionContent};
 use crate::config::Settings;
-use crate::domain::{Subscriber, SubscriberStatus};
+use crate::domain::{PauseCause, Subscriber, SubscriberStatus};
 use crate::mail::{Mailer, RetryPolicy, SendError};
 use crate::metrics::Metrics;
 use crate::store::{
@@ -135,6 +135,8 @@ pub struct DigestSender {
     lease: chrono::Duration,
     /// Rung when an edition is created.
     wake: Arc<Notify>,
+    breaker: Breaker,
+    canary: store::pauses::CanaryLimits,
 }
 
 impl DigestSender {
@@ -166,6 +168,12 @@ impl DigestSender {
             ),
             batch_size: settings.digest.batch_size.get(),
             lease: chrono::Duration::seconds(settings.digest.lease_seconds as i64),
+            breaker: Breaker::new(settings.digest.breaker_window, settings.digest.breaker_failure_rate),
+            canary: store::pauses::CanaryLimits {
+                wait: chrono::Duration::minutes(i64::from(settings.digest.canary_minutes)),
+                max_bounce_rate: settings.digest.max_bounce_rate,
+                max_complaint_rate: settings.digest.max_complaint_rate,
+            },
         }
     }
 }
@@ -181,6 +189,8 @@ pub struct BatchReport {
     /// Not sent or not recorded by this worker (its lease could not be kept); another
     /// worker takes these over when the lease runs out.
     pub unfinished: usize,
+    /// Not sent, back in the queue: their edition paused or was cancelled meanwhile.
+    pub released: usize,
 }
 
 impl BatchReport {
@@ -196,6 +206,28 @@ impl BatchReport {
                 self.failed += 1;
                 tracing::warn!(%error, "delivery failed for good");
             }
+            Outcome::Released => self.released += 1,
+        }
+    }
+}
+
+/// What a send tells the circuit breaker.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+enum Verdict {
+    /// The server took the message.
+    Accepted,
+    /// Refused for good (a 5xx), or the message could not be built.
+    Refused,
+    /// Says nothing about the edition: skipped, or a temporary failure (backs off instead).
+    Neither,
+}
+
+impl Verdict {
+    fn of(outcome: &Outcome, permanent: bool) -> Self {
+        match outcome {
+            Outcome::Sent => Verdict::Accepted,
+            Outcome::Failed { .. } if permanent => Verdict::Refused,
+            _ => Verdict::Neither,
         }
     }
 }
@@ -206,13 +238,32 @@ async fn send_one(
     content: Option<&EditionContent>,
     subscriber: Option<&Subscriber>,
     lease: &Lease,
-) -> Option<Outcome> {
+) -> Option<(Outcome, Verdict)> {
+    let outcome = send_message(app, delivery, content, subscriber, lease).await?;
+    Some(match outcome {
+        Ok(outcome) => {
+            let verdict = Verdict::of(&outcome, false);
+            (outcome, verdict)
+        }
+        Err(refused) => (refused, Verdict::Refused),
+    })
+}
+
+/// Sends one delivery: `Err` holds a permanent failure (the server refused, or the message
+/// could not be built), `None` a send not started because the lease could not be kept.
+async fn send_message(
+    app: &DigestSender,
+    delivery: &Claimed,
+    content: Option<&EditionContent>,
+    subscriber: Option<&Subscriber>,
+    lease: &Lease,
+) -> Option<Result<Outcome, Outcome>> {
     let (Some(content), Some(subscriber)) = (content, subscriber) else {
-        return Some(Outcome::Skipped);
+        return Some(Ok(Outcome::Skipped));
     };
     // Left, or bounced on another edition, since this edition was composed.
     if subscriber.status != SubscriberStatus::Confirmed {
-        return Some(Outcome::Skipped);
+        return Some(Ok(Outcome::Skipped));
     }
     let built = content
         .variant(app.digests.renderer(), &subscriber.topics)
@@ -222,12 +273,12 @@ async fn send_one(
         });
     let (envelope, message) = match built {
         Ok(Some(m)) => m,
-        Ok(None) => return Some(Outcome::Skipped),
+        Ok(None) => return Some(Ok(Outcome::Skipped)),
         Err(e) => {
-            return Some(Outcome::Failed {
+            return Some(Err(Outcome::Failed {
                 error: format!("cannot build the message: {e:#}"),
                 bounce: false,
-            });
+            }));
         }
     };
     if let Some(limiter) = &app.rate_limiter {
@@ -236,22 +287,26 @@ async fn send_one(
     if !lease.may_start_send() {
         return None;
     }
+    // Paused (here or by another instance) or cancelled since the claim: not sent.
+    if app.breaker.stopped(delivery.edition_id) {
+        return Some(Ok(Outcome::Released));
+    }
     let started = std::time::Instant::now();
     let result = app.mailer.send(&envelope, &message).await;
     app.metrics.smtp_seconds.observe(started.elapsed().as_secs_f64());
     Some(match result {
-        Ok(()) => Outcome::Sent,
-        Err(SendError::Transient(error)) => match app.retry.retry_after(delivery.attempts as u32) {
+        Ok(()) => Ok(Outcome::Sent),
+        Err(SendError::Transient(error)) => Ok(match app.retry.retry_after(delivery.attempts as u32) {
             Some(delay) => Outcome::Retry {
                 at: Utc::now() + chrono::Duration::from_std(delay).unwrap_or(chrono::Duration::hours(1)),
                 error,
             },
             None => Outcome::Failed { error, bounce: false },
-        },
-        Err(SendError::Permanent { reply, bad_mailbox }) => Outcome::Failed {
+        }),
+        Err(SendError::Permanent { reply, bad_mailbox }) => Err(Outcome::Failed {
             error: reply,
             bounce: bad_mailbox,
-        },
+        }),
     })
 }
 
@@ -307,6 +362,17 @@ impl Lease {
 pub async fn deliver_batch(app: &Arc<DigestSender>) -> anyhow::Result<BatchReport> {
     let began = std::time::Instant::now();
     let now = Utc::now();
+    // Pauses and cancellations made anywhere, and canary samples whose wait is over.
+    app.breaker.refresh(store::pauses::stopped(&app.db).await?);
+    for verdict in store::pauses::judge_canaries(&app.db, app.canary, now).await? {
+        let outcome = if verdict.paused.is_some() { "paused" } else { "passed" };
+        Metrics::count(&app.metrics.canaries, outcome, 1);
+        match &verdict.paused {
+            None => tracing::info!(edition = verdict.edition_id, sample = verdict.sample, bounced = verdict.bounced,
+                complained = verdict.complained, "canary sample passed: the rest of the edition goes out"),
+            Some(reason) => tracing::warn!(edition = verdict.edition_id, %reason, "edition paused"),
+        }
+    }
     let length = app.lease;
     let token = rand::random::<i64>();
     let claimed = store::deliveries::claim(&app.db, now, now + length, app.batch_size, token).await?;
@@ -361,11 +427,12 @@ async fn send_batch(app: &Arc<DigestSender>, claimed: Vec<Claimed>, lease: &Arc<
         let content = contents.get(&d.edition_id).cloned();
         let subscriber = subscribers.get(&d.subscriber_id).cloned();
         tasks.spawn(async move {
+            let started = Utc::now();
             let outcome = send_one(&app, &d, content.as_deref(), subscriber.as_deref(), &lease).await;
-            let Some(outcome) = outcome else {
+            let Some((outcome, verdict)) = outcome else {
                 return Ok(None);
             };
-            let id = d.id;
+            let (id, edition_id) = (d.id, d.edition_id);
             let recorded = Recorded {
                 delivery: d,
                 token: lease.token,
@@ -376,6 +443,25 @@ async fn send_batch(app: &Arc<DigestSender>, claimed: Vec<Claimed>, lease: &Arc<
             if !kept {
                 tracing::warn!(delivery = id, "delivery lease lost before its outcome was recorded");
                 return Ok(None);
+            }
+            let error = match &recorded.outcome {
+                Outcome::Failed { error, .. } => Some(error.as_str()),
+                _ => None,
+            };
+            if let Some(trip) = app.breaker.observe(edition_id, verdict, started, error) {
+                let paused = store::pauses::pause(
+                    &app.db,
+                    edition_id,
+                    PauseCause::Breaker,
+                    &trip.reason,
+                    Some(trip.since),
+                    Utc::now(),
+                )
+                .await?;
+                app.breaker.stop(edition_id);
+                app.metrics.breaker_trips.inc();
+                tracing::warn!(edition = edition_id, reason = %trip.reason, put_back = paused.put_back,
+                    unbounced = paused.unbounced, "edition paused by the circuit breaker");
             }
             Ok::<_, anyhow::Error>(Some(recorded.outcome))
         });
@@ -411,4 +497,89 @@ pub async fn run(app: Arc<DigestSender>, shutdown: CancellationToken) {
         Ok(Pass::Idle(wait.clamp(Duration::from_millis(50), IDLE_WAIT)))
     })
     .await
+}
+
+/// The circuit breaker of one instance: per edition, the verdicts of its last `window` sends
+/// here. Once refusals make `trip_at` of them, the edition pauses itself (a database state all
+/// instances respect) instead of burning through the list: a dead relay account, a blocked IP
+/// or a broken template refuses every reader alike. The window is per instance; the pause
+/// is not.
+struct Breaker {
+    window: usize,
+    trip_at: usize,
+    editions: Mutex<HashMap<i64, VecDeque<(bool, DateTime<Utc>)>>>,
+    /// Editions paused or cancelled as far as this instance knows: what it claimed of them
+    /// is released unsent.
+    stopped: Mutex<HashSet<i64>>,
+}
+
+/// Why and since when a breaker tripped.
+struct Trip {
+    reason: String,
+    /// When the oldest send in the window started: the failures from then on are put back.
+    since: DateTime<Utc>,
+}
+
+impl Breaker {
+    fn new(window: u32, failure_rate: f64) -> Self {
+        let window = window as usize;
+        Self {
+            window,
+            trip_at: ((window as f64 * failure_rate).ceil() as usize).max(1),
+            editions: Mutex::new(HashMap::new()),
+            stopped: Mutex::new(HashSet::new()),
+        }
+    }
+
+    fn stopped(&self, edition_id: i64) -> bool {
+        self.stopped.lock().map(|s| s.contains(&edition_id)).unwrap_or(false)
+    }
+
+    fn stop(&self, edition_id: i64) {
+        if let Ok(mut stopped) = self.stopped.lock() {
+            stopped.insert(edition_id);
+        }
+    }
+
+    /// Takes the editions stopped as the database says now. An edition that left the set
+    /// (resumed) starts with an empty window.
+    fn refresh(&self, now_stopped: Vec<i64>) {
+        let now_stopped: HashSet<i64> = now_stopped.into_iter().collect();
+        // The same order as `observe`: the windows, then the stopped set.
+        let (Ok(mut editions), Ok(mut stopped)) = (self.editions.lock(), self.stopped.lock()) else {
+            return;
+        };
+        for resumed in stopped.difference(&now_stopped) {
+            editions.remove(resumed);
+        }
+        *stopped = now_stopped;
+    }
+
+    /// Notes one send of an edition, started at `started`; returns the trip when this send
+    /// makes the window's refusals reach the threshold. The window then starts afresh.
+    fn observe(&self, edition_id: i64, verdict: Verdict, started: DateTime<Utc>, error: Option<&str>) -> Option<Trip> {
+        if self.window == 0 || verdict == Verdict::Neither {
+            return None;
+        }
+        let mut editions = self.editions.lock().ok()?;
+        let window = editions.entry(edition_id).or_default();
+        window.push_back((verdict == Verdict::Refused, started));
+        if window.len() > self.window {
+            window.pop_front();
+        }
+        let refused = window.iter().filter(|(refused, _)| *refused).count();
+        let mut stopped = self.stopped.lock().ok()?;
+        if verdict != Verdict::Refused || refused < self.trip_at || stopped.contains(&edition_id) {
+            return None;
+        }
+        let since = window.iter().map(|(_, at)| *at).min().unwrap_or(started);
+        let reason = format!(
+            "circuit breaker: {refused} of the last {} sends were refused for good (the last: {})",
+            window.len(),
+            error.unwrap_or("unknown").chars().take(300).collect::<String>()
+        );
+        window.clear();
+        stopped.insert(edition_id);
+        Some(Trip { reason, since })
+    }
 }

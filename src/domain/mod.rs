@@ -17,7 +17,7 @@ pub use email::{EmailAddress, EmailError};
 pub use lifecycle::{SubscriberEvent, Transition};
 pub use post::{Post, PostDraft, PostSource};
 pub use slug::{Slug, SlugError};
-pub use states::{DeliveryStatus, EditionStatus, OutboxStatus, PollOutcome, PostState, RequestStatus};
+pub use states::{DeliveryStatus, EditionStatus, OutboxStatus, PauseCause, PollOutcome, PostState, RequestStatus};
 pub use subscriber::{
     Choices, Frequency, NameError, Subscriber, SubscriberSource, SubscriberStatus, parse_name, parse_topics,
 };
