@@ -178,6 +178,13 @@ impl DigestSender {
     }
 }
 
+impl DigestSender {
+    /// What a canary sample is allowed (`[digest]`).
+    pub fn canary_limits(&self) -> store::pauses::CanaryLimits {
+        self.canary
+    }
+}
+
 /// What one batch did.
 #[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
 pub struct BatchReport {
