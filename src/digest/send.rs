@@ -369,21 +369,13 @@ impl Lease {
 pub async fn deliver_batch(app: &Arc<DigestSender>) -> anyhow::Result<BatchReport> {
     let began = std::time::Instant::now();
     let now = Utc::now();
-    // Pauses and cancellations made anywhere, and canary samples whose wait is over.
+    // Pauses and cancellations made anywhere.
     app.breaker.refresh(store::pauses::stopped(&app.db).await?);
-    for verdict in store::pauses::judge_canaries(&app.db, app.canary, now).await? {
-        let outcome = if verdict.paused.is_some() { "paused" } else { "passed" };
-        Metrics::count(&app.metrics.canaries, outcome, 1);
-        match &verdict.paused {
-            None => tracing::info!(edition = verdict.edition_id, sample = verdict.sample, bounced = verdict.bounced,
-                complained = verdict.complained, "canary sample passed: the rest of the edition goes out"),
-            Some(reason) => tracing::warn!(edition = verdict.edition_id, %reason, "edition paused"),
-        }
-    }
     let length = app.lease;
     let token = rand::random::<i64>();
     let claimed = store::deliveries::claim(&app.db, now, now + length, app.batch_size, token).await?;
     if claimed.is_empty() {
+        judge_canaries(app).await?;
         return Ok(BatchReport::default());
     }
     let lease = Arc::new(Lease::new(token, length, now + length));
@@ -397,6 +389,7 @@ pub async fn deliver_batch(app: &Arc<DigestSender>) -> anyhow::Result<BatchRepor
             .edition_seconds
             .observe((now - created).num_milliseconds() as f64 / 1000.0);
     }
+    judge_canaries(app).await?;
     let m = &app.metrics;
     Metrics::count(&m.deliveries, "sent", report.sent as u64);
     Metrics::count(&m.deliveries, "failed", report.failed as u64);
@@ -404,6 +397,25 @@ pub async fn deliver_batch(app: &Arc<DigestSender>) -> anyhow::Result<BatchRepor
     Metrics::count(&m.deliveries, "skipped", report.skipped as u64);
     tracing::debug!(claimed = report.claimed, total = ?began.elapsed(), "batch delivered");
     Ok(report)
+}
+
+/// Starts the wait of canary samples that are out, and judges those whose wait is over.
+async fn judge_canaries(app: &DigestSender) -> anyhow::Result<()> {
+    for verdict in store::pauses::judge_canaries(&app.db, app.canary, Utc::now()).await? {
+        let outcome = if verdict.paused.is_some() { "paused" } else { "passed" };
+        Metrics::count(&app.metrics.canaries, outcome, 1);
+        match &verdict.paused {
+            None => tracing::info!(
+                edition = verdict.edition_id,
+                sample = verdict.sample,
+                bounced = verdict.bounced,
+                complained = verdict.complained,
+                "canary sample passed: the rest of the edition goes out"
+            ),
+            Some(reason) => tracing::warn!(edition = verdict.edition_id, %reason, "edition paused"),
+        }
+    }
+    Ok(())
 }
 
 async fn send_batch(app: &Arc<DigestSender>, claimed: Vec<Claimed>, lease: &Arc<Lease>) -> anyhow::Result<BatchReport> {

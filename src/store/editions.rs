@@ -270,10 +270,11 @@ pub async fn complete_finished(db: &Db, now: DateTime<Utc>) -> anyhow::Result<Ve
     .context("Failed to complete editions")
 }
 
-/// An edition's status back to `sending` (its failed deliveries were queued again).
+/// A sent edition's status back to `sending` (its failed deliveries were queued again). A
+/// paused, cancelled or canary edition keeps its status.
 pub async fn reopen(db: &Db, id: i64) -> anyhow::Result<()> {
     with_pool!(db, pool => {
-        sqlx::query("update editions set status = 'sending', completed_at = null where id = $1")
+        sqlx::query("update editions set status = 'sending', completed_at = null where id = $1 and status = 'sent'")
             .bind(id)
             .execute(pool)
             .await

@@ -9,20 +9,20 @@ use crate::admin_api::admin_session;
 use crate::common::{TestApp, add_subscriber, post, spawn_app_with};
 
 /// A logged-in admin's requests.
-struct Console<'a> {
+pub(crate) struct Console<'a> {
     app: &'a TestApp,
-    session: String,
+    pub(crate) session: String,
 }
 
 impl<'a> Console<'a> {
-    async fn new(app: &'a TestApp) -> Console<'a> {
+    pub(crate) async fn new(app: &'a TestApp) -> Console<'a> {
         Console {
             app,
             session: admin_session(app).await,
         }
     }
 
-    async fn get(&self, path: &str) -> reqwest::Response {
+    pub(crate) async fn get(&self, path: &str) -> reqwest::Response {
         self.app
             .client
             .get(self.app.url(path))
@@ -32,13 +32,13 @@ impl<'a> Console<'a> {
             .unwrap()
     }
 
-    async fn page(&self, path: &str) -> String {
+    pub(crate) async fn page(&self, path: &str) -> String {
         let response = self.get(path).await;
         assert_eq!(response.status(), 200, "GET {path}");
         response.text().await.unwrap()
     }
 
-    async fn post(&self, path: &str, form: &[(&str, String)]) -> reqwest::Response {
+    pub(crate) async fn post(&self, path: &str, form: &[(&str, String)]) -> reqwest::Response {
         self.app
             .client
             .post(self.app.url(path))
@@ -51,7 +51,7 @@ impl<'a> Console<'a> {
     }
 
     /// Follows a redirect-after-post with its one-time message: the page it lands on.
-    async fn follow(&self, response: reqwest::Response) -> String {
+    pub(crate) async fn follow(&self, response: reqwest::Response) -> String {
         assert_eq!(response.status(), 303);
         let location = response.headers()["location"].to_str().unwrap().to_owned();
         let flash = response

@@ -3,6 +3,7 @@
 mod admin_api;
 mod admin_browser;
 mod browser;
+mod breaker;
 mod build;
 mod cli;
 mod common;
