@@ -9,7 +9,7 @@
 use std::collections::{BTreeMap, BTreeSet};
 
 use herald::domain::{
-    DeliveryStatus, EditionStatus, OutboxStatus, PollOutcome, PostSource, RequestStatus, SubscriberStatus,
+    DeliveryStatus, EditionStatus, OutboxStatus, PauseCause, PollOutcome, PostSource, RequestStatus, SubscriberStatus,
 };
 use herald::store::Db;
 use sqlx::Connection;
@@ -210,6 +210,7 @@ async fn both_migration_folders_make_the_same_schema_with_the_enums_words_checke
     let expected: BTreeMap<String, BTreeSet<String>> = [
         ("deliveries.deliveries_status_check", words(DeliveryStatus::ALL)),
         ("editions.editions_status_check", words(EditionStatus::ALL)),
+        ("editions.editions_paused_cause_check", words(PauseCause::ALL)),
         ("outbox.outbox_status_check", words(OutboxStatus::ALL)),
         ("posts.posts_source_check", words(&PostSource::PREFIXES)),
         ("sources.sources_last_outcome_check", words(PollOutcome::ALL)),
