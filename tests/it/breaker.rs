@@ -137,9 +137,14 @@ async fn a_send_into_a_server_that_starts_refusing_pauses_itself_after_the_windo
         "it stopped after the window (5 refusals, plus the sends in flight): {refused}"
     );
 
-    // Paused is a state in the database: no worker claims its deliveries...
+    // Paused is a state in the database: no worker claims its deliveries, not this
+    // instance's, nor another instance's that never saw the breaker trip...
     let report = herald::digest::send::deliver_batch(&app.app.sender).await.unwrap();
     assert_eq!(report.claimed, 0);
+    let settings = herald::config::Settings::load(&app.dir.path().join("config.toml")).unwrap();
+    let other_instance = herald::startup::App::start(settings).await.unwrap();
+    let report = herald::digest::send::deliver_batch(&other_instance.sender).await.unwrap();
+    assert_eq!(report.claimed, 0, "another instance respects the pause");
     tokio::time::sleep(Duration::from_millis(300)).await;
     assert_eq!(smtp.rejected(), refused, "nothing more was tried");
     assert_eq!(store::deliveries::claimable_left(&app.app.db).await.unwrap(), 0);
