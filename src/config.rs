@@ -38,6 +38,7 @@ pub struct Settings {
     pub admin: AdminSettings,
     pub digest: DigestSettings,
     pub log: LogSettings,
+    pub bounces: BounceSettings,
     /// Remote feeds to import posts from (`[[sources]]`).
     pub sources: Vec<SourceSettings>,
     /// Folder the config file lives in; relative paths are resolved against it.
@@ -299,6 +300,72 @@ impl Default for DigestSettings {
     }
 }
 
+/// Bounces and complaints: the soft-bounce rule, and one optional section per provider
+/// whose webhook Herald accepts (a provider without a section answers 404).
+#[derive(Debug, Clone, Deserialize)]
+#[serde(deny_unknown_fields, default)]
+pub struct BounceSettings {
+    /// This many soft bounces of an address ...
+    pub soft_limit: NonZeroU32,
+    /// ... within this many days count as a hard bounce.
+    pub soft_days: NonZeroU32,
+    /// Amazon SES through SNS: `POST /webhooks/ses`.
+    pub ses: Option<SesSettings>,
+    /// Postmark: `POST /webhooks/postmark`.
+    pub postmark: Option<PostmarkSettings>,
+    /// Mailgun: `POST /webhooks/mailgun`.
+    pub mailgun: Option<MailgunSettings>,
+    /// SendGrid's signed event webhook: `POST /webhooks/sendgrid`.
+    pub sendgrid: Option<SendgridSettings>,
+}
+
+impl Default for BounceSettings {
+    fn default() -> Self {
+        Self {
+            soft_limit: nonzero(3),
+            soft_days: nonzero(14),
+            ses: None,
+            postmark: None,
+            mailgun: None,
+            sendgrid: None,
+        }
+    }
+}
+
+#[derive(Debug, Clone, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct SesSettings {
+    /// The ARN of the SNS topic SES publishes to; any other topic's messages are refused.
+    pub topic_arn: String,
+    /// Where signing certificates may come from. Unset (production): only
+    /// `https://sns.<region>.amazonaws.com/`. Tests set a loopback URL here.
+    #[serde(default)]
+    pub certificate_url_prefix: Option<Url>,
+}
+
+#[derive(Debug, Clone, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct PostmarkSettings {
+    /// The HTTP Basic credentials set on the webhook's URL in Postmark.
+    pub username: String,
+    pub password: secrecy::SecretString,
+}
+
+#[derive(Debug, Clone, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct MailgunSettings {
+    /// The HTTP webhook signing key (Mailgun: Sending → Webhooks).
+    pub signing_key: secrecy::SecretString,
+}
+
+#[derive(Debug, Clone, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct SendgridSettings {
+    /// The verification key shown when the signed event webhook is enabled: base64 of a
+    /// DER SubjectPublicKeyInfo of an ECDSA P-256 key.
+    pub public_key: String,
+}
+
 #[derive(Clone, Deserialize)]
 #[serde(deny_unknown_fields, default)]
 pub struct AdminSettings {
@@ -446,6 +513,7 @@ impl Default for Settings {
             admin: AdminSettings::default(),
             digest: DigestSettings::default(),
             log: LogSettings::default(),
+            bounces: BounceSettings::default(),
             sources: Vec::new(),
             base_dir: PathBuf::from("."),
         }
@@ -604,6 +672,26 @@ impl Settings {
         for (i, source) in self.sources.iter().enumerate() {
             if !matches!(source.url.scheme(), "http" | "https") {
                 bail!("sources[{i}].url must be an http or https URL, not {}", source.url);
+            }
+        }
+        if let Some(ses) = &self.bounces.ses
+            && !ses.topic_arn.starts_with("arn:")
+        {
+            bail!(
+                "bounces.ses.topic_arn must be an SNS topic ARN (arn:aws:sns:...), not {:?}",
+                ses.topic_arn
+            );
+        }
+        if let Some(postmark) = &self.bounces.postmark {
+            use secrecy::ExposeSecret;
+            if postmark.username.is_empty() || postmark.password.expose_secret().is_empty() {
+                bail!("bounces.postmark.username and bounces.postmark.password cannot be empty");
+            }
+        }
+        if let Some(mailgun) = &self.bounces.mailgun {
+            use secrecy::ExposeSecret;
+            if mailgun.signing_key.expose_secret().is_empty() {
+                bail!("bounces.mailgun.signing_key cannot be empty");
             }
         }
         if self.digest.lease_seconds < 10 {

@@ -2,6 +2,7 @@
 //! from Markdown files; feeds, pages and email digests go out.
 
 pub mod auth;
+pub mod bounces;
 pub mod cli;
 pub mod config;
 pub mod content;

@@ -2,6 +2,7 @@
 //! the store keeps (and how each is stored as text). No I/O here.
 //! Uses nothing else in Herald.
 
+mod bounce;
 mod colour;
 mod email;
 mod lifecycle;
@@ -12,12 +13,16 @@ mod subscriber;
 mod tag;
 mod word;
 
+pub use bounce::{BounceEvent, DIAGNOSTIC_MAX_CHARS, OwnMessage, clean_diagnostic};
 pub use colour::{Colour, ColourError};
 pub use email::{EmailAddress, EmailError};
 pub use lifecycle::{SubscriberEvent, Transition};
 pub use post::{Post, PostDraft, PostSource};
 pub use slug::{Slug, SlugError};
-pub use states::{DeliveryStatus, EditionStatus, OutboxStatus, PauseCause, PollOutcome, PostState, RequestStatus};
+pub use states::{
+    BounceKind, BounceSource, DeliveryStatus, EditionStatus, OutboxStatus, PauseCause, PollOutcome, PostState,
+    RequestStatus,
+};
 pub use subscriber::{
     Choices, Frequency, NameError, Subscriber, SubscriberSource, SubscriberStatus, parse_name, parse_topics,
 };

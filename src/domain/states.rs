@@ -78,6 +78,42 @@ pub enum RequestStatus {
     Sending,
 }
 
+/// What a report about an address says happened (or what an admin did about it).
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, serde::Serialize, serde::Deserialize)]
+#[serde(rename_all = "lowercase")]
+pub enum BounceKind {
+    /// A permanent failure: the mailbox does not exist or refuses mail for good.
+    Hard,
+    /// A temporary failure (mailbox full, greylisting): counted, and enough of them within
+    /// the configured window count as a hard bounce.
+    Soft,
+    /// The reader reported a message as spam (a feedback loop).
+    Complaint,
+    /// An admin put a suppressed address back on the list, with a reason.
+    Reactivated,
+}
+
+/// Who reported a bounce event.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, serde::Serialize, serde::Deserialize)]
+#[serde(rename_all = "lowercase")]
+pub enum BounceSource {
+    /// The SMTP server refused a message while Herald sent it (a 5xx reply).
+    Smtp,
+    /// Amazon SES, through an SNS notification.
+    Ses,
+    Postmark,
+    Mailgun,
+    Sendgrid,
+    /// A delivery status notification read from a mailbox over IMAP.
+    Imap,
+    /// A delivery status notification handed to Herald (piped or posted).
+    Ingest,
+    /// An admin in the console.
+    Console,
+    /// An admin through the JSON API.
+    Api,
+}
+
 /// Where a post stands for readers, from what is stored about it (whether it is a draft,
 /// whether its source is gone, its date). Worked out, never stored.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, serde::Serialize, serde::Deserialize)]
@@ -116,6 +152,11 @@ word_enum!(OutboxStatus, "outbox status", Pending => "pending", Sending => "send
     Failed => "failed");
 word_enum!(PollOutcome, "poll outcome", Changed => "changed", Unchanged => "unchanged", Failed => "failed");
 word_enum!(RequestStatus, "request status", Pending => "pending", Sending => "sending");
+word_enum!(BounceKind, "bounce kind", Hard => "hard", Soft => "soft", Complaint => "complaint",
+    Reactivated => "reactivated");
+word_enum!(BounceSource, "bounce source", Smtp => "smtp", Ses => "ses", Postmark => "postmark",
+    Mailgun => "mailgun", Sendgrid => "sendgrid", Imap => "imap", Ingest => "ingest", Console => "console",
+    Api => "api");
 word_enum!(PostState, "post state", Published => "published", Scheduled => "scheduled", Draft => "draft",
     Unpublished => "unpublished");
 
@@ -143,6 +184,8 @@ mod tests {
         check(PollOutcome::ALL);
         check(RequestStatus::ALL);
         check(PostState::ALL);
+        check(BounceKind::ALL);
+        check(BounceSource::ALL);
         assert_eq!(
             "ok".parse::<PollOutcome>().unwrap_err().to_string(),
             "\"ok\" is not a poll outcome; use one of: changed unchanged failed"

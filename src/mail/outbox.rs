@@ -12,7 +12,7 @@ use tokio::sync::Notify;
 use tokio_util::sync::CancellationToken;
 
 use super::{Mailer, RetryPolicy, SendError};
-use crate::domain::SubscriberEvent;
+use crate::domain::{BounceKind, BounceSource, SubscriberEvent};
 use crate::store::{self, Db};
 use crate::worker::{self, Pass};
 
@@ -84,8 +84,23 @@ impl Outbox {
                     tracing::warn!(message = mail.id, attempts = mail.attempts, error = %e, "mail given up");
                     store::outbox::mark_failed(&self.db, mail.id, &e.to_string()).await?;
                     if let (SendError::Permanent { bad_mailbox: true, .. }, Some(id)) = (&e, mail.subscriber_id) {
-                        // The state machine decides what a bounce does to the address.
+                        // The state machine decides what a bounce does to the address; the
+                        // bounce is kept either way.
                         store::subscribers::apply(&self.db, id, SubscriberEvent::Bounced, now).await?;
+                        let diagnostic = crate::domain::clean_diagnostic(&e.to_string());
+                        let address = mail.recipient.to_lowercase();
+                        let event = store::bounces::NewBounceEvent {
+                            subscriber_id: Some(id),
+                            address: &address,
+                            kind: BounceKind::Hard,
+                            diagnostic: diagnostic.as_deref(),
+                            source: BounceSource::Smtp,
+                            edition_id: None,
+                            external_id: None,
+                            occurred_at: now,
+                            recorded_at: now,
+                        };
+                        store::bounces::insert(&self.db, &event).await?;
                     }
                 }
             }

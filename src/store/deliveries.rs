@@ -251,7 +251,15 @@ pub async fn record_on(conn: &mut DbConn, outcomes: &[Recorded], now: DateTime<U
                     lost.push(r.delivery.id);
                     continue;
                 }
-                if let (Outcome::Failed { bounce: true, .. }, false) = (&r.outcome, paused) {
+                if let (Outcome::Failed { bounce: true, error }, false) = (&r.outcome, paused) {
+                    // Every bounce is kept, whatever it does to the status.
+                    sqlx::query(super::bounces::INSERT_SMTP_HARD)
+                        .bind(r.delivery.subscriber_id)
+                        .bind(now)
+                        .bind(crate::domain::clean_diagnostic(error))
+                        .bind(r.delivery.edition_id)
+                        .execute(&mut *$tx)
+                        .await?;
                     let bounced = sqlx::query(sqlx::AssertSqlSafe(bounce_sql.clone()))
                         .bind(r.delivery.subscriber_id)
                         .bind(now)

@@ -6,6 +6,7 @@
 //! its own driver with its native types.
 
 pub mod accounts;
+pub mod bounces;
 pub mod deliveries;
 pub mod editions;
 pub mod health;

@@ -62,6 +62,18 @@ pub async fn pause(
             .execute(&mut *tx)
             .await?
             .rows_affected();
+            // The refusals' bounce events go too: they said nothing about the readers (and
+            // would count against a canary sample of this edition).
+            sqlx::query(
+                "delete from bounce_events where source = 'smtp' and kind = 'hard' and edition_id = $1 \
+                 and occurred_at >= $2 and exists (select 1 from deliveries d where d.edition_id = $1 \
+                 and d.subscriber_id = bounce_events.subscriber_id and d.status = 'failed' \
+                 and d.failed_at = bounce_events.occurred_at)",
+            )
+            .bind(id)
+            .bind(since)
+            .execute(&mut *tx)
+            .await?;
             done.put_back = sqlx::query(
                 "update deliveries set status = 'pending', attempts = 0, next_attempt_at = $3, failed_at = null \
                  where edition_id = $1 and status = 'failed' and failed_at >= $2",
@@ -279,9 +291,17 @@ async fn judge(db: &Db, id: i64, limits: CanaryLimits) -> anyhow::Result<CanaryV
     })
 }
 
-/// The sample that was sent (or failed), the readers in it who bounced (their delivery failed
-/// for good), and those who complained.
+/// The sample that was sent (or failed), the readers in it who bounced, and those who
+/// complained.
+///
+/// Bounced: a delivery that failed for good, or a hard bounce reported later (a delivery
+/// status notification, a provider's webhook) for this edition. Complained: a complaint
+/// reported for this edition. Each reader once, and only readers in the sample.
 const CANARY_COUNTS: &str = "select \
      (select count(*) from deliveries where edition_id = $1 and canary and status in ('sent', 'failed')), \
-     (select count(*) from deliveries where edition_id = $1 and canary and status = 'failed'), \
-     cast(0 as bigint)";
+     (select count(*) from deliveries d where d.edition_id = $1 and d.canary and (d.status = 'failed' \
+        or exists (select 1 from bounce_events b where b.edition_id = $1 and b.subscriber_id = d.subscriber_id \
+        and b.kind = 'hard'))), \
+     (select count(*) from deliveries d where d.edition_id = $1 and d.canary and d.status = 'sent' \
+        and exists (select 1 from bounce_events b where b.edition_id = $1 and b.subscriber_id = d.subscriber_id \
+        and b.kind = 'complaint'))";

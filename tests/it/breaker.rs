@@ -131,6 +131,13 @@ async fn a_send_into_a_server_that_starts_refusing_pauses_itself_after_the_windo
     assert_eq!(counts.failed, 0, "the refusals while tripping went back to the queue: {counts:?}");
     assert_eq!(counts.pending + counts.sending, 80 - sent, "{counts:?}");
     assert_eq!(bounced(&app).await, 0, "nobody is bounced because the relay refused everything");
+    let sql = "select count(*) from bounce_events where edition_id = $1";
+    let events: i64 = match &app.app.db {
+        Db::Sqlite(pool) => sqlx::query_scalar(sql).bind(first.id).fetch_one(pool).await,
+        Db::Postgres(pool) => sqlx::query_scalar(sql).bind(first.id).fetch_one(pool).await,
+    }
+    .unwrap();
+    assert_eq!(events, 0, "nor kept as having bounced");
     let refused = smtp.rejected();
     assert!(
         (5..=5 + 8 * 2).contains(&refused),
@@ -321,4 +328,55 @@ async fn a_canary_sample_that_bounces_pauses_the_edition_until_an_admin_decides(
     assert_eq!(smtp.count(), 36);
     let counts = store::editions::counts(&app.app.db, Some(e.id)).await.unwrap();
     assert_eq!((counts.sent, counts.failed), (36, 4));
+}
+
+/// The subscriber ids of an edition's canary sample.
+async fn sample_readers(app: &TestApp, id: i64) -> Vec<i64> {
+    let sql = "select subscriber_id from deliveries where edition_id = $1 and canary order by subscriber_id";
+    match &app.app.db {
+        Db::Sqlite(pool) => sqlx::query_scalar(sql).bind(id).fetch_all(pool).await,
+        Db::Postgres(pool) => sqlx::query_scalar(sql).bind(id).fetch_all(pool).await,
+    }
+    .unwrap()
+}
+
+#[tokio::test]
+async fn hard_bounces_reported_for_the_canary_sample_pause_the_edition_and_cancel_sends_nothing_more() {
+    let smtp = SmtpServer::start().await;
+    let app = app_with_smtp(&smtp, "canary_percent = 10\ncanary_minutes = 30\n").await;
+    readers(&app, 40, Frequency::Immediate, "example.org").await;
+    let e = publish(&app, "reported", Frequency::Immediate).await;
+    drain(&app).await;
+    smtp.wait_for(4, Duration::from_secs(5)).await;
+    assert_eq!(smtp.count(), 4, "the sample");
+
+    // During the wait, a delivery status notification says one sample address is gone.
+    let reader = sample_readers(&app, e.id).await[0];
+    let bounces = herald::bounces::Bounces::new(app.app.db.clone(), &app.app.settings.bounces);
+    let report = herald::bounces::BounceReport {
+        address: store::subscribers::find(&app.app.db, reader).await.unwrap().unwrap().email.to_string(),
+        kind: herald::domain::BounceKind::Hard,
+        diagnostic: Some("550 5.1.1 mailbox unavailable".into()),
+        source: herald::domain::BounceSource::Ingest,
+        message_id: Some(format!("<edition.{}.{reader}@example.org>", e.id)),
+        external_id: None,
+        occurred_at: Utc::now(),
+    };
+    bounces.record(report).await.unwrap();
+    execute(&app.app.db, END_WAIT, e.id).await;
+    drain(&app).await;
+    let paused = wait_for_status(&app, e.id, EditionStatus::Paused).await;
+    assert_eq!(paused.paused_cause, Some(PauseCause::Canary));
+    let reason = paused.paused_reason.unwrap();
+    assert!(reason.contains("1 of 4 sample readers bounced (25.0 %, more than the 2.0 % allowed)"), "{reason}");
+
+    // The admin cancels it: nobody else gets it.
+    let console = crate::console::Console::new(&app).await;
+    let cancelled = console.post(&format!("/admin/editions/{}/cancel", e.id), &[]).await;
+    let page = console.follow(cancelled).await;
+    assert!(page.contains("Cancelled: 36 reader(s)"), "{page}");
+    drain(&app).await;
+    tokio::time::sleep(Duration::from_millis(300)).await;
+    assert_eq!(smtp.count(), 4, "nothing more was sent");
+    assert_eq!(edition(&app, e.id).await.status, EditionStatus::Cancelled);
 }

@@ -16,6 +16,7 @@ const LAYERS: &[(&str, u8)] = &[
     ("feeds", 3),
     ("site", 3),
     ("mail", 3),
+    ("bounces", 3),
     ("subscribers", 4),
     ("digest", 4),
     ("auth", 4),

@@ -9,7 +9,8 @@
 use std::collections::{BTreeMap, BTreeSet};
 
 use herald::domain::{
-    DeliveryStatus, EditionStatus, OutboxStatus, PauseCause, PollOutcome, PostSource, RequestStatus, SubscriberStatus,
+    BounceKind, BounceSource, DeliveryStatus, EditionStatus, OutboxStatus, PauseCause, PollOutcome, PostSource,
+    RequestStatus, SubscriberStatus,
 };
 use herald::store::Db;
 use sqlx::Connection;
@@ -208,6 +209,8 @@ async fn both_migration_folders_make_the_same_schema_with_the_enums_words_checke
     assert_eq!(on_sqlite.checks, on_postgres.checks, "the same check constraints");
 
     let expected: BTreeMap<String, BTreeSet<String>> = [
+        ("bounce_events.bounce_events_kind_check", words(BounceKind::ALL)),
+        ("bounce_events.bounce_events_source_check", words(BounceSource::ALL)),
         ("deliveries.deliveries_status_check", words(DeliveryStatus::ALL)),
         ("editions.editions_status_check", words(EditionStatus::ALL)),
         ("editions.editions_paused_cause_check", words(PauseCause::ALL)),
