@@ -154,6 +154,9 @@ fn bad_configuration_is_refused_naming_the_key() {
         ("[feeds]\nlimit = \"many\"\n", "feeds.limit"),
         ("[site]\nbase_url = \"not a url\"\n", "site.base_url"),
         ("[schedule]\nsync = \"every five minutes\"\n", "schedule.sync"),
+        ("[digest]\nbreaker_failure_rate = 0\n", "digest.breaker_failure_rate"),
+        ("[digest]\ncanary_percent = 100\n", "digest.canary_percent"),
+        ("[digest]\nmax_complaint_rate = 0.3\nmax_bounce_rate = 2\n", "digest.max_bounce_rate"),
     ] {
         std::fs::write(&config, toml).unwrap();
         let cmd = if key == "schedule.sync" { "serve" } else { "sync" };
