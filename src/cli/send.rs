@@ -168,7 +168,7 @@ pub async fn resume(parts: &Parts, id: i64) -> anyhow::Result<()> {
         println!("no edition is paused");
     }
     for id in ids {
-        if store::pauses::resume(&db, id).await? {
+        if store::pauses::resume(&db, id, chrono::Utc::now()).await? {
             println!("edition {id} resumed");
         } else {
             return Err(super::output::UsageError(format!("--resume: edition {id} is not paused")).into());

@@ -205,14 +205,20 @@ pub async fn record_on(conn: &mut DbConn, outcomes: &[Recorded], now: DateTime<U
                 // Read under a lock that a pause waits for (PostgreSQL; SQLite writes one at
                 // a time): a failure is either written before the pause, which then puts it
                 // back, or sees the pause and goes back to the queue itself, bouncing nobody.
-                let mut paused = false;
-                if let Outcome::Failed { .. } = r.outcome {
+                // A row released unsent learns the same way where it goes back to.
+                let mut edition = None;
+                if let Outcome::Failed { .. } | Outcome::Released = r.outcome {
                     let status: Option<String> = sqlx::query_scalar($edition_sql)
                         .bind(r.delivery.edition_id)
                         .fetch_optional(&mut *$tx)
                         .await?;
-                    paused = status.as_deref() == Some("paused");
+                    edition = status;
                 }
+                let paused = edition.as_deref() == Some("paused");
+                let cancelled = edition.as_deref() == Some("cancelled");
+                // What waits for a paused edition is due never, until it is resumed: the
+                // claim's walk along the due index then never wades through it.
+                let requeue_at = if paused { super::editions::far_future() } else { now };
                 let query = match &r.outcome {
                     Outcome::Sent => continue,
                     Outcome::Skipped => sqlx::query(held!("status = 'skipped'"))
@@ -225,19 +231,24 @@ pub async fn record_on(conn: &mut DbConn, outcomes: &[Recorded], now: DateTime<U
                             .bind(*at)
                             .bind(error.as_str())
                     }
+                    Outcome::Released if cancelled => {
+                        sqlx::query(held!("status = 'skipped', last_error = 'the edition was cancelled'"))
+                            .bind(r.delivery.id)
+                            .bind(r.token)
+                    }
                     Outcome::Released => sqlx::query(held!(
                         "status = 'pending', attempts = case when attempts > 0 then attempts - 1 else 0 end, \
                          next_attempt_at = $3"
                     ))
                     .bind(r.delivery.id)
                     .bind(r.token)
-                    .bind(now),
+                    .bind(requeue_at),
                     Outcome::Failed { error, .. } if paused => sqlx::query(held!(
                         "status = 'pending', attempts = 0, next_attempt_at = $3, last_error = $4"
                     ))
                     .bind(r.delivery.id)
                     .bind(r.token)
-                    .bind(now)
+                    .bind(requeue_at)
                     .bind(error.as_str()),
                     Outcome::Failed { error, .. } => {
                         sqlx::query(held!("status = 'failed', last_error = $3, failed_at = $4"))

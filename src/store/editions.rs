@@ -80,8 +80,9 @@ pub async fn new_posts(
     .context("Failed to find new posts")
 }
 
-/// A date after every post's (and one both backends store and compare alike).
-fn far_future() -> DateTime<Utc> {
+/// A date after every post's (and one both backends store and compare alike); also when
+/// deliveries that wait for a decision (a paused edition, a canary's verdict) are due.
+pub(super) fn far_future() -> DateTime<Utc> {
     chrono::NaiveDate::from_ymd_opt(9999, 12, 31)
         .and_then(|d| d.and_hms_opt(0, 0, 0))
         .map(|d| d.and_utc())
@@ -173,6 +174,13 @@ pub async fn create(
             .bind(sample)
             .execute(&mut *tx)
             .await?;
+            // The rest waits for the sample's verdict, due never until then: the claim's walk
+            // along the due index meets only the sample.
+            sqlx::query("update deliveries set next_attempt_at = $2 where edition_id = $1 and not canary")
+                .bind(id)
+                .bind(far_future())
+                .execute(&mut *tx)
+                .await?;
         }
         // An edition nobody is to receive is finished as soon as it exists.
         sqlx::query(

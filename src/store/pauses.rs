@@ -5,6 +5,7 @@
 use anyhow::Context;
 use chrono::{DateTime, Utc};
 
+use super::editions::far_future;
 use super::{BeginWrite, Db, with_pool};
 use crate::domain::PauseCause;
 
@@ -48,6 +49,13 @@ pub async fn pause(
         .await?
         .rows_affected();
         let mut done = Paused { now: paused > 0, ..Default::default() };
+        // What waits is due never, until the edition is resumed: the claim's walk along the
+        // due index then never wades through a paused edition's readers.
+        sqlx::query("update deliveries set next_attempt_at = $2 where edition_id = $1 and status = 'pending'")
+            .bind(id)
+            .bind(far_future())
+            .execute(&mut *tx)
+            .await?;
         if let Some(since) = put_back_since {
             // A failure that bounced its reader wrote the same instant as `bounced_at` (one
             // transaction): only that bounce is undone, never a later one or another's.
@@ -80,7 +88,7 @@ pub async fn pause(
             )
             .bind(id)
             .bind(since)
-            .bind(now)
+            .bind(far_future())
             .execute(&mut *tx)
             .await?
             .rows_affected();
@@ -91,18 +99,29 @@ pub async fn pause(
     .with_context(|| format!("Failed to pause edition {id}"))
 }
 
-/// Lets a paused edition go on: its waiting deliveries are claimed again. False when it was
-/// not paused.
-pub async fn resume(db: &Db, id: i64) -> anyhow::Result<bool> {
+/// Lets a paused edition go on: its waiting deliveries (all of them, a canary sample's
+/// rest too) are due now. False when it was not paused.
+pub async fn resume(db: &Db, id: i64, now: DateTime<Utc>) -> anyhow::Result<bool> {
     with_pool!(db, pool => {
-        sqlx::query(
+        let mut tx = pool.begin_write().await?;
+        let resumed = sqlx::query(
             "update editions set status = 'sending', paused_cause = null, paused_reason = null, paused_at = null \
              where id = $1 and status = 'paused'",
         )
         .bind(id)
-        .execute(pool)
-        .await
-        .map(|r| r.rows_affected() > 0)
+        .execute(&mut *tx)
+        .await?
+        .rows_affected()
+            > 0;
+        if resumed {
+            sqlx::query("update deliveries set next_attempt_at = $2 where edition_id = $1 and status = 'pending'")
+                .bind(id)
+                .bind(now)
+                .execute(&mut *tx)
+                .await?;
+        }
+        tx.commit().await?;
+        Ok::<_, sqlx::Error>(resumed)
     })
     .with_context(|| format!("Failed to resume edition {id}"))
 }
@@ -242,11 +261,23 @@ pub async fn judge_canaries(db: &Db, limits: CanaryLimits, now: DateTime<Utc>) -
         match &verdict.paused {
             None => {
                 with_pool!(db, pool => {
-                    sqlx::query("update editions set status = 'sending' where id = $1 and status = 'canary'")
+                    let mut tx = pool.begin_write().await?;
+                    let passed = sqlx::query("update editions set status = 'sending' where id = $1 and status = 'canary'")
                         .bind(edition.id)
-                        .execute(pool)
-                        .await
-                        .map(|_| ())
+                        .execute(&mut *tx)
+                        .await?
+                        .rows_affected();
+                    if passed > 0 {
+                        sqlx::query(
+                            "update deliveries set next_attempt_at = $2 where edition_id = $1 and status = 'pending' \
+                             and not canary",
+                        )
+                        .bind(edition.id)
+                        .bind(now)
+                        .execute(&mut *tx)
+                        .await?;
+                    }
+                    tx.commit().await
                 })
                 .context("Failed to let an edition past its canary")?;
             }

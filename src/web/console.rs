@@ -562,7 +562,7 @@ pub async fn retry_failed(app: &AppState, id: i64) -> anyhow::Result<u64> {
 /// Lets a paused edition go on (also `POST /admin/api/editions/{id}/resume`); false when it
 /// was not paused.
 pub async fn resume_edition(app: &AppState, id: i64) -> anyhow::Result<bool> {
-    let resumed = store::pauses::resume(&app.db, id).await?;
+    let resumed = store::pauses::resume(&app.db, id, Utc::now()).await?;
     if resumed {
         tracing::info!(edition = id, "edition resumed by an admin");
         app.digests.wake_senders();

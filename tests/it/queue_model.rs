@@ -247,7 +247,7 @@ async fn run_case(case: usize, batch: u32, concurrency: u32, ops: &[Op]) -> Resu
             }
             Op::Resume => {
                 for id in std::mem::take(&mut paused).into_keys() {
-                    prop_assert!(store::pauses::resume(&app.db, id).await.unwrap());
+                    prop_assert!(store::pauses::resume(&app.db, id, Utc::now()).await.unwrap());
                 }
             }
             Op::Cancel { pick } => {
@@ -271,7 +271,7 @@ async fn run_case(case: usize, batch: u32, concurrency: u32, ops: &[Op]) -> Resu
         }
     }
     for id in paused.into_keys() {
-        prop_assert!(store::pauses::resume(&app.db, id).await.unwrap());
+        prop_assert!(store::pauses::resume(&app.db, id, Utc::now()).await.unwrap());
     }
     let mut rounds = 0;
     while store::editions::counts(&app.db, None).await.unwrap().remaining() > 0 {
