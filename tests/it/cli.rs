@@ -675,3 +675,53 @@ async fn send_says_an_edition_paused_itself_and_send_resume_sends_the_rest() {
     to.dedup();
     assert_eq!(to.len(), 30);
 }
+
+#[tokio::test]
+async fn send_from_cron_sends_the_canary_sample_then_the_rest_once_the_wait_is_over() {
+    let smtp = crate::smtp::SmtpServer::start().await;
+    let (dir, config) = project_with_subscribers(30);
+    let base = std::fs::read_to_string(&config).unwrap();
+    std::fs::write(
+        &config,
+        format!(
+            "{base}[mail]\ntransport = \"smtp\"\nfrom = \"News <news@example.org>\"\n[mail.smtp]\nhost = \"127.0.0.1\"\n\
+             port = {}\n[digest]\ncanary_percent = 10\ncanary_minutes = 30\n",
+            smtp.port
+        ),
+    )
+    .unwrap();
+    assert!(run_herald(&config, &["sync"]).await.status.success());
+    std::fs::write(
+        dir.path().join("content/posts/otters.md"),
+        post("Otters", "2026-09-14", &["wildlife"], "Body."),
+    )
+    .unwrap();
+    assert!(run_herald(&config, &["sync"]).await.status.success());
+
+    let first = run_herald(&config, &["send", "--frequency", "weekly", "--force"]).await;
+    let stdout = String::from_utf8_lossy(&first.stdout);
+    assert!(first.status.success(), "{stdout}{}", String::from_utf8_lossy(&first.stderr));
+    assert!(stdout.contains("edition 1: canary sample sent; the rest goes from"), "{stdout}");
+    assert_eq!(smtp.count(), 3, "10 % of 30 first");
+    // Run again from cron before the wait is over: nothing more.
+    let early = run_herald(&config, &["send"]).await;
+    assert!(early.status.success());
+    assert_eq!(smtp.count(), 3);
+
+    // The wait is over (as if 30 minutes had passed; the end is kept in the database).
+    let url = format!("sqlite://{}", dir.path().join("herald.db").display());
+    let mut conn = <sqlx::SqliteConnection as sqlx::Connection>::connect(&url).await.unwrap();
+    sqlx::query("update editions set canary_until = '2000-01-01T00:00:00Z'")
+        .execute(&mut conn)
+        .await
+        .unwrap();
+    drop(conn);
+    let later = run_herald(&config, &["send"]).await;
+    let stdout = String::from_utf8_lossy(&later.stdout);
+    assert!(later.status.success(), "{stdout}{}", String::from_utf8_lossy(&later.stderr));
+    assert_eq!(smtp.count(), 30, "{stdout}");
+    let mut to: Vec<String> = smtp.received().iter().map(|r| r.to[0].clone()).collect();
+    to.sort();
+    to.dedup();
+    assert_eq!(to.len(), 30, "each reader once");
+}
