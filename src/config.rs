@@ -699,12 +699,21 @@ impl Settings {
         }
         let d = &self.digest;
         if !(d.breaker_failure_rate > 0.0 && d.breaker_failure_rate <= 1.0) {
-            bail!("digest.breaker_failure_rate must be more than 0 and at most 1, not {}", d.breaker_failure_rate);
+            bail!(
+                "digest.breaker_failure_rate must be more than 0 and at most 1, not {}",
+                d.breaker_failure_rate
+            );
         }
         if !(0.0..100.0).contains(&d.canary_percent) {
-            bail!("digest.canary_percent must be from 0 up to (not including) 100, not {}", d.canary_percent);
+            bail!(
+                "digest.canary_percent must be from 0 up to (not including) 100, not {}",
+                d.canary_percent
+            );
         }
-        for (key, rate) in [("max_bounce_rate", d.max_bounce_rate), ("max_complaint_rate", d.max_complaint_rate)] {
+        for (key, rate) in [
+            ("max_bounce_rate", d.max_bounce_rate),
+            ("max_complaint_rate", d.max_complaint_rate),
+        ] {
             if !(0.0..=1.0).contains(&rate) {
                 bail!("digest.{key} must be between 0 and 1 (a share: 0.02 is 2 %), not {rate}");
             }

@@ -160,7 +160,11 @@ async fn held_back(db: &Db) -> anyhow::Result<ExitCode> {
 pub async fn resume(parts: &Parts, id: i64) -> anyhow::Result<()> {
     let db = parts.db().await?;
     let ids: Vec<i64> = if id == 0 {
-        store::pauses::paused(&db).await?.into_iter().map(|(id, _)| id).collect()
+        store::pauses::paused(&db)
+            .await?
+            .into_iter()
+            .map(|(id, _)| id)
+            .collect()
     } else {
         vec![id]
     };
@@ -286,10 +290,17 @@ pub async fn status(db: &Db, format: StatusFormat) -> anyhow::Result<ExitCode> {
     for e in &report.editions {
         if let Some(reason) = &e.paused_reason {
             println!("edition #{} is paused: {reason}", e.id);
-            println!("  `herald send --resume {}` sends the rest; the console can also cancel it", e.id);
+            println!(
+                "  `herald send --resume {}` sends the rest; the console can also cancel it",
+                e.id
+            );
         }
         if let Some(until) = e.canary_until.filter(|_| e.status == "canary") {
-            println!("edition #{}: canary sample sent, the rest goes from {}", e.id, until.format("%Y-%m-%d %H:%M UTC"));
+            println!(
+                "edition #{}: canary sample sent, the rest goes from {}",
+                e.id,
+                until.format("%Y-%m-%d %H:%M UTC")
+            );
         }
     }
     Ok(ExitCode::SUCCESS)

@@ -169,7 +169,9 @@ impl Digests {
         for (period, ids) in groups {
             let posts = store::posts::find_by_ids(&self.db, &ids).await?;
             let subject = render::subject(&self.renderer, &posts)?;
-            if let Some(edition) = store::editions::create(&self.db, frequency, &period, &subject, &ids, canary, now).await? {
+            if let Some(edition) =
+                store::editions::create(&self.db, frequency, &period, &subject, &ids, canary, now).await?
+            {
                 tracing::info!(edition = edition.id, %period, recipients = edition.recipients, posts = ids.len(), "edition created");
                 created.push(edition);
             }

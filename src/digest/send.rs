@@ -15,8 +15,8 @@
 //! longer be extended (the database went away) and has less than half its length left.
 
 use std::collections::{HashMap, HashSet, VecDeque};
-use std::sync::{Arc, Mutex};
 use std::sync::atomic::{AtomicI64, Ordering};
+use std::sync::{Arc, Mutex};
 use std::time::Duration;
 
 use chrono::{DateTime, Utc};
@@ -526,11 +526,14 @@ pub async fn run(app: Arc<DigestSender>, shutdown: CancellationToken) {
 struct Breaker {
     window: usize,
     trip_at: usize,
-    editions: Mutex<HashMap<i64, VecDeque<(bool, DateTime<Utc>)>>>,
+    editions: Mutex<HashMap<i64, Window>>,
     /// Editions paused or cancelled as far as this instance knows: what it claimed of them
     /// is released unsent.
     stopped: Mutex<HashSet<i64>>,
 }
+
+/// One edition's last sends here, oldest first: whether each was refused, and when it started.
+type Window = VecDeque<(bool, DateTime<Utc>)>;
 
 /// Why and since when a breaker tripped.
 struct Trip {
@@ -600,5 +603,67 @@ impl Breaker {
         window.clear();
         stopped.insert(edition_id);
         Some(Trip { reason, since })
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn at(second: i64) -> DateTime<Utc> {
+        DateTime::<Utc>::UNIX_EPOCH + chrono::Duration::seconds(second)
+    }
+
+    #[test]
+    fn the_breaker_trips_once_refusals_make_the_rate_of_the_window_and_only_then() {
+        let breaker = Breaker::new(10, 0.5);
+        // Five sent, then refusals: the fifth refusal makes 5 of the last 10.
+        for s in 0..5 {
+            assert!(breaker.observe(1, Verdict::Accepted, at(s), None).is_none());
+        }
+        for s in 5..9 {
+            assert!(breaker.observe(1, Verdict::Refused, at(s), Some("550 no")).is_none());
+            // Temporary failures and skips say nothing.
+            assert!(breaker.observe(1, Verdict::Neither, at(s), None).is_none());
+        }
+        // Another edition's window is its own.
+        assert!(breaker.observe(2, Verdict::Refused, at(9), Some("550 no")).is_none());
+        let trip = breaker
+            .observe(1, Verdict::Refused, at(9), Some("554 5.7.1 blocked"))
+            .unwrap();
+        assert_eq!(trip.since, at(0), "the window's oldest send");
+        assert_eq!(
+            trip.reason,
+            "circuit breaker: 5 of the last 10 sends were refused for good (the last: 554 5.7.1 blocked)"
+        );
+        assert!(breaker.stopped(1) && !breaker.stopped(2));
+        // Tripped once: later refusals of the stopped edition do not trip it again.
+        for s in 10..20 {
+            assert!(breaker.observe(1, Verdict::Refused, at(s), Some("550 no")).is_none());
+        }
+        // Resumed (no longer stopped in the database): it starts with an empty window.
+        breaker.refresh(Vec::new());
+        assert!(!breaker.stopped(1));
+        for s in 20..24 {
+            assert!(breaker.observe(1, Verdict::Refused, at(s), Some("550 no")).is_none());
+        }
+        assert!(breaker.observe(1, Verdict::Refused, at(24), Some("550 no")).is_some());
+    }
+
+    #[test]
+    fn refusals_spread_thinner_than_the_rate_never_trip_and_a_window_of_zero_is_off() {
+        let breaker = Breaker::new(10, 0.5);
+        for s in 0..1000 {
+            let verdict = if s % 3 == 0 {
+                Verdict::Refused
+            } else {
+                Verdict::Accepted
+            };
+            assert!(breaker.observe(1, verdict, at(s), Some("550 no")).is_none(), "send {s}");
+        }
+        let off = Breaker::new(0, 0.5);
+        for s in 0..100 {
+            assert!(off.observe(1, Verdict::Refused, at(s), Some("550 no")).is_none());
+        }
     }
 }

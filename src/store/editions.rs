@@ -5,8 +5,8 @@ use anyhow::Context;
 use chrono::{DateTime, Utc};
 use serde::Serialize;
 
-use super::{BeginWrite, Db, with_pool};
 use super::pauses::canary_sample;
+use super::{BeginWrite, Db, with_pool};
 use crate::domain::{DeliveryStatus, EditionStatus, Frequency, PauseCause};
 
 /// The columns of [`Edition`], in a `select`.

@@ -108,7 +108,11 @@ async fn execute(db: &Db, sql: &'static str, id: i64) {
 #[tokio::test]
 async fn a_send_into_a_server_that_starts_refusing_pauses_itself_after_the_window_and_loses_nothing() {
     let smtp = SmtpServer::start().await;
-    let app = app_with_smtp(&smtp, "breaker_window = 10\nbreaker_failure_rate = 0.5\nbatch_size = 20\n").await;
+    let app = app_with_smtp(
+        &smtp,
+        "breaker_window = 10\nbreaker_failure_rate = 0.5\nbatch_size = 20\n",
+    )
+    .await;
     readers(&app, 80, Frequency::Immediate, "example.org").await;
     // A bare 550 reads as a bad mailbox: without the breaker, every reader from here on
     // would be bounced off the list.
@@ -128,9 +132,16 @@ async fn a_send_into_a_server_that_starts_refusing_pauses_itself_after_the_windo
     let sent = smtp.count() as i64;
     assert!((25..=25 + 8).contains(&sent), "{sent}");
     assert_eq!(counts.sent, sent, "{counts:?}");
-    assert_eq!(counts.failed, 0, "the refusals while tripping went back to the queue: {counts:?}");
+    assert_eq!(
+        counts.failed, 0,
+        "the refusals while tripping went back to the queue: {counts:?}"
+    );
     assert_eq!(counts.pending + counts.sending, 80 - sent, "{counts:?}");
-    assert_eq!(bounced(&app).await, 0, "nobody is bounced because the relay refused everything");
+    assert_eq!(
+        bounced(&app).await,
+        0,
+        "nobody is bounced because the relay refused everything"
+    );
     let sql = "select count(*) from bounce_events where edition_id = $1";
     let events: i64 = match &app.app.db {
         Db::Sqlite(pool) => sqlx::query_scalar(sql).bind(first.id).fetch_one(pool).await,
@@ -150,7 +161,9 @@ async fn a_send_into_a_server_that_starts_refusing_pauses_itself_after_the_windo
     assert_eq!(report.claimed, 0);
     let settings = herald::config::Settings::load(&app.dir.path().join("config.toml")).unwrap();
     let other_instance = herald::startup::App::start(settings).await.unwrap();
-    let report = herald::digest::send::deliver_batch(&other_instance.sender).await.unwrap();
+    let report = herald::digest::send::deliver_batch(&other_instance.sender)
+        .await
+        .unwrap();
     assert_eq!(report.claimed, 0, "another instance respects the pause");
     tokio::time::sleep(Duration::from_millis(300)).await;
     assert_eq!(smtp.rejected(), refused, "nothing more was tried");
@@ -176,7 +189,11 @@ async fn a_send_into_a_server_that_starts_refusing_pauses_itself_after_the_windo
     drain(&app).await;
     wait_for_status(&app, first.id, EditionStatus::Sent).await;
     let counts = store::editions::counts(&app.app.db, Some(first.id)).await.unwrap();
-    assert_eq!((counts.sent, counts.failed, counts.remaining()), (80, 0, 0), "{counts:?}");
+    assert_eq!(
+        (counts.sent, counts.failed, counts.remaining()),
+        (80, 0, 0),
+        "{counts:?}"
+    );
     let got = per_reader(&smtp);
     for i in 0..80 {
         assert_eq!(got.get(&format!("reader{i}@example.org")), Some(&1), "reader{i}");
@@ -202,7 +219,11 @@ async fn a_temporary_outage_backs_off_without_tripping_the_breaker() {
         tokio::time::sleep(Duration::from_millis(20)).await;
     }
     assert!(smtp.rejected() >= 30, "every reader was tried: {}", smtp.rejected());
-    assert_eq!(edition(&app, e.id).await.status, EditionStatus::Sending, "4xx is not a failure");
+    assert_eq!(
+        edition(&app, e.id).await.status,
+        EditionStatus::Sending,
+        "4xx is not a failure"
+    );
 
     smtp.set_behaviour(Behaviour::Accept);
     drain(&app).await;
@@ -215,7 +236,11 @@ async fn a_temporary_outage_backs_off_without_tripping_the_breaker() {
 #[tokio::test]
 async fn the_breaker_trips_on_a_template_that_cannot_be_sent_and_a_cancelled_edition_sends_nothing_more() {
     let smtp = SmtpServer::start().await;
-    let app = app_with_smtp(&smtp, "breaker_window = 10\nbreaker_failure_rate = 0.5\nbatch_size = 10\n").await;
+    let app = app_with_smtp(
+        &smtp,
+        "breaker_window = 10\nbreaker_failure_rate = 0.5\nbatch_size = 10\n",
+    )
+    .await;
     readers(&app, 40, Frequency::Immediate, "example.org").await;
     // A policy refusal (5.7.x) is the sender's problem: nobody would be bounced, but the
     // list would be burnt through all the same.
@@ -354,7 +379,12 @@ async fn hard_bounces_reported_for_the_canary_sample_pause_the_edition_and_cance
     let reader = sample_readers(&app, e.id).await[0];
     let bounces = herald::bounces::Bounces::new(app.app.db.clone(), &app.app.settings.bounces);
     let report = herald::bounces::BounceReport {
-        address: store::subscribers::find(&app.app.db, reader).await.unwrap().unwrap().email.to_string(),
+        address: store::subscribers::find(&app.app.db, reader)
+            .await
+            .unwrap()
+            .unwrap()
+            .email
+            .to_string(),
         kind: herald::domain::BounceKind::Hard,
         diagnostic: Some("550 5.1.1 mailbox unavailable".into()),
         source: herald::domain::BounceSource::Ingest,
@@ -368,7 +398,10 @@ async fn hard_bounces_reported_for_the_canary_sample_pause_the_edition_and_cance
     let paused = wait_for_status(&app, e.id, EditionStatus::Paused).await;
     assert_eq!(paused.paused_cause, Some(PauseCause::Canary));
     let reason = paused.paused_reason.unwrap();
-    assert!(reason.contains("1 of 4 sample readers bounced (25.0 %, more than the 2.0 % allowed)"), "{reason}");
+    assert!(
+        reason.contains("1 of 4 sample readers bounced (25.0 %, more than the 2.0 % allowed)"),
+        "{reason}"
+    );
 
     // The admin cancels it: nobody else gets it.
     let console = crate::console::Console::new(&app).await;

@@ -156,7 +156,10 @@ fn bad_configuration_is_refused_naming_the_key() {
         ("[schedule]\nsync = \"every five minutes\"\n", "schedule.sync"),
         ("[digest]\nbreaker_failure_rate = 0\n", "digest.breaker_failure_rate"),
         ("[digest]\ncanary_percent = 100\n", "digest.canary_percent"),
-        ("[digest]\nmax_complaint_rate = 0.3\nmax_bounce_rate = 2\n", "digest.max_bounce_rate"),
+        (
+            "[digest]\nmax_complaint_rate = 0.3\nmax_bounce_rate = 2\n",
+            "digest.max_bounce_rate",
+        ),
     ] {
         std::fs::write(&config, toml).unwrap();
         let cmd = if key == "schedule.sync" { "serve" } else { "sync" };
@@ -625,7 +628,11 @@ fn a_broken_template_override_stops_build_and_serve_naming_the_file() {
 #[tokio::test]
 async fn send_says_an_edition_paused_itself_and_send_resume_sends_the_rest() {
     let smtp = crate::smtp::SmtpServer::start().await;
-    smtp.set_behaviour(crate::smtp::Behaviour::RefuseAfter(0, 554, "5.7.1 account suspended".into()));
+    smtp.set_behaviour(crate::smtp::Behaviour::RefuseAfter(
+        0,
+        554,
+        "5.7.1 account suspended".into(),
+    ));
     let (dir, config) = project_with_subscribers(30);
     let base = std::fs::read_to_string(&config).unwrap();
     std::fs::write(
@@ -662,12 +669,21 @@ async fn send_says_an_edition_paused_itself_and_send_resume_sends_the_rest() {
     let json = run_herald(&config, &["status", "--format", "json"]).await;
     let json: serde_json::Value = serde_json::from_slice(&json.stdout).unwrap();
     assert_eq!(json["editions"][0]["status"], "paused");
-    assert!(json["editions"][0]["paused_reason"].as_str().unwrap().contains("5.7.1 account suspended"));
+    assert!(
+        json["editions"][0]["paused_reason"]
+            .as_str()
+            .unwrap()
+            .contains("5.7.1 account suspended")
+    );
 
     smtp.set_behaviour(crate::smtp::Behaviour::Accept);
     let resumed = run_herald(&config, &["send", "--resume"]).await;
     let stdout = String::from_utf8_lossy(&resumed.stdout);
-    assert!(resumed.status.success(), "{stdout}{}", String::from_utf8_lossy(&resumed.stderr));
+    assert!(
+        resumed.status.success(),
+        "{stdout}{}",
+        String::from_utf8_lossy(&resumed.stderr)
+    );
     assert!(stdout.contains("edition 1 resumed"), "{stdout}");
     assert_eq!(smtp.count(), 30, "everyone got it once");
     let mut to: Vec<String> = smtp.received().iter().map(|r| r.to[0].clone()).collect();
@@ -700,8 +716,15 @@ async fn send_from_cron_sends_the_canary_sample_then_the_rest_once_the_wait_is_o
 
     let first = run_herald(&config, &["send", "--frequency", "weekly", "--force"]).await;
     let stdout = String::from_utf8_lossy(&first.stdout);
-    assert!(first.status.success(), "{stdout}{}", String::from_utf8_lossy(&first.stderr));
-    assert!(stdout.contains("edition 1: canary sample sent; the rest goes from"), "{stdout}");
+    assert!(
+        first.status.success(),
+        "{stdout}{}",
+        String::from_utf8_lossy(&first.stderr)
+    );
+    assert!(
+        stdout.contains("edition 1: canary sample sent; the rest goes from"),
+        "{stdout}"
+    );
     assert_eq!(smtp.count(), 3, "10 % of 30 first");
     // Run again from cron before the wait is over: nothing more.
     let early = run_herald(&config, &["send"]).await;
@@ -710,7 +733,9 @@ async fn send_from_cron_sends_the_canary_sample_then_the_rest_once_the_wait_is_o
 
     // The wait is over (as if 30 minutes had passed; the end is kept in the database).
     let url = format!("sqlite://{}", dir.path().join("herald.db").display());
-    let mut conn = <sqlx::SqliteConnection as sqlx::Connection>::connect(&url).await.unwrap();
+    let mut conn = <sqlx::SqliteConnection as sqlx::Connection>::connect(&url)
+        .await
+        .unwrap();
     sqlx::query("update editions set canary_until = '2000-01-01T00:00:00Z'")
         .execute(&mut conn)
         .await
@@ -718,7 +743,11 @@ async fn send_from_cron_sends_the_canary_sample_then_the_rest_once_the_wait_is_o
     drop(conn);
     let later = run_herald(&config, &["send"]).await;
     let stdout = String::from_utf8_lossy(&later.stdout);
-    assert!(later.status.success(), "{stdout}{}", String::from_utf8_lossy(&later.stderr));
+    assert!(
+        later.status.success(),
+        "{stdout}{}",
+        String::from_utf8_lossy(&later.stderr)
+    );
     assert_eq!(smtp.count(), 30, "{stdout}");
     let mut to: Vec<String> = smtp.received().iter().map(|r| r.to[0].clone()).collect();
     to.sort();

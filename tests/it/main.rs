@@ -2,8 +2,8 @@
 
 mod admin_api;
 mod admin_browser;
-mod browser;
 mod breaker;
+mod browser;
 mod build;
 mod cli;
 mod common;

@@ -232,7 +232,12 @@ async fn run_case(case: usize, batch: u32, concurrency: u32, ops: &[Op]) -> Resu
             Op::Deliver => {
                 send::deliver_batch(&app.sender).await.unwrap();
                 for (edition, before) in &paused {
-                    prop_assert_eq!(received_of(&smtp, *edition), *before, "edition {} sent while paused", edition);
+                    prop_assert_eq!(
+                        received_of(&smtp, *edition),
+                        *before,
+                        "edition {} sent while paused",
+                        edition
+                    );
                 }
             }
             Op::Pause { pick } => {
