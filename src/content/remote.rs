@@ -200,7 +200,7 @@ pub async fn poll(
         }
     }
     let (mut added, mut updated) = (0, 0);
-    for saved in store::posts::save_all(db, &drafts, now).await? {
+    for saved in store::posts::save_all(db, &drafts, now, super::sync::first_sync(db).await?).await? {
         match saved {
             store::posts::Saved::Added => added += 1,
             store::posts::Saved::Updated => updated += 1,

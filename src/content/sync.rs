@@ -174,12 +174,17 @@ fn parse_all(files: Vec<FileRead>, base_url: &Url) -> Vec<Result<Read, PostError
 /// archive: setting Herald up on an existing blog mails nobody. Whatever becomes public
 /// later is news.
 pub async fn note_public(db: &Db, now: chrono::DateTime<Utc>) -> anyhow::Result<()> {
-    let first_sync = store::meta_get(db, INITIAL_SYNC).await?.is_none();
+    let first_sync = first_sync(db).await?;
     store::posts::mark_public(db, now, first_sync).await?;
     if first_sync {
         store::meta_set_once(db, INITIAL_SYNC, &now.to_rfc3339()).await?;
     }
     Ok(())
+}
+
+/// Whether Herald has never synced: what is public now is its archive (see [`note_public`]).
+pub async fn first_sync(db: &Db) -> anyhow::Result<bool> {
+    Ok(store::meta_get(db, INITIAL_SYNC).await?.is_none())
 }
 
 /// Reads every post file under the posts folder and brings the store in line with it.
@@ -289,8 +294,9 @@ pub async fn sync_posts(db: &Db, posts_dir: &Path, base_url: &Url) -> anyhow::Re
     }
 
     let now = Utc::now();
+    let archive = first_sync(db).await?;
     for batch in to_save.chunks(SAVE_BATCH) {
-        for saved in store::posts::save_all(db, batch, now).await? {
+        for saved in store::posts::save_all(db, batch, now, archive).await? {
             match saved {
                 store::posts::Saved::Added => report.added += 1,
                 store::posts::Saved::Updated => report.updated += 1,

@@ -93,88 +93,128 @@ pub async fn sources(db: &Db) -> anyhow::Result<Vec<SourceEntry>> {
     .context("Failed to read the known post sources")
 }
 
+/// New posts per insert statement (14 values each: well under both backends' bind limits).
+const INSERT_ROWS: usize = 200;
+/// Tags per insert statement (4 values each).
+const TAG_ROWS: usize = 500;
+
 /// Inserts or updates each draft by slug in one transaction; a removed post comes back.
+///
+/// A new post whose date has come is noted public as it is inserted (with `archive` as
+/// [`mark_public`] would set it at `now`), so a first import does not write every row twice.
+/// New posts and all tags go in multi-row statements: a first import of thousands of posts
+/// costs a few dozen statements, not five per post.
 #[tracing::instrument(skip_all, fields(count = drafts.len()))]
-pub async fn save_all(db: &Db, drafts: &[PostDraft], now: DateTime<Utc>) -> anyhow::Result<Vec<Saved>> {
+pub async fn save_all(db: &Db, drafts: &[PostDraft], now: DateTime<Utc>, archive: bool) -> anyhow::Result<Vec<Saved>> {
+    if drafts.is_empty() {
+        return Ok(Vec::new());
+    }
     with_pool!(db, pool => {
         let mut tx = pool.begin_write().await.context("Failed to start saving posts")?;
+        let mut existing: HashMap<String, i64> = HashMap::new();
+        for chunk in drafts.chunks(INSERT_ROWS * 4) {
+            let mut query = QueryBuilder::new("select slug, id from posts where slug in (");
+            let mut slugs = query.separated(", ");
+            for draft in chunk {
+                slugs.push_bind(draft.slug.as_str());
+            }
+            query.push(")");
+            let rows: Vec<(String, i64)> = query.build_query_as().fetch_all(&mut *tx).await?;
+            existing.extend(rows);
+        }
         let mut outcomes = Vec::with_capacity(drafts.len());
+        let mut new_posts = Vec::new();
         for draft in drafts {
-            let authors = serde_json::to_string(&draft.authors)?;
-            let updated_at = draft.updated_at.unwrap_or(draft.published_at);
-            let existing: Option<i64> = sqlx::query_scalar("select id from posts where slug = $1")
-                .bind(draft.slug.as_str())
-                .fetch_optional(&mut *tx)
-                .await?;
-            let (id, saved) = match existing {
-                Some(id) => {
-                    sqlx::query(
-                        "update posts set title = $2, published_at = $3, updated_at = $4, authors = $5, \
-                         summary = $6, content_html = $7, image = $8, image_alt = $9, draft = $10, \
-                         source = $11, content_hash = $12, removed_at = null, changed_at = $13 where id = $1",
-                    )
-                    .bind(id)
-                    .bind(&draft.title)
-                    .bind(draft.published_at)
-                    .bind(updated_at)
-                    .bind(&authors)
-                    .bind(&draft.summary)
-                    .bind(&draft.content_html)
-                    .bind(&draft.image)
-                    .bind(&draft.image_alt)
-                    .bind(draft.draft)
-                    .bind(&draft.source)
-                    .bind(&draft.content_hash)
-                    .bind(now)
-                    .execute(&mut *tx)
-                    .await
-                    .with_context(|| format!("Failed to update post {}", draft.slug))?;
-                    sqlx::query("delete from post_tags where post_id = $1")
-                        .bind(id)
-                        .execute(&mut *tx)
-                        .await?;
-                    (id, Saved::Updated)
-                }
-                None => {
-                    let uid = format!("urn:uuid:{}", uuid::Uuid::new_v4());
-                    let id: i64 = sqlx::query_scalar(
-                        "insert into posts (uid, slug, title, published_at, updated_at, authors, summary, \
-                         content_html, image, image_alt, draft, source, content_hash, created_at, changed_at) \
-                         values ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11, $12, $13, $14, $14) returning id",
-                    )
-                    .bind(&uid)
-                    .bind(draft.slug.as_str())
-                    .bind(&draft.title)
-                    .bind(draft.published_at)
-                    .bind(updated_at)
-                    .bind(&authors)
-                    .bind(&draft.summary)
-                    .bind(&draft.content_html)
-                    .bind(&draft.image)
-                    .bind(&draft.image_alt)
-                    .bind(draft.draft)
-                    .bind(&draft.source)
-                    .bind(&draft.content_hash)
-                    .bind(now)
-                    .fetch_one(&mut *tx)
-                    .await
-                    .with_context(|| format!("Failed to insert post {}", draft.slug))?;
-                    (id, Saved::Added)
-                }
+            let Some(&id) = existing.get(draft.slug.as_str()) else {
+                outcomes.push(Saved::Added);
+                new_posts.push(draft);
+                continue;
             };
-            for (position, tag) in draft.tags.iter().enumerate() {
-                sqlx::query(
-                    "insert into post_tags (post_id, tag, name, position) values ($1, $2, $3, $4) \
-                     on conflict (post_id, tag) do nothing",
-                )
+            outcomes.push(Saved::Updated);
+            sqlx::query(
+                "update posts set title = $2, published_at = $3, updated_at = $4, authors = $5, \
+                 summary = $6, content_html = $7, image = $8, image_alt = $9, draft = $10, \
+                 source = $11, content_hash = $12, removed_at = null, changed_at = $13 where id = $1",
+            )
+            .bind(id)
+            .bind(&draft.title)
+            .bind(draft.published_at)
+            .bind(draft.updated_at.unwrap_or(draft.published_at))
+            .bind(serde_json::to_string(&draft.authors)?)
+            .bind(&draft.summary)
+            .bind(&draft.content_html)
+            .bind(&draft.image)
+            .bind(&draft.image_alt)
+            .bind(draft.draft)
+            .bind(&draft.source)
+            .bind(&draft.content_hash)
+            .bind(now)
+            .execute(&mut *tx)
+            .await
+            .with_context(|| format!("Failed to update post {}", draft.slug))?;
+            sqlx::query("delete from post_tags where post_id = $1")
                 .bind(id)
-                .bind(tag.slug())
-                .bind(tag.name())
-                .bind(position as i32)
                 .execute(&mut *tx)
                 .await?;
+        }
+        for chunk in new_posts.chunks(INSERT_ROWS) {
+            let mut query = QueryBuilder::new(
+                "insert into posts (uid, slug, title, published_at, updated_at, authors, summary, \
+                 content_html, image, image_alt, draft, source, content_hash, created_at, changed_at, \
+                 public_at, archived) ",
+            );
+            let mut rows = Vec::with_capacity(chunk.len());
+            for draft in chunk {
+                rows.push((draft, serde_json::to_string(&draft.authors)?));
             }
-            outcomes.push(saved);
+            query.push_values(&rows, |mut row, (draft, authors)| {
+                let public = !draft.draft && draft.published_at <= now;
+                row.push_bind(format!("urn:uuid:{}", uuid::Uuid::new_v4()))
+                    .push_bind(draft.slug.as_str())
+                    .push_bind(&draft.title)
+                    .push_bind(draft.published_at)
+                    .push_bind(draft.updated_at.unwrap_or(draft.published_at))
+                    .push_bind(authors)
+                    .push_bind(&draft.summary)
+                    .push_bind(&draft.content_html)
+                    .push_bind(&draft.image)
+                    .push_bind(&draft.image_alt)
+                    .push_bind(draft.draft)
+                    .push_bind(&draft.source)
+                    .push_bind(&draft.content_hash)
+                    .push_bind(now)
+                    .push_bind(now)
+                    .push_bind(public.then_some(now))
+                    .push_bind(public && archive);
+            });
+            query.push(" returning slug, id");
+            let inserted: Vec<(String, i64)> = query
+                .build_query_as()
+                .fetch_all(&mut *tx)
+                .await
+                .with_context(|| format!("Failed to insert {} posts, the first {}", chunk.len(), chunk[0].slug))?;
+            existing.extend(inserted);
+        }
+        let tags: Vec<(i64, &Tag, i32)> = drafts
+            .iter()
+            .flat_map(|draft| {
+                let id = existing[draft.slug.as_str()];
+                let mut seen = std::collections::HashSet::new();
+                draft
+                    .tags
+                    .iter()
+                    .enumerate()
+                    .filter(move |(_, tag)| seen.insert(tag.slug()))
+                    .map(move |(position, tag)| (id, tag, position as i32))
+            })
+            .collect();
+        for chunk in tags.chunks(TAG_ROWS) {
+            let mut query = QueryBuilder::new("insert into post_tags (post_id, tag, name, position) ");
+            query.push_values(chunk, |mut row, (id, tag, position)| {
+                row.push_bind(*id).push_bind(tag.slug()).push_bind(tag.name()).push_bind(*position);
+            });
+            query.push(" on conflict (post_id, tag) do nothing");
+            query.build().execute(&mut *tx).await.context("Failed to save the tags of posts")?;
         }
         tx.commit().await.context("Failed to commit saved posts")?;
         Ok(outcomes)
