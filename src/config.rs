@@ -1172,6 +1172,32 @@ mod tests {
     }
 
     #[test]
+    fn bounce_providers_are_off_until_their_section_is_set() {
+        let s = load_str("").unwrap();
+        assert!(s.bounces.ses.is_none() && s.bounces.postmark.is_none());
+        assert_eq!((s.bounces.soft_limit.get(), s.bounces.soft_days.get()), (3, 14));
+        let s = load_str(
+            "[bounces]\nsoft_limit = 5\n[bounces.ses]\ntopic_arn = \"arn:aws:sns:eu-west-1:1:t\"\n\
+             [bounces.mailgun]\nsigning_key = \"k\"\n",
+        )
+        .unwrap();
+        assert_eq!(s.bounces.soft_limit.get(), 5);
+        assert_eq!(s.bounces.ses.unwrap().topic_arn, "arn:aws:sns:eu-west-1:1:t");
+        for (bad, says) in [
+            ("[bounces.ses]\ntopic_arn = \"my-topic\"\n", "bounces.ses.topic_arn"),
+            (
+                "[bounces.postmark]\nusername = \"u\"\npassword = \"\"\n",
+                "bounces.postmark",
+            ),
+            ("[bounces.mailgun]\nsigning_key = \"k\"\nextra = 1\n", "extra"),
+            ("[bounces]\nsoft_days = 0\n", "soft_days"),
+        ] {
+            let error = format!("{:#}", load_str(bad).unwrap_err());
+            assert!(error.contains(says), "{bad}: {error}");
+        }
+    }
+
+    #[test]
     fn a_logo_or_icon_is_a_path_or_a_web_address() {
         use figment::providers::Serialized;
         for bad in ["javascript:alert(1)", "data:image/svg+xml,<svg/>", "file:///etc/passwd"] {
@@ -1223,6 +1249,7 @@ mod tests {
                 ("admin", format!("{:#?}", s.admin)),
                 ("digest", format!("{:#?}", s.digest)),
                 ("log", format!("{:#?}", s.log)),
+                ("bounces", format!("{:#?}", s.bounces)),
                 ("sources", format!("{:#?}", s.sources)),
             ]
         };

@@ -11,6 +11,8 @@ use tokio::sync::OnceCell;
 use tokio_util::sync::CancellationToken;
 
 use crate::auth::Auth;
+use crate::bounces::Bounces;
+use crate::bounces::webhooks::Webhooks;
 use crate::config::Settings;
 use crate::content::{ContentSync, SyncReport, remote::SourcePoll};
 use crate::digest::Digests;
@@ -41,6 +43,7 @@ pub struct Parts {
     subscriptions: OnceCell<Arc<Subscriptions>>,
     content: OnceCell<Arc<ContentSync>>,
     jobs: OnceCell<Arc<Jobs>>,
+    webhooks: OnceCell<Webhooks>,
 }
 
 fn once<T: Clone>(cell: &OnceLock<T>, build: impl FnOnce() -> anyhow::Result<T>) -> anyhow::Result<T> {
@@ -75,6 +78,7 @@ impl Parts {
             subscriptions: OnceCell::new(),
             content: OnceCell::new(),
             jobs: OnceCell::new(),
+            webhooks: OnceCell::new(),
         }
     }
 
@@ -104,6 +108,20 @@ impl Parts {
         let db = self.db().await?;
         once_async(&self.auth, || async {
             Ok(Arc::new(Auth::new(&self.settings.admin, db).await?))
+        })
+        .await
+    }
+
+    /// The bounce policy ([`Bounces::record`], [`Bounces::reactivate`]).
+    pub async fn bounces(&self) -> anyhow::Result<Bounces> {
+        Ok(Bounces::new(self.db().await?, &self.settings.bounces))
+    }
+
+    /// The providers' bounce webhooks configured in `[bounces]`.
+    pub async fn webhooks(&self) -> anyhow::Result<Webhooks> {
+        let bounces = self.bounces().await?;
+        once_async(&self.webhooks, || async {
+            Webhooks::new(bounces, &self.settings.bounces)
         })
         .await
     }
@@ -210,6 +228,8 @@ pub struct App {
     pub digests: Arc<Digests>,
     pub sender: Arc<DigestSender>,
     pub jobs: Arc<Jobs>,
+    pub bounces: Bounces,
+    pub webhooks: Webhooks,
 }
 
 impl App {
@@ -231,6 +251,8 @@ impl App {
             digests: parts.digests().await?,
             sender: parts.sender().await?,
             jobs: parts.jobs().await?,
+            bounces: parts.bounces().await?,
+            webhooks: parts.webhooks().await?,
             cache: parts.cache.clone(),
             metrics: parts.metrics.clone(),
             settings: parts.settings.clone(),

@@ -18,6 +18,8 @@
 //! later decision. Every event is kept, matched or not; a report carrying the provider's
 //! id of the event (`external_id`) is kept once, and a repeat changes nothing.
 
+pub mod webhooks;
+
 use chrono::{DateTime, Utc};
 
 use crate::config::BounceSettings;

@@ -12,8 +12,9 @@ use serde::Deserialize;
 use super::AppState;
 use super::extract::{Json, Path, Query};
 use super::{Result, WebError};
+use crate::bounces::BounceError;
 use crate::domain::{
-    EmailAddress, Frequency, Subscriber, SubscriberSource, SubscriberStatus, parse_name, parse_topics,
+    BounceSource, EmailAddress, Frequency, Subscriber, SubscriberSource, SubscriberStatus, parse_name, parse_topics,
 };
 use crate::store::{self, subscribers::ListFilter, subscribers::SubscriberPatch};
 use crate::subscribers::csv::ImportOptions;
@@ -224,6 +225,38 @@ pub async fn update(
         .await?
         .ok_or(WebError::NotFound)?;
     Ok(Json(updated))
+}
+
+/// How many of a subscriber's bounce events the API lists (newest first).
+const BOUNCE_EVENTS_LISTED: u32 = 500;
+
+/// A subscriber's bounce events: every bounce, complaint and reactivation, newest first.
+pub async fn bounce_events(State(app): State<AppState>, Path(id): Path<i64>) -> Result<Response> {
+    found(&app, id).await?;
+    let events = app.bounces.events(id, BOUNCE_EVENTS_LISTED).await?;
+    Ok(Json(serde_json::json!({ "events": events })).into_response())
+}
+
+#[derive(Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct ReactivateBody {
+    reason: String,
+}
+
+/// Puts a bounced or complained subscriber back on the list; the reason is kept with their
+/// bounce events. 409 if they are not suppressed, 422 without a reason.
+pub async fn reactivate(
+    State(app): State<AppState>,
+    Path(id): Path<i64>,
+    Json(body): Json<ReactivateBody>,
+) -> Result<Json<Subscriber>> {
+    match app.bounces.reactivate(id, &body.reason, BounceSource::Api).await {
+        Ok(subscriber) => Ok(Json(subscriber)),
+        Err(BounceError::NoSuchSubscriber(_)) => Err(WebError::NotFound),
+        Err(e @ BounceError::NotSuppressed { .. }) => Err(WebError::Conflict(e.to_string())),
+        Err(BounceError::Store(e)) => Err(WebError::Internal(e)),
+        Err(e) => Err(WebError::Validation(e.to_string())),
+    }
 }
 
 pub async fn delete(State(app): State<AppState>, Path(id): Path<i64>) -> Result<StatusCode> {

@@ -17,6 +17,7 @@ pub mod server;
 mod state;
 mod subscribe;
 mod trace;
+mod webhooks;
 
 use std::sync::Arc;
 
@@ -88,6 +89,8 @@ pub fn router(app: AppState) -> Router {
             "/subscribers/{id}",
             get(api::get_one).patch(api::update).delete(api::delete),
         )
+        .route("/subscribers/{id}/bounces", get(api::bounce_events))
+        .route("/subscribers/{id}/reactivate", post(api::reactivate))
         .route("/subscribers/export", get(roster::export_subscribers))
         .route("/editions", get(api::editions))
         .route("/editions/send", post(api::send_editions))
@@ -108,6 +111,7 @@ pub fn router(app: AppState) -> Router {
         .route("/subscribers/bulk", post(roster::bulk))
         .route("/subscribers/{id}", get(roster::detail).post(roster::edit))
         .route("/subscribers/{id}/remove", post(roster::remove_subscriber))
+        .route("/subscribers/{id}/reactivate", post(roster::reactivate))
         .route(
             "/subscribers/import",
             post(roster::import_subscribers).layer(DefaultBodyLimit::max(MAX_IMPORT)),
@@ -174,7 +178,16 @@ pub fn router(app: AppState) -> Router {
             get(subscribe::unsubscribe_page).post(subscribe::unsubscribe),
         )
         .layer(html_errors(error::Pages::Public));
+    // Posted by the mail providers: not same-origin, authenticated by each provider's own
+    // signature or credentials.
+    let hooks = Router::new()
+        .route("/ses", post(webhooks::ses))
+        .route("/postmark", post(webhooks::postmark))
+        .route("/mailgun", post(webhooks::mailgun))
+        .route("/sendgrid", post(webhooks::sendgrid))
+        .layer(DefaultBodyLimit::max(crate::bounces::webhooks::MAX_BODY));
     let mut routes = Router::new()
+        .nest("/webhooks", hooks)
         .nest("/admin/api", api)
         .nest("/admin", console)
         .merge(pages)

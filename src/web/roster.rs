@@ -14,8 +14,9 @@ use serde::{Deserialize, Serialize};
 use super::console::{Admin, Flash, page, redirect_with_flash, take_flash, with_message};
 use super::extract::{Form, Path, Query};
 use super::{AppState, Result, WebError};
+use crate::bounces::BounceError;
 use crate::domain::{
-    EmailAddress, Frequency, SubscriberSource, SubscriberStatus, UnknownValue, parse_name, parse_topics,
+    BounceSource, EmailAddress, Frequency, SubscriberSource, SubscriberStatus, UnknownValue, parse_name, parse_topics,
 };
 use crate::store::{
     self,
@@ -278,6 +279,7 @@ pub async fn detail(
         &Frequency::ALL.iter().map(|f| f.as_str()).collect::<Vec<_>>(),
     );
     ctx.insert("subscriber", &subscriber);
+    ctx.insert("bounce_events", &app.bounces.events(id, BOUNCE_EVENTS_SHOWN).await?);
     let page = page(&app, "web/admin/subscriber.html", "subscribers", &admin, ctx)?;
     Ok((jar, page).into_response())
 }
@@ -318,6 +320,34 @@ pub async fn edit(
             Some(s) => Flash::Notice(format!("Saved the choices of {}.", s.email)),
             None => return Err(WebError::NotFound),
         },
+    };
+    Ok(redirect_with_flash(&app, jar, &flash, &back))
+}
+
+/// The newest bounce events a subscriber's page shows.
+const BOUNCE_EVENTS_SHOWN: u32 = 100;
+
+/// The detail page's reactivation form.
+#[derive(Deserialize)]
+pub struct ReactivateForm {
+    #[serde(default)]
+    reason: String,
+}
+
+/// Puts a bounced or complained subscriber back on the list with the admin's reason (kept
+/// with their bounce events), then back to their page.
+pub async fn reactivate(
+    State(app): State<AppState>,
+    Path(id): Path<i64>,
+    jar: CookieJar,
+    Form(form): Form<ReactivateForm>,
+) -> Result<Response> {
+    let back = format!("admin/subscribers/{id}");
+    let flash = match app.bounces.reactivate(id, &form.reason, BounceSource::Console).await {
+        Ok(s) => Flash::Notice(format!("{} is {} again.", s.email, s.status)),
+        Err(BounceError::NoSuchSubscriber(_)) => return Err(WebError::NotFound),
+        Err(BounceError::Store(e)) => return Err(WebError::Internal(e)),
+        Err(e) => Flash::Error(format!("Not reactivated: {e}.")),
     };
     Ok(redirect_with_flash(&app, jar, &flash, &back))
 }

@@ -7,6 +7,8 @@ use axum::extract::FromRef;
 
 use super::Limits;
 use crate::auth::Auth;
+use crate::bounces::Bounces;
+use crate::bounces::webhooks::Webhooks;
 use crate::config::Settings;
 use crate::digest::Digests;
 use crate::mail::Mailer;
@@ -31,6 +33,8 @@ pub struct AppState {
     pub subscriptions: Arc<Subscriptions>,
     pub digests: Arc<Digests>,
     pub jobs: Arc<Jobs>,
+    pub bounces: Bounces,
+    pub webhooks: Webhooks,
     /// Per-client rate limits (subscribe form, logins), per instance.
     pub limits: Arc<Limits>,
 }
@@ -49,6 +53,8 @@ impl AppState {
             subscriptions: app.subscriptions.clone(),
             digests: app.digests.clone(),
             jobs: app.jobs.clone(),
+            bounces: app.bounces.clone(),
+            webhooks: app.webhooks.clone(),
             limits: Arc::new(Limits::new(&app.settings)),
         }
     }

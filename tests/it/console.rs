@@ -8,7 +8,7 @@ use herald::domain::{Frequency, Subscriber, SubscriberStatus};
 use crate::admin_api::admin_session;
 use crate::common::{TestApp, add_subscriber, post, spawn_app_with};
 
-/// A logged-in admin's requests.
+/// A logged-in admin's requests (the bounce tests use it too).
 pub(crate) struct Console<'a> {
     app: &'a TestApp,
     pub(crate) session: String,

@@ -2,6 +2,7 @@
 
 mod admin_api;
 mod admin_browser;
+mod bounces;
 mod breaker;
 mod browser;
 mod build;
