@@ -5,7 +5,6 @@ use anyhow::Context;
 use chrono::{DateTime, Utc};
 use serde::Serialize;
 
-use super::pauses::canary_sample;
 use super::{BeginWrite, Db, with_pool};
 use crate::domain::{DeliveryStatus, EditionStatus, Frequency, PauseCause};
 
@@ -357,4 +356,30 @@ pub async fn posts_of(db: &Db, edition_ids: &[i64]) -> anyhow::Result<Vec<(i64, 
             )
         })
         .collect())
+}
+
+/// How many of `recipients` make the canary sample at `percent`: rounded up, at least one,
+/// and none when that would leave nobody to wait.
+pub fn canary_sample(recipients: i64, percent: f64) -> i64 {
+    if percent <= 0.0 || recipients < 2 {
+        return 0;
+    }
+    let sample = ((recipients as f64) * percent / 100.0).ceil() as i64;
+    if sample >= recipients { 0 } else { sample.max(1) }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::canary_sample;
+
+    #[test]
+    fn a_canary_sample_is_rounded_up_and_leaves_someone_to_wait() {
+        assert_eq!(canary_sample(1000, 2.0), 20);
+        assert_eq!(canary_sample(40, 10.0), 4);
+        assert_eq!(canary_sample(30, 2.0), 1, "rounded up");
+        assert_eq!(canary_sample(1000, 0.0), 0, "off");
+        assert_eq!(canary_sample(1, 50.0), 0, "nobody would wait");
+        assert_eq!(canary_sample(3, 99.0), 0, "nobody would wait");
+        assert_eq!(canary_sample(0, 2.0), 0);
+    }
 }

@@ -180,16 +180,6 @@ pub async fn paused(db: &Db) -> anyhow::Result<Vec<(i64, Option<PauseCause>)>> {
     .context("Failed to read the paused editions")
 }
 
-/// How many of `recipients` make the canary sample at `percent`: rounded up, at least one,
-/// and none when that would leave nobody to wait.
-pub fn canary_sample(recipients: i64, percent: f64) -> i64 {
-    if percent <= 0.0 || recipients < 2 {
-        return 0;
-    }
-    let sample = ((recipients as f64) * percent / 100.0).ceil() as i64;
-    if sample >= recipients { 0 } else { sample.max(1) }
-}
-
 /// What a canary sample is allowed: rates of the sample that was sent (0.02 = 2 %).
 #[derive(Debug, Clone, Copy, PartialEq)]
 pub struct CanaryLimits {
@@ -336,19 +326,3 @@ const CANARY_COUNTS: &str = "select \
      (select count(*) from deliveries d where d.edition_id = $1 and d.canary and d.status = 'sent' \
         and exists (select 1 from bounce_events b where b.edition_id = $1 and b.subscriber_id = d.subscriber_id \
         and b.kind = 'complaint'))";
-
-#[cfg(test)]
-mod tests {
-    use super::canary_sample;
-
-    #[test]
-    fn a_canary_sample_is_rounded_up_and_leaves_someone_to_wait() {
-        assert_eq!(canary_sample(1000, 2.0), 20);
-        assert_eq!(canary_sample(40, 10.0), 4);
-        assert_eq!(canary_sample(30, 2.0), 1, "rounded up");
-        assert_eq!(canary_sample(1000, 0.0), 0, "off");
-        assert_eq!(canary_sample(1, 50.0), 0, "nobody would wait");
-        assert_eq!(canary_sample(3, 99.0), 0, "nobody would wait");
-        assert_eq!(canary_sample(0, 2.0), 0);
-    }
-}
