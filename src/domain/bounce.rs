@@ -126,6 +126,17 @@ mod tests {
         }
     }
 
+    proptest::proptest! {
+        /// Every Message-ID Herald writes for a digest reads back as its edition and
+        /// subscriber; any other text reads as nothing or as some message, never panics.
+        #[test]
+        fn digest_message_ids_read_back(edition in 0i64..i64::MAX, subscriber in 0i64..i64::MAX, any in ".*") {
+            let own = OwnMessage::parse(&format!("<edition.{edition}.{subscriber}@news.example>"));
+            proptest::prop_assert_eq!(own, Some(OwnMessage { edition_id: Some(edition), subscriber_id: Some(subscriber) }));
+            let _ = OwnMessage::parse(&any);
+        }
+    }
+
     #[test]
     fn diagnostics_are_one_bounded_line() {
         assert_eq!(

@@ -11,7 +11,7 @@ use hmac::{Hmac, Mac};
 use secrecy::{ExposeSecret, SecretString};
 use sha2::Sha256;
 
-use super::WebhookError;
+use super::error::WebhookError;
 use crate::bounces::BounceReport;
 use crate::config::MailgunSettings;
 use crate::domain::{BounceKind, BounceSource};
@@ -153,7 +153,7 @@ fn read(event: EventData) -> Result<(Vec<BounceReport>, usize), WebhookError> {
 /// Parses a payload that is not checked again (tests of the reading alone).
 #[cfg(test)]
 fn read_body(body: &[u8]) -> Result<(Vec<BounceReport>, usize), WebhookError> {
-    let payload: Payload = super::json(body)?;
+    let payload: Payload = super::error::json(body)?;
     read(payload.event_data)
 }
 

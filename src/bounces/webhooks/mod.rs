@@ -9,6 +9,7 @@
 //! | Mailgun | HMAC-SHA256 of timestamp and token with the signing key; fresh timestamp, unused token |
 //! | SendGrid | ECDSA P-256 signature of timestamp and body with the verification key |
 
+mod error;
 mod mailgun;
 mod postmark;
 mod sendgrid;
@@ -16,38 +17,13 @@ mod ses;
 
 use std::sync::Arc;
 
+pub use error::WebhookError;
+
 use super::{BounceError, BounceReport, Bounces, Recorded};
 use crate::config::BounceSettings;
 
 /// Largest webhook body read (a SendGrid batch or a Postmark bounce with its dump).
 pub const MAX_BODY: usize = 1024 * 1024;
-
-/// Why a webhook call was not acted on.
-#[derive(Debug, thiserror::Error)]
-pub enum WebhookError {
-    /// The provider has no section in `[bounces]`.
-    #[error("this provider is not configured")]
-    NotConfigured,
-    /// The call is not the provider's: a missing or wrong signature or password, a stale
-    /// timestamp, a reused token, a topic or certificate that is not the configured one.
-    /// The reason is for the log (it carries no secret).
-    #[error("refused: {0}")]
-    Unauthenticated(String),
-    /// Authenticated, but not a payload Herald can read.
-    #[error("{0}")]
-    Malformed(String),
-    #[error(transparent)]
-    Internal(#[from] anyhow::Error),
-}
-
-impl From<BounceError> for WebhookError {
-    fn from(e: BounceError) -> Self {
-        match e {
-            BounceError::Store(e) => WebhookError::Internal(e),
-            other => WebhookError::Malformed(other.to_string()),
-        }
-    }
-}
 
 /// What a call did.
 #[derive(Debug, Clone, Copy, Default, PartialEq, Eq, serde::Serialize)]
@@ -140,9 +116,4 @@ impl Webhooks {
         let (reports, ignored) = sendgrid::read(body)?;
         Handled::record_all(&self.bounces, reports, ignored).await
     }
-}
-
-/// Parses a JSON body, as a malformed payload if it is not.
-fn json<T: serde::de::DeserializeOwned>(body: &[u8]) -> Result<T, WebhookError> {
-    serde_json::from_slice(body).map_err(|e| WebhookError::Malformed(format!("not the expected JSON: {e}")))
 }

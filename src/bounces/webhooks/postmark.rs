@@ -5,7 +5,7 @@ use base64::Engine;
 use chrono::{DateTime, Utc};
 use secrecy::{ExposeSecret, SecretString};
 
-use super::{WebhookError, json};
+use super::error::{WebhookError, json};
 use crate::bounces::BounceReport;
 use crate::config::PostmarkSettings;
 use crate::domain::{BounceKind, BounceSource};

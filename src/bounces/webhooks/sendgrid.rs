@@ -11,7 +11,7 @@ use p256::ecdsa::signature::Verifier;
 use p256::ecdsa::{Signature, VerifyingKey};
 use p256::pkcs8::DecodePublicKey;
 
-use super::{WebhookError, json};
+use super::error::{WebhookError, json};
 use crate::bounces::BounceReport;
 use crate::config::SendgridSettings;
 use crate::domain::{BounceKind, BounceSource};

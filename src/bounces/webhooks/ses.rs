@@ -23,7 +23,7 @@ use rsa::signature::Verifier;
 use url::Url;
 use x509_cert::der::{DecodePem, Encode};
 
-use super::{WebhookError, json};
+use super::error::{WebhookError, json};
 use crate::bounces::BounceReport;
 use crate::config::SesSettings;
 use crate::domain::{BounceKind, BounceSource};
