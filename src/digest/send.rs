@@ -532,6 +532,9 @@ struct Breaker {
     stopped: Mutex<HashSet<i64>>,
 }
 
+/// Editions whose windows an instance keeps at most.
+const MAX_WINDOWS: usize = 64;
+
 /// One edition's last sends here, oldest first: whether each was refused, and when it started.
 type Window = VecDeque<(bool, DateTime<Utc>)>;
 
@@ -584,6 +587,11 @@ impl Breaker {
             return None;
         }
         let mut editions = self.editions.lock().ok()?;
+        // Finished editions' windows are never looked at again: a long-running instance
+        // forgets them rather than keep one per edition it ever sent.
+        if editions.len() >= MAX_WINDOWS && !editions.contains_key(&edition_id) {
+            editions.clear();
+        }
         let window = editions.entry(edition_id).or_default();
         window.push_back((verdict == Verdict::Refused, started));
         if window.len() > self.window {
