@@ -263,6 +263,20 @@ pub struct DigestSettings {
     /// What of each post a digest carries: its `teaser` (summary, image and a link) or
     /// the `full` post.
     pub content: DigestContent,
+    /// The circuit breaker looks at this instance's last this many sends of an edition
+    /// (sent or refused for good; temporary failures do not count). 0 turns it off.
+    pub breaker_window: u32,
+    /// The edition pauses itself once permanent failures make this share of the window
+    /// (0.5: 50 of the last 100 sends), greater than 0 and at most 1.
+    pub breaker_failure_rate: f64,
+    /// Percent of an edition's recipients, drawn at random, who get it first (0 = off).
+    pub canary_percent: f64,
+    /// Minutes the canary sample has, once sent, to bounce or complain before the rest goes.
+    pub canary_minutes: u32,
+    /// The edition pauses when more than this share of its canary sample bounced for good.
+    pub max_bounce_rate: f64,
+    /// The edition pauses when more than this share of its canary sample complained.
+    pub max_complaint_rate: f64,
 }
 
 /// What of each post a digest carries.
@@ -285,6 +299,16 @@ impl Default for DigestSettings {
             workers: nonzero(2),
             lease_seconds: 120,
             content: DigestContent::Teaser,
+            breaker_window: 100,
+            breaker_failure_rate: 0.5,
+            canary_percent: 0.0,
+            canary_minutes: 30,
+            // Mailbox providers and ESPs treat a hard bounce rate above 2 % as a list that
+            // is not kept clean (Amazon SES reviews an account from 5 %).
+            max_bounce_rate: 0.02,
+            // Gmail's and Yahoo's bulk sender rules (2024): spam complaints must never reach
+            // 0.3 %.
+            max_complaint_rate: 0.003,
         }
     }
 }
@@ -752,6 +776,27 @@ impl Settings {
         }
         if self.digest.lease_seconds < 10 {
             bail!("digest.lease_seconds must be at least 10");
+        }
+        let d = &self.digest;
+        if !(d.breaker_failure_rate > 0.0 && d.breaker_failure_rate <= 1.0) {
+            bail!(
+                "digest.breaker_failure_rate must be more than 0 and at most 1, not {}",
+                d.breaker_failure_rate
+            );
+        }
+        if !(0.0..100.0).contains(&d.canary_percent) {
+            bail!(
+                "digest.canary_percent must be from 0 up to (not including) 100, not {}",
+                d.canary_percent
+            );
+        }
+        for (key, rate) in [
+            ("max_bounce_rate", d.max_bounce_rate),
+            ("max_complaint_rate", d.max_complaint_rate),
+        ] {
+            if !(0.0..=1.0).contains(&rate) {
+                bail!("digest.{key} must be between 0 and 1 (a share: 0.02 is 2 %), not {rate}");
+            }
         }
         if !self.digest.subject.trim().is_empty() {
             // Rendered once with sample values, so a typo fails now rather than at send time.

@@ -13,6 +13,13 @@ pub struct Outcome {
     pub outcome: String,
 }
 
+/// A paused edition and why it paused (`breaker` or `canary`).
+#[derive(Clone, Debug, Hash, PartialEq, Eq, EncodeLabelSet)]
+pub struct PausedEdition {
+    pub edition: String,
+    pub cause: String,
+}
+
 #[derive(Clone, Debug, Hash, PartialEq, Eq, EncodeLabelSet)]
 pub struct FeedRequest {
     pub format: String,
@@ -36,6 +43,12 @@ pub struct Metrics {
     pub queue_depth: Gauge,
     /// Transactional messages waiting, read when scraped.
     pub outbox_depth: Gauge,
+    /// Times an edition's circuit breaker paused it.
+    pub breaker_trips: Counter,
+    /// Canary samples judged, by outcome: passed, paused.
+    pub canaries: Family<Outcome, Counter>,
+    /// 1 for each paused edition, labelled with its id and cause, read when scraped.
+    pub paused_editions: Family<PausedEdition, Gauge>,
 }
 
 impl Default for Metrics {
@@ -55,6 +68,9 @@ impl Metrics {
             edition_seconds: Histogram::new(exponential_buckets(0.5, 2.0, 16)),
             queue_depth: Gauge::default(),
             outbox_depth: Gauge::default(),
+            breaker_trips: Counter::default(),
+            canaries: Family::default(),
+            paused_editions: Family::default(),
             registry: Registry::default(),
         };
         registry.register("deliveries", "Digest deliveries by outcome", m.deliveries.clone());
@@ -83,6 +99,17 @@ impl Metrics {
             "outbox_depth",
             "Transactional messages pending or being sent",
             m.outbox_depth.clone(),
+        );
+        registry.register(
+            "breaker_trips",
+            "Times a digest edition's circuit breaker paused it",
+            m.breaker_trips.clone(),
+        );
+        registry.register("canaries", "Canary samples judged, by outcome", m.canaries.clone());
+        registry.register(
+            "edition_paused",
+            "Paused digest editions (1 each), by edition and cause",
+            m.paused_editions.clone(),
         );
         Self { registry, ..m }
     }

@@ -49,6 +49,9 @@ pub enum Command {
         /// Also mail archive posts (public before Herald's first sync) dated from this date.
         #[arg(long, value_parser = parse_since)]
         since: Option<DateTime<Utc>>,
+        /// Resume paused editions first (every one, or the one given), then deliver.
+        #[arg(long, value_name = "EDITION", num_args = 0..=1, default_missing_value = "0")]
+        resume: Option<i64>,
     },
     /// Editions, the delivery queue, the outbox and the subscriber counts.
     Status {

@@ -209,7 +209,13 @@ async fn run(cli: Cli) -> anyhow::Result<ExitCode> {
             force,
             dry_run,
             since,
-        } => send::send(&parts, frequency, force, dry_run, since).await,
+            resume,
+        } => {
+            if let Some(id) = resume {
+                send::resume(&parts, id).await?;
+            }
+            send::send(&parts, frequency, force, dry_run, since).await
+        }
         Command::Status { format } => send::status(&parts.db().await?, format).await,
         Command::Preview { frequency, to, out } => send::preview(&parts, frequency, to.as_deref(), out).await,
         Command::Doctor { format } => doctor::doctor(&parts, format).await,

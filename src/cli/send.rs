@@ -10,7 +10,7 @@ use std::time::{Duration, Instant};
 
 use crate::digest::render::EditionContent;
 use crate::digest::send::{self, DigestSender};
-use crate::domain::{EmailAddress, Frequency};
+use crate::domain::{EditionStatus, EmailAddress, Frequency};
 use crate::schedule::SendRequest;
 use crate::startup::Parts;
 use crate::store::{self, Db};
@@ -66,11 +66,12 @@ pub async fn send(
             edition.id, edition.frequency, edition.period, edition.subject, edition.recipients
         );
     }
-    let start = store::editions::counts(&db, None).await?;
-    let total = start.remaining() as u64;
+    // Canary samples whose wait is over are judged before counting what is left to send.
+    store::pauses::judge_canaries(&db, parts.sender().await?.canary_limits(), Utc::now()).await?;
+    let total = store::deliveries::claimable_left(&db).await? as u64;
     if total == 0 {
         println!("nothing to deliver");
-        return Ok(ExitCode::SUCCESS);
+        return held_back(&db).await;
     }
     let terminal = std::io::stderr().is_terminal();
     let bar = if terminal {
@@ -121,11 +122,63 @@ pub async fn send(
         "sent {sent}, failed {failed}, skipped {skipped} in {secs:.1}s ({:.0} msg/s)",
         sent as f64 / secs.max(0.001)
     );
-    Ok(if failed > 0 {
-        ExitCode::FAILURE
+    let waiting = held_back(&db).await?;
+    Ok(if failed > 0 { ExitCode::FAILURE } else { waiting })
+}
+
+/// Says which editions wait (for their canary's verdict, or paused for an admin); failure
+/// when one is paused, so a cron job's owner hears of it.
+async fn held_back(db: &Db) -> anyhow::Result<ExitCode> {
+    let mut code = ExitCode::SUCCESS;
+    for e in store::editions::list(db, 100).await? {
+        match e.status {
+            EditionStatus::Paused => {
+                code = ExitCode::FAILURE;
+                println!(
+                    "edition {} is paused: {}; `herald send --resume {}` sends the rest, the console can cancel it",
+                    e.id,
+                    e.paused_reason.as_deref().unwrap_or("no reason recorded"),
+                    e.id
+                );
+            }
+            EditionStatus::Canary => match e.canary_until {
+                Some(until) => println!(
+                    "edition {}: canary sample sent; the rest goes from {} if the sample is healthy \
+                     (`herald serve`, or `herald send` run again then)",
+                    e.id,
+                    until.format("%Y-%m-%d %H:%M UTC")
+                ),
+                None => println!("edition {}: canary sample still being sent", e.id),
+            },
+            _ => {}
+        }
+    }
+    Ok(code)
+}
+
+/// Resumes one paused edition, or (0) every one.
+pub async fn resume(parts: &Parts, id: i64) -> anyhow::Result<()> {
+    let db = parts.db().await?;
+    let ids: Vec<i64> = if id == 0 {
+        store::pauses::paused(&db)
+            .await?
+            .into_iter()
+            .map(|(id, _)| id)
+            .collect()
     } else {
-        ExitCode::SUCCESS
-    })
+        vec![id]
+    };
+    if ids.is_empty() {
+        println!("no edition is paused");
+    }
+    for id in ids {
+        if store::pauses::resume(&db, id, chrono::Utc::now()).await? {
+            println!("edition {id} resumed");
+        } else {
+            return Err(super::output::UsageError(format!("--resume: edition {id} is not paused")).into());
+        }
+    }
+    Ok(())
 }
 
 #[derive(Default)]
@@ -151,7 +204,9 @@ async fn work(sender: Arc<DigestSender>, db: Db, totals: Arc<Totals>) -> anyhow:
         if report.claimed > 0 {
             continue;
         }
-        if store::editions::counts(&db, None).await?.remaining() == 0 {
+        // Deliveries of paused editions, and those waiting for a canary's verdict, are not
+        // this run's to wait for.
+        if store::deliveries::claimable_left(&db).await? == 0 {
             return Ok(());
         }
         // Left: deliveries waiting for a retry, or in another worker's hands (ours finish in
@@ -183,6 +238,8 @@ pub async fn status(db: &Db, format: StatusFormat) -> anyhow::Result<ExitCode> {
                     sent: c.sent,
                     failed: c.failed,
                     left: c.remaining(),
+                    paused_reason: e.paused_reason,
+                    canary_until: e.canary_until,
                     subject: e.subject,
                 });
             }
@@ -230,6 +287,22 @@ pub async fn status(db: &Db, format: StatusFormat) -> anyhow::Result<ExitCode> {
         ]);
     }
     println!("{}", table.trim_fmt());
+    for e in &report.editions {
+        if let Some(reason) = &e.paused_reason {
+            println!("edition #{} is paused: {reason}", e.id);
+            println!(
+                "  `herald send --resume {}` sends the rest; the console can also cancel it",
+                e.id
+            );
+        }
+        if let Some(until) = e.canary_until.filter(|_| e.status == "canary") {
+            println!(
+                "edition #{}: canary sample sent, the rest goes from {}",
+                e.id,
+                until.format("%Y-%m-%d %H:%M UTC")
+            );
+        }
+    }
     Ok(ExitCode::SUCCESS)
 }
 
@@ -252,6 +325,10 @@ struct EditionLine {
     sent: i64,
     failed: i64,
     left: i64,
+    /// Why it paused, while it is paused.
+    paused_reason: Option<String>,
+    /// When its canary wait ends.
+    canary_until: Option<DateTime<Utc>>,
     subject: String,
 }
 

@@ -164,11 +164,14 @@ impl Digests {
                 vec![(period, post_ids)]
             }
         };
+        let canary = self.settings().digest.canary_percent;
         let mut created = Vec::new();
         for (period, ids) in groups {
             let posts = store::posts::find_by_ids(&self.db, &ids).await?;
             let subject = render::subject(&self.renderer, &posts)?;
-            if let Some(edition) = store::editions::create(&self.db, frequency, &period, &subject, &ids, now).await? {
+            if let Some(edition) =
+                store::editions::create(&self.db, frequency, &period, &subject, &ids, canary, now).await?
+            {
                 tracing::info!(edition = edition.id, %period, recipients = edition.recipients, posts = ids.len(), "edition created");
                 created.push(edition);
             }

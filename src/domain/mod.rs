@@ -20,7 +20,8 @@ pub use lifecycle::{SubscriberEvent, Transition};
 pub use post::{Post, PostDraft, PostSource};
 pub use slug::{Slug, SlugError};
 pub use states::{
-    BounceKind, BounceSource, DeliveryStatus, EditionStatus, OutboxStatus, PollOutcome, PostState, RequestStatus,
+    BounceKind, BounceSource, DeliveryStatus, EditionStatus, OutboxStatus, PauseCause, PollOutcome, PostState,
+    RequestStatus,
 };
 pub use subscriber::{
     Choices, Frequency, NameError, Subscriber, SubscriberSource, SubscriberStatus, parse_name, parse_topics,

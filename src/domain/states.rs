@@ -26,8 +26,25 @@ pub enum DeliveryStatus {
 pub enum EditionStatus {
     /// Some of its deliveries are not final yet.
     Sending,
+    /// Going to its canary sample first: the rest waits for the sample's verdict.
+    Canary,
+    /// Stopped until an admin resumes or cancels it (see [`PauseCause`]); its deliveries not
+    /// yet sent wait, and no worker claims them.
+    Paused,
     /// Every delivery is final.
     Sent,
+    /// An admin stopped it for good: what was not sent then never is.
+    Cancelled,
+}
+
+/// Why an edition paused itself.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, serde::Serialize, serde::Deserialize)]
+#[serde(rename_all = "lowercase")]
+pub enum PauseCause {
+    /// The circuit breaker: too many permanent failures among the last sends.
+    Breaker,
+    /// The canary sample bounced or drew complaints above the thresholds.
+    Canary,
 }
 
 /// Where a message in the outbox (transactional mail) stands.
@@ -128,7 +145,9 @@ impl PostState {
 
 word_enum!(DeliveryStatus, "delivery status", Pending => "pending", Sending => "sending", Sent => "sent",
     Failed => "failed", Skipped => "skipped");
-word_enum!(EditionStatus, "edition status", Sending => "sending", Sent => "sent");
+word_enum!(EditionStatus, "edition status", Sending => "sending", Canary => "canary", Paused => "paused",
+    Sent => "sent", Cancelled => "cancelled");
+word_enum!(PauseCause, "pause cause", Breaker => "breaker", Canary => "canary");
 word_enum!(OutboxStatus, "outbox status", Pending => "pending", Sending => "sending", Sent => "sent",
     Failed => "failed");
 word_enum!(PollOutcome, "poll outcome", Changed => "changed", Unchanged => "unchanged", Failed => "failed");
@@ -160,6 +179,7 @@ mod tests {
         }
         check(DeliveryStatus::ALL);
         check(EditionStatus::ALL);
+        check(PauseCause::ALL);
         check(OutboxStatus::ALL);
         check(PollOutcome::ALL);
         check(RequestStatus::ALL);

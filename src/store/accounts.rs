@@ -173,8 +173,8 @@ pub async fn recent_failures(db: &Db, limit: u32) -> anyhow::Result<Vec<Failure>
 pub async fn retry_failed(db: &Db, edition_id: i64, now: DateTime<Utc>) -> anyhow::Result<u64> {
     with_pool!(db, pool => {
         sqlx::query(
-            "update deliveries set status = 'pending', attempts = 0, next_attempt_at = $2, last_error = null \
-             where edition_id = $1 and status = 'failed'",
+            "update deliveries set status = 'pending', attempts = 0, next_attempt_at = $2, last_error = null, \
+             failed_at = null where edition_id = $1 and status = 'failed'",
         )
         .bind(edition_id)
         .bind(now)

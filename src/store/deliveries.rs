@@ -27,11 +27,27 @@ pub enum Outcome {
         at: DateTime<Utc>,
         error: String,
     },
-    /// Given up; `bounce` suppresses the subscriber from every later edition.
+    /// Given up; `bounce` suppresses the subscriber from every later edition. Written as
+    /// [`Outcome::Released`] instead when the edition is paused by then: a refusal that came
+    /// while the edition was pausing itself is tried again on resume.
     Failed {
         error: String,
         bounce: bool,
     },
+    /// Not sent, and not counted as an attempt: the edition paused (or was cancelled) after
+    /// the delivery was claimed. Back to the queue, due now.
+    Released,
+}
+
+/// Whether a row of `deliveries` may be claimed as far as its edition goes: the edition is
+/// sending, or it is sending its canary sample and the row is in it. Never a paused,
+/// cancelled or finished edition's. (A subquery, not a join: PostgreSQL's `for update` then
+/// locks the deliveries alone, never the edition's row that a pause updates.)
+macro_rules! claimable {
+    () => {
+        "exists (select 1 from editions e where e.id = deliveries.edition_id \
+         and (e.status = 'sending' or (e.status = 'canary' and deliveries.canary)))"
+    };
 }
 
 /// Claims up to `limit` due deliveries: pending ones whose time has come, and sending ones
@@ -51,7 +67,9 @@ pub async fn claim(
             concat!(
                 "update deliveries set status = 'sending', attempts = attempts + 1, next_attempt_at = $2, ",
                 "lease_token = $4 where id in (select id from deliveries where status in ('pending', 'sending') ",
-                "and next_attempt_at <= $1 order by next_attempt_at, id limit $3",
+                "and next_attempt_at <= $1 and ",
+                claimable!(),
+                " order by next_attempt_at, id limit $3",
                 $lock,
                 ") returning id, edition_id, subscriber_id, attempts"
             )
@@ -182,8 +200,25 @@ pub async fn record_on(conn: &mut DbConn, outcomes: &[Recorded], now: DateTime<U
         }};
     }
     macro_rules! write_others {
-        ($tx:expr) => {{
+        ($tx:expr, $edition_sql:literal) => {{
             for r in &others {
+                // Read under a lock that a pause waits for (PostgreSQL; SQLite writes one at
+                // a time): a failure is either written before the pause, which then puts it
+                // back, or sees the pause and goes back to the queue itself, bouncing nobody.
+                // A row released unsent learns the same way where it goes back to.
+                let mut edition = None;
+                if let Outcome::Failed { .. } | Outcome::Released = r.outcome {
+                    let status: Option<String> = sqlx::query_scalar($edition_sql)
+                        .bind(r.delivery.edition_id)
+                        .fetch_optional(&mut *$tx)
+                        .await?;
+                    edition = status;
+                }
+                let paused = edition.as_deref() == Some("paused");
+                let cancelled = edition.as_deref() == Some("cancelled");
+                // What waits for a paused edition is due never, until it is resumed: the
+                // claim's walk along the due index then never wades through it.
+                let requeue_at = if paused { super::editions::far_future() } else { now };
                 let query = match &r.outcome {
                     Outcome::Sent => continue,
                     Outcome::Skipped => sqlx::query(held!("status = 'skipped'"))
@@ -196,16 +231,38 @@ pub async fn record_on(conn: &mut DbConn, outcomes: &[Recorded], now: DateTime<U
                             .bind(*at)
                             .bind(error.as_str())
                     }
-                    Outcome::Failed { error, .. } => sqlx::query(held!("status = 'failed', last_error = $3"))
-                        .bind(r.delivery.id)
-                        .bind(r.token)
-                        .bind(error.as_str()),
+                    Outcome::Released if cancelled => {
+                        sqlx::query(held!("status = 'skipped', last_error = 'the edition was cancelled'"))
+                            .bind(r.delivery.id)
+                            .bind(r.token)
+                    }
+                    Outcome::Released => sqlx::query(held!(
+                        "status = 'pending', attempts = case when attempts > 0 then attempts - 1 else 0 end, \
+                         next_attempt_at = $3"
+                    ))
+                    .bind(r.delivery.id)
+                    .bind(r.token)
+                    .bind(requeue_at),
+                    Outcome::Failed { error, .. } if paused => sqlx::query(held!(
+                        "status = 'pending', attempts = 0, next_attempt_at = $3, last_error = $4"
+                    ))
+                    .bind(r.delivery.id)
+                    .bind(r.token)
+                    .bind(requeue_at)
+                    .bind(error.as_str()),
+                    Outcome::Failed { error, .. } => {
+                        sqlx::query(held!("status = 'failed', last_error = $3, failed_at = $4"))
+                            .bind(r.delivery.id)
+                            .bind(r.token)
+                            .bind(error.as_str())
+                            .bind(now)
+                    }
                 };
                 if query.execute(&mut *$tx).await?.rows_affected() == 0 {
                     lost.push(r.delivery.id);
                     continue;
                 }
-                if let Outcome::Failed { bounce: true, error } = &r.outcome {
+                if let (Outcome::Failed { bounce: true, error }, false) = (&r.outcome, paused) {
                     // Every bounce is kept, whatever it does to the status.
                     sqlx::query(super::bounces::INSERT_SMTP_HARD)
                         .bind(r.delivery.subscriber_id)
@@ -241,7 +298,7 @@ pub async fn record_on(conn: &mut DbConn, outcomes: &[Recorded], now: DateTime<U
             );
             if !others.is_empty() {
                 let mut tx = sqlx::Connection::begin_with(&mut **conn, "BEGIN IMMEDIATE").await?;
-                write_others!(tx);
+                write_others!(tx, "select status from editions where id = $1");
                 tx.commit().await?;
             }
         }
@@ -254,7 +311,7 @@ pub async fn record_on(conn: &mut DbConn, outcomes: &[Recorded], now: DateTime<U
             );
             if !others.is_empty() {
                 let mut tx = sqlx::Connection::begin(&mut **conn).await?;
-                write_others!(tx);
+                write_others!(tx, "select status from editions where id = $1 for share");
                 tx.commit().await?;
             }
         }
@@ -262,12 +319,35 @@ pub async fn record_on(conn: &mut DbConn, outcomes: &[Recorded], now: DateTime<U
     Ok(lost)
 }
 
-/// When the next not-yet-due delivery comes due, if any is waiting.
+/// When the next not-yet-due delivery that may be claimed comes due, if any is waiting; or
+/// when a canary wait ends, if that is sooner.
 pub async fn next_due(db: &Db) -> anyhow::Result<Option<DateTime<Utc>>> {
+    let (due, canary): (Option<DateTime<Utc>>, Option<DateTime<Utc>>) = with_pool!(db, pool => {
+        sqlx::query_as(concat!(
+            "select (select min(next_attempt_at) from deliveries where status in ('pending', 'sending') and ",
+            claimable!(),
+            "), (select min(canary_until) from editions where status = 'canary')"
+        ))
+        .fetch_one(pool)
+        .await
+    })
+    .context("Failed to read the queue")?;
+    Ok(match (due, canary) {
+        (Some(a), Some(b)) => Some(a.min(b)),
+        (a, b) => a.or(b),
+    })
+}
+
+/// Deliveries not yet final that a worker may claim now or later: those of paused editions,
+/// and of canary editions outside their sample, wait for a decision instead.
+pub async fn claimable_left(db: &Db) -> anyhow::Result<i64> {
     with_pool!(db, pool => {
-        sqlx::query_scalar("select min(next_attempt_at) from deliveries where status in ('pending', 'sending')")
-            .fetch_one(pool)
-            .await
+        sqlx::query_scalar(concat!(
+            "select count(*) from deliveries where status in ('pending', 'sending') and ",
+            claimable!()
+        ))
+        .fetch_one(pool)
+        .await
     })
     .context("Failed to read the queue")
 }

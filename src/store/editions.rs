@@ -6,7 +6,15 @@ use chrono::{DateTime, Utc};
 use serde::Serialize;
 
 use super::{BeginWrite, Db, with_pool};
-use crate::domain::{DeliveryStatus, EditionStatus, Frequency};
+use crate::domain::{DeliveryStatus, EditionStatus, Frequency, PauseCause};
+
+/// The columns of [`Edition`], in a `select`.
+macro_rules! columns {
+    () => {
+        "id, frequency, period, subject, status, recipients, created_at, completed_at, paused_cause, \
+         paused_reason, paused_at, canary_until"
+    };
+}
 
 /// An edition as stored.
 #[derive(Debug, Clone, Serialize, sqlx::FromRow)]
@@ -19,6 +27,13 @@ pub struct Edition {
     pub recipients: i64,
     pub created_at: DateTime<Utc>,
     pub completed_at: Option<DateTime<Utc>>,
+    /// Why it paused itself, while it is paused.
+    pub paused_cause: Option<PauseCause>,
+    /// What tripped the pause, in words for the admin.
+    pub paused_reason: Option<String>,
+    pub paused_at: Option<DateTime<Utc>>,
+    /// When the canary wait ends: set once the sample is out.
+    pub canary_until: Option<DateTime<Utc>>,
 }
 
 /// Deliveries of an edition by status.
@@ -64,8 +79,9 @@ pub async fn new_posts(
     .context("Failed to find new posts")
 }
 
-/// A date after every post's (and one both backends store and compare alike).
-fn far_future() -> DateTime<Utc> {
+/// A date after every post's (and one both backends store and compare alike); also when
+/// deliveries that wait for a decision (a paused edition, a canary's verdict) are due.
+pub(super) fn far_future() -> DateTime<Utc> {
     chrono::NaiveDate::from_ymd_opt(9999, 12, 31)
         .and_then(|d| d.and_hms_opt(0, 0, 0))
         .map(|d| d.and_utc())
@@ -89,6 +105,11 @@ pub async fn count_in_period(db: &Db, frequency: Frequency, period: &str) -> any
 /// its frequency, in one transaction. `None` when (frequency, period) exists already or every
 /// post was taken by another edition meanwhile: nothing is created twice, even by two
 /// processes at once.
+///
+/// With `canary_percent` above 0, that share of the recipients (rounded up, at least one),
+/// drawn at random, is the edition's canary sample: the edition starts in `canary` status,
+/// and only the sample is sent until [`judge_canaries`] lets the rest go. A list too small
+/// to leave anyone out of the sample has no canary.
 #[tracing::instrument(skip_all, fields(frequency = %frequency, period))]
 pub async fn create(
     db: &Db,
@@ -96,6 +117,7 @@ pub async fn create(
     period: &str,
     subject: &str,
     post_ids: &[i64],
+    canary_percent: f64,
     now: DateTime<Utc>,
 ) -> anyhow::Result<Option<Edition>> {
     let created: Option<i64> = with_pool!(db, pool => {
@@ -141,14 +163,34 @@ pub async fn create(
         .execute(&mut *tx)
         .await?
         .rows_affected();
+        let sample = canary_sample(recipients as i64, canary_percent);
+        if sample > 0 {
+            sqlx::query(
+                "update deliveries set canary = true where id in \
+                 (select id from deliveries where edition_id = $1 order by random() limit $2)",
+            )
+            .bind(id)
+            .bind(sample)
+            .execute(&mut *tx)
+            .await?;
+            // The rest waits for the sample's verdict, due never until then: the claim's walk
+            // along the due index meets only the sample.
+            sqlx::query("update deliveries set next_attempt_at = $2 where edition_id = $1 and not canary")
+                .bind(id)
+                .bind(far_future())
+                .execute(&mut *tx)
+                .await?;
+        }
         // An edition nobody is to receive is finished as soon as it exists.
         sqlx::query(
-            "update editions set recipients = $2, status = case when $2 = 0 then 'sent' else status end, \
+            "update editions set recipients = $2, \
+             status = case when $2 = 0 then 'sent' when $4 then 'canary' else status end, \
              completed_at = case when $2 = 0 then $3 else null end where id = $1",
         )
         .bind(id)
         .bind(recipients as i64)
         .bind(now)
+        .bind(sample > 0)
         .execute(&mut *tx)
         .await?;
         tx.commit().await?;
@@ -163,7 +205,7 @@ pub async fn create(
 pub async fn find(db: &Db, id: i64) -> anyhow::Result<Option<Edition>> {
     with_pool!(db, pool => {
         sqlx::query_as(
-            "select id, frequency, period, subject, status, recipients, created_at, completed_at from editions where id = $1",
+            concat!("select ", columns!(), " from editions where id = $1"),
         )
         .bind(id)
         .fetch_optional(pool)
@@ -176,8 +218,7 @@ pub async fn find(db: &Db, id: i64) -> anyhow::Result<Option<Edition>> {
 pub async fn list(db: &Db, limit: u32) -> anyhow::Result<Vec<Edition>> {
     with_pool!(db, pool => {
         sqlx::query_as(
-            "select id, frequency, period, subject, status, recipients, created_at, completed_at from editions \
-             order by id desc limit $1",
+            concat!("select ", columns!(), " from editions order by id desc limit $1"),
         )
         .bind(i64::from(limit))
         .fetch_all(pool)
@@ -236,10 +277,11 @@ pub async fn complete_finished(db: &Db, now: DateTime<Utc>) -> anyhow::Result<Ve
     .context("Failed to complete editions")
 }
 
-/// An edition's status back to `sending` (its failed deliveries were queued again).
+/// A sent edition's status back to `sending` (its failed deliveries were queued again). A
+/// paused, cancelled or canary edition keeps its status.
 pub async fn reopen(db: &Db, id: i64) -> anyhow::Result<()> {
     with_pool!(db, pool => {
-        sqlx::query("update editions set status = 'sending', completed_at = null where id = $1")
+        sqlx::query("update editions set status = 'sending', completed_at = null where id = $1 and status = 'sent'")
             .bind(id)
             .execute(pool)
             .await
@@ -252,8 +294,10 @@ pub async fn reopen(db: &Db, id: i64) -> anyhow::Result<()> {
 pub async fn list_archive(db: &Db, limit: u32, offset: u32) -> anyhow::Result<Vec<Edition>> {
     with_pool!(db, pool => {
         sqlx::query_as(
-            "select id, frequency, period, subject, status, recipients, created_at, completed_at from editions \
-             where recipients > 0 order by created_at desc, id desc limit $1 offset $2",
+            concat!(
+                "select ", columns!(), " from editions ",
+                "where recipients > 0 order by created_at desc, id desc limit $1 offset $2"
+            ),
         )
         .bind(i64::from(limit))
         .bind(i64::from(offset))
@@ -312,4 +356,30 @@ pub async fn posts_of(db: &Db, edition_ids: &[i64]) -> anyhow::Result<Vec<(i64, 
             )
         })
         .collect())
+}
+
+/// How many of `recipients` make the canary sample at `percent`: rounded up, at least one,
+/// and none when that would leave nobody to wait.
+pub fn canary_sample(recipients: i64, percent: f64) -> i64 {
+    if percent <= 0.0 || recipients < 2 {
+        return 0;
+    }
+    let sample = ((recipients as f64) * percent / 100.0).ceil() as i64;
+    if sample >= recipients { 0 } else { sample.max(1) }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::canary_sample;
+
+    #[test]
+    fn a_canary_sample_is_rounded_up_and_leaves_someone_to_wait() {
+        assert_eq!(canary_sample(1000, 2.0), 20);
+        assert_eq!(canary_sample(40, 10.0), 4);
+        assert_eq!(canary_sample(30, 2.0), 1, "rounded up");
+        assert_eq!(canary_sample(1000, 0.0), 0, "off");
+        assert_eq!(canary_sample(1, 50.0), 0, "nobody would wait");
+        assert_eq!(canary_sample(3, 99.0), 0, "nobody would wait");
+        assert_eq!(canary_sample(0, 2.0), 0);
+    }
 }

@@ -11,6 +11,7 @@ pub mod deliveries;
 pub mod editions;
 pub mod health;
 pub mod outbox;
+pub mod pauses;
 pub mod posts;
 pub mod requests;
 pub mod sources;

@@ -11,12 +11,16 @@ use chrono::{DateTime, Utc};
 use sqlx::error::ErrorKind;
 
 use super::{Db, with_pool};
-use crate::domain::{DeliveryStatus, EditionStatus, OutboxStatus, PollOutcome, RequestStatus, SubscriberStatus};
+use crate::domain::{
+    DeliveryStatus, EditionStatus, OutboxStatus, PauseCause, PollOutcome, RequestStatus, SubscriberStatus,
+};
 
 /// The last migration before the state checks.
 const BEFORE_STATE_CHECKS: i64 = 20261125000100;
 /// The migration that rebuilds the SQLite tables with their state checks.
 const STATE_CHECKS: i64 = 20261126000100;
+/// The last migration before `pause_and_canary`, which rebuilds `editions` on SQLite.
+const BEFORE_PAUSE: i64 = 20261126000300;
 
 async fn sqlite(dir: &Path) -> Db {
     Db::connect_url(&format!("sqlite://{}", dir.join("herald.db").display()), 2)
@@ -137,6 +141,7 @@ fn checked_columns() -> Vec<(&'static str, &'static str, Vec<String>, &'static s
     vec![
         ("deliveries", "status", words(DeliveryStatus::ALL), "delivered"),
         ("editions", "status", words(EditionStatus::ALL), "done"),
+        ("editions", "paused_cause", words(PauseCause::ALL), "tired"),
         ("outbox", "status", words(OutboxStatus::ALL), "queued"),
         ("sources", "last_outcome", words(PollOutcome::ALL), "ok"),
         ("subscription_requests", "status", words(RequestStatus::ALL), "claimed"),
@@ -236,6 +241,54 @@ async fn sqlite_schema(pool: &sqlx::SqlitePool) -> Vec<String> {
         lines.extend(rows);
     }
     lines
+}
+
+#[tokio::test]
+async fn sqlite_editions_rebuilt_for_pauses_keep_their_schema_rows_counter_and_references() {
+    let dir = tempfile::tempdir().unwrap();
+    let db = sqlite(dir.path()).await;
+    let Db::Sqlite(pool) = &db else { unreachable!() };
+    sqlx::migrate!("./migrations/sqlite")
+        .run_to(BEFORE_PAUSE, pool)
+        .await
+        .unwrap();
+    let seeded = seed(&db, Utc::now()).await;
+    sqlx::query("update sqlite_sequence set seq = seq + 10")
+        .execute(pool)
+        .await
+        .unwrap();
+    let before = sqlite_schema(pool).await;
+
+    db.migrate().await.unwrap();
+
+    // The same but for the new columns and the new words of the status check.
+    let added = [
+        "deliveries column 9 canary boolean 1 false 0",
+        "deliveries column 10 failed_at TEXT 0 - 0",
+        "editions column 8 paused_cause TEXT 0 - 0",
+        "editions column 9 paused_reason TEXT 0 - 0",
+        "editions column 10 paused_at TEXT 0 - 0",
+        "editions column 11 canary_until TEXT 0 - 0",
+    ];
+    let mut after = sqlite_schema(pool).await;
+    after.retain(|line| !added.contains(&line.as_str()));
+    assert_eq!(before, after, "the rebuilt editions table is as it was");
+    let edition = super::editions::find(&db, seeded.edition).await.unwrap().unwrap();
+    assert_eq!((edition.status, edition.paused_cause), (EditionStatus::Sending, None));
+    assert_eq!(
+        super::editions::counts(&db, Some(seeded.edition))
+            .await
+            .unwrap()
+            .pending,
+        1
+    );
+    // Deliveries (and bounce events) still point at the editions: deleting one cascades.
+    sqlx::query("delete from editions where id = $1")
+        .bind(seeded.edition)
+        .execute(pool)
+        .await
+        .unwrap();
+    assert_eq!(super::editions::counts(&db, None).await.unwrap().total(), 0);
 }
 
 #[tokio::test]

@@ -82,6 +82,22 @@ pub async fn retry_edition(State(app): State<AppState>, Path(id): Path<i64>) -> 
     Ok(Json(serde_json::json!({"queued": queued})).into_response())
 }
 
+pub async fn resume_edition(State(app): State<AppState>, Path(id): Path<i64>) -> Result<Response> {
+    store::editions::find(&app.db, id).await?.ok_or(WebError::NotFound)?;
+    if !super::console::resume_edition(&app, id).await? {
+        return Err(WebError::Conflict("the edition is not paused".to_owned()));
+    }
+    Ok(Json(serde_json::json!({"resumed": true})).into_response())
+}
+
+pub async fn cancel_edition(State(app): State<AppState>, Path(id): Path<i64>) -> Result<Response> {
+    store::editions::find(&app.db, id).await?.ok_or(WebError::NotFound)?;
+    match super::console::cancel_edition(&app, id).await? {
+        Some(dropped) => Ok(Json(serde_json::json!({"cancelled": true, "dropped": dropped})).into_response()),
+        None => Err(WebError::Conflict("the edition has finished already".to_owned())),
+    }
+}
+
 #[derive(Deserialize)]
 pub struct ListQuery {
     status: Option<String>,

@@ -272,6 +272,7 @@ pub async fn dashboard_data(app: &AppState) -> anyhow::Result<serde_json::Value>
         "statuses": statuses,
         "frequencies": frequencies,
         "queue": store::editions::counts(&app.db, None).await?,
+        "paused": editions.iter().filter(|e| e.status == crate::domain::EditionStatus::Paused).collect::<Vec<_>>(),
         "outbox": store::outbox::pending(&app.db).await?,
         "failures": store::accounts::recent_failures(&app.db, 10).await?,
     }))
@@ -556,6 +557,48 @@ pub async fn retry_failed(app: &AppState, id: i64) -> anyhow::Result<u64> {
         app.digests.wake_senders();
     }
     Ok(n)
+}
+
+/// Lets a paused edition go on (also `POST /admin/api/editions/{id}/resume`); false when it
+/// was not paused.
+pub async fn resume_edition(app: &AppState, id: i64) -> anyhow::Result<bool> {
+    let resumed = store::pauses::resume(&app.db, id, Utc::now()).await?;
+    if resumed {
+        tracing::info!(edition = id, "edition resumed by an admin");
+        app.digests.wake_senders();
+    }
+    Ok(resumed)
+}
+
+/// Stops an edition for good (also `POST /admin/api/editions/{id}/cancel`): how many
+/// deliveries were dropped, or `None` when it had finished already.
+pub async fn cancel_edition(app: &AppState, id: i64) -> anyhow::Result<Option<u64>> {
+    let cancelled = store::pauses::cancel(&app.db, id, Utc::now()).await?;
+    if let Some(n) = cancelled {
+        tracing::info!(edition = id, dropped = n, "edition cancelled by an admin");
+    }
+    Ok(cancelled)
+}
+
+/// The Resume button: redirects to the edition's page, which says what happened.
+pub async fn resume(State(app): State<AppState>, Path(id): Path<i64>, jar: CookieJar) -> Result<Response> {
+    store::editions::find(&app.db, id).await?.ok_or(WebError::NotFound)?;
+    let flash = if resume_edition(&app, id).await? {
+        Flash::Notice("Resumed: the rest of the edition is being sent.".to_owned())
+    } else {
+        Flash::Error("The edition was not paused, so there was nothing to resume.".to_owned())
+    };
+    Ok(redirect_with_flash(&app, jar, &flash, &format!("admin/editions/{id}")))
+}
+
+/// The Cancel button: redirects to the edition's page, which says what happened.
+pub async fn cancel(State(app): State<AppState>, Path(id): Path<i64>, jar: CookieJar) -> Result<Response> {
+    store::editions::find(&app.db, id).await?.ok_or(WebError::NotFound)?;
+    let flash = match cancel_edition(&app, id).await? {
+        Some(n) => Flash::Notice(format!("Cancelled: {n} reader(s) who had not got it yet will not.")),
+        None => Flash::Error("The edition had finished already, so there was nothing to cancel.".to_owned()),
+    };
+    Ok(redirect_with_flash(&app, jar, &flash, &format!("admin/editions/{id}")))
 }
 
 pub async fn retry(

@@ -98,6 +98,8 @@ pub fn router(app: AppState) -> Router {
         .route("/editions/{id}", get(api::edition))
         .route("/editions/{id}/test", post(api::test_edition))
         .route("/editions/{id}/retry", post(api::retry_edition))
+        .route("/editions/{id}/resume", post(api::resume_edition))
+        .route("/editions/{id}/cancel", post(api::cancel_edition))
         .route("/dashboard", get(api::dashboard))
         .route("/posts", get(api::posts))
         .route_layer(axum::middleware::from_fn_with_state(app.clone(), api::require_token))
@@ -124,6 +126,8 @@ pub fn router(app: AppState) -> Router {
         .route("/editions/{id}/test", post(console::test))
         .route("/editions/{id}/retry", post(console::retry))
         .route("/doctor", get(doctor::doctor))
+        .route("/editions/{id}/resume", post(console::resume))
+        .route("/editions/{id}/cancel", post(console::cancel))
         .route_layer(axum::middleware::from_fn_with_state(
             app.clone(),
             console::require_admin,

@@ -303,6 +303,15 @@ pub async fn metrics(State(app): State<AppState>) -> Result<Response> {
     app.metrics
         .outbox_depth
         .set(crate::store::outbox::pending(&app.db).await?);
+    // Only the editions paused now: one resumed or cancelled drops out.
+    app.metrics.paused_editions.clear();
+    for (id, cause) in crate::store::pauses::paused(&app.db).await? {
+        let labels = crate::metrics::PausedEdition {
+            edition: id.to_string(),
+            cause: cause.map_or_else(|| "unknown".to_owned(), |c| c.to_string()),
+        };
+        app.metrics.paused_editions.get_or_create(&labels).set(1);
+    }
     Ok((
         [(header::CONTENT_TYPE, "text/plain; version=0.0.4; charset=utf-8")],
         app.metrics.encode(),

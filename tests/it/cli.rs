@@ -154,6 +154,12 @@ fn bad_configuration_is_refused_naming_the_key() {
         ("[feeds]\nlimit = \"many\"\n", "feeds.limit"),
         ("[site]\nbase_url = \"not a url\"\n", "site.base_url"),
         ("[schedule]\nsync = \"every five minutes\"\n", "schedule.sync"),
+        ("[digest]\nbreaker_failure_rate = 0\n", "digest.breaker_failure_rate"),
+        ("[digest]\ncanary_percent = 100\n", "digest.canary_percent"),
+        (
+            "[digest]\nmax_complaint_rate = 0.3\nmax_bounce_rate = 2\n",
+            "digest.max_bounce_rate",
+        ),
     ] {
         std::fs::write(&config, toml).unwrap();
         let cmd = if key == "schedule.sync" { "serve" } else { "sync" };
@@ -617,4 +623,134 @@ fn a_broken_template_override_stops_build_and_serve_naming_the_file() {
             "{args:?}: {stderr}"
         );
     }
+}
+
+#[tokio::test]
+async fn send_says_an_edition_paused_itself_and_send_resume_sends_the_rest() {
+    let smtp = crate::smtp::SmtpServer::start().await;
+    smtp.set_behaviour(crate::smtp::Behaviour::RefuseAfter(
+        0,
+        554,
+        "5.7.1 account suspended".into(),
+    ));
+    let (dir, config) = project_with_subscribers(30);
+    let base = std::fs::read_to_string(&config).unwrap();
+    std::fs::write(
+        &config,
+        format!(
+            "{base}[mail]\ntransport = \"smtp\"\nfrom = \"News <news@example.org>\"\n[mail.smtp]\nhost = \"127.0.0.1\"\n\
+             port = {}\n[digest]\nbreaker_window = 4\nconcurrency = 2\n",
+            smtp.port
+        ),
+    )
+    .unwrap();
+    assert!(run_herald(&config, &["sync"]).await.status.success());
+    std::fs::write(
+        dir.path().join("content/posts/otters.md"),
+        post("Otters", "2026-09-14", &["wildlife"], "Body."),
+    )
+    .unwrap();
+    assert!(run_herald(&config, &["sync"]).await.status.success());
+
+    let sent = run_herald(&config, &["send", "--frequency", "weekly", "--force"]).await;
+    let stdout = String::from_utf8_lossy(&sent.stdout);
+    assert!(!sent.status.success(), "a paused edition needs someone: {stdout}");
+    assert!(
+        stdout.contains("edition 1 is paused: circuit breaker: 2 of the last"),
+        "{stdout}"
+    );
+    assert!(stdout.contains("herald send --resume 1"), "{stdout}");
+    assert!(smtp.rejected() < 30, "it stopped early: {}", smtp.rejected());
+
+    let status = run_herald(&config, &["status"]).await;
+    let text = String::from_utf8_lossy(&status.stdout);
+    assert!(text.contains("paused"), "{text}");
+    assert!(text.contains("edition #1 is paused: circuit breaker"), "{text}");
+    let json = run_herald(&config, &["status", "--format", "json"]).await;
+    let json: serde_json::Value = serde_json::from_slice(&json.stdout).unwrap();
+    assert_eq!(json["editions"][0]["status"], "paused");
+    assert!(
+        json["editions"][0]["paused_reason"]
+            .as_str()
+            .unwrap()
+            .contains("5.7.1 account suspended")
+    );
+
+    smtp.set_behaviour(crate::smtp::Behaviour::Accept);
+    let resumed = run_herald(&config, &["send", "--resume"]).await;
+    let stdout = String::from_utf8_lossy(&resumed.stdout);
+    assert!(
+        resumed.status.success(),
+        "{stdout}{}",
+        String::from_utf8_lossy(&resumed.stderr)
+    );
+    assert!(stdout.contains("edition 1 resumed"), "{stdout}");
+    assert_eq!(smtp.count(), 30, "everyone got it once");
+    let mut to: Vec<String> = smtp.received().iter().map(|r| r.to[0].clone()).collect();
+    to.sort();
+    to.dedup();
+    assert_eq!(to.len(), 30);
+}
+
+#[tokio::test]
+async fn send_from_cron_sends_the_canary_sample_then_the_rest_once_the_wait_is_over() {
+    let smtp = crate::smtp::SmtpServer::start().await;
+    let (dir, config) = project_with_subscribers(30);
+    let base = std::fs::read_to_string(&config).unwrap();
+    std::fs::write(
+        &config,
+        format!(
+            "{base}[mail]\ntransport = \"smtp\"\nfrom = \"News <news@example.org>\"\n[mail.smtp]\nhost = \"127.0.0.1\"\n\
+             port = {}\n[digest]\ncanary_percent = 10\ncanary_minutes = 30\n",
+            smtp.port
+        ),
+    )
+    .unwrap();
+    assert!(run_herald(&config, &["sync"]).await.status.success());
+    std::fs::write(
+        dir.path().join("content/posts/otters.md"),
+        post("Otters", "2026-09-14", &["wildlife"], "Body."),
+    )
+    .unwrap();
+    assert!(run_herald(&config, &["sync"]).await.status.success());
+
+    let first = run_herald(&config, &["send", "--frequency", "weekly", "--force"]).await;
+    let stdout = String::from_utf8_lossy(&first.stdout);
+    assert!(
+        first.status.success(),
+        "{stdout}{}",
+        String::from_utf8_lossy(&first.stderr)
+    );
+    assert!(
+        stdout.contains("edition 1: canary sample sent; the rest goes from"),
+        "{stdout}"
+    );
+    assert_eq!(smtp.count(), 3, "10 % of 30 first");
+    // Run again from cron before the wait is over: nothing more.
+    let early = run_herald(&config, &["send"]).await;
+    assert!(early.status.success());
+    assert_eq!(smtp.count(), 3);
+
+    // The wait is over (as if 30 minutes had passed; the end is kept in the database).
+    let url = format!("sqlite://{}", dir.path().join("herald.db").display());
+    let mut conn = <sqlx::SqliteConnection as sqlx::Connection>::connect(&url)
+        .await
+        .unwrap();
+    sqlx::query("update editions set canary_until = '2000-01-01T00:00:00Z'")
+        .execute(&mut conn)
+        .await
+        .unwrap();
+    drop(conn);
+    let later = run_herald(&config, &["send"]).await;
+    let stdout = String::from_utf8_lossy(&later.stdout);
+    assert!(
+        later.status.success(),
+        "{stdout}{}",
+        String::from_utf8_lossy(&later.stderr)
+    );
+    assert_eq!(smtp.count(), 30, "{stdout}");
+    let mut to: Vec<String> = smtp.received().iter().map(|r| r.to[0].clone()).collect();
+    to.sort();
+    to.dedup();
+    assert_eq!(to.len(), 30, "each reader once");
 }

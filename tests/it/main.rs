@@ -4,6 +4,7 @@ mod admin_api;
 mod admin_browser;
 mod bounce_mail;
 mod bounces;
+mod breaker;
 mod browser;
 mod build;
 mod cli;

@@ -8,7 +8,10 @@
 //! - nobody receives an edition twice;
 //! - nobody receives an edition unless they were a confirmed subscriber of its frequency
 //!   when it was composed;
-//! - everyone who was, and stayed subscribed and reachable, received it.
+//! - everyone who was, and stayed subscribed and reachable, received it;
+//! - nothing of an edition is sent while it is paused (by the breaker or a canary's
+//!   verdict), and pausing and resuming loses and repeats nothing;
+//! - a cancelled edition sends nothing more, and owes nobody anything.
 
 use std::collections::{HashMap, HashSet};
 use std::sync::Arc;
@@ -17,7 +20,7 @@ use chrono::Utc;
 use herald::config::Settings;
 use herald::digest::Trigger;
 use herald::digest::send;
-use herald::domain::{EditionStatus, EmailAddress, Frequency, SubscriberSource, SubscriberStatus};
+use herald::domain::{EditionStatus, EmailAddress, Frequency, PauseCause, SubscriberSource, SubscriberStatus};
 use herald::startup::App;
 use herald::store::{self, subscribers::NewSubscriber, subscribers::SubscriberPatch};
 use proptest::prelude::*;
@@ -44,6 +47,13 @@ enum Op {
     Deliver,
     /// A worker claims up to `take` deliveries and dies: their lease runs out unrecorded.
     WorkerDies { take: u32 },
+    /// One of the editions (the `pick`-th, modulo their number) pauses, as the circuit breaker
+    /// or a canary's verdict would pause it.
+    Pause { pick: usize },
+    /// An admin resumes every paused edition.
+    Resume,
+    /// An admin cancels one of the editions.
+    Cancel { pick: usize },
 }
 
 fn frequency() -> impl Strategy<Value = Frequency> {
@@ -63,6 +73,9 @@ fn op() -> impl Strategy<Value = Op> {
         3 => frequency().prop_map(|frequency| Op::Compose { frequency }),
         3 => Just(Op::Deliver),
         1 => (1..6u32).prop_map(|take| Op::WorkerDies { take }),
+        2 => (0..8usize).prop_map(|pick| Op::Pause { pick }),
+        1 => Just(Op::Resume),
+        1 => (0..8usize).prop_map(|pick| Op::Cancel { pick }),
     ]
 }
 
@@ -119,6 +132,20 @@ async fn run_case(case: usize, batch: u32, concurrency: u32, ops: &[Op]) -> Resu
     let mut unmailed: HashMap<Frequency, usize> = HashMap::new();
     let mut expected: HashMap<i64, Expected> = HashMap::new();
     let mut published = 0;
+    // Paused editions, with the messages of each received when it paused.
+    let mut paused: HashMap<i64, usize> = HashMap::new();
+    let mut cancelled: HashSet<i64> = HashSet::new();
+    // The `pick`-th of the editions not finished yet, if any.
+    let picked = |db: herald::store::Db, pick: usize| async move {
+        let ids: Vec<i64> = store::editions::list(&db, 1000)
+            .await
+            .unwrap()
+            .into_iter()
+            .filter(|e| matches!(e.status, EditionStatus::Sending | EditionStatus::Paused))
+            .map(|e| e.id)
+            .collect();
+        (!ids.is_empty()).then(|| ids[pick % ids.len()])
+    };
     for op in ops {
         match op {
             Op::Publish => {
@@ -204,6 +231,40 @@ async fn run_case(case: usize, batch: u32, concurrency: u32, ops: &[Op]) -> Resu
             }
             Op::Deliver => {
                 send::deliver_batch(&app.sender).await.unwrap();
+                for (edition, before) in &paused {
+                    prop_assert_eq!(
+                        received_of(&smtp, *edition),
+                        *before,
+                        "edition {} sent while paused",
+                        edition
+                    );
+                }
+            }
+            Op::Pause { pick } => {
+                if let Some(id) = picked(app.db.clone(), *pick).await {
+                    let done = store::pauses::pause(&app.db, id, PauseCause::Breaker, "model", None, Utc::now())
+                        .await
+                        .unwrap();
+                    if done.now {
+                        paused.insert(id, received_of(&smtp, id));
+                    }
+                }
+            }
+            Op::Resume => {
+                for id in std::mem::take(&mut paused).into_keys() {
+                    prop_assert!(store::pauses::resume(&app.db, id, Utc::now()).await.unwrap());
+                }
+            }
+            Op::Cancel { pick } => {
+                if let Some(id) = picked(app.db.clone(), *pick).await
+                    && store::pauses::cancel(&app.db, id, Utc::now()).await.unwrap().is_some()
+                {
+                    cancelled.insert(id);
+                    paused.remove(&id);
+                    if let Some(e) = expected.get_mut(&id) {
+                        e.must.clear();
+                    }
+                }
             }
             Op::WorkerDies { take } => {
                 let now = Utc::now();
@@ -213,6 +274,9 @@ async fn run_case(case: usize, batch: u32, concurrency: u32, ops: &[Op]) -> Resu
                     .unwrap();
             }
         }
+    }
+    for id in paused.into_keys() {
+        prop_assert!(store::pauses::resume(&app.db, id, Utc::now()).await.unwrap());
     }
     let mut rounds = 0;
     while store::editions::counts(&app.db, None).await.unwrap().remaining() > 0 {
@@ -253,15 +317,29 @@ async fn run_case(case: usize, batch: u32, concurrency: u32, ops: &[Op]) -> Resu
         }
     }
     for edition in store::editions::list(&app.db, 1000).await.unwrap() {
-        prop_assert_eq!(
-            edition.status,
-            EditionStatus::Sent,
-            "edition {} is finished",
-            edition.id
-        );
+        let finished = if cancelled.contains(&edition.id) {
+            EditionStatus::Cancelled
+        } else {
+            EditionStatus::Sent
+        };
+        prop_assert_eq!(edition.status, finished, "edition {} is finished", edition.id);
     }
     app.db.close().await;
     Ok(())
+}
+
+/// Messages of `edition` the server has received.
+fn received_of(smtp: &SmtpServer, edition: i64) -> usize {
+    let prefix = format!("<edition.{edition}.");
+    smtp.received()
+        .iter()
+        .filter(|m| {
+            let parsed = mail_parser::MessageParser::default().parse(&m.data).unwrap();
+            parsed
+                .message_id()
+                .is_some_and(|id| format!("<{id}").starts_with(&prefix))
+        })
+        .count()
 }
 
 #[test]

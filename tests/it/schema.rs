@@ -9,8 +9,8 @@
 use std::collections::{BTreeMap, BTreeSet};
 
 use herald::domain::{
-    BounceKind, BounceSource, DeliveryStatus, EditionStatus, OutboxStatus, PollOutcome, PostSource, RequestStatus,
-    SubscriberStatus,
+    BounceKind, BounceSource, DeliveryStatus, EditionStatus, OutboxStatus, PauseCause, PollOutcome, PostSource,
+    RequestStatus, SubscriberStatus,
 };
 use herald::store::Db;
 use sqlx::Connection;
@@ -213,6 +213,7 @@ async fn both_migration_folders_make_the_same_schema_with_the_enums_words_checke
         ("bounce_events.bounce_events_source_check", words(BounceSource::ALL)),
         ("deliveries.deliveries_status_check", words(DeliveryStatus::ALL)),
         ("editions.editions_status_check", words(EditionStatus::ALL)),
+        ("editions.editions_paused_cause_check", words(PauseCause::ALL)),
         ("outbox.outbox_status_check", words(OutboxStatus::ALL)),
         ("posts.posts_source_check", words(&PostSource::PREFIXES)),
         ("sources.sources_last_outcome_check", words(PollOutcome::ALL)),

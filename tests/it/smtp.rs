@@ -35,6 +35,9 @@ pub enum Behaviour {
     RejectAllRcpt(u16, String),
     /// RCPT TO for addresses containing a substring gets code+text; others accepted.
     RejectRcptMatching(Vec<(String, u16, String)>),
+    /// Accept the first n messages (over all sessions), then answer every RCPT TO with code+text: a relay
+    /// that starts refusing everything half-way through a send.
+    RefuseAfter(usize, u16, String),
     /// Accept up to n messages in this session, then drop the TCP connection abruptly without replying when the
     /// client starts the next one (MAIL FROM); simulates a crash mid-session.
     DropAfter(usize),
@@ -162,6 +165,9 @@ impl Handler for ConnHandler {
         let reject = match self.shared.behaviour() {
             Behaviour::RejectAllRcpt(code, text) => Some((code, text)),
             Behaviour::RejectRcptMatching(rules) => rules.into_iter().find(|r| to.contains(&r.0)).map(|r| (r.1, r.2)),
+            Behaviour::RefuseAfter(n, code, text) => {
+                (self.shared.received.lock().unwrap().len() >= n).then_some((code, text))
+            }
             Behaviour::Accept | Behaviour::DropAfter(_) => None,
         };
         match reject {
