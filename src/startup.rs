@@ -30,6 +30,9 @@ use crate::subscribers::Subscriptions;
 /// builds the login service.
 pub struct Parts {
     pub settings: Arc<Settings>,
+    /// Whether the database is opened for reading all of it again and again
+    /// ([`Db::connect_for_bulk_reads`]).
+    bulk_reads: bool,
     pub metrics: Arc<Metrics>,
     pub cache: Arc<DocumentCache>,
     db: OnceCell<Db>,
@@ -65,6 +68,7 @@ impl Parts {
     pub fn new(settings: Settings) -> Self {
         Self {
             settings: Arc::new(settings),
+            bulk_reads: false,
             metrics: Arc::new(Metrics::new()),
             cache: Arc::new(DocumentCache::default()),
             db: OnceCell::new(),
@@ -82,10 +86,20 @@ impl Parts {
         }
     }
 
+    /// The parts of a process that reads the whole store over and over (`herald build`).
+    pub fn for_bulk_reads(mut self) -> Self {
+        self.bulk_reads = true;
+        self
+    }
+
     /// The database, connected and migrated.
     pub async fn db(&self) -> anyhow::Result<Db> {
         once_async(&self.db, || async {
-            let db = Db::connect(&self.settings).await?;
+            let db = if self.bulk_reads {
+                Db::connect_for_bulk_reads(&self.settings).await?
+            } else {
+                Db::connect(&self.settings).await?
+            };
             db.migrate().await?;
             Ok(db)
         })

@@ -182,6 +182,11 @@ async fn run(cli: Cli) -> anyhow::Result<ExitCode> {
     let settings = Settings::load(&cli.config)?;
     init_tracing(&settings.log);
     let parts = Parts::new(settings);
+    let parts = if matches!(cli.command, Command::Build { .. }) {
+        parts.for_bulk_reads()
+    } else {
+        parts
+    };
     match cli.command {
         Command::Admin { action } => {
             let db = parts.db().await?;

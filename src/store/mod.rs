@@ -89,16 +89,23 @@ impl BeginWrite for Pool<Postgres> {
 impl Db {
     /// Connects to the database named in the settings (creating a SQLite file if needed).
     pub async fn connect(settings: &Settings) -> anyhow::Result<Self> {
-        Self::open(&settings.database.url, settings.database.max_connections.get()).await
+        Self::open(&settings.database.url, settings.database.max_connections.get(), false).await
+    }
+
+    /// As [`Db::connect`], for a process that reads the whole store over and over (`herald
+    /// build`): SQLite maps the database into memory and keeps a bigger page cache. Not for
+    /// the server or the sender, whose memory would then grow with the database.
+    pub async fn connect_for_bulk_reads(settings: &Settings) -> anyhow::Result<Self> {
+        Self::open(&settings.database.url, settings.database.max_connections.get(), true).await
     }
 
     /// Connects to `url` as it is (a relative SQLite path is read from the current directory).
     pub async fn connect_url(url: &str, max_connections: u32) -> anyhow::Result<Self> {
         let url = DatabaseUrl::try_from(url.to_owned()).map_err(|e| anyhow::anyhow!("a database URL {e}"))?;
-        Self::open(&url, max_connections).await
+        Self::open(&url, max_connections, false).await
     }
 
-    async fn open(url: &DatabaseUrl, max_connections: u32) -> anyhow::Result<Self> {
+    async fn open(url: &DatabaseUrl, max_connections: u32, bulk_reads: bool) -> anyhow::Result<Self> {
         if let DatabaseUrl::Postgres(url) = url {
             let pool = PgPoolOptions::new()
                 .max_connections(max_connections)
@@ -109,19 +116,23 @@ impl Db {
             return Ok(Self::Postgres(pool));
         }
         let url = url.as_str();
-        let options = SqliteConnectOptions::from_str(url)
+        let mut options = SqliteConnectOptions::from_str(url)
             .with_context(|| format!("database.url is not a usable SQLite URL: {url}"))?
             .create_if_missing(true)
             .journal_mode(SqliteJournalMode::Wal)
             .synchronous(SqliteSynchronous::Normal)
             .busy_timeout(Duration::from_secs(10))
-            .foreign_keys(true)
+            .foreign_keys(true);
+        if bulk_reads {
             // Reads through a memory map instead of a read(2) per 4 KiB page, a bigger page
             // cache, and sorts in memory: listing 10,000 posts (their HTML spills into
-            // overflow pages) otherwise costs hundreds of thousands of system calls.
-            .pragma("mmap_size", "268435456")
-            .pragma("cache_size", "-32768")
-            .pragma("temp_store", "memory");
+            // overflow pages) otherwise costs hundreds of thousands of system calls. Both
+            // count in the process's resident memory, in proportion to what is read.
+            options = options
+                .pragma("mmap_size", "268435456")
+                .pragma("cache_size", "-32768")
+                .pragma("temp_store", "memory");
+        }
         let pool = SqlitePoolOptions::new()
             .max_connections(max_connections)
             .connect_with(options)
