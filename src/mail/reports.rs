@@ -353,6 +353,14 @@ mod tests {
         std::fs::read(&path).unwrap_or_else(|e| panic!("{path}: {e}"))
     }
 
+    fn who_and_how(report: &Report) -> Vec<(Option<&str>, Severity)> {
+        report
+            .findings
+            .iter()
+            .map(|f| (f.recipient.as_deref(), f.severity))
+            .collect()
+    }
+
     #[test]
     fn a_postfix_bounce_for_an_unknown_user_is_hard() {
         let report = read(&fixture("postfix-unknown-user.eml")).unwrap();
@@ -380,13 +388,8 @@ mod tests {
     #[test]
     fn a_postfix_bounce_for_a_full_mailbox_and_a_policy_refusal_is_soft() {
         let report = read(&fixture("postfix-two-recipients.eml")).unwrap();
-        let found: Vec<(Option<&str>, Severity)> = report
-            .findings
-            .iter()
-            .map(|f| (f.recipient.as_deref(), f.severity))
-            .collect();
         assert_eq!(
-            found,
+            who_and_how(&report),
             [
                 (Some("full@example.net"), Severity::Soft),
                 (Some("blocked@example.com"), Severity::Soft)
@@ -420,13 +423,8 @@ mod tests {
     #[test]
     fn an_exim_text_bounce_lists_each_failed_address() {
         let report = read(&fixture("exim-text.eml")).unwrap();
-        let found: Vec<(Option<&str>, Severity)> = report
-            .findings
-            .iter()
-            .map(|f| (f.recipient.as_deref(), f.severity))
-            .collect();
         assert_eq!(
-            found,
+            who_and_how(&report),
             [
                 (Some("old@example.net"), Severity::Hard),
                 (Some("full@example.net"), Severity::Soft)
