@@ -225,57 +225,13 @@ impl Ses {
     }
 }
 
-/// The DER SubjectPublicKeyInfo of the (first) certificate in a PEM text. Only the key is
-/// needed: the certificate is trusted for where it comes from (SNS's host over https), as
-/// AWS's own SDKs do, so its chain and dates are not looked at.
+/// The DER SubjectPublicKeyInfo of the certificate in a PEM text. Only the key is needed:
+/// the certificate is trusted for where it comes from (SNS's host over https), as AWS's own
+/// SDKs do, so its chain and dates are not looked at.
 fn certificate_key(pem: &[u8]) -> Option<Vec<u8>> {
-    const BEGIN: &str = "-----BEGIN CERTIFICATE-----";
-    const END: &str = "-----END CERTIFICATE-----";
-    let text = std::str::from_utf8(pem).ok()?;
-    let body = &text[text.find(BEGIN)? + BEGIN.len()..];
-    let body: String = body[..body.find(END)?].split_whitespace().collect();
-    let der = base64::engine::general_purpose::STANDARD.decode(body).ok()?;
-    // Certificate ::= SEQUENCE { tbsCertificate SEQUENCE { [0] version OPTIONAL, serialNumber,
-    // signature, issuer, validity, subject, subjectPublicKeyInfo, ... }, ... } (RFC 5280 §4.1)
-    let (certificate, _) = der_element(&der, 0x30)?;
-    let (tbs, _) = der_element(content(certificate)?, 0x30)?;
-    let mut rest = content(tbs)?;
-    if rest.first() == Some(&0xa0) {
-        rest = der_element(rest, 0xa0)?.1;
-    }
-    for tag in [0x02, 0x30, 0x30, 0x30, 0x30] {
-        rest = der_element(rest, tag)?.1;
-    }
-    let (spki, _) = der_element(rest, 0x30)?;
-    Some(spki.to_vec())
-}
-
-/// The DER element at the start of `input` if its tag is `tag`: the whole element (header
-/// and content) and what follows it.
-fn der_element(input: &[u8], tag: u8) -> Option<(&[u8], &[u8])> {
-    if *input.first()? != tag {
-        return None;
-    }
-    let (length, header) = match *input.get(1)? {
-        short @ 0..=0x7f => (usize::from(short), 2),
-        long @ 0x81..=0x84 => {
-            let count = usize::from(long & 0x7f);
-            let bytes = input.get(2..2 + count)?;
-            (bytes.iter().fold(0usize, |n, b| (n << 8) | usize::from(*b)), 2 + count)
-        }
-        _ => return None,
-    };
-    let end = header.checked_add(length)?;
-    Some((input.get(..end)?, &input[end..]))
-}
-
-/// The content of a whole DER element (its header skipped).
-fn content(element: &[u8]) -> Option<&[u8]> {
-    let header = match *element.get(1)? {
-        0..=0x7f => 2,
-        long => 2 + usize::from(long & 0x7f),
-    };
-    element.get(header..)
+    use x509_cert::der::{DecodePem, Encode};
+    let certificate = x509_cert::Certificate::from_pem(pem).ok()?;
+    certificate.tbs_certificate.subject_public_key_info.to_der().ok()
 }
 
 #[derive(serde::Deserialize)]
