@@ -19,6 +19,9 @@ use crate::mail::reports::{self, Severity};
 use crate::mail::{Composer, imap};
 use crate::store;
 
+/// The longest one look at the bounce mailbox may take.
+const LOOK_LIMIT: Duration = Duration::from_secs(600);
+
 /// What reading one message did.
 #[derive(Debug, Default, Clone, Copy, PartialEq, Eq)]
 pub struct Ingested {
@@ -143,7 +146,9 @@ async fn address_of(bounces: &Bounces, message_id: Option<&str>) -> anyhow::Resu
 /// it reports is kept. Mail that is not a report (a reply, spam) is logged and marked seen.
 pub async fn poll_mailbox(bounces: &Bounces, composer: &Composer, settings: &ImapSettings) -> anyhow::Result<Ingested> {
     let total = std::sync::Mutex::new(Ingested::default());
-    let looked = imap::read_unseen(settings, |raw| {
+    // A server that stops answering in the middle of a command must not stop the looks: one
+    // is given up after LOOK_LIMIT, and what it had not marked seen is read the next time.
+    let look = imap::read_unseen(settings, |raw| {
         let total = &total;
         async move {
             match ingest(bounces, composer, &raw, BounceSource::Imap).await {
@@ -161,8 +166,10 @@ pub async fn poll_mailbox(bounces: &Bounces, composer: &Composer, settings: &Ima
                 Err(IngestError::Failed(e)) => Err(e),
             }
         }
-    })
-    .await?;
+    });
+    let looked = tokio::time::timeout(LOOK_LIMIT, look)
+        .await
+        .map_err(|_| anyhow::anyhow!("the bounce mailbox: a look took over {LOOK_LIMIT:?} and was given up"))??;
     let total = *total.lock().expect("not poisoned");
     tracing::info!(
         read = looked.read,
