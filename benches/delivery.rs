@@ -43,42 +43,75 @@ fn start_sink(port: u16) -> anyhow::Result<Sink> {
     anyhow::bail!("smtp-sink did not start")
 }
 
+/// What one finished process used.
+struct Usage {
+    /// Peak resident memory (VmHWM), KiB.
+    peak_kib: u64,
+    /// User plus system CPU time.
+    cpu: Duration,
+}
+
+/// Waits for `pid` without blocking; once it has exited, returns its status and CPU time
+/// (reaped with wait4, which reports the child's own resource use).
+fn reap(pid: u32) -> anyhow::Result<Option<(i32, Duration)>> {
+    let mut status = 0;
+    // SAFETY: a zeroed rusage is a valid value for wait4 to fill in.
+    let mut usage: libc::rusage = unsafe { std::mem::zeroed() };
+    // SAFETY: pid is a child of this process; status and usage are valid for writes.
+    let done = unsafe { libc::wait4(pid as i32, &mut status, libc::WNOHANG, &mut usage) };
+    anyhow::ensure!(done >= 0, "wait4 failed: {}", std::io::Error::last_os_error());
+    if done == 0 {
+        return Ok(None);
+    }
+    let time = |t: libc::timeval| Duration::new(t.tv_sec as u64, t.tv_usec as u32 * 1000);
+    Ok(Some((status, time(usage.ru_utime) + time(usage.ru_stime))))
+}
+
 /// Runs commands side by side until all exit, polling each one's peak resident memory
-/// (VmHWM) from /proc. Returns the wall time, each peak (KiB) and each one's output.
-fn run_measured(cmds: &mut [Command]) -> anyhow::Result<(Duration, Vec<u64>, Vec<String>)> {
+/// (VmHWM) from /proc. Returns the wall time, each one's usage and each one's output.
+fn run_measured(cmds: &mut [Command]) -> anyhow::Result<(Duration, Vec<Usage>, Vec<String>)> {
+    use std::io::Read;
     let start = Instant::now();
     let mut children = Vec::new();
     for cmd in cmds.iter_mut() {
         children.push(cmd.stdout(Stdio::piped()).stderr(Stdio::piped()).spawn()?);
     }
-    let mut peaks = vec![0u64; children.len()];
-    let mut done = vec![false; children.len()];
-    while done.iter().any(|d| !d) {
+    let mut usages: Vec<Usage> = children
+        .iter()
+        .map(|_| Usage {
+            peak_kib: 0,
+            cpu: Duration::ZERO,
+        })
+        .collect();
+    let mut statuses: Vec<Option<i32>> = vec![None; children.len()];
+    while statuses.iter().any(Option::is_none) {
         for (i, child) in children.iter_mut().enumerate() {
-            if done[i] {
+            if statuses[i].is_some() {
                 continue;
             }
             if let Ok(status) = std::fs::read_to_string(format!("/proc/{}/status", child.id()))
                 && let Some(line) = status.lines().find(|l| l.starts_with("VmHWM:"))
             {
-                peaks[i] = peaks[i].max(line.split_whitespace().nth(1).and_then(|v| v.parse().ok()).unwrap_or(0));
+                let kib = line.split_whitespace().nth(1).and_then(|v| v.parse().ok()).unwrap_or(0);
+                usages[i].peak_kib = usages[i].peak_kib.max(kib);
             }
-            done[i] = child.try_wait()?.is_some();
+            if let Some((status, cpu)) = reap(child.id())? {
+                statuses[i] = Some(status);
+                usages[i].cpu = cpu;
+            }
         }
         std::thread::sleep(Duration::from_millis(10));
     }
     let took = start.elapsed();
     let mut outputs = Vec::new();
-    for child in children {
-        let output = child.wait_with_output()?;
-        anyhow::ensure!(
-            output.status.success(),
-            "herald send failed: {}",
-            String::from_utf8_lossy(&output.stderr)
-        );
-        outputs.push(String::from_utf8_lossy(&output.stdout).trim().to_owned());
+    for (child, status) in children.iter_mut().zip(statuses) {
+        let (mut out, mut err) = (String::new(), String::new());
+        child.stdout.take().expect("piped").read_to_string(&mut out)?;
+        child.stderr.take().expect("piped").read_to_string(&mut err)?;
+        anyhow::ensure!(status == Some(0), "a measured command failed: {err}");
+        outputs.push(out.trim().to_owned());
     }
-    Ok((took, peaks, outputs))
+    Ok((took, usages, outputs))
 }
 
 fn post(i: usize, date: &str) -> String {
@@ -113,7 +146,7 @@ fn deliver(
     database: Option<&str>,
     instances: usize,
 ) -> anyhow::Result<(f64, u64)> {
-    let dir = tempfile::tempdir()?;
+    let dir = tempfile::tempdir_in(std::env::var("HERALD_BENCH_DIR").unwrap_or_else(|_| "/tmp".into()))?;
     let database_url = match database {
         Some(url) => fresh_postgres(url)?,
         None => "sqlite://herald.db".to_owned(),
@@ -163,15 +196,18 @@ fn deliver(
             cmd
         })
         .collect();
-    let (took, peaks, outs) = run_measured(&mut sends)?;
+    let (took, usages, outs) = run_measured(&mut sends)?;
     let rate = subscribers as f64 / took.as_secs_f64();
     let backend = if database.is_some() { "postgres" } else { "sqlite" };
+    let cpu: Duration = usages.iter().map(|u| u.cpu).sum();
     println!(
-        "{herald}\n  send x{instances} ({backend}), {subscribers:>6} subscribers: {:>6.1} s  {rate:>6.0} msg/s  peak RSS {} MiB   ({})",
+        "{herald}\n  send x{instances} ({backend}), {subscribers:>6} subscribers: {:>6.1} s  {rate:>6.0} msg/s  \
+         CPU {:.0} us/msg  peak RSS {} MiB   ({})",
         took.as_secs_f64(),
-        peaks
+        cpu.as_secs_f64() * 1e6 / subscribers as f64,
+        usages
             .iter()
-            .map(|p| format!("{:.1}", *p as f64 / 1024.0))
+            .map(|u| format!("{:.1}", u.peak_kib as f64 / 1024.0))
             .collect::<Vec<_>>()
             .join(" / "),
         outs.iter()
@@ -194,9 +230,10 @@ fn deliver(
     Ok((rate, size))
 }
 
-fn ceiling(messages: usize, size: u64, port: u16) -> anyhow::Result<f64> {
-    let start = Instant::now();
-    let status = Command::new("smtp-source")
+/// smtp-source's rate and CPU per message (microseconds) for the same messages.
+fn ceiling(messages: usize, size: u64, port: u16) -> anyhow::Result<(f64, f64)> {
+    let mut source = Command::new("smtp-source");
+    source
         .args([
             "-d",
             "-s",
@@ -212,12 +249,12 @@ fn ceiling(messages: usize, size: u64, port: u16) -> anyhow::Result<f64> {
             "-t",
             "reader@example.net",
             &format!("127.0.0.1:{port}"),
-        ])
-        .stdout(Stdio::null())
-        .stderr(Stdio::null())
-        .status()?;
-    anyhow::ensure!(status.success(), "smtp-source failed");
-    Ok(messages as f64 / start.elapsed().as_secs_f64())
+        ]);
+    let (took, usages, _) = run_measured(std::slice::from_mut(&mut source))?;
+    Ok((
+        messages as f64 / took.as_secs_f64(),
+        usages[0].cpu.as_secs_f64() * 1e6 / messages as f64,
+    ))
 }
 
 /// With `HERALD_BENCH_DATABASE_URL=postgres://...` it runs on PostgreSQL: 100,000
@@ -235,9 +272,12 @@ fn main() -> anyhow::Result<()> {
         Some(_) => vec![(100_000, 1), (100_000, 3)],
         None => vec![(10_000, 1), (100_000, 1)],
     };
-    // `HERALD_BENCH_ONLY=100000x1`: just that run.
+    // `HERALD_BENCH_ONLY=100000x1`: just that run (any count of subscribers and instances).
     if let Ok(only) = std::env::var("HERALD_BENCH_ONLY") {
-        runs.retain(|(n, i)| format!("{n}x{i}") == only);
+        let (n, i) = only
+            .split_once('x')
+            .expect("HERALD_BENCH_ONLY is SUBSCRIBERSxINSTANCES");
+        runs = vec![(n.parse()?, i.parse()?)];
     }
     // `HERALD_BENCH_REPEAT=3`: the binaries take turns that many times; medians are compared.
     let repeat: usize = std::env::var("HERALD_BENCH_REPEAT")
@@ -266,9 +306,10 @@ fn main() -> anyhow::Result<()> {
                 println!("median of {repeat}: {rate:>6.0} msg/s  {herald}");
             }
         }
-        let ceiling = ceiling(subscribers, size, port)?;
+        let (ceiling, cpu) = ceiling(subscribers, size, port)?;
         println!(
-            "smtp-source ceiling, {subscribers:>6} messages of {size} bytes, {SESSIONS} sessions: {ceiling:>6.0} msg/s  -> herald at {} of it",
+            "smtp-source ceiling, {subscribers:>6} messages of {size} bytes, {SESSIONS} sessions: {ceiling:>6.0} msg/s  \
+             CPU {cpu:.0} us/msg  -> herald at {} of it",
             rates
                 .iter()
                 .map(|r| format!("{:.0} %", 100.0 * r / ceiling))
