@@ -10,6 +10,11 @@ use sha2::{Digest, Sha256};
 
 use super::SendError;
 
+/// The most recipients one report is read for. Herald sends each message to one recipient, so
+/// a report about one of its messages names one; a report naming thousands is not about
+/// Herald's mail, and must not become thousands of events.
+pub const MAX_FINDINGS: usize = 100;
+
 /// How bad the news about one recipient is.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum Severity {
@@ -95,6 +100,7 @@ pub fn read(raw: &[u8]) -> Result<Report, ReportError> {
         let subject = message.subject().unwrap_or_default().chars().take(100).collect();
         return Err(ReportError::NotAReport { subject });
     }
+    report.findings.truncate(MAX_FINDINGS);
     Ok(report)
 }
 
@@ -457,6 +463,21 @@ mod tests {
             report.original_message_id.as_deref(),
             Some("edition.2.6@news.example.org")
         );
+    }
+
+    #[test]
+    fn a_report_naming_thousands_of_recipients_is_read_for_the_first_hundred() {
+        let groups: String = (0..5000)
+            .map(|i| format!("Final-Recipient: rfc822; r{i}@example.net\r\nAction: failed\r\nStatus: 5.1.1\r\n\r\n"))
+            .collect();
+        let raw = format!(
+            "From: MAILER-DAEMON@example.net\r\nSubject: Undelivered\r\nMIME-Version: 1.0\r\n\
+             Content-Type: multipart/report; report-type=delivery-status; boundary=\"b\"\r\n\r\n\
+             --b\r\nContent-Type: message/delivery-status\r\n\r\nReporting-MTA: dns; example.net\r\n\r\n{groups}--b--\r\n"
+        );
+        let report = read(raw.as_bytes()).unwrap();
+        assert_eq!(report.findings.len(), MAX_FINDINGS);
+        assert_eq!(report.findings[0].recipient.as_deref(), Some("r0@example.net"));
     }
 
     #[test]
