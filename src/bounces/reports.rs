@@ -119,7 +119,7 @@ async fn sent_to(bounces: &Bounces, token: &str) -> anyhow::Result<Option<(Strin
     let Some((key, check)) = token.rsplit_once('.') else {
         return Ok(None);
     };
-    let Some(id) = OwnMessage::parse(&format!("{key}@return-path")).and_then(|own| own.subscriber_id) else {
+    let Some(id) = OwnMessage::from_key(key).and_then(|own| own.subscriber_id) else {
         return Ok(None);
     };
     let Some(subscriber) = store::subscribers::find(&bounces.db, id).await? else {

@@ -69,6 +69,12 @@ impl OwnMessage {
         let id = id.strip_prefix('<').unwrap_or(id);
         let id = id.strip_suffix('>').unwrap_or(id);
         let (local, _domain) = id.rsplit_once('@')?;
+        Self::from_key(local)
+    }
+
+    /// Reads the key of one of Herald's messages (a Message-ID's local part, as a return
+    /// path's token carries it: `edition.E.S`, `confirm.S.x`, `test.E.x`).
+    pub fn from_key(local: &str) -> Option<Self> {
         let mut parts = local.split('.');
         let kind = parts.next()?;
         let first: i64 = parts.next()?.parse().ok()?;

@@ -54,8 +54,7 @@ where
             session(client, settings, &where_, read).await
         }
         SmtpTls::Tls => {
-            let client = Client::new(tls(tcp, &settings.host, &where_).await?);
-            let mut client = client;
+            let mut client = Client::new(tls(tcp, &settings.host, &where_).await?);
             greeting(&mut client, &where_).await?;
             session(client, settings, &where_, read).await
         }

@@ -457,6 +457,30 @@ async fn sync_imports_the_remote_sources_and_reports_each_one() {
 }
 
 /// A project whose list holds `n` confirmed subscribers, imported from a CSV file.
+/// 30 confirmed weekly readers, mail through `smtp`, `digest` keys in `[digest]`, and one
+/// post published after the first sync (so it is news, not the archive).
+async fn sending_project(smtp: &crate::smtp::SmtpServer, digest: &str) -> (tempfile::TempDir, PathBuf) {
+    let (dir, config) = project_with_subscribers(30);
+    let base = std::fs::read_to_string(&config).unwrap();
+    std::fs::write(
+        &config,
+        format!(
+            "{base}[mail]\ntransport = \"smtp\"\nfrom = \"News <news@example.org>\"\n[mail.smtp]\nhost = \"127.0.0.1\"\n\
+             port = {}\n[digest]\n{digest}",
+            smtp.port
+        ),
+    )
+    .unwrap();
+    assert!(run_herald(&config, &["sync"]).await.status.success());
+    std::fs::write(
+        dir.path().join("content/posts/otters.md"),
+        post("Otters", "2026-09-14", &["wildlife"], "Body."),
+    )
+    .unwrap();
+    assert!(run_herald(&config, &["sync"]).await.status.success());
+    (dir, config)
+}
+
 fn project_with_subscribers(n: usize) -> (tempfile::TempDir, PathBuf) {
     let (dir, config) = project(&[]);
     let file = dir.path().join("many.csv");
@@ -633,24 +657,7 @@ async fn send_says_an_edition_paused_itself_and_send_resume_sends_the_rest() {
         554,
         "5.7.1 account suspended".into(),
     ));
-    let (dir, config) = project_with_subscribers(30);
-    let base = std::fs::read_to_string(&config).unwrap();
-    std::fs::write(
-        &config,
-        format!(
-            "{base}[mail]\ntransport = \"smtp\"\nfrom = \"News <news@example.org>\"\n[mail.smtp]\nhost = \"127.0.0.1\"\n\
-             port = {}\n[digest]\nbreaker_window = 4\nconcurrency = 2\n",
-            smtp.port
-        ),
-    )
-    .unwrap();
-    assert!(run_herald(&config, &["sync"]).await.status.success());
-    std::fs::write(
-        dir.path().join("content/posts/otters.md"),
-        post("Otters", "2026-09-14", &["wildlife"], "Body."),
-    )
-    .unwrap();
-    assert!(run_herald(&config, &["sync"]).await.status.success());
+    let (_dir, config) = sending_project(&smtp, "breaker_window = 4\nconcurrency = 2\n").await;
 
     let sent = run_herald(&config, &["send", "--frequency", "weekly", "--force"]).await;
     let stdout = String::from_utf8_lossy(&sent.stdout);
