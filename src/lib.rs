@@ -10,6 +10,7 @@ pub mod digest;
 pub mod doctor;
 pub mod domain;
 pub mod feeds;
+pub mod insight;
 pub mod mail;
 pub mod metrics;
 pub mod schedule;

@@ -10,6 +10,7 @@ mod extract;
 mod files;
 mod guard;
 pub mod headers;
+mod insights;
 mod limits;
 mod negotiate;
 mod public;
@@ -101,6 +102,7 @@ pub fn router(app: AppState) -> Router {
         .route("/editions/{id}/resume", post(api::resume_edition))
         .route("/editions/{id}/cancel", post(api::cancel_edition))
         .route("/dashboard", get(api::dashboard))
+        .route("/insights", get(insights::api))
         .route("/posts", get(api::posts))
         .route_layer(axum::middleware::from_fn_with_state(app.clone(), api::require_token))
         .route_layer(same_origin(guard::refuse));
@@ -126,6 +128,8 @@ pub fn router(app: AppState) -> Router {
         .route("/editions/{id}/test", post(console::test))
         .route("/editions/{id}/retry", post(console::retry))
         .route("/doctor", get(doctor::doctor))
+        .route("/insights", get(insights::insights))
+        .route("/insights/{file}", get(insights::chart))
         .route("/editions/{id}/resume", post(console::resume))
         .route("/editions/{id}/cancel", post(console::cancel))
         .route_layer(axum::middleware::from_fn_with_state(

@@ -250,10 +250,35 @@ async fn the_console_fits_a_phone_and_asks_before_removing_anyone() {
     wait_text(&client, "h1", "Dashboard").await;
     for width in [320, 390] {
         viewport(&client, width).await;
-        for path in ["/admin", "/admin/subscribers", "/admin/posts", "/admin/editions"] {
+        for path in [
+            "/admin",
+            "/admin/subscribers",
+            "/admin/posts",
+            "/admin/editions",
+            "/admin/insights",
+        ] {
             client.goto(&app.url(path)).await.unwrap();
             wait_text(&client, "main", "").await;
             assert_fits(&client, path, width).await;
+        }
+        // The charts are images the browser drew, scaled down to the phone's width.
+        let drawn = client
+            .execute(
+                "const imgs = [...document.querySelectorAll('figure.chart img')];
+                 await Promise.all(imgs.map(i => i.decode().catch(() => null)));
+                 return imgs.map(i => [i.naturalWidth, Math.round(i.getBoundingClientRect().width)]);",
+                vec![],
+            )
+            .await
+            .unwrap();
+        let drawn: Vec<(u32, u32)> = serde_json::from_value(drawn).unwrap();
+        assert_eq!(drawn.len(), 4, "four charts");
+        for (natural, shown) in drawn {
+            assert_eq!(natural, 760, "each chart loads as an SVG image at {width} px");
+            assert!(
+                shown > 0 && shown < width,
+                "each chart fits the {width} px page: {shown} px"
+            );
         }
     }
 

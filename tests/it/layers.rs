@@ -17,6 +17,7 @@ const LAYERS: &[(&str, u8)] = &[
     ("site", 3),
     ("mail", 3),
     ("bounces", 3),
+    ("insight", 3),
     ("subscribers", 4),
     ("digest", 4),
     ("auth", 4),

@@ -20,6 +20,7 @@ mod exactly_once;
 mod feed_check;
 mod feeds;
 mod import;
+mod insights;
 mod instances;
 mod layers;
 mod login_flood;
