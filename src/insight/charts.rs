@@ -147,8 +147,8 @@ fn growth(report: &Report) -> anyhow::Result<String> {
         chart
             .configure_mesh()
             .disable_x_mesh()
-            .x_labels(labels.len().min(8))
-            .x_label_formatter(&sparse(&labels, 6))
+            .x_labels(labels.len().min(6))
+            .x_label_formatter(&sparse(&labels, labels.len()))
             .y_label_formatter(&whole)
             .label_style((FONT, 12).into_font().color(&INK))
             .light_line_style(TRANSPARENT)
@@ -218,8 +218,8 @@ fn flows(report: &Report) -> anyhow::Result<String> {
         chart
             .configure_mesh()
             .disable_x_mesh()
-            .x_labels(labels.len().min(8))
-            .x_label_formatter(&sparse(&labels, 6))
+            .x_labels(labels.len().min(6))
+            .x_label_formatter(&sparse(&labels, labels.len()))
             .y_label_formatter(&|y| whole(&y.abs()))
             .label_style((FONT, 12).into_font().color(&INK))
             .light_line_style(TRANSPARENT)
