@@ -172,10 +172,9 @@ pub async fn report(db: &Db, now: DateTime<Utc>, days: u32) -> anyhow::Result<Re
 
     let mut latest = store::editions::list(db, EDITIONS).await?;
     latest.reverse();
-    let outcomes = match (latest.first(), latest.last()) {
-        (Some(first), Some(last)) => store::insight::outcomes(db, first.id, last.id).await?,
-        _ => BTreeMap::new(),
-    };
+    let ids: Vec<i64> = latest.iter().map(|e| e.id).collect();
+    let oldest = latest.iter().map(|e| e.created_at).min().unwrap_or(now);
+    let outcomes = store::insight::outcomes(db, &ids, oldest).await?;
     let editions = latest
         .into_iter()
         .map(|e| {

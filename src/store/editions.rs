@@ -240,13 +240,16 @@ pub async fn post_ids(db: &Db, edition_id: i64) -> anyhow::Result<Vec<i64>> {
 
 /// Deliveries by status, for one edition or (None) for all.
 pub async fn counts(db: &Db, edition_id: Option<i64>) -> anyhow::Result<DeliveryCounts> {
-    let rows: Vec<(DeliveryStatus, i64)> = with_pool!(db, pool => {
-        sqlx::query_as(
-            "select status, count(*) from deliveries where ($1 = 0 or edition_id = $1) group by status",
-        )
-        .bind(edition_id.unwrap_or(0))
-        .fetch_all(pool)
-        .await
+    // Two statements, not `($1 = 0 or edition_id = $1)`: that one cannot use the edition
+    // index and reads every delivery ever made to count one edition's.
+    let rows: Vec<(DeliveryStatus, i64)> = with_pool!(db, pool => match edition_id {
+        Some(id) => {
+            sqlx::query_as("select status, count(*) from deliveries where edition_id = $1 group by status")
+                .bind(id)
+                .fetch_all(pool)
+                .await
+        }
+        None => sqlx::query_as("select status, count(*) from deliveries group by status").fetch_all(pool).await,
     })
     .context("Failed to count deliveries")?;
     let mut counts = DeliveryCounts::default();

@@ -112,7 +112,7 @@ pub async fn by_source(db: &Db) -> anyhow::Result<Vec<(SubscriberSource, Subscri
     .context("Failed to count subscribers by source")
 }
 
-/// What happened to the mail of the editions with ids from `first` to `last`.
+/// What happened to one edition's mail.
 #[derive(Debug, Clone, Default, PartialEq, Eq)]
 pub struct Outcome {
     pub sent: i64,
@@ -124,26 +124,19 @@ pub struct Outcome {
     pub unsubscribed_after: i64,
 }
 
-pub async fn outcomes(db: &Db, first: i64, last: i64) -> anyhow::Result<BTreeMap<i64, Outcome>> {
+/// What came of each of `editions` (their ids, and when the first of them was created).
+/// Deliveries are counted one edition at a time so each count reads its own part of the
+/// edition index; only unsubscribers' deliveries are read to find the edition they left after.
+pub async fn outcomes(db: &Db, editions: &[i64], since: DateTime<Utc>) -> anyhow::Result<BTreeMap<i64, Outcome>> {
     let mut out: BTreeMap<i64, Outcome> = BTreeMap::new();
-    let deliveries: Vec<(i64, String, i64)> = with_pool!(db, pool => {
-        sqlx::query_as(
-            "select edition_id, status, count(*) from deliveries \
-             where edition_id between $1 and $2 and status in ('sent', 'failed') \
-             group by edition_id, status",
-        )
-        .bind(first)
-        .bind(last)
-        .fetch_all(pool)
-        .await
-    })
-    .context("Failed to count deliveries by edition")?;
-    for (edition, status, n) in deliveries {
+    let (Some(&first), Some(&last)) = (editions.iter().min(), editions.iter().max()) else {
+        return Ok(out);
+    };
+    for &edition in editions {
+        let counts = super::editions::counts(db, Some(edition)).await?;
         let o = out.entry(edition).or_default();
-        match status.as_str() {
-            "sent" => o.sent = n,
-            _ => o.failed = n,
-        }
+        o.sent = counts.sent;
+        o.failed = counts.failed;
     }
     let reports: Vec<(i64, bool, i64)> = with_pool!(db, pool => {
         sqlx::query_as(
@@ -166,18 +159,24 @@ pub async fn outcomes(db: &Db, first: i64, last: i64) -> anyhow::Result<BTreeMap
         }
     }
     // Each unsubscriber is put down to the last of these editions they were sent before
-    // they left. Only the deliveries of the editions asked about are read.
+    // they left. `edition_id in (...)` with the subscriber's id seeks the (edition, subscriber) index
+    // once per edition and unsubscriber.
+    let list = (0..editions.len())
+        .map(|i| format!("${}", i + 2))
+        .collect::<Vec<_>>()
+        .join(", ");
+    let sql = format!(
+        "select s.id, d.edition_id, d.sent_at from subscribers s \
+         join deliveries d on d.subscriber_id = s.id \
+         where s.status = 'unsubscribed' and s.unsubscribed_at >= $1 \
+         and d.edition_id in ({list}) and d.status = 'sent' and s.unsubscribed_at >= d.sent_at"
+    );
     let sent: Vec<(i64, i64, DateTime<Utc>)> = with_pool!(db, pool => {
-        sqlx::query_as(
-            "select d.subscriber_id, d.edition_id, d.sent_at from deliveries d \
-             join subscribers s on s.id = d.subscriber_id \
-             where d.edition_id between $1 and $2 and d.status = 'sent' \
-             and s.status = 'unsubscribed' and s.unsubscribed_at >= d.sent_at",
-        )
-        .bind(first)
-        .bind(last)
-        .fetch_all(pool)
-        .await
+        let mut query = sqlx::query_as(sqlx::AssertSqlSafe(sql.clone())).bind(since);
+        for id in editions {
+            query = query.bind(*id);
+        }
+        query.fetch_all(pool).await
     })
     .context("Failed to read the editions unsubscribers last received")?;
     let mut last_sent: BTreeMap<i64, (DateTime<Utc>, i64)> = BTreeMap::new();
