@@ -4,6 +4,7 @@
 use std::fmt::Display;
 
 use plotters::coord::Shift;
+use plotters::coord::types::RangedCoordf64;
 use plotters::prelude::*;
 
 use super::{Bucket, Report};
@@ -79,6 +80,56 @@ fn escape(text: &str) -> String {
     text.replace('&', "&amp;").replace('<', "&lt;").replace('>', "&gt;")
 }
 
+type Chart<'a, 'b> = ChartContext<'a, SVGBackend<'b>, Cartesian2d<RangedCoordf64, RangedCoordf64>>;
+
+/// A chart with its caption, margins and axes' room.
+fn frame<'a, 'b>(
+    root: &'a DrawingArea<SVGBackend<'b>, Shift>,
+    caption: impl AsRef<str>,
+    x: std::ops::Range<f64>,
+    y: std::ops::Range<f64>,
+) -> anyhow::Result<Chart<'a, 'b>> {
+    ChartBuilder::on(root)
+        .caption(caption, (FONT, 18).into_font().color(&INK))
+        .margin(12)
+        .x_label_area_size(32)
+        .y_label_area_size(56)
+        .build_cartesian_2d(x, y)
+        .map_err(plot_error)
+}
+
+/// Light horizontal lines, and `x_labels` labels along the bottom.
+fn axes(
+    chart: &mut Chart<'_, '_>,
+    x_labels: usize,
+    x_label: &dyn Fn(&f64) -> String,
+    y_label: &dyn Fn(&f64) -> String,
+) -> anyhow::Result<()> {
+    chart
+        .configure_mesh()
+        .disable_x_mesh()
+        .x_labels(x_labels)
+        .x_label_formatter(x_label)
+        .y_label_formatter(y_label)
+        .label_style((FONT, 12).into_font().color(&INK))
+        .light_line_style(TRANSPARENT)
+        .bold_line_style(INK.mix(0.12))
+        .draw()
+        .map_err(plot_error)
+}
+
+/// The series' names and colours, top left, where [`top`] left room for them.
+fn legend<'a, 'b: 'a>(chart: &mut Chart<'a, 'b>) -> anyhow::Result<()> {
+    chart
+        .configure_series_labels()
+        .position(SeriesLabelPosition::UpperLeft)
+        .label_font((FONT, 12).into_font().color(&INK))
+        .background_style(WHITE.mix(0.9))
+        .border_style(INK.mix(0.3))
+        .draw()
+        .map_err(plot_error)
+}
+
 /// At most `max` evenly spaced labels of `labels`, the rest blank.
 fn sparse<'a>(labels: &'a [String], max: usize) -> impl Fn(&f64) -> String + 'a {
     let step = labels.len().div_ceil(max.max(1)).max(1);
@@ -137,24 +188,8 @@ fn growth(report: &Report) -> anyhow::Result<String> {
     );
     svg("Confirmed subscribers", &desc, |root| {
         let n = labels.len().max(1) as f64;
-        let mut chart = ChartBuilder::on(root)
-            .caption("Confirmed subscribers", (FONT, 18).into_font().color(&INK))
-            .margin(12)
-            .x_label_area_size(32)
-            .y_label_area_size(56)
-            .build_cartesian_2d(0f64..(n - 1.0).max(1.0), 0f64..top(max))
-            .map_err(plot_error)?;
-        chart
-            .configure_mesh()
-            .disable_x_mesh()
-            .x_labels(labels.len().min(6))
-            .x_label_formatter(&sparse(&labels, labels.len()))
-            .y_label_formatter(&whole)
-            .label_style((FONT, 12).into_font().color(&INK))
-            .light_line_style(TRANSPARENT)
-            .bold_line_style(INK.mix(0.12))
-            .draw()
-            .map_err(plot_error)?;
+        let mut chart = frame(root, "Confirmed subscribers", 0f64..(n - 1.0).max(1.0), 0f64..top(max))?;
+        axes(&mut chart, labels.len().min(6), &sparse(&labels, labels.len()), &whole)?;
         let points: Vec<(f64, f64)> = report
             .growth
             .iter()
@@ -169,14 +204,7 @@ fn growth(report: &Report) -> anyhow::Result<String> {
             .map_err(plot_error)?
             .label("Confirmed")
             .legend(legend_box(palette::CONFIRMED));
-        chart
-            .configure_series_labels()
-            .position(SeriesLabelPosition::UpperLeft)
-            .label_font((FONT, 12).into_font().color(&INK))
-            .background_style(WHITE.mix(0.9))
-            .border_style(INK.mix(0.3))
-            .draw()
-            .map_err(plot_error)?;
+        legend(&mut chart)?;
         Ok(())
     })
 }
@@ -205,27 +233,15 @@ fn flows(report: &Report) -> anyhow::Result<String> {
     );
     svg("Joined and left", &desc, |root| {
         let n = labels.len() as f64;
-        let mut chart = ChartBuilder::on(root)
-            .caption(
-                format!("Joined and left, per {}", period_word(report)),
-                (FONT, 18).into_font().color(&INK),
-            )
-            .margin(12)
-            .x_label_area_size(32)
-            .y_label_area_size(56)
-            .build_cartesian_2d(-0.5f64..(n - 0.5).max(0.5), -top(down)..top(up))
-            .map_err(plot_error)?;
-        chart
-            .configure_mesh()
-            .disable_x_mesh()
-            .x_labels(labels.len().min(6))
-            .x_label_formatter(&sparse(&labels, labels.len()))
-            .y_label_formatter(&|y| whole(&y.abs()))
-            .label_style((FONT, 12).into_font().color(&INK))
-            .light_line_style(TRANSPARENT)
-            .bold_line_style(INK.mix(0.12))
-            .draw()
-            .map_err(plot_error)?;
+        let mut chart = frame(
+            root,
+            format!("Joined and left, per {}", period_word(report)),
+            -0.5f64..(n - 0.5).max(0.5),
+            -top(down)..top(up),
+        )?;
+        axes(&mut chart, labels.len().min(6), &sparse(&labels, labels.len()), &|y| {
+            whole(&y.abs())
+        })?;
         let half = 0.38;
         let bar = |i: usize, from: f64, to: f64, colour: RGBColor| {
             let x = i as f64;
@@ -260,14 +276,7 @@ fn flows(report: &Report) -> anyhow::Result<String> {
         chart
             .draw_series(LineSeries::new([(-0.5, 0.0), ((n - 0.5).max(0.5), 0.0)], INK.mix(0.6)))
             .map_err(plot_error)?;
-        chart
-            .configure_series_labels()
-            .position(SeriesLabelPosition::UpperLeft)
-            .label_font((FONT, 12).into_font().color(&INK))
-            .background_style(WHITE.mix(0.9))
-            .border_style(INK.mix(0.3))
-            .draw()
-            .map_err(plot_error)?;
+        legend(&mut chart)?;
         Ok(())
     })
 }
@@ -309,27 +318,15 @@ fn editions(report: &Report) -> anyhow::Result<String> {
         } else {
             (max * 1.5 * 10.0).ceil() / 10.0
         };
-        let mut chart = ChartBuilder::on(root)
-            .caption(
-                "Each edition: share of recipients (%)",
-                (FONT, 18).into_font().color(&INK),
-            )
-            .margin(12)
-            .x_label_area_size(32)
-            .y_label_area_size(56)
-            .build_cartesian_2d(-0.5f64..(n - 0.5).max(0.5), 0f64..y_top)
-            .map_err(plot_error)?;
-        chart
-            .configure_mesh()
-            .disable_x_mesh()
-            .x_labels(labels.len().max(1))
-            .x_label_formatter(&sparse(&labels, 12))
-            .y_label_formatter(&|y| format!("{y:.1}%"))
-            .label_style((FONT, 12).into_font().color(&INK))
-            .light_line_style(TRANSPARENT)
-            .bold_line_style(INK.mix(0.12))
-            .draw()
-            .map_err(plot_error)?;
+        let mut chart = frame(
+            root,
+            "Each edition: share of recipients (%)",
+            -0.5f64..(n - 0.5).max(0.5),
+            0f64..y_top,
+        )?;
+        axes(&mut chart, labels.len().max(1), &sparse(&labels, 12), &|y| {
+            format!("{y:.1}%")
+        })?;
         let width = 0.8 / series.len() as f64;
         for (k, (name, colour, part)) in series.iter().enumerate() {
             let bars = report.editions.iter().enumerate().filter_map(|(i, e)| {
@@ -343,14 +340,7 @@ fn editions(report: &Report) -> anyhow::Result<String> {
                 .label(*name)
                 .legend(legend_box(*colour));
         }
-        chart
-            .configure_series_labels()
-            .position(SeriesLabelPosition::UpperLeft)
-            .label_font((FONT, 12).into_font().color(&INK))
-            .background_style(WHITE.mix(0.9))
-            .border_style(INK.mix(0.3))
-            .draw()
-            .map_err(plot_error)?;
+        legend(&mut chart)?;
         Ok(())
     })
 }
@@ -375,24 +365,13 @@ fn sources(report: &Report) -> anyhow::Result<String> {
         &format!("{desc}, from {} to {}.", report.from, report.to),
         |root| {
             let n = labels.len() as f64;
-            let mut chart = ChartBuilder::on(root)
-                .caption("Where subscribers come from", (FONT, 18).into_font().color(&INK))
-                .margin(12)
-                .x_label_area_size(32)
-                .y_label_area_size(56)
-                .build_cartesian_2d(-0.5f64..(n - 0.5).max(0.5), 0f64..top(max))
-                .map_err(plot_error)?;
-            chart
-                .configure_mesh()
-                .disable_x_mesh()
-                .x_labels(labels.len().max(1))
-                .x_label_formatter(&sparse(&labels, 12))
-                .y_label_formatter(&whole)
-                .label_style((FONT, 12).into_font().color(&INK))
-                .light_line_style(TRANSPARENT)
-                .bold_line_style(INK.mix(0.12))
-                .draw()
-                .map_err(plot_error)?;
+            let mut chart = frame(
+                root,
+                "Where subscribers come from",
+                -0.5f64..(n - 0.5).max(0.5),
+                0f64..top(max),
+            )?;
+            axes(&mut chart, labels.len().max(1), &sparse(&labels, 12), &whole)?;
             type Part = fn(&super::SourceLine) -> i64;
             let series: [(String, RGBColor, Part, f64); 2] = [
                 ("Confirmed now".to_owned(), palette::NOW, |s| s.confirmed, -0.36),
@@ -414,14 +393,7 @@ fn sources(report: &Report) -> anyhow::Result<String> {
                     .label(name)
                     .legend(legend_box(colour));
             }
-            chart
-                .configure_series_labels()
-                .position(SeriesLabelPosition::UpperLeft)
-                .label_font((FONT, 12).into_font().color(&INK))
-                .background_style(WHITE.mix(0.9))
-                .border_style(INK.mix(0.3))
-                .draw()
-                .map_err(plot_error)?;
+            legend(&mut chart)?;
             Ok(())
         },
     )

@@ -15,6 +15,17 @@ use serde_json::Value;
 use crate::common::{TestApp, post, spawn_app_with};
 use crate::console::Console;
 
+/// A site whose first sync has made its archive (never mailed as new).
+async fn app_with_archive() -> TestApp {
+    let app = spawn_app_with("").await;
+    app.write_post(
+        "archive.md",
+        &post("Archive post", "2026-01-10", &["wildlife"], "Old news."),
+    );
+    app.sync().await;
+    app
+}
+
 /// Someone who asked to join at `asked`, from `source`, and was confirmed at `confirmed`.
 async fn joined(
     app: &TestApp,
@@ -92,12 +103,7 @@ fn read_svg(what: &str, svg: &str) -> (Vec<String>, std::collections::HashMap<St
 
 #[tokio::test]
 async fn the_lists_history_comes_back_as_figures_and_as_charts() {
-    let app = spawn_app_with("").await;
-    app.write_post(
-        "archive.md",
-        &post("Archive post", "2026-01-10", &["wildlife"], "Old news."),
-    );
-    app.sync().await;
+    let app = app_with_archive().await;
     let now = Utc::now();
     let ago = |days: i64| now - Duration::days(days);
 
@@ -258,12 +264,7 @@ async fn the_lists_history_comes_back_as_figures_and_as_charts() {
 
 #[tokio::test]
 async fn each_edition_shows_what_its_mail_came_to() {
-    let app = spawn_app_with("").await;
-    app.write_post(
-        "archive.md",
-        &post("Archive post", "2026-01-10", &["wildlife"], "Old news."),
-    );
-    app.sync().await;
+    let app = app_with_archive().await;
     let now = Utc::now();
     let mut ids = Vec::new();
     for email in ["a@example.org", "b@example.org", "c@example.org", "d@example.org"] {
