@@ -555,6 +555,8 @@ pub struct ScheduleSettings {
     pub daily: CronSchedule,
     /// When the weekly digest goes out.
     pub weekly: CronSchedule,
+    /// When the monthly digest goes out.
+    pub monthly: CronSchedule,
 }
 
 impl ScheduleSettings {
@@ -564,6 +566,7 @@ impl ScheduleSettings {
             Frequency::Immediate => None,
             Frequency::Daily => Some(&self.daily),
             Frequency::Weekly => Some(&self.weekly),
+            Frequency::Monthly => Some(&self.monthly),
         }
     }
 }
@@ -654,6 +657,7 @@ impl Default for ScheduleSettings {
             sources: CronSchedule::literal("0 */15 * * * *"),
             daily: CronSchedule::literal("0 0 8 * * *"),
             weekly: CronSchedule::literal("0 0 8 * * Mon"),
+            monthly: CronSchedule::literal("0 0 8 1 * *"),
         }
     }
 }
@@ -1130,6 +1134,7 @@ mod tests {
         assert_eq!(s.server.listen.port(), 8080);
         assert_eq!(s.schedule.timezone, Tz::Europe__London);
         assert_eq!(s.schedule.daily.as_str(), "0 0 8 * * *");
+        assert_eq!(s.schedule.monthly.as_str(), "0 0 8 1 * *");
         assert_eq!(s.mail.from.email.domain(), "localhost");
         assert!(s.mail.reply_to.is_none());
         let DatabaseUrl::Sqlite(url) = &s.database.url else {
@@ -1204,12 +1209,18 @@ mod tests {
             err.starts_with("schedule.weekly: \"0 8 * * *\" is not a valid cron"),
             "{err}"
         );
+        let err = error_of("[schedule]\nmonthly = \"0 0 8 32 * *\"\n");
+        assert!(
+            err.contains("schedule.monthly: \"0 0 8 32 * *\" is not a valid cron expression"),
+            "{err}"
+        );
     }
 
     #[test]
     fn typed_values_are_read_from_the_file() {
         let s = load_str(
             "[schedule]\ntimezone = \"America/New_York\"\nweekly = \"0 30 9 * * Fri\"\n\
+             monthly = \"0 0 7 15 * *\"\n\
              [mail]\nfrom = \"News <news@example.org>\"\nreply_to = \"desk@example.org\"\n\
              [database]\nurl = \"postgres://herald:secret@db/herald\"\n",
         )
@@ -1217,6 +1228,8 @@ mod tests {
         assert_eq!(s.schedule.timezone, Tz::America__New_York);
         assert_eq!(s.schedule.weekly.as_str(), "0 30 9 * * Fri");
         assert_eq!(s.schedule.digest_time(Frequency::Weekly), Some(&s.schedule.weekly));
+        assert_eq!(s.schedule.monthly.as_str(), "0 0 7 15 * *");
+        assert_eq!(s.schedule.digest_time(Frequency::Monthly), Some(&s.schedule.monthly));
         assert_eq!(s.schedule.digest_time(Frequency::Immediate), None);
         assert_eq!(s.mail.from.name.as_deref(), Some("News"));
         assert_eq!(s.mail.reply_to.unwrap().email.to_string(), "desk@example.org");

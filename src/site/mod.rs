@@ -585,6 +585,10 @@ impl Site {
                     value: "weekly",
                     label: "Weekly digest",
                 },
+                Choice {
+                    value: "monthly",
+                    label: "Monthly digest",
+                },
             ],
         );
         ctx.insert("topics", &topics.iter().map(|t| self.tag_view(t)).collect::<Vec<_>>());
