@@ -538,6 +538,9 @@ pub struct ContentSettings {
 pub struct FeedSettings {
     /// Entries per feed (at most 1000).
     pub limit: NonZeroU32,
+    /// WebSub hubs (http or https URLs) every public feed names, and that `herald serve`
+    /// tells when posts are published. Empty: no hub.
+    pub websub_hubs: Vec<Url>,
 }
 
 #[derive(Debug, Clone, Deserialize)]
@@ -645,7 +648,10 @@ impl Default for ContentSettings {
 
 impl Default for FeedSettings {
     fn default() -> Self {
-        Self { limit: nonzero(20) }
+        Self {
+            limit: nonzero(20),
+            websub_hubs: Vec::new(),
+        }
     }
 }
 
@@ -729,6 +735,11 @@ impl Settings {
         }
         if self.feeds.limit.get() > 1000 {
             bail!("feeds.limit must be between 1 and 1000, not {}", self.feeds.limit);
+        }
+        for (i, hub) in self.feeds.websub_hubs.iter().enumerate() {
+            if !matches!(hub.scheme(), "http" | "https") || hub.host_str().is_none() {
+                bail!("feeds.websub_hubs[{i}] must be an http or https URL, not {hub}");
+            }
         }
         let server = &self.server;
         // A connection waiting for its next request is also waiting for that request's
@@ -1195,6 +1206,23 @@ mod tests {
             let name = key.trim_start_matches('[').replace("]\n", ".");
             assert!(err.contains(&format!("{name}: ")) && err.contains("nonzero"), "{err}");
         }
+    }
+
+    #[test]
+    fn websub_hubs_are_http_urls() {
+        assert!(load_str("").unwrap().feeds.websub_hubs.is_empty());
+        let s = load_str("[feeds]\nwebsub_hubs = [\"https://hub.example/\", \"http://127.0.0.1:9/hub\"]\n").unwrap();
+        assert_eq!(
+            s.feeds.websub_hubs.iter().map(Url::as_str).collect::<Vec<_>>(),
+            ["https://hub.example/", "http://127.0.0.1:9/hub"]
+        );
+        let err = error_of("[feeds]\nwebsub_hubs = [\"https://hub.example/\", \"ftp://hub.example/\"]\n");
+        assert!(
+            err.contains("feeds.websub_hubs[1] must be an http or https URL"),
+            "{err}"
+        );
+        let err = error_of("[feeds]\nwebsub_hubs = [\"not a url\"]\n");
+        assert!(err.contains("websub_hubs"), "{err}");
     }
 
     #[test]

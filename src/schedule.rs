@@ -1,7 +1,8 @@
 //! Scheduled work inside `herald serve`, and the operations it shares with the CLI, the
 //! console and the API ([`Jobs`]: sync, poll, compose what is due, send now).
 //! tokio-cron-scheduler is only a ticker: each job is a one-line call into those operations.
-//! Uses `domain`, `config`, `store`, `content`, `site` (the document cache) and `digest`.
+//! Uses `domain`, `config`, `store`, `content`, `site` (the document cache), `digest` and
+//! `websub` (woken after a sync).
 //!
 //! Digest times are not tokio-cron-scheduler jobs: it fixes a job's UTC offset when the job
 //! is created, so a daily 08:00 would drift by an hour after a daylight-saving change. A
@@ -25,6 +26,7 @@ use crate::domain::Frequency;
 use crate::metrics::Metrics;
 use crate::site::DocumentCache;
 use crate::store::{self, Db, editions::Edition};
+use crate::websub::Announcer;
 
 /// Publishing work: posts in, the site's documents refreshed, editions composed.
 pub struct Jobs {
@@ -33,6 +35,7 @@ pub struct Jobs {
     cache: Arc<DocumentCache>,
     digests: Arc<Digests>,
     metrics: Arc<Metrics>,
+    announcer: Arc<Announcer>,
     settings: ScheduleSettings,
 }
 
@@ -115,6 +118,7 @@ impl Jobs {
         cache: Arc<DocumentCache>,
         digests: Arc<Digests>,
         metrics: Arc<Metrics>,
+        announcer: Arc<Announcer>,
     ) -> Self {
         Self {
             db,
@@ -122,6 +126,7 @@ impl Jobs {
             cache,
             digests,
             metrics,
+            announcer,
             settings: settings.schedule.clone(),
         }
     }
@@ -133,10 +138,12 @@ impl Jobs {
             .await
     }
 
-    /// Reads the posts folder into the store and drops stale rendered documents.
+    /// Reads the posts folder into the store, drops stale rendered documents, and has the
+    /// WebSub hubs told about new posts (in the background).
     pub async fn sync(&self) -> anyhow::Result<SyncReport> {
         let report = self.content.sync().await?;
         self.cache.refresh(&self.db).await?;
+        self.announcer.wake();
         Ok(report)
     }
 
@@ -150,6 +157,7 @@ impl Jobs {
             Metrics::count(&self.metrics.source_polls, one.outcome.label(), 1);
         }
         self.cache.refresh(&self.db).await?;
+        self.announcer.wake();
         Ok(polled)
     }
 

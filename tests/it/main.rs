@@ -40,4 +40,5 @@ mod subscriber_model;
 mod subscribers;
 mod sync;
 mod timing;
+mod websub;
 mod wire;
