@@ -43,7 +43,6 @@ pub struct Announcer {
     hubs: Vec<Url>,
     http: reqwest::Client,
     wake: Notify,
-    backoff: Duration,
 }
 
 impl Announcer {
@@ -61,14 +60,7 @@ impl Announcer {
             hubs: settings.feeds.websub_hubs.clone(),
             http,
             wake: Notify::new(),
-            backoff: FIRST_BACKOFF,
         })
-    }
-
-    /// The same, waiting `backoff` before a second try (tests use a short one).
-    pub fn with_backoff(mut self, backoff: Duration) -> Self {
-        self.backoff = backoff;
-        self
     }
 
     /// Whether any hub is configured.
@@ -118,10 +110,10 @@ impl Announcer {
         );
         let feeds_shared = Arc::new(feeds.clone());
         for hub in &self.hubs {
-            let (http, hub, feeds, backoff) = (self.http.clone(), hub.clone(), feeds_shared.clone(), self.backoff);
+            let (http, hub, feeds) = (self.http.clone(), hub.clone(), feeds_shared.clone());
             tokio::spawn(async move {
                 futures_util::stream::iter(feeds.iter())
-                    .for_each_concurrent(PER_HUB, |feed| ping(&http, &hub, feed, backoff))
+                    .for_each_concurrent(PER_HUB, |feed| ping(&http, &hub, feed))
                     .await;
             });
         }
@@ -136,8 +128,8 @@ fn hub_origin(hub: &Url) -> String {
 }
 
 /// Tells `hub` that `feed` changed, trying again on a failure that may pass.
-async fn ping(http: &reqwest::Client, hub: &Url, feed: &str, backoff: Duration) {
-    let mut wait = backoff;
+async fn ping(http: &reqwest::Client, hub: &Url, feed: &str) {
+    let mut wait = FIRST_BACKOFF;
     for attempt in 1..=ATTEMPTS {
         let sent = http
             .post(hub.clone())
