@@ -538,6 +538,9 @@ pub struct ContentSettings {
 pub struct FeedSettings {
     /// Entries per feed (at most 1000).
     pub limit: NonZeroU32,
+    /// WebSub hubs (http or https URLs) every public feed names, and that `herald serve`
+    /// tells when posts are published. Empty: no hub.
+    pub websub_hubs: Vec<Url>,
 }
 
 #[derive(Debug, Clone, Deserialize)]
@@ -555,6 +558,8 @@ pub struct ScheduleSettings {
     pub daily: CronSchedule,
     /// When the weekly digest goes out.
     pub weekly: CronSchedule,
+    /// When the monthly digest goes out.
+    pub monthly: CronSchedule,
 }
 
 impl ScheduleSettings {
@@ -564,6 +569,7 @@ impl ScheduleSettings {
             Frequency::Immediate => None,
             Frequency::Daily => Some(&self.daily),
             Frequency::Weekly => Some(&self.weekly),
+            Frequency::Monthly => Some(&self.monthly),
         }
     }
 }
@@ -642,7 +648,10 @@ impl Default for ContentSettings {
 
 impl Default for FeedSettings {
     fn default() -> Self {
-        Self { limit: nonzero(20) }
+        Self {
+            limit: nonzero(20),
+            websub_hubs: Vec::new(),
+        }
     }
 }
 
@@ -654,6 +663,7 @@ impl Default for ScheduleSettings {
             sources: CronSchedule::literal("0 */15 * * * *"),
             daily: CronSchedule::literal("0 0 8 * * *"),
             weekly: CronSchedule::literal("0 0 8 * * Mon"),
+            monthly: CronSchedule::literal("0 0 8 1 * *"),
         }
     }
 }
@@ -725,6 +735,11 @@ impl Settings {
         }
         if self.feeds.limit.get() > 1000 {
             bail!("feeds.limit must be between 1 and 1000, not {}", self.feeds.limit);
+        }
+        for (i, hub) in self.feeds.websub_hubs.iter().enumerate() {
+            if !matches!(hub.scheme(), "http" | "https") || hub.host_str().is_none() {
+                bail!("feeds.websub_hubs[{i}] must be an http or https URL, not {hub}");
+            }
         }
         let server = &self.server;
         // A connection waiting for its next request is also waiting for that request's
@@ -1130,6 +1145,7 @@ mod tests {
         assert_eq!(s.server.listen.port(), 8080);
         assert_eq!(s.schedule.timezone, Tz::Europe__London);
         assert_eq!(s.schedule.daily.as_str(), "0 0 8 * * *");
+        assert_eq!(s.schedule.monthly.as_str(), "0 0 8 1 * *");
         assert_eq!(s.mail.from.email.domain(), "localhost");
         assert!(s.mail.reply_to.is_none());
         let DatabaseUrl::Sqlite(url) = &s.database.url else {
@@ -1193,6 +1209,23 @@ mod tests {
     }
 
     #[test]
+    fn websub_hubs_are_http_urls() {
+        assert!(load_str("").unwrap().feeds.websub_hubs.is_empty());
+        let s = load_str("[feeds]\nwebsub_hubs = [\"https://hub.example/\", \"http://127.0.0.1:9/hub\"]\n").unwrap();
+        assert_eq!(
+            s.feeds.websub_hubs.iter().map(Url::as_str).collect::<Vec<_>>(),
+            ["https://hub.example/", "http://127.0.0.1:9/hub"]
+        );
+        let err = error_of("[feeds]\nwebsub_hubs = [\"https://hub.example/\", \"ftp://hub.example/\"]\n");
+        assert!(
+            err.contains("feeds.websub_hubs[1] must be an http or https URL"),
+            "{err}"
+        );
+        let err = error_of("[feeds]\nwebsub_hubs = [\"not a url\"]\n");
+        assert!(err.contains("websub_hubs"), "{err}");
+    }
+
+    #[test]
     fn bad_cron_strings_name_their_key() {
         let err = error_of("[schedule]\ndaily = \"0 8 * * *\"\n");
         assert!(
@@ -1204,12 +1237,18 @@ mod tests {
             err.starts_with("schedule.weekly: \"0 8 * * *\" is not a valid cron"),
             "{err}"
         );
+        let err = error_of("[schedule]\nmonthly = \"0 0 8 32 * *\"\n");
+        assert!(
+            err.contains("schedule.monthly: \"0 0 8 32 * *\" is not a valid cron expression"),
+            "{err}"
+        );
     }
 
     #[test]
     fn typed_values_are_read_from_the_file() {
         let s = load_str(
             "[schedule]\ntimezone = \"America/New_York\"\nweekly = \"0 30 9 * * Fri\"\n\
+             monthly = \"0 0 7 15 * *\"\n\
              [mail]\nfrom = \"News <news@example.org>\"\nreply_to = \"desk@example.org\"\n\
              [database]\nurl = \"postgres://herald:secret@db/herald\"\n",
         )
@@ -1217,6 +1256,8 @@ mod tests {
         assert_eq!(s.schedule.timezone, Tz::America__New_York);
         assert_eq!(s.schedule.weekly.as_str(), "0 30 9 * * Fri");
         assert_eq!(s.schedule.digest_time(Frequency::Weekly), Some(&s.schedule.weekly));
+        assert_eq!(s.schedule.monthly.as_str(), "0 0 7 15 * *");
+        assert_eq!(s.schedule.digest_time(Frequency::Monthly), Some(&s.schedule.monthly));
         assert_eq!(s.schedule.digest_time(Frequency::Immediate), None);
         assert_eq!(s.mail.from.name.as_deref(), Some("News"));
         assert_eq!(s.mail.reply_to.unwrap().email.to_string(), "desk@example.org");

@@ -19,4 +19,5 @@ pub mod startup;
 pub mod store;
 pub mod subscribers;
 pub mod web;
+pub mod websub;
 pub mod worker;

@@ -1,13 +1,14 @@
 //! Scheduled work inside `herald serve`, and the operations it shares with the CLI, the
 //! console and the API ([`Jobs`]: sync, poll, compose what is due, send now).
 //! tokio-cron-scheduler is only a ticker: each job is a one-line call into those operations.
-//! Uses `domain`, `config`, `store`, `content`, `site` (the document cache) and `digest`.
+//! Uses `domain`, `config`, `store`, `content`, `site` (the document cache), `digest` and
+//! `websub` (woken after a sync).
 //!
 //! Digest times are not tokio-cron-scheduler jobs: it fixes a job's UTC offset when the job
 //! is created, so a daily 08:00 would drift by an hour after a daylight-saving change. A
-//! ticker instead asks, every few seconds, which digest time (`[schedule] daily`/`weekly`,
-//! read in `[schedule] timezone` at that moment) last passed, and composes that period's
-//! edition if no instance has yet. The same check on start-up is the catch-up: an edition
+//! ticker instead asks, every few seconds, which digest time (`[schedule] daily`, `weekly`,
+//! `monthly`, read in `[schedule] timezone` at that moment) last passed, and composes that
+//! period's edition if no instance has yet. The same check on start-up is the catch-up: an edition
 //! that came due while Herald was down goes out once, however many instances or restarts.
 
 use std::sync::Arc;
@@ -25,6 +26,7 @@ use crate::domain::Frequency;
 use crate::metrics::Metrics;
 use crate::site::DocumentCache;
 use crate::store::{self, Db, editions::Edition};
+use crate::websub::Announcer;
 
 /// Publishing work: posts in, the site's documents refreshed, editions composed.
 pub struct Jobs {
@@ -33,6 +35,7 @@ pub struct Jobs {
     cache: Arc<DocumentCache>,
     digests: Arc<Digests>,
     metrics: Arc<Metrics>,
+    announcer: Arc<Announcer>,
     settings: ScheduleSettings,
 }
 
@@ -53,8 +56,12 @@ impl Scheduler {
 }
 
 /// The digest times of `[schedule]`.
-fn digest_crons(s: &ScheduleSettings) -> [(Frequency, &Cron); 2] {
-    [(Frequency::Daily, s.daily.cron()), (Frequency::Weekly, s.weekly.cron())]
+fn digest_crons(s: &ScheduleSettings) -> [(Frequency, &Cron); 3] {
+    [
+        (Frequency::Daily, s.daily.cron()),
+        (Frequency::Weekly, s.weekly.cron()),
+        (Frequency::Monthly, s.monthly.cron()),
+    ]
 }
 
 /// The last time `cron` fired at or before `now`, on the wall clock of `tz`.
@@ -111,6 +118,7 @@ impl Jobs {
         cache: Arc<DocumentCache>,
         digests: Arc<Digests>,
         metrics: Arc<Metrics>,
+        announcer: Arc<Announcer>,
     ) -> Self {
         Self {
             db,
@@ -118,6 +126,7 @@ impl Jobs {
             cache,
             digests,
             metrics,
+            announcer,
             settings: settings.schedule.clone(),
         }
     }
@@ -129,10 +138,12 @@ impl Jobs {
             .await
     }
 
-    /// Reads the posts folder into the store and drops stale rendered documents.
+    /// Reads the posts folder into the store, drops stale rendered documents, and has the
+    /// WebSub hubs told about new posts (in the background).
     pub async fn sync(&self) -> anyhow::Result<SyncReport> {
         let report = self.content.sync().await?;
         self.cache.refresh(&self.db).await?;
+        self.announcer.wake();
         Ok(report)
     }
 
@@ -146,6 +157,7 @@ impl Jobs {
             Metrics::count(&self.metrics.source_polls, one.outcome.label(), 1);
         }
         self.cache.refresh(&self.db).await?;
+        self.announcer.wake();
         Ok(polled)
     }
 
@@ -168,7 +180,8 @@ impl Jobs {
             return Ok(None);
         };
         let period = digest::period_key(frequency, due, tz);
-        // Periods of one frequency sort as text: 2026-11-23 < 2026-11-24, 2026-W48 < 2026-W49.
+        // Periods of one frequency sort as text: 2026-11-23 < 2026-11-24, 2026-W48 < 2026-W49,
+        // 2026-11 < 2026-12.
         let done = store::meta_get(&self.db, &period_meta_key(frequency))
             .await?
             .is_some_and(|done| done >= period);
@@ -373,6 +386,24 @@ mod tests {
         assert_eq!(
             last_due(cron, tz, spring).unwrap(),
             Utc.with_ymd_and_hms(2027, 3, 29, 7, 0, 0).unwrap()
+        );
+    }
+
+    #[test]
+    fn monthly_times_fall_on_the_day_of_the_month_on_the_local_clock() {
+        let cron = parse_cron("schedule.monthly", "0 0 8 1 * *").unwrap();
+        let cron = cron.cron();
+        let tz: Tz = "Europe/London".parse().unwrap();
+        // 1 November is after the clocks went back (GMT); 1 October before (BST).
+        let late_november = Utc.with_ymd_and_hms(2026, 11, 26, 12, 0, 0).unwrap();
+        assert_eq!(
+            last_due(cron, tz, late_november).unwrap(),
+            Utc.with_ymd_and_hms(2026, 11, 1, 8, 0, 0).unwrap()
+        );
+        let early_october = Utc.with_ymd_and_hms(2026, 10, 1, 6, 59, 0).unwrap();
+        assert_eq!(
+            last_due(cron, tz, early_october).unwrap(),
+            Utc.with_ymd_and_hms(2026, 9, 1, 7, 0, 0).unwrap()
         );
     }
 

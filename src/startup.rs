@@ -24,6 +24,7 @@ use crate::site::{DocumentCache, Site, Templates};
 use crate::store::Db;
 use crate::store::health::Readiness;
 use crate::subscribers::Subscriptions;
+use crate::websub::Announcer;
 
 /// The parts of Herald, each built the first time a command asks for it: a command that
 /// lists subscribers opens the database and nothing else; only one that checks a password
@@ -47,6 +48,7 @@ pub struct Parts {
     content: OnceCell<Arc<ContentSync>>,
     jobs: OnceCell<Arc<Jobs>>,
     webhooks: OnceCell<Webhooks>,
+    announcer: OnceCell<Arc<Announcer>>,
 }
 
 fn once<T: Clone>(cell: &OnceLock<T>, build: impl FnOnce() -> anyhow::Result<T>) -> anyhow::Result<T> {
@@ -83,6 +85,7 @@ impl Parts {
             content: OnceCell::new(),
             jobs: OnceCell::new(),
             webhooks: OnceCell::new(),
+            announcer: OnceCell::new(),
         }
     }
 
@@ -209,9 +212,19 @@ impl Parts {
         .await
     }
 
+    /// Tells the WebSub hubs about new posts.
+    pub async fn announcer(&self) -> anyhow::Result<Arc<Announcer>> {
+        let (db, site) = (self.db().await?, self.site().await?);
+        once_async(&self.announcer, || async {
+            Ok(Arc::new(Announcer::new(&self.settings, db, site)?))
+        })
+        .await
+    }
+
     /// Sync, poll, compose and send now.
     pub async fn jobs(&self) -> anyhow::Result<Arc<Jobs>> {
         let (db, content, digests) = (self.db().await?, self.content().await?, self.digests().await?);
+        let announcer = self.announcer().await?;
         once_async(&self.jobs, || async {
             Ok(Arc::new(Jobs::new(
                 &self.settings,
@@ -220,6 +233,7 @@ impl Parts {
                 self.cache.clone(),
                 digests,
                 self.metrics.clone(),
+                announcer,
             )))
         })
         .await
@@ -242,6 +256,7 @@ pub struct App {
     pub digests: Arc<Digests>,
     pub sender: Arc<DigestSender>,
     pub jobs: Arc<Jobs>,
+    pub announcer: Arc<Announcer>,
     pub bounces: Bounces,
     pub webhooks: Webhooks,
     pub composer: Arc<Composer>,
@@ -266,6 +281,7 @@ impl App {
             digests: parts.digests().await?,
             sender: parts.sender().await?,
             jobs: parts.jobs().await?,
+            announcer: parts.announcer().await?,
             bounces: parts.bounces().await?,
             webhooks: parts.webhooks().await?,
             composer: parts.composer()?,
@@ -297,6 +313,7 @@ where
     let scheduler = schedule::start(app.jobs.clone()).await?;
     let outbox = tokio::spawn(app.outbox.clone().run(shutdown.clone()));
     let requests = tokio::spawn(app.subscriptions.clone().run(shutdown.clone()));
+    tokio::spawn(app.announcer.clone().run(shutdown.clone()));
     if let Some(mailbox) = &app.settings.bounces.imap {
         tokio::spawn(bounces::reports::poll_until(
             app.bounces.clone(),

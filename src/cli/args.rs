@@ -36,10 +36,10 @@ pub enum Command {
     Migrate,
     /// Compose the due digest editions and deliver everything queued, then exit.
     Send {
-        /// Only this frequency (default: all three).
+        /// Only this frequency (default: every one).
         #[arg(long)]
         frequency: Option<Frequency>,
-        /// Daily and weekly: send an extra edition now, even if this period's has gone out
+        /// Daily, weekly and monthly: send an extra edition now, even if this period's has gone out
         /// or its time has not come.
         #[arg(long)]
         force: bool,

@@ -80,7 +80,7 @@ pub enum Trigger {
     /// The scheduler, for the period whose time has come: at most one edition per period,
     /// however many instances fire.
     Scheduled(String),
-    /// Every new post for `immediate`; for daily and weekly, an extra edition an admin forced
+    /// Every new post for `immediate`; for daily, weekly and monthly, an extra edition an admin forced
     /// (`2026-11-23#2`), which leaves the period's scheduled edition to come.
     Manual,
     /// A sync that found new posts, for `immediate` (`post-{id}`); like `Manual` otherwise.
@@ -88,12 +88,13 @@ pub enum Trigger {
 }
 
 /// The period an edition of `frequency` at `now` belongs to, in the schedule's time zone:
-/// `2026-11-23` for daily, ISO week `2026-W48` for weekly.
+/// `2026-11-23` for daily, ISO week `2026-W48` for weekly, `2026-11` for monthly.
 pub fn period_key(frequency: Frequency, now: DateTime<Utc>, tz: Tz) -> String {
     let local = now.with_timezone(&tz);
     match frequency {
         Frequency::Immediate | Frequency::Daily => local.format("%Y-%m-%d").to_string(),
         Frequency::Weekly => local.format("%G-W%V").to_string(),
+        Frequency::Monthly => local.format("%Y-%m").to_string(),
     }
 }
 
@@ -151,7 +152,7 @@ impl Digests {
         let tz = self.settings().schedule.timezone;
         let groups: Vec<(String, Vec<i64>)> = match frequency {
             Frequency::Immediate => post_ids.iter().map(|id| (format!("post-{id}"), vec![*id])).collect(),
-            Frequency::Daily | Frequency::Weekly => {
+            Frequency::Daily | Frequency::Weekly | Frequency::Monthly => {
                 let key = period_key(frequency, now, tz);
                 let period = match trigger.clone() {
                     Trigger::Scheduled(period) => period,
@@ -197,5 +198,8 @@ mod tests {
         // ISO weeks: 1 January 2027 is in week 53 of 2026.
         let new_year = Utc.with_ymd_and_hms(2027, 1, 1, 12, 0, 0).unwrap();
         assert_eq!(period_key(Frequency::Weekly, new_year, tz), "2026-W53");
+        // Months too: 23:30 UTC on 31 May is already June in London.
+        assert_eq!(period_key(Frequency::Monthly, late, tz), "2026-06");
+        assert_eq!(period_key(Frequency::Monthly, new_year, tz), "2027-01");
     }
 }

@@ -44,13 +44,13 @@ pub async fn check(settings: &Settings, db: &Db, digests: &Digests) -> Finding {
     }
 }
 
-/// Renders the digest most readers get next — the next daily or weekly edition with the
+/// Renders the digest most readers get next — the next daily, weekly or monthly edition with the
 /// most posts; without news, the last edition; without editions, the latest three posts —
 /// and measures its HTML part for a reader with links of the real length.
 pub async fn measure(db: &Db, digests: &Digests) -> anyhow::Result<Option<Measured>> {
     let renderer = digests.renderer();
     let mut next: Option<(Frequency, Vec<i64>)> = None;
-    for frequency in [Frequency::Weekly, Frequency::Daily] {
+    for frequency in [Frequency::Weekly, Frequency::Daily, Frequency::Monthly] {
         let plan = digests.plan(frequency, None).await?;
         if plan.post_ids.len() > next.as_ref().map_or(0, |(_, ids)| ids.len()) {
             next = Some((frequency, plan.post_ids));

@@ -28,6 +28,8 @@ pub enum Frequency {
     Immediate,
     Daily,
     Weekly,
+    /// Once a month, for readers who want a round-up.
+    Monthly,
 }
 
 /// How a subscriber reached the list.
@@ -42,7 +44,8 @@ pub enum SubscriberSource {
 
 word_enum!(SubscriberStatus, "status", Pending => "pending", Confirmed => "confirmed",
     Unsubscribed => "unsubscribed", Bounced => "bounced", Complained => "complained");
-word_enum!(Frequency, "frequency", Immediate => "immediate", Daily => "daily", Weekly => "weekly");
+word_enum!(Frequency, "frequency", Immediate => "immediate", Daily => "daily", Weekly => "weekly",
+    Monthly => "monthly");
 word_enum!(SubscriberSource, "source", Form => "form", Import => "import", Cli => "cli", Api => "api");
 
 impl Frequency {
@@ -52,6 +55,7 @@ impl Frequency {
             Frequency::Immediate => "with every new post",
             Frequency::Daily => "once a day, when there is news",
             Frequency::Weekly => "once a week, when there is news",
+            Frequency::Monthly => "once a month, when there is news",
         }
     }
 }
@@ -145,10 +149,11 @@ mod tests {
             assert_eq!(f.as_str().parse::<Frequency>().unwrap(), *f);
         }
         assert_eq!(" Weekly ".parse::<Frequency>().unwrap(), Frequency::Weekly);
-        let err = "monthly".parse::<Frequency>().unwrap_err();
+        assert_eq!("MONTHLY".parse::<Frequency>().unwrap(), Frequency::Monthly);
+        let err = "yearly".parse::<Frequency>().unwrap_err();
         assert_eq!(
             err.to_string(),
-            "\"monthly\" is not a frequency; use one of: immediate daily weekly"
+            "\"yearly\" is not a frequency; use one of: immediate daily weekly monthly"
         );
         assert!("gone".parse::<SubscriberStatus>().is_err());
     }

@@ -88,24 +88,30 @@ pub fn atom(meta: &FeedMeta, posts: &[Post]) -> String {
                 .build()
         })
         .collect::<Vec<_>>();
+    let mut links = vec![
+        LinkBuilder::default()
+            .href(meta.self_url(FeedFormat::Atom))
+            .rel("self")
+            .mime_type(Some("application/atom+xml".into()))
+            .build(),
+        LinkBuilder::default()
+            .href(meta.home_url.clone())
+            .rel("alternate")
+            .mime_type(Some("text/html".into()))
+            .build(),
+    ];
+    links.extend(
+        meta.hubs
+            .iter()
+            .map(|hub| LinkBuilder::default().href(hub.clone()).rel("hub").build()),
+    );
     let mut feed = FeedBuilder::default();
     feed.id(meta.id.clone())
         .title(Text::plain(meta.title.clone()))
         .updated(fixed(meta.updated(posts)))
         .lang(Some(meta.language.clone()))
         .generator(Some(GeneratorBuilder::default().value("Herald").build()))
-        .links(vec![
-            LinkBuilder::default()
-                .href(meta.self_url(FeedFormat::Atom))
-                .rel("self")
-                .mime_type(Some("application/atom+xml".into()))
-                .build(),
-            LinkBuilder::default()
-                .href(meta.home_url.clone())
-                .rel("alternate")
-                .mime_type(Some("text/html".into()))
-                .build(),
-        ])
+        .links(links)
         .entries(entries);
     if posts.iter().any(|p| p.image.is_some()) {
         feed.namespaces(BTreeMap::from([("media".to_owned(), MEDIA_NS.to_owned())]));

@@ -15,7 +15,17 @@ struct JsonFeed<'a> {
     language: &'a str,
     #[serde(skip_serializing_if = "Vec::is_empty")]
     authors: Vec<Author>,
+    /// JSON Feed 1.1 `hubs`: where to subscribe for real-time updates.
+    #[serde(skip_serializing_if = "Vec::is_empty")]
+    hubs: Vec<Hub<'a>>,
     items: Vec<Item<'a>>,
+}
+
+#[derive(Serialize)]
+struct Hub<'a> {
+    #[serde(rename = "type")]
+    kind: &'static str,
+    url: &'a str,
 }
 
 #[derive(Serialize)]
@@ -72,6 +82,7 @@ pub fn json(meta: &FeedMeta, posts: &[Post]) -> String {
                 name: meta.default_author.clone(),
             }]
         },
+        hubs: meta.hubs.iter().map(|url| Hub { kind: "WebSub", url }).collect(),
         items,
     };
     serde_json::to_string_pretty(&feed).expect("a feed always serialises")

@@ -96,6 +96,9 @@ pub struct FeedMeta {
     pub default_author: String,
     /// When the feed has no posts, what to call its last update.
     pub empty_updated: DateTime<Utc>,
+    /// WebSub hubs that carry the feed's updates: each format names them beside its `self`
+    /// link, as WebSub §4 asks (a subscriber needs both).
+    pub hubs: Vec<String>,
 }
 
 impl FeedMeta {
@@ -145,6 +148,7 @@ pub(crate) mod fixtures {
             id: "urn:uuid:6f1c1c55-0000-4000-8000-000000000000".into(),
             default_author: "The Trust".into(),
             empty_updated: Utc.with_ymd_and_hms(2026, 1, 1, 0, 0, 0).unwrap(),
+            hubs: Vec::new(),
         }
     }
 
@@ -189,6 +193,64 @@ mod tests {
                     }
                 }
             }
+        }
+    }
+
+    /// WebSub §4: the hub and the feed's own URL, in each format's way.
+    #[test]
+    fn every_format_names_its_hubs_beside_its_self_link() {
+        let meta = FeedMeta {
+            hubs: vec![
+                "https://hub.example/".into(),
+                "https://other.example/hub?a=1&b=2".into(),
+            ],
+            ..meta()
+        };
+        for format in FeedFormat::ALL {
+            let out = format.render(&meta, &[post(1, "a", 1)]);
+            let links: Vec<(String, String)> = match format {
+                FeedFormat::Json => {
+                    let doc: serde_json::Value = serde_json::from_str(&out).unwrap();
+                    let mut links = vec![("self".to_owned(), doc["feed_url"].as_str().unwrap().to_owned())];
+                    for hub in doc["hubs"].as_array().unwrap() {
+                        assert_eq!(hub["type"], "WebSub");
+                        links.push(("hub".to_owned(), hub["url"].as_str().unwrap().to_owned()));
+                    }
+                    links
+                }
+                FeedFormat::Rss | FeedFormat::Atom => {
+                    let doc = roxmltree::Document::parse(&out).unwrap_or_else(|e| panic!("{e}: {out}"));
+                    doc.descendants()
+                        .filter(|n| {
+                            n.tag_name().name() == "link"
+                                && n.tag_name().namespace() == Some("http://www.w3.org/2005/Atom")
+                                && n.parent_element()
+                                    .is_some_and(|p| matches!(p.tag_name().name(), "channel" | "feed"))
+                        })
+                        .filter(|n| matches!(n.attribute("rel"), Some("hub" | "self")))
+                        .map(|n| {
+                            (
+                                n.attribute("rel").unwrap().to_owned(),
+                                n.attribute("href").unwrap().to_owned(),
+                            )
+                        })
+                        .collect()
+                }
+            };
+            assert_eq!(
+                links,
+                [
+                    ("self".to_owned(), meta.self_url(format).to_owned()),
+                    ("hub".to_owned(), "https://hub.example/".to_owned()),
+                    ("hub".to_owned(), "https://other.example/hub?a=1&b=2".to_owned()),
+                ],
+                "{format:?}: {out}"
+            );
+        }
+        // No hub configured, none named.
+        for format in FeedFormat::ALL {
+            let out = format.render(&super::fixtures::meta(), &[]);
+            assert!(!out.contains("hub"), "{format:?}: {out}");
         }
     }
 }

@@ -1,4 +1,4 @@
-//! RSS 2.0 documents (rss), with an Atom self link. Uses `feeds` and `domain`.
+//! RSS 2.0 documents (rss), with Atom self and hub links. Uses `feeds` and `domain`.
 
 use std::collections::BTreeMap;
 
@@ -63,6 +63,12 @@ pub fn rss(meta: &FeedMeta, posts: &[Post]) -> String {
         mime_type: Some("application/rss+xml".into()),
         ..Default::default()
     };
+    let mut links = vec![self_link];
+    links.extend(meta.hubs.iter().map(|hub| Link {
+        href: hub.clone(),
+        rel: "hub".into(),
+        ..Default::default()
+    }));
     let updated = meta.updated(posts).to_rfc2822();
     let channel = ChannelBuilder::default()
         .title(meta.title.clone())
@@ -76,7 +82,7 @@ pub fn rss(meta: &FeedMeta, posts: &[Post]) -> String {
         .last_build_date(Some(updated.clone()))
         .pub_date(Some(updated))
         .generator(Some("Herald".to_owned()))
-        .atom_ext(Some(AtomExtension { links: vec![self_link] }))
+        .atom_ext(Some(AtomExtension { links }))
         .namespaces(if posts.iter().any(|p| p.image.is_some()) {
             BTreeMap::from([("media".to_owned(), MEDIA_NS.to_owned())])
         } else {

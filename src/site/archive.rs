@@ -36,6 +36,7 @@ fn kind(frequency: Frequency) -> &'static str {
         Frequency::Immediate => "New post",
         Frequency::Daily => "Daily digest",
         Frequency::Weekly => "Weekly digest",
+        Frequency::Monthly => "Monthly digest",
     }
 }
 

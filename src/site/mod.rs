@@ -554,6 +554,7 @@ impl Site {
             id: format!("urn:uuid:{id}"),
             default_author: s.author.clone(),
             empty_updated: DateTime::UNIX_EPOCH,
+            hubs: self.settings.feeds.websub_hubs.iter().map(|u| u.to_string()).collect(),
         }
     }
 
@@ -584,6 +585,10 @@ impl Site {
                 Choice {
                     value: "weekly",
                     label: "Weekly digest",
+                },
+                Choice {
+                    value: "monthly",
+                    label: "Monthly digest",
                 },
             ],
         );

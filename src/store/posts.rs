@@ -525,6 +525,40 @@ pub async fn mark_public(db: &Db, now: DateTime<Utc>, archive: bool) -> anyhow::
     .context("Failed to note newly public posts")
 }
 
+/// Claims the posts public at `now` that no instance has announced to the WebSub hubs yet,
+/// and returns their ids: each post is claimed once, whichever instance asks first.
+#[tracing::instrument(skip_all)]
+pub async fn claim_unannounced(db: &Db, now: DateTime<Utc>) -> anyhow::Result<Vec<i64>> {
+    with_pool!(db, pool => {
+        sqlx::query_scalar(
+            "update posts set websub_announced_at = $1 \
+             where websub_announced_at is null and not draft and removed_at is null and published_at <= $1 \
+             returning id",
+        )
+        .bind(now)
+        .fetch_all(pool)
+        .await
+    })
+    .context("Failed to claim posts to announce")
+}
+
+/// The tag slugs of `ids`, each once, sorted.
+pub async fn tag_slugs(db: &Db, ids: &[i64]) -> anyhow::Result<Vec<String>> {
+    if ids.is_empty() {
+        return Ok(Vec::new());
+    }
+    with_pool!(db, pool => {
+        let mut query = QueryBuilder::new("select distinct tag from post_tags where post_id in (");
+        let mut list = query.separated(", ");
+        for id in ids {
+            list.push_bind(*id);
+        }
+        query.push(") order by tag");
+        query.build_query_scalar().fetch_all(pool).await
+    })
+    .context("Failed to read the tags of posts")
+}
+
 /// Posts by id, in the order of `ids`, whatever their state.
 pub async fn find_by_ids(db: &Db, ids: &[i64]) -> anyhow::Result<Vec<Post>> {
     if ids.is_empty() {

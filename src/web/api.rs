@@ -300,12 +300,12 @@ pub async fn import(State(app): State<AppState>, Query(q): Query<ImportQuery>, b
 pub struct SendBody {
     frequency: Option<String>,
     since: Option<String>,
-    /// An extra daily or weekly edition even if this period's has gone out or is not due.
+    /// An extra daily, weekly or monthly edition even if this period's has gone out or is not due.
     #[serde(default)]
     force: bool,
 }
 
-/// Composes what is due now (like `herald send`; with `force`, an extra daily or weekly
+/// Composes what is due now (like `herald send`; with `force`, an extra daily, weekly or monthly
 /// edition) and returns the editions at once, with the reason for each frequency that sent
 /// nothing; the delivery worker sends them in the background.
 pub async fn send_editions(State(app): State<AppState>, body: Option<Json<SendBody>>) -> Result<Response> {

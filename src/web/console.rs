@@ -339,7 +339,7 @@ pub async fn editions(State(app): State<AppState>, axum::Extension(admin): axum:
 pub struct SendForm {
     #[serde(default)]
     frequency: String,
-    /// "on" when the admin asks for an extra daily or weekly edition.
+    /// "on" when the admin asks for an extra daily, weekly or monthly edition.
     #[serde(default)]
     force: Option<String>,
     /// Set by the confirmation page's button; without it nothing is sent yet.

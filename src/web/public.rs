@@ -71,13 +71,34 @@ enum Wanted<'a> {
     Tags,
 }
 
+/// WebSub §4: `Link: <hub>; rel="hub", <feed>; rel="self"` on a feed's response, for
+/// clients that look at the headers rather than the document.
+fn websub_links(app: &AppState, format: FeedFormat, tag: Option<&str>) -> Option<HeaderValue> {
+    let hubs = &app.settings.feeds.websub_hubs;
+    if hubs.is_empty() {
+        return None;
+    }
+    let slug = tag.map(|t| crate::domain::Tag::parse(t).map_or_else(|_| t.to_owned(), |t| t.slug().to_owned()));
+    let mut links: Vec<String> = hubs.iter().map(|hub| format!("<{hub}>; rel=\"hub\"")).collect();
+    links.push(format!(
+        "<{}>; rel=\"self\"",
+        app.site.feed_url(slug.as_deref(), format)
+    ));
+    HeaderValue::from_str(&links.join(", ")).ok()
+}
+
 /// Serves a document, counting feed requests by format and status.
 async fn serve(app: &AppState, key: String, wanted: Wanted<'_>, headers: &HeaderMap) -> Result<Response> {
-    let format = match &wanted {
-        Wanted::Feed(format, _) => Some(format.file_name()),
-        _ => None,
+    let (format, links) = match &wanted {
+        Wanted::Feed(format, tag) => (Some(format.file_name()), websub_links(app, *format, *tag)),
+        _ => (None, None),
     };
-    let response = serve_document(app, key, wanted, headers).await?;
+    let mut response = serve_document(app, key, wanted, headers).await?;
+    if let Some(links) = links
+        && response.status() != StatusCode::NOT_FOUND
+    {
+        response.headers_mut().insert(header::LINK, links);
+    }
     if let Some(format) = format {
         let label = crate::metrics::FeedRequest {
             format: format.trim_start_matches("feed.").to_owned(),

@@ -85,11 +85,15 @@ pub async fn spawn_app_with(extra: &str) -> TestApp {
     let app = App::start(settings).await.unwrap();
     let shutdown = CancellationToken::new();
     tokio::spawn(web::serve(app.clone(), listener, shutdown.clone()));
-    // The scheduler's start-up catch-up settles the current daily and weekly periods (with
-    // nothing new, it marks them done): wait for it, so it never races a test's own sends.
+    // The scheduler's start-up catch-up settles the current daily, weekly and monthly periods
+    // (with nothing new, it marks them done): wait for it, so it never races a test's own sends.
     for _ in 0..200 {
         let mut settled = true;
-        for key in ["schedule.daily.period", "schedule.weekly.period"] {
+        for key in [
+            "schedule.daily.period",
+            "schedule.weekly.period",
+            "schedule.monthly.period",
+        ] {
             settled &= herald::store::meta_get(&app.db, key).await.unwrap().is_some();
         }
         if settled {

@@ -20,6 +20,7 @@ const LAYERS: &[(&str, u8)] = &[
     ("insight", 3),
     ("subscribers", 4),
     ("digest", 4),
+    ("websub", 4),
     ("auth", 4),
     ("schedule", 5),
     ("doctor", 5),

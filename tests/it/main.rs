@@ -41,4 +41,5 @@ mod subscriber_model;
 mod subscribers;
 mod sync;
 mod timing;
+mod websub;
 mod wire;

@@ -73,7 +73,8 @@ fn frequency() -> impl Strategy<Value = Frequency> {
     prop_oneof![
         Just(Frequency::Immediate),
         Just(Frequency::Daily),
-        Just(Frequency::Weekly)
+        Just(Frequency::Weekly),
+        Just(Frequency::Monthly)
     ]
 }
 
