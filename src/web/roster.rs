@@ -462,7 +462,7 @@ pub async fn bulk(
             Action::Remove => (
                 format!("Remove {}?", people(chosen.len())),
                 format!(
-                    "This erases {} and everything stored about them: their rows, their links and any mail queued for them. It cannot be undone.",
+                    "This erases {} and everything stored about them: their rows, history, links and any mail queued for them. Only a keyed hash of each address is kept, so that no import adds them again by mistake. It cannot be undone.",
                     people(chosen.len())
                 ),
                 format!("Remove {}", people(chosen.len())),

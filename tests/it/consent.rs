@@ -169,6 +169,33 @@ async fn the_consent_record_shows_the_form_wording_confirmation_changes_and_leav
     ] {
         assert!(shown.contains(words), "{words:?} in {shown}");
     }
+    // The console's page shows the same history, and an admin's edit joins it by name.
+    let console = crate::console::Console::new(&app).await;
+    let id = record["id"].as_i64().unwrap();
+    let saved = console
+        .post(
+            &format!("/admin/subscribers/{id}"),
+            &[("name", "Ana".to_owned()), ("frequency", "weekly".to_owned())],
+        )
+        .await;
+    let page = console.follow(saved).await;
+    for kind in [
+        "requested",
+        "confirmed",
+        "preferences_changed",
+        "unsubscribed",
+        "edited",
+    ] {
+        assert!(page.contains(&format!("data-kind=\"{kind}\"")), "{kind} on the page");
+    }
+    assert!(page.contains("console (ops@example.org)"), "{page}");
+    assert!(page.contains("from 203.0.113.0"), "{page}");
+    assert!(
+        page.contains("By subscribing you agree that Test &amp; Trust"),
+        "{page}"
+    );
+    assert_eq!(kinds(&show_json(&app, email)).last().unwrap(), "edited");
+
     // An address not on the list is an error, not an empty record.
     let missing = run(&app, &["show", "nobody@example.org"]);
     assert_eq!(missing.status.code(), Some(1));
