@@ -198,7 +198,8 @@ async fn show(parts: &Parts, email: &str, format: ShowFormat) -> anyhow::Result<
         return Ok(ExitCode::SUCCESS);
     }
     let s = &record.subscriber;
-    let when = |t: Option<chrono::DateTime<chrono::Utc>>| t.map_or_else(|| "-".to_owned(), |t| t.to_rfc3339());
+    let at = |t: chrono::DateTime<chrono::Utc>| t.to_rfc3339_opts(chrono::SecondsFormat::Secs, true);
+    let when = |t: Option<chrono::DateTime<chrono::Utc>>| t.map_or_else(|| "-".to_owned(), at);
     let c = &record.consent;
     let mut facts = super::output::table(["", ""]);
     facts.add_row(["email".to_owned(), s.email.to_string()]);
@@ -212,7 +213,7 @@ async fn show(parts: &Parts, email: &str, format: ShowFormat) -> anyhow::Result<
     };
     facts.add_row(["topics".to_owned(), topics]);
     facts.add_row(["source".to_owned(), s.source.to_string()]);
-    facts.add_row(["created".to_owned(), s.created_at.to_rfc3339()]);
+    facts.add_row(["created".to_owned(), at(s.created_at)]);
     let by = c.by.as_deref().map(|b| format!(" ({b})")).unwrap_or_default();
     facts.add_row([
         "consent given".to_owned(),
@@ -227,7 +228,10 @@ async fn show(parts: &Parts, email: &str, format: ShowFormat) -> anyhow::Result<
         .map(|ip| format!(" from {ip}"))
         .unwrap_or_default();
     facts.add_row(["confirmed".to_owned(), format!("{}{from}", when(c.confirmed_at))]);
-    println!("{}", facts.trim_fmt());
+    // The facts need no heading: their names are in the first column.
+    for line in facts.trim_fmt().lines().skip(1) {
+        println!("{line}");
+    }
     println!();
     let mut events = super::output::table(["at", "event", "source", "detail"]);
     for e in &record.events {
@@ -239,7 +243,7 @@ async fn show(parts: &Parts, email: &str, format: ShowFormat) -> anyhow::Result<
         if let Some(ip) = &e.ip {
             detail.push_str(&format!(" from {ip}"));
         }
-        events.add_row([e.at.to_rfc3339(), e.kind.clone(), source, detail.trim().to_owned()]);
+        events.add_row([at(e.at), e.kind.clone(), source, detail.trim().to_owned()]);
     }
     println!("{}", events.trim_fmt());
     Ok(ExitCode::SUCCESS)
