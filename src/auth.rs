@@ -307,6 +307,12 @@ impl Auth {
     /// Whether a bearer token is valid: one made by `herald admin create-token`, or the
     /// `[admin] api_token` from config (compared in constant time).
     pub async fn token_valid(&self, given: &str) -> anyhow::Result<bool> {
+        Ok(self.token_name(given).await?.is_some())
+    }
+
+    /// The name of a valid bearer token (`[admin] api_token` for the one in config), for the
+    /// history of what it changes; `None` if the token is not valid.
+    pub async fn token_name(&self, given: &str) -> anyhow::Result<Option<String>> {
         let configured = self.settings.api_token.expose_secret();
         if !configured.is_empty()
             && constant_time_eq::constant_time_eq(
@@ -314,12 +320,12 @@ impl Auth {
                 &Sha256::digest(configured.as_bytes()),
             )
         {
-            return Ok(true);
+            return Ok(Some("[admin] api_token".to_owned()));
         }
         if given.len() > 100 {
-            return Ok(false);
+            return Ok(None);
         }
-        store::accounts::use_token(&self.db, &token_hash(given), Utc::now()).await
+        store::accounts::token_name(&self.db, &token_hash(given), Utc::now()).await
     }
 }
 

@@ -187,6 +187,9 @@ pub struct SubscriberSettings {
     pub confirm_resend_minutes: u32,
     /// Subscribe attempts per minute from one client address.
     pub rate_per_minute: NonZeroU32,
+    /// Days after which a subscription never confirmed is deleted, with every trace of the
+    /// address (no shorter than `confirm_token_days`).
+    pub purge_pending_days: NonZeroU32,
 }
 
 /// A remote RSS or Atom feed whose items become posts.
@@ -499,6 +502,7 @@ impl Default for SubscriberSettings {
             confirm_token_days: nonzero(7),
             confirm_resend_minutes: 5,
             rate_per_minute: nonzero(10),
+            purge_pending_days: nonzero(30),
         }
     }
 }
@@ -788,6 +792,16 @@ impl Settings {
             if mailgun.signing_key.expose_secret().is_empty() {
                 bail!("bounces.mailgun.signing_key cannot be empty");
             }
+        }
+        let subscribers = &self.subscribers;
+        if subscribers.purge_pending_days < subscribers.confirm_token_days
+            || subscribers.purge_pending_days.get() > 3650
+        {
+            bail!(
+                "subscribers.purge_pending_days must be from subscribers.confirm_token_days ({}) to 3650, not {}",
+                subscribers.confirm_token_days,
+                subscribers.purge_pending_days
+            );
         }
         if self.digest.lease_seconds < 10 {
             bail!("digest.lease_seconds must be at least 10");

@@ -25,8 +25,8 @@ use chrono::{DateTime, Utc};
 
 use crate::config::BounceSettings;
 use crate::domain::{
-    BounceKind, BounceSource, EmailAddress, OwnMessage, Subscriber, SubscriberEvent, SubscriberStatus, Transition,
-    clean_diagnostic,
+    Actor, BounceKind, BounceSource, EmailAddress, OwnMessage, Subscriber, SubscriberEvent, SubscriberStatus,
+    Transition, clean_diagnostic,
 };
 use crate::store::{self, Db};
 
@@ -158,9 +158,10 @@ impl Bounces {
             BounceKind::Complaint => Some(SubscriberEvent::Complained),
             BounceKind::Soft | BounceKind::Reactivated => None,
         };
+        let reporter = Actor::new(report.source.into(), None);
         let (event_id, applied) = match event {
             Some(event) => {
-                let applied = store::subscribers::apply(&self.db, subscriber.id, event, now).await?;
+                let applied = store::subscribers::apply(&self.db, subscriber.id, event, &reporter, None, now).await?;
                 let Some(event_id) = store::bounces::insert(&self.db, &new).await? else {
                     return Ok(Recorded::Duplicate);
                 };
@@ -174,7 +175,16 @@ impl Bounces {
                 let count = store::bounces::soft_count_since(&self.db, subscriber.id, since).await?;
                 let applied = if count >= i64::from(self.soft_limit) {
                     tracing::info!(subscriber = subscriber.id, count, "soft bounces reached the limit");
-                    store::subscribers::apply(&self.db, subscriber.id, SubscriberEvent::Bounced, now).await?
+                    let detail = format!("{count} soft bounces");
+                    store::subscribers::apply(
+                        &self.db,
+                        subscriber.id,
+                        SubscriberEvent::Bounced,
+                        &reporter,
+                        Some(&detail),
+                        now,
+                    )
+                    .await?
                 } else {
                     None
                 };
@@ -224,11 +234,18 @@ impl Bounces {
     }
 
     /// Puts a bounced or complained subscriber back on the list, as an admin asked
-    /// (`source` is `Console` or `Api`), keeping `reason` with the event. They return to
+    /// (`source` is `Console` or `Api`; `by` the admin or API token), keeping `reason` with
+    /// the event and in their history. They return to
     /// where they were before: confirmed if they had confirmed, unsubscribed if they had
     /// left since, pending otherwise. Returns the subscriber as they now are.
     #[tracing::instrument(skip_all, fields(subscriber = id, source = %source))]
-    pub async fn reactivate(&self, id: i64, reason: &str, source: BounceSource) -> Result<Subscriber, BounceError> {
+    pub async fn reactivate(
+        &self,
+        id: i64,
+        reason: &str,
+        source: BounceSource,
+        by: Option<&str>,
+    ) -> Result<Subscriber, BounceError> {
         let reason = clean_diagnostic(reason).ok_or(BounceError::NoReason)?;
         let subscriber = store::subscribers::find(&self.db, id)
             .await?
@@ -246,9 +263,17 @@ impl Bounces {
             (None, None) => SubscriberStatus::Pending,
         };
         let now = Utc::now();
-        let applied = store::subscribers::apply(&self.db, id, SubscriberEvent::AdminSet { to }, now)
-            .await?
-            .ok_or(BounceError::NoSuchSubscriber(id))?;
+        let admin = Actor::new(source.into(), by.map(str::to_owned));
+        let applied = store::subscribers::apply(
+            &self.db,
+            id,
+            SubscriberEvent::AdminSet { to },
+            &admin,
+            Some(&reason),
+            now,
+        )
+        .await?
+        .ok_or(BounceError::NoSuchSubscriber(id))?;
         let address = applied.subscriber.email.as_str().to_lowercase();
         store::bounces::insert(
             &self.db,

@@ -151,8 +151,23 @@ pub enum SubscribersCommand {
         #[arg(long)]
         status: Option<SubscriberStatus>,
     },
-    /// Erase a person from the list: their row, tokens and queued mail.
+    /// Erase a person at their request: their row, history, tokens and queued mail. Only a
+    /// keyed hash of the address is kept, so no import adds them again by mistake.
     Remove { email: String },
+    /// Everything stored about a person: their data, the evidence of their consent and their
+    /// history (`--format json` for a subject access request).
+    Show {
+        email: String,
+        #[arg(long, value_enum, default_value_t = ShowFormat::Table)]
+        format: ShowFormat,
+    },
+}
+
+/// How `herald subscribers show` prints a person's record.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, ValueEnum)]
+pub enum ShowFormat {
+    Table,
+    Json,
 }
 
 /// How `herald subscribers list` prints the list.

@@ -8,7 +8,7 @@ pub mod send;
 pub mod subscribers;
 
 pub use args::{
-    AdminCommand, BouncesCommand, Cli, Command, DoctorFormat, ListFormat, StatusFormat, SubscribersCommand,
+    AdminCommand, BouncesCommand, Cli, Command, DoctorFormat, ListFormat, ShowFormat, StatusFormat, SubscribersCommand,
 };
 pub use output::UsageError;
 

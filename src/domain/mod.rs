@@ -5,6 +5,7 @@
 mod bounce;
 mod colour;
 mod email;
+mod history;
 mod lifecycle;
 mod post;
 mod slug;
@@ -16,6 +17,7 @@ mod word;
 pub use bounce::{BounceEvent, DIAGNOSTIC_MAX_CHARS, OwnMessage, clean_diagnostic, return_path_check};
 pub use colour::{Colour, ColourError};
 pub use email::{EmailAddress, EmailError};
+pub use history::{Actor, ConsentEvidence, ConsentText, EventKind, EventSource, HistoryEvent, truncate_ip};
 pub use lifecycle::{SubscriberEvent, Transition};
 pub use post::{Post, PostDraft, PostSource};
 pub use slug::{Slug, SlugError};

@@ -40,13 +40,16 @@ pub enum SubscriberSource {
     Import,
     Cli,
     Api,
+    /// Added by an admin in the console.
+    Console,
 }
 
 word_enum!(SubscriberStatus, "status", Pending => "pending", Confirmed => "confirmed",
     Unsubscribed => "unsubscribed", Bounced => "bounced", Complained => "complained");
 word_enum!(Frequency, "frequency", Immediate => "immediate", Daily => "daily", Weekly => "weekly",
     Monthly => "monthly");
-word_enum!(SubscriberSource, "source", Form => "form", Import => "import", Cli => "cli", Api => "api");
+word_enum!(SubscriberSource, "source", Form => "form", Import => "import", Cli => "cli", Api => "api",
+    Console => "console");
 
 impl Frequency {
     /// Words for the frequency in a sentence ("with every new post").

@@ -89,7 +89,16 @@ impl Outbox {
                     if let (SendError::Permanent { bad_mailbox: true, .. }, Some(id)) = (&e, mail.subscriber_id) {
                         // The state machine decides what a bounce does to the address; the
                         // bounce is kept either way.
-                        store::subscribers::apply(&self.db, id, SubscriberEvent::Bounced, now).await?;
+                        let smtp = crate::domain::Actor::new(crate::domain::EventSource::Smtp, None);
+                        store::subscribers::apply(
+                            &self.db,
+                            id,
+                            SubscriberEvent::Bounced,
+                            &smtp,
+                            Some("confirmation mail"),
+                            now,
+                        )
+                        .await?;
                         let diagnostic = crate::domain::clean_diagnostic(&e.to_string());
                         let address = mail.recipient.to_lowercase();
                         let event = store::bounces::NewBounceEvent {

@@ -23,7 +23,7 @@ pub use encoding::Encoding;
 pub use templates::{InlineHashes, Templates};
 
 use crate::config::Settings;
-use crate::domain::{Post, Slug, Subscriber, Tag};
+use crate::domain::{ConsentText, Post, Slug, Subscriber, Tag};
 use crate::feeds::{FeedFormat, FeedMeta};
 use crate::store::{self, Db, posts::PostLink};
 
@@ -46,6 +46,8 @@ pub struct Site {
     design: Design,
     /// The templates' inline hashes and the theme's.
     inline: InlineHashes,
+    /// The consent wording the subscribe form shows (`web/_consent.html`), with its version.
+    consent: ConsentText,
 }
 
 /// What the subscribe and preferences forms show as filled in.
@@ -135,6 +137,30 @@ struct Pagination {
     older_url: Option<String>,
 }
 
+/// The words of an HTML fragment: tags dropped, the entities tera escapes with turned back.
+fn text_of(html: &str) -> String {
+    let mut text = String::with_capacity(html.len());
+    let mut in_tag = false;
+    for c in html.chars() {
+        match c {
+            '<' => in_tag = true,
+            '>' if in_tag => {
+                in_tag = false;
+                text.push(' ');
+            }
+            c if !in_tag => text.push(c),
+            _ => {}
+        }
+    }
+    text.replace("&lt;", "<")
+        .replace("&gt;", ">")
+        .replace("&quot;", "\"")
+        .replace("&#x27;", "'")
+        .replace("&#39;", "'")
+        .replace("&#x2F;", "/")
+        .replace("&amp;", "&")
+}
+
 fn human_date(d: DateTime<Utc>) -> String {
     d.format("%-d %B %Y").to_string()
 }
@@ -145,13 +171,38 @@ impl Site {
         let design = Design::new(&settings);
         let mut inline = templates.inline_hashes().clone();
         inline.styles.push(design.theme_hash());
-        Ok(Self {
+        let mut site = Self {
             settings,
             templates,
             site_uuid,
             design,
             inline,
-        })
+            consent: ConsentText::new(""),
+        };
+        site.consent = site.consent_wording()?;
+        // Every wording a form of this site shows is kept, so the version a subscriber's
+        // request carries can always be shown as words. Templates and settings are read once
+        // at start, so this is the one wording this process shows.
+        if let Err(e) = store::history::keep_consent_text(db, &site.consent, Utc::now()).await {
+            tracing::warn!(error = format!("{e:#}"), "the consent wording could not be kept");
+        }
+        Ok(site)
+    }
+
+    /// The text of `web/_consent.html` as rendered for this site: what a subscriber agrees to.
+    fn consent_wording(&self) -> anyhow::Result<ConsentText> {
+        let mut ctx = tera::Context::new();
+        ctx.insert("site", &self.site_view());
+        let html = self
+            .templates
+            .render("web/_consent.html", &ctx)
+            .context("Failed to render the consent wording (web/_consent.html)")?;
+        Ok(ConsentText::new(&text_of(&html)))
+    }
+
+    /// The consent wording the subscribe form shows, with its version.
+    pub fn consent(&self) -> &ConsentText {
+        &self.consent
     }
 
     pub fn settings(&self) -> &Settings {
@@ -595,6 +646,7 @@ impl Site {
         ctx.insert("topics", &topics.iter().map(|t| self.tag_view(t)).collect::<Vec<_>>());
         ctx.insert("form", form);
         ctx.insert("form_error", &error);
+        ctx.insert("consent_version", &self.consent.version);
         ctx
     }
 

@@ -98,15 +98,14 @@ pub async fn create_token(db: &Db, name: &str, token_hash: &str, now: DateTime<U
     .context("Failed to store an API token")
 }
 
-/// Whether an API token (by hash) exists; notes its use.
-pub async fn use_token(db: &Db, token_hash: &str, now: DateTime<Utc>) -> anyhow::Result<bool> {
+/// The name of the API token with this hash, noting its use; `None` if there is none.
+pub async fn token_name(db: &Db, token_hash: &str, now: DateTime<Utc>) -> anyhow::Result<Option<String>> {
     with_pool!(db, pool => {
-        sqlx::query("update api_tokens set last_used_at = $2 where token_hash = $1")
+        sqlx::query_scalar("update api_tokens set last_used_at = $2 where token_hash = $1 returning name")
             .bind(token_hash)
             .bind(now)
-            .execute(pool)
+            .fetch_optional(pool)
             .await
-            .map(|r| r.rows_affected() > 0)
     })
     .context("Failed to check an API token")
 }

@@ -182,6 +182,7 @@ pub async fn record_on(conn: &mut DbConn, outcomes: &[Recorded], now: DateTime<U
         bounce.target(),
         status_in(&bounce.moves_from())
     );
+    let smtp = crate::domain::Actor::new(crate::domain::EventSource::Smtp, None);
     let mut lost = Vec::new();
     macro_rules! write_sent {
         ($conn:expr, $sql:literal, $ids:expr) => {{
@@ -280,6 +281,14 @@ pub async fn record_on(conn: &mut DbConn, outcomes: &[Recorded], now: DateTime<U
                         > 0;
                     if bounced {
                         void_confirmations!(&mut *$tx, r.delivery.subscriber_id, now)?;
+                        let record = super::history::NewEvent::new(
+                            r.delivery.subscriber_id,
+                            crate::domain::EventKind::Bounced,
+                            &smtp,
+                            now,
+                        )
+                        .detail(format!("edition {}", r.delivery.edition_id));
+                        super::history::record_event!(&mut *$tx, &record)?;
                     }
                 }
             }

@@ -10,6 +10,7 @@ pub mod bounces;
 pub mod deliveries;
 pub mod editions;
 pub mod health;
+pub mod history;
 pub mod insight;
 pub mod outbox;
 pub mod pauses;

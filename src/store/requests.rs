@@ -13,6 +13,8 @@ pub struct NewRequest<'a> {
     pub email: &'a EmailAddress,
     pub choices: &'a Choices,
     pub source: SubscriberSource,
+    /// The version of the consent wording the form showed.
+    pub wording_version: Option<&'a str>,
 }
 
 /// A request a worker has claimed.
@@ -26,6 +28,9 @@ pub struct ClaimedRequest {
     pub topics: String,
     pub source: String,
     pub attempts: i32,
+    pub wording_version: Option<String>,
+    /// When the form took it: when consent was given.
+    pub created_at: DateTime<Utc>,
 }
 
 /// Stores a request. The same single insert whatever the address is or was: the caller's
@@ -36,7 +41,7 @@ pub async fn insert(db: &Db, request: &NewRequest<'_>, now: DateTime<Utc>) -> an
     with_pool!(db, pool => {
         sqlx::query(
             "insert into subscription_requests (email, name, frequency, topics, source, status, next_attempt_at, \
-             created_at) values ($1, $2, $3, $4, $5, 'pending', $6, $6)",
+             created_at, wording_version) values ($1, $2, $3, $4, $5, 'pending', $6, $6, $7)",
         )
         .bind(request.email.as_str())
         .bind(&request.choices.name)
@@ -44,6 +49,7 @@ pub async fn insert(db: &Db, request: &NewRequest<'_>, now: DateTime<Utc>) -> an
         .bind(&topics)
         .bind(request.source.as_str())
         .bind(now)
+        .bind(request.wording_version)
         .execute(pool)
         .await
         .map(|_| ())
@@ -61,12 +67,12 @@ pub async fn claim_due(
 ) -> anyhow::Result<Vec<ClaimedRequest>> {
     const SQLITE: &str = super::claim_sql!(
         "subscription_requests",
-        "id, email, name, frequency, topics, source, attempts",
+        "id, email, name, frequency, topics, source, attempts, wording_version, created_at",
         ""
     );
     const POSTGRES: &str = super::claim_sql!(
         "subscription_requests",
-        "id, email, name, frequency, topics, source, attempts",
+        "id, email, name, frequency, topics, source, attempts, wording_version, created_at",
         " for update skip locked"
     );
     super::claim_rows(db, SQLITE, POSTGRES, now, lease_until, limit)

@@ -3,9 +3,11 @@
 use anyhow::Context;
 use chrono::{DateTime, Utc};
 
+use super::history::{NewEvent, record_event};
 use super::{BeginWrite, Db, with_pool};
 use crate::domain::{
-    EmailAddress, Frequency, Subscriber, SubscriberEvent, SubscriberSource, SubscriberStatus, Transition,
+    Actor, EmailAddress, EventKind, EventSource, Frequency, Subscriber, SubscriberEvent, SubscriberSource,
+    SubscriberStatus, Transition,
 };
 
 #[derive(sqlx::FromRow)]
@@ -349,9 +351,18 @@ macro_rules! move_status {
 /// ([`SubscriberEvent::transition`]) decides: the move is written only while the status is
 /// still the one the machine was asked about (another writer may have changed it since; the
 /// machine is then asked again about the new one). Leaving the list voids the address's
-/// outstanding confirmation links. `None` if there is no such subscriber.
+/// outstanding confirmation links. A move is kept in the subscriber's history, as made by
+/// `actor` (with `detail`, such as an admin's reason), in the same transaction. `None` if
+/// there is no such subscriber.
 #[tracing::instrument(skip_all, fields(event = ?event))]
-pub async fn apply(db: &Db, id: i64, event: SubscriberEvent, now: DateTime<Utc>) -> anyhow::Result<Option<Applied>> {
+pub async fn apply(
+    db: &Db,
+    id: i64,
+    event: SubscriberEvent,
+    actor: &Actor,
+    detail: Option<&str>,
+    now: DateTime<Utc>,
+) -> anyhow::Result<Option<Applied>> {
     for _ in 0..5 {
         let Some(subscriber) = find(db, id).await? else {
             return Ok(None);
@@ -361,9 +372,17 @@ pub async fn apply(db: &Db, id: i64, event: SubscriberEvent, now: DateTime<Utc>)
             return Ok(Some(Applied { transition, subscriber }));
         };
         let from = subscriber.status;
+        let mut record = NewEvent::new(id, EventKind::of_move(event, from, to), actor, now);
+        record.detail = Some(match detail {
+            Some(detail) => format!("{from} → {to}: {detail}"),
+            None => format!("{from} → {to}"),
+        });
         let moved = with_pool!(db, pool => {
             let mut tx = pool.begin_write().await?;
             let moved = move_status!(tx, id, from, to, now)?;
+            if moved {
+                record_event!(&mut *tx, &record)?;
+            }
             tx.commit().await?;
             Ok::<_, sqlx::Error>(moved)
         })
@@ -379,12 +398,35 @@ pub async fn apply(db: &Db, id: i64, event: SubscriberEvent, now: DateTime<Utc>)
     anyhow::bail!("The status of subscriber {id} kept changing under {event:?}")
 }
 
-/// Changes a subscriber's choices (name, frequency, topics). Returns the updated row.
+/// What changed between two sets of choices, in words (`frequency weekly → daily`); `None`
+/// when nothing did.
+pub fn describe_change(
+    before: (&Option<String>, Frequency, &[String]),
+    after: (&Option<String>, Frequency, &[String]),
+) -> Option<String> {
+    let topics = |t: &[String]| if t.is_empty() { "(all)".to_owned() } else { t.join(",") };
+    let mut changes = Vec::new();
+    if before.0 != after.0 {
+        changes.push("name".to_owned());
+    }
+    if before.1 != after.1 {
+        changes.push(format!("frequency {} → {}", before.1, after.1));
+    }
+    if before.2 != after.2 {
+        changes.push(format!("topics {} → {}", topics(before.2), topics(after.2)));
+    }
+    (!changes.is_empty()).then(|| changes.join("; "))
+}
+
+/// Changes a subscriber's choices (name, frequency, topics), and keeps what changed in their
+/// history: `preferences_changed` when the reader did it by their link, `edited` when an
+/// admin did. Returns the updated row.
 #[tracing::instrument(skip_all)]
 pub async fn update(
     db: &Db,
     id: i64,
     patch: &SubscriberPatch,
+    actor: &Actor,
     now: DateTime<Utc>,
 ) -> anyhow::Result<Option<Subscriber>> {
     let Some(current) = find(db, id).await? else {
@@ -392,30 +434,143 @@ pub async fn update(
     };
     let name = patch.name.clone().unwrap_or(current.name.clone());
     let frequency = patch.frequency.unwrap_or(current.frequency);
-    let topics = serde_json::to_string(patch.topics.as_ref().unwrap_or(&current.topics))?;
+    let new_topics = patch.topics.as_ref().unwrap_or(&current.topics);
+    let topics = serde_json::to_string(new_topics)?;
+    let kind = if actor.source == EventSource::Link {
+        EventKind::PreferencesChanged
+    } else {
+        EventKind::Edited
+    };
+    let change = describe_change(
+        (&current.name, current.frequency, &current.topics),
+        (&name, frequency, new_topics),
+    );
+    let record = change.map(|c| NewEvent::new(id, kind, actor, now).detail(c));
     with_pool!(db, pool => {
-        sqlx::query("update subscribers set name = $2, frequency = $3, topics = $4, updated_at = $5 where id = $1")
+        let mut tx = pool.begin_write().await?;
+        let updated = sqlx::query("update subscribers set name = $2, frequency = $3, topics = $4, updated_at = $5 where id = $1")
             .bind(id)
             .bind(&name)
             .bind(frequency.as_str())
             .bind(&topics)
             .bind(now)
-            .execute(pool)
-            .await
-            .map(|r| r.rows_affected())
+            .execute(&mut *tx)
+            .await?
+            .rows_affected();
+        if let Some(record) = &record
+            && updated > 0
+        {
+            record_event!(&mut *tx, record)?;
+        }
+        tx.commit().await
     })
     .context("Failed to update a subscriber")?;
     find(db, id).await
 }
 
-/// Erases a person: their row, tokens and queued mail. Returns whether anyone was there.
+/// Takes every trace of an address out of the tables that do not go with the subscriber's
+/// row: bounce reports keep their kind and time but lose the address and the text (which may
+/// quote it), mail queued to it goes, and (with `$requests`) so do requests for it still
+/// waiting for the worker.
+macro_rules! forget_address {
+    ($tx:expr, $id:expr, $email:expr, $requests:expr) => {{
+        let (id, email): (i64, &EmailAddress) = ($id, $email);
+        let (lower, key) = (email.as_str().to_lowercase(), email.key());
+        sqlx::query(
+            "update bounce_events set address = '', diagnostic = null \
+             where subscriber_id = $1 or address = $2 or address = $3",
+        )
+        .bind(id)
+        .bind(&lower)
+        .bind(&key)
+        .execute(&mut *$tx)
+        .await?;
+        if $requests {
+            sqlx::query("delete from subscription_requests where lower(email) = $1 or lower(email) = $2")
+                .bind(&lower)
+                .bind(&key)
+                .execute(&mut *$tx)
+                .await?;
+        }
+        sqlx::query("delete from outbox where subscriber_id = $1 or lower(recipient) = $2 or lower(recipient) = $3")
+            .bind(id)
+            .bind(&lower)
+            .bind(&key)
+            .execute(&mut *$tx)
+            .await?;
+        Ok::<(), sqlx::Error>(())
+    }};
+}
+
+/// Erases a person: their row, history, tokens and queued mail, and their address from the
+/// bounce reports; only `email_hash` (a keyed hash of the address) is kept, on the
+/// suppression list, with `source` (who asked) and the time. Returns whether anyone was there.
 #[tracing::instrument(skip_all)]
-pub async fn delete(db: &Db, id: i64) -> anyhow::Result<bool> {
+pub async fn erase(
+    db: &Db,
+    id: i64,
+    email_hash: &str,
+    source: EventSource,
+    now: DateTime<Utc>,
+) -> anyhow::Result<bool> {
+    let Some(subscriber) = find(db, id).await? else {
+        return Ok(false);
+    };
     let deleted = with_pool!(db, pool => {
-        sqlx::query("delete from subscribers where id = $1").bind(id).execute(pool).await.map(|r| r.rows_affected())
+        let mut tx = pool.begin_write().await?;
+        forget_address!(tx, id, &subscriber.email, true)?;
+        sqlx::query(
+            "insert into suppressions (email_hash, reason, source, created_at) values ($1, 'erased', $2, $3) \
+             on conflict (email_hash) do update set source = excluded.source, created_at = excluded.created_at",
+        )
+        .bind(email_hash)
+        .bind(source)
+        .bind(now)
+        .execute(&mut *tx)
+        .await?;
+        let deleted = sqlx::query("delete from subscribers where id = $1").bind(id).execute(&mut *tx).await?.rows_affected();
+        tx.commit().await?;
+        Ok::<_, sqlx::Error>(deleted)
     })
-    .context("Failed to delete a subscriber")?;
+    .context("Failed to erase a subscriber")?;
     Ok(deleted > 0)
+}
+
+/// Deletes, at most `limit` at a time, subscribers still pending who were added and last
+/// mailed a confirmation link before `cutoff`, with every trace of their address (as
+/// [`erase`], but keeping no hash: they never joined). Each is deleted only if it is still
+/// so when its own transaction runs, so instances purging at once, or a confirmation
+/// arriving meanwhile, change nothing. Returns how many went.
+#[tracing::instrument(skip_all)]
+pub async fn purge_pending(db: &Db, cutoff: DateTime<Utc>, limit: u32) -> anyhow::Result<usize> {
+    const STALE: &str = "status = 'pending' and created_at < $1 \
+         and (confirmation_sent_at is null or confirmation_sent_at < $1)";
+    let sql = sqlx::AssertSqlSafe(format!(
+        "select {COLUMNS} from subscribers where {STALE} order by id limit $2"
+    ));
+    let rows: Vec<SubscriberRow> = with_pool!(db, pool => {
+        sqlx::query_as(sql).bind(cutoff).bind(i64::from(limit)).fetch_all(pool).await
+    })
+    .context("Failed to find pending subscribers to purge")?;
+    let mut purged = 0;
+    for row in rows {
+        let subscriber = Subscriber::try_from(row)?;
+        let delete = sqlx::AssertSqlSafe(format!("delete from subscribers where id = $2 and {STALE}"));
+        let deleted = with_pool!(db, pool => {
+            let mut tx = pool.begin_write().await?;
+            // A request they make now is theirs to make: it stays.
+            forget_address!(tx, subscriber.id, &subscriber.email, false)?;
+            let deleted = sqlx::query(delete).bind(cutoff).bind(subscriber.id).execute(&mut *tx).await?.rows_affected();
+            // Confirmed (or changed) meanwhile: the rollback keeps everything.
+            if deleted > 0 {
+                tx.commit().await?;
+            }
+            Ok::<_, sqlx::Error>(deleted)
+        })
+        .context("Failed to purge a pending subscriber")?;
+        purged += deleted as usize;
+    }
+    Ok(purged)
 }
 
 /// Counts by status.
@@ -461,9 +616,12 @@ pub enum Confirmed {
 /// works, and only once. Where the state machine lets [`SubscriberEvent::Confirmed`] move
 /// the subscriber (pending, or unsubscribed and asked again), it confirms them with the
 /// name, frequency and topics it was mailed with; a confirmed one keeps their own choices,
-/// a suppressed one stays suppressed.
+/// a suppressed one stays suppressed. The confirmation is kept in their history with `ip`
+/// (the truncated address of the request that followed the link) and the version of the
+/// consent wording their request was made under.
 #[tracing::instrument(skip_all)]
-pub async fn confirm(db: &Db, token: &str, now: DateTime<Utc>) -> anyhow::Result<Confirmed> {
+pub async fn confirm(db: &Db, token: &str, ip: Option<String>, now: DateTime<Utc>) -> anyhow::Result<Confirmed> {
+    let link = Actor::link();
     let hash = token_hash(token);
     // The statuses the state machine confirms from: a link confirms only those, and only
     // as they are at the moment of the write.
@@ -489,14 +647,36 @@ pub async fn confirm(db: &Db, token: &str, now: DateTime<Utc>) -> anyhow::Result
         .fetch_optional(&mut *tx)
         .await?;
         if let Some((id, name, frequency, topics)) = &consumed {
-            sqlx::query(sqlx::AssertSqlSafe(confirm_sql.clone()))
+            let from: Option<SubscriberStatus> = sqlx::query_scalar("select status from subscribers where id = $1")
+                .bind(id)
+                .fetch_optional(&mut *tx)
+                .await?;
+            let wording_version: Option<Option<String>> = sqlx::query_scalar(
+                "select wording_version from subscriber_events where subscriber_id = $1 and kind = 'requested' \
+                 order by at desc, id desc limit 1",
+            )
+            .bind(id)
+            .fetch_optional(&mut *tx)
+            .await?;
+            let moved = sqlx::query(sqlx::AssertSqlSafe(confirm_sql.clone()))
             .bind(id)
             .bind(name)
             .bind(frequency)
             .bind(topics)
             .bind(now)
             .execute(&mut *tx)
-            .await?;
+            .await?
+            .rows_affected()
+                > 0;
+            if moved && let Some(from) = from {
+                let record = NewEvent {
+                    detail: Some(format!("{from} → {}", event.target())),
+                    wording_version: wording_version.flatten(),
+                    ip: ip.clone(),
+                    ..NewEvent::new(*id, EventKind::of_move(event, from, event.target()), &link, now)
+                };
+                record_event!(&mut *tx, &record)?;
+            }
         }
         tx.commit().await?;
         Ok::<_, sqlx::Error>(consumed)
@@ -559,6 +739,7 @@ pub async fn import_batch(
     rows: &[ImportRow],
     force: bool,
     default_frequency: Frequency,
+    actor: &Actor,
     now: DateTime<Utc>,
 ) -> anyhow::Result<Vec<ImportOutcome>> {
     let select = format!("select {COLUMNS} from subscribers where email_key = $1");
@@ -585,10 +766,10 @@ pub async fn import_batch(
                     };
                     let confirmed_at = (status == SubscriberStatus::Confirmed).then_some(now);
                     let topics = serde_json::to_string(row.topics.as_deref().unwrap_or(&[]))?;
-                    sqlx::query(
+                    let id: i64 = sqlx::query_scalar(
                         "insert into subscribers (email, email_key, name, status, frequency, topics, source, \
                          manage_token, consent_at, confirmed_at, created_at, updated_at) \
-                         values ($1, $2, $3, $4, $5, $6, 'import', $7, $8, $9, $8, $8)",
+                         values ($1, $2, $3, $4, $5, $6, 'import', $7, $8, $9, $8, $8) returning id",
                     )
                     .bind(row.email.as_str())
                     .bind(row.email.key())
@@ -599,9 +780,12 @@ pub async fn import_batch(
                     .bind(new_token())
                     .bind(now)
                     .bind(confirmed_at)
-                    .execute(&mut *tx)
+                    .fetch_one(&mut *tx)
                     .await
                     .with_context(|| format!("Failed to import line {}", row.line))?;
+                    let record = NewEvent::new(id, EventKind::Imported, actor, now)
+                        .detail(format!("line {}: added as {status}", row.line));
+                    record_event!(&mut *tx, &record)?;
                     break ImportOutcome::Added;
                 };
                 let current = Subscriber::try_from(existing)?;
@@ -642,6 +826,16 @@ pub async fn import_batch(
                     move_status!(tx, current.id, current.status, status, now)
                         .with_context(|| format!("Failed to import line {}", row.line))?;
                 }
+                let mut changes = vec![format!("line {}", row.line)];
+                if status != current.status {
+                    changes.push(format!("{} → {status}", current.status));
+                }
+                changes.extend(describe_change(
+                    (&current.name, current.frequency, &current.topics),
+                    (&name, frequency, &topics),
+                ));
+                let record = NewEvent::new(current.id, EventKind::Imported, actor, now).detail(changes.join("; "));
+                record_event!(&mut *tx, &record)?;
                 break ImportOutcome::Updated;
             };
             outcomes.push(outcome);

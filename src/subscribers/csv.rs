@@ -13,7 +13,7 @@ use anyhow::{Context, bail};
 use chrono::Utc;
 use serde::Serialize;
 
-use crate::domain::{EmailAddress, Frequency, SubscriberStatus, parse_name, parse_topics};
+use crate::domain::{Actor, EmailAddress, Frequency, SubscriberStatus, parse_name, parse_topics};
 use crate::store::Db;
 use crate::store::subscribers::{ImportOutcome, ImportRow, ListFilter, import_batch, list};
 
@@ -48,6 +48,9 @@ pub struct ImportReport {
     pub kept: Vec<RowProblem>,
     /// Rows that could not be read.
     pub failed: Vec<RowProblem>,
+    /// Rows of addresses erased at their owners' request: never imported (only their owner
+    /// can come back, by subscribing on the form).
+    pub erased: Vec<RowProblem>,
 }
 
 impl std::fmt::Display for ImportReport {
@@ -60,7 +63,11 @@ impl std::fmt::Display for ImportReport {
             self.unchanged,
             self.kept.len(),
             self.failed.len()
-        )
+        )?;
+        if !self.erased.is_empty() {
+            write!(f, ", {} erased at their request (not imported)", self.erased.len())?;
+        }
+        Ok(())
     }
 }
 
@@ -232,7 +239,7 @@ enum Batch {
     Fatal(anyhow::Error),
 }
 
-/// Imports a CSV stream. `progress` is told how many bytes have been read so far.
+/// Imports a CSV stream, as an import of no named file (see [`import_csv_as`]).
 pub async fn import_csv<R: Read + Send + 'static>(
     db: &Db,
     reader: R,
@@ -240,6 +247,22 @@ pub async fn import_csv<R: Read + Send + 'static>(
     default_frequency: Frequency,
     progress: impl Fn(u64),
 ) -> anyhow::Result<ImportReport> {
+    import_csv_as(db, reader, options, default_frequency, &Actor::import(None), progress).await
+}
+
+/// Imports a CSV stream; `by` (the file's name) is kept in the history of every subscriber
+/// it adds or changes. A row whose address is on the suppression list (erased at its
+/// owner's request) is refused and reported with its line. `progress` is told how many bytes
+/// have been read so far.
+pub async fn import_csv_as<R: Read + Send + 'static>(
+    db: &Db,
+    reader: R,
+    options: ImportOptions,
+    default_frequency: Frequency,
+    by: &Actor,
+    progress: impl Fn(u64),
+) -> anyhow::Result<ImportReport> {
+    let key = super::suppression::suppression_key(db).await?;
     // A topic no post has would leave its reader without mail: such rows are refused.
     let known_topics = crate::store::posts::known_topics(db).await?;
     // The CSV reader is blocking: it runs on its own thread and hands over bounded batches,
@@ -339,7 +362,33 @@ pub async fn import_csv<R: Read + Send + 'static>(
             Batch::Fatal(e) => return Err(e),
         };
         report.failed.extend(problems);
-        let outcomes = import_batch(db, &rows, options.force, default_frequency, Utc::now()).await?;
+        let hashes: Vec<String> = rows
+            .iter()
+            .map(|r| super::suppression::address_hash(&key, &r.email))
+            .collect();
+        let erased: HashMap<String, chrono::DateTime<Utc>> = crate::store::history::suppressed(db, &hashes)
+            .await?
+            .into_iter()
+            .collect();
+        let mut rows = rows;
+        if !erased.is_empty() {
+            let mut kept = Vec::with_capacity(rows.len());
+            for (row, hash) in rows.into_iter().zip(&hashes) {
+                match erased.get(hash) {
+                    Some(at) => report.erased.push(RowProblem {
+                        line: row.line,
+                        reason: format!(
+                            "{} was erased at their request on {}; not imported",
+                            row.email,
+                            at.format("%Y-%m-%d")
+                        ),
+                    }),
+                    None => kept.push(row),
+                }
+            }
+            rows = kept;
+        }
+        let outcomes = import_batch(db, &rows, options.force, default_frequency, by, Utc::now()).await?;
         for (row, outcome) in rows.iter().zip(outcomes) {
             match outcome {
                 ImportOutcome::Added => report.added += 1,

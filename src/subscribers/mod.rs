@@ -6,10 +6,13 @@
 //! `store`, `site` (templates, links) and `mail` (composing, the outbox).
 
 pub mod csv;
+mod suppression;
 mod topics;
 
+pub use suppression::{address_hash, suppression_key};
+
 use anyhow::Context;
-use chrono::{Duration, Utc};
+use chrono::{DateTime, Duration, Utc};
 use lettre::message::Mailbox;
 use serde::Serialize;
 
@@ -19,10 +22,12 @@ use tokio::sync::Notify;
 
 use crate::config::SubscriberSettings;
 use crate::domain::{
-    Choices, EmailAddress, Frequency, Subscriber, SubscriberEvent, SubscriberSource, SubscriberStatus, Transition,
+    Actor, Choices, ConsentEvidence, ConsentText, EmailAddress, EventKind, Frequency, HistoryEvent, Subscriber,
+    SubscriberEvent, SubscriberSource, SubscriberStatus, Transition, truncate_ip,
 };
 use crate::mail::{Composer, Outgoing, compose, outbox::Outbox};
 use crate::site::Site;
+use crate::store::history::NewEvent;
 use crate::store::subscribers::{Confirmed, NewSubscriber, SubscriberPatch};
 use crate::store::{self, Db, outbox::NewMail};
 use crate::worker::{self, Pass};
@@ -37,6 +42,10 @@ pub struct Subscriptions {
     settings: SubscriberSettings,
     /// Rung when the form stores a request.
     wake: Notify,
+    /// The key of the suppression list's hashes, read from the database once.
+    suppression_key: tokio::sync::OnceCell<[u8; 32]>,
+    /// When this instance last purged stale pending subscribers.
+    last_purge: std::sync::Mutex<Option<std::time::Instant>>,
 }
 
 /// What someone asked for on the form (or an admin on their behalf).
@@ -68,6 +77,9 @@ pub enum Added {
     Exists(Subscriber),
     /// Nobody is added with this status: an admin adds people to mail, pending or confirmed.
     Refused(SubscriberStatus),
+    /// The address was erased at its owner's request at this time: only they can bring it
+    /// back, by subscribing on the form themselves.
+    Erased(DateTime<Utc>),
 }
 
 /// What asking to send someone their confirmation link again did.
@@ -87,6 +99,18 @@ pub enum Resent {
 const REQUEST_LEASE: std::time::Duration = std::time::Duration::from_secs(60);
 /// A request that fails this many times is dropped (and logged) rather than retried for ever.
 const REQUEST_ATTEMPTS: i32 = 10;
+/// How often an instance purges pending subscribers who never confirmed.
+const PURGE_EVERY: std::time::Duration = std::time::Duration::from_secs(3600);
+
+/// What a subject access request gets: everything stored about a person.
+#[derive(Debug, Clone, Serialize)]
+pub struct PersonRecord {
+    #[serde(flatten)]
+    pub subscriber: Subscriber,
+    pub consent: ConsentEvidence,
+    /// Oldest first.
+    pub events: Vec<HistoryEvent>,
+}
 
 #[derive(Serialize)]
 struct ConfirmContext<'a> {
@@ -107,6 +131,16 @@ fn stored_request(row: &store::requests::ClaimedRequest) -> anyhow::Result<Subsc
     })
 }
 
+/// The choices a request asks for, in words for its history.
+fn asked_for(choices: &Choices) -> String {
+    let topics = if choices.topics.is_empty() {
+        "every topic".to_owned()
+    } else {
+        choices.topics.join(",")
+    };
+    format!("asked for {}, {topics}", choices.frequency)
+}
+
 impl Subscriptions {
     pub fn new(
         db: Db,
@@ -122,7 +156,120 @@ impl Subscriptions {
             outbox,
             settings: settings.clone(),
             wake: Notify::new(),
+            suppression_key: tokio::sync::OnceCell::new(),
+            last_purge: std::sync::Mutex::new(None),
         }
+    }
+
+    /// The keyed hash an address has on the suppression list.
+    pub async fn address_hash(&self, email: &EmailAddress) -> anyhow::Result<String> {
+        let key = self
+            .suppression_key
+            .get_or_try_init(|| suppression_key(&self.db))
+            .await?;
+        Ok(address_hash(key, email))
+    }
+
+    /// When the address was erased at its owner's request, if it is on the suppression list.
+    pub async fn erased_at(&self, email: &EmailAddress) -> anyhow::Result<Option<DateTime<Utc>>> {
+        let hash = self.address_hash(email).await?;
+        Ok(store::history::suppressed(&self.db, &[hash])
+            .await?
+            .first()
+            .map(|(_, at)| *at))
+    }
+
+    /// Keeps the consent wording this instance's form shows, so that the version a request
+    /// carries can always be shown as words.
+    pub async fn keep_consent_text(&self, text: &ConsentText) -> anyhow::Result<()> {
+        store::history::keep_consent_text(&self.db, text, Utc::now()).await
+    }
+
+    /// Everything that happened to a subscriber, oldest first.
+    pub async fn history(&self, id: i64) -> anyhow::Result<Vec<HistoryEvent>> {
+        store::history::for_subscriber(&self.db, id).await
+    }
+
+    /// How a subscriber's consent was given, from their history: the newest request, adding
+    /// or import that put them on the list, and the newest confirmation.
+    pub async fn consent(&self, subscriber: &Subscriber, history: &[HistoryEvent]) -> anyhow::Result<ConsentEvidence> {
+        let kinds = |ks: &[EventKind]| {
+            history
+                .iter()
+                .rev()
+                .find(|e| ks.iter().any(|k| k.as_str() == e.kind))
+                .cloned()
+        };
+        let given = kinds(&[EventKind::Requested, EventKind::Added, EventKind::Imported]);
+        let confirmed = kinds(&[EventKind::Confirmed, EventKind::Resubscribed]);
+        let version = confirmed
+            .as_ref()
+            .and_then(|e| e.wording_version.clone())
+            .or_else(|| given.as_ref().and_then(|e| e.wording_version.clone()));
+        let wording = match version {
+            Some(v) => Some(
+                store::history::consent_text(&self.db, &v)
+                    .await?
+                    .unwrap_or(ConsentText {
+                        version: v,
+                        text: String::new(),
+                    }),
+            ),
+            None => None,
+        };
+        Ok(ConsentEvidence {
+            given_at: given.as_ref().map(|e| e.at).or(subscriber.consent_at),
+            source: given
+                .as_ref()
+                .map_or_else(|| subscriber.source.as_str().to_owned(), |e| e.source.clone()),
+            by: given.as_ref().and_then(|e| e.by.clone()),
+            wording,
+            confirmed_at: confirmed.as_ref().map(|e| e.at).or(subscriber.confirmed_at),
+            confirmed_from: confirmed.and_then(|e| e.ip),
+        })
+    }
+
+    /// A subscriber's stored data, history and consent evidence (a subject access request).
+    pub async fn record_of(&self, subscriber: Subscriber) -> anyhow::Result<PersonRecord> {
+        let events = self.history(subscriber.id).await?;
+        let consent = self.consent(&subscriber, &events).await?;
+        Ok(PersonRecord {
+            subscriber,
+            consent,
+            events,
+        })
+    }
+
+    /// Deletes the subscribers still pending `[subscribers] purge_pending_days` after they
+    /// were added and last mailed a link, with every trace of their address: they never
+    /// joined. Safe with several instances at once. Returns how many went.
+    #[tracing::instrument(skip_all)]
+    pub async fn purge_pending(&self, now: DateTime<Utc>) -> anyhow::Result<usize> {
+        let cutoff = now - Duration::days(i64::from(self.settings.purge_pending_days.get()));
+        let mut purged = 0;
+        loop {
+            let n = store::subscribers::purge_pending(&self.db, cutoff, 500).await?;
+            purged += n;
+            if n < 500 {
+                break;
+            }
+        }
+        if purged > 0 {
+            tracing::info!(purged, "unconfirmed subscribers purged");
+        }
+        Ok(purged)
+    }
+
+    /// Purges (as [`Self::purge_pending`]) when this instance has not for [`PURGE_EVERY`].
+    async fn purge_when_due(&self) -> anyhow::Result<()> {
+        {
+            let mut last = self.last_purge.lock().unwrap_or_else(|e| e.into_inner());
+            if last.is_some_and(|t| t.elapsed() < PURGE_EVERY) {
+                return Ok(());
+            }
+            *last = Some(std::time::Instant::now());
+        }
+        self.purge_pending(Utc::now()).await.map(|_| ())
     }
 
     /// Takes a subscription request: stores it and wakes the worker that acts on it
@@ -131,12 +278,16 @@ impl Subscriptions {
     /// differs happens later, in the background); the request is durable before the form
     /// says "check your inbox", so a crash loses nothing that was acknowledged.
     #[tracing::instrument(skip_all)]
-    pub async fn request(&self, req: SubscribeRequest) -> anyhow::Result<()> {
+    ///
+    /// `wording_version` is the version of the consent wording the form showed
+    /// ([`ConsentText`]), kept as part of the evidence of consent.
+    pub async fn request(&self, req: SubscribeRequest, wording_version: Option<&str>) -> anyhow::Result<()> {
         let choices = req.choices();
         let new = store::requests::NewRequest {
             email: &req.email,
             choices: &choices,
             source: req.source,
+            wording_version,
         };
         store::requests::insert(&self.db, &new, Utc::now()).await?;
         self.wake.notify_one();
@@ -150,8 +301,19 @@ impl Subscriptions {
     /// someone else's address changes nothing of theirs), at most one mail per address per
     /// `[subscribers] confirm_resend_minutes`. Confirmed and suppressed addresses (the
     /// machine refuses their request) get nothing and keep everything.
+    ///
+    /// A request that mails a link is kept in the address's history as given at
+    /// `requested_at` (when the form took it) under the consent wording `wording_version`.
+    /// An address erased at its owner's request may ask again like any other: the owner's
+    /// own request, confirmed by the link, is fresh consent (the suppression is lifted only
+    /// when the link is followed).
     #[tracing::instrument(skip_all)]
-    pub async fn act_on(&self, req: &SubscribeRequest) -> anyhow::Result<()> {
+    pub async fn act_on(
+        &self,
+        req: &SubscribeRequest,
+        wording_version: Option<&str>,
+        requested_at: DateTime<Utc>,
+    ) -> anyhow::Result<()> {
         let now = Utc::now();
         let choices = req.choices();
         let event = SubscriberEvent::Requested;
@@ -165,7 +327,7 @@ impl Subscriptions {
             frequency: req.frequency,
             topics: req.topics.clone(),
             source: req.source,
-            consent_at: Some(now),
+            consent_at: Some(requested_at),
         };
         let (subscriber, _created) = store::subscribers::insert_or_get(&self.db, &new, now).await?;
         if event.transition(Some(subscriber.status)) == Transition::Refused {
@@ -176,7 +338,13 @@ impl Subscriptions {
         if store::subscribers::confirmation_recent(sent_at, resend_after) {
             return Ok(());
         }
-        self.send_confirmation_with(&subscriber, &choices).await
+        self.send_confirmation_with(&subscriber, &choices).await?;
+        let actor = Actor::new(req.source.into(), None);
+        let record = NewEvent {
+            wording_version: wording_version.map(str::to_owned),
+            ..NewEvent::new(subscriber.id, EventKind::Requested, &actor, requested_at).detail(asked_for(&choices))
+        };
+        store::history::record(&self.db, &record).await
     }
 
     /// One pass over the stored requests: claims the due ones and acts on each, oldest
@@ -200,7 +368,10 @@ impl Subscriptions {
                     continue;
                 }
             };
-            match self.act_on(&request).await {
+            match self
+                .act_on(&request, row.wording_version.as_deref(), row.created_at)
+                .await
+            {
                 Ok(()) => store::requests::delete(&self.db, row.id).await?,
                 // Left claimed: another pass takes it again when its lease ends.
                 Err(e) if row.attempts < REQUEST_ATTEMPTS => {
@@ -229,6 +400,11 @@ impl Subscriptions {
     /// else every few seconds (requests left by a crashed or stopped instance).
     pub async fn run(self: Arc<Self>, shutdown: tokio_util::sync::CancellationToken) {
         worker::run("subscription request pass", &self.wake, &shutdown, || async {
+            // Housekeeping rides on this loop: every instance runs it, and a purge that
+            // another instance is running at the same time deletes nothing twice.
+            if let Err(e) = self.purge_when_due().await {
+                tracing::error!(error = format!("{e:#}"), "purge of unconfirmed subscribers failed");
+            }
             Ok(match self.process_requests().await? {
                 0 => Pass::Idle(std::time::Duration::from_secs(5)),
                 _ => Pass::Busy,
@@ -296,11 +472,17 @@ impl Subscriptions {
     /// An admin adds someone ([`SubscriberEvent::AdminSet`] on no record): as pending, mailed
     /// a confirmation link that keeps the choices given here, or as confirmed. An address
     /// already on record is left as it is.
+    ///
+    /// An address erased at its owner's request is not added again by an admin
+    /// ([`Added::Erased`]); `by` is kept in the history as who added them.
     #[tracing::instrument(skip_all)]
-    pub async fn add(&self, req: SubscribeRequest, status: SubscriberStatus) -> anyhow::Result<Added> {
+    pub async fn add(&self, req: SubscribeRequest, status: SubscriberStatus, by: &Actor) -> anyhow::Result<Added> {
         let Transition::To(status) = (SubscriberEvent::AdminSet { to: status }).transition(None) else {
             return Ok(Added::Refused(status));
         };
+        if let Some(at) = self.erased_at(&req.email).await? {
+            return Ok(Added::Erased(at));
+        }
         let now = Utc::now();
         let new = NewSubscriber {
             email: req.email,
@@ -316,6 +498,8 @@ impl Subscriptions {
             return Ok(Added::Exists(subscriber));
         }
         tracing::info!(subscriber = subscriber.id, %status, "subscriber added");
+        let record = NewEvent::new(subscriber.id, EventKind::Added, by, now).detail(format!("as {status}"));
+        store::history::record(&self.db, &record).await?;
         if subscriber.status == SubscriberStatus::Pending {
             self.send_confirmation(&subscriber).await?;
         }
@@ -325,18 +509,34 @@ impl Subscriptions {
     /// Follows a confirmation link ([`SubscriberEvent::Confirmed`]): only the newest unused,
     /// unexpired link of an address works, and only once.
     #[tracing::instrument(skip_all)]
-    pub async fn confirm(&self, token: &str) -> anyhow::Result<Confirmed> {
-        let confirmed = store::subscribers::confirm(&self.db, token, Utc::now()).await?;
+    ///
+    /// `from` is the address of the request that followed it: its network alone (/24, /48)
+    /// is kept with the confirmation. An address that was erased at its owner's request
+    /// comes off the suppression list here: following the link is their own fresh consent.
+    pub async fn confirm(&self, token: &str, from: Option<std::net::IpAddr>) -> anyhow::Result<Confirmed> {
+        let ip = from.map(|ip| truncate_ip(ip).to_string());
+        let confirmed = store::subscribers::confirm(&self.db, token, ip, Utc::now()).await?;
         if let Confirmed::Confirmed(s) = &confirmed {
             tracing::info!(subscriber = s.id, status = %s.status, "confirmation link followed");
+            if s.status == SubscriberStatus::Confirmed
+                && store::history::lift(&self.db, &self.address_hash(&s.email).await?).await?
+            {
+                tracing::info!(subscriber = s.id, "erased address subscribed again: suppression lifted");
+            }
         }
         Ok(confirmed)
     }
 
     /// Changes a subscriber's choices (the reader's preferences form, or an admin); their
-    /// status stays as it is. `None` if there is no such subscriber.
-    pub async fn update_preferences(&self, id: i64, patch: &SubscriberPatch) -> anyhow::Result<Option<Subscriber>> {
-        store::subscribers::update(&self.db, id, patch, Utc::now()).await
+    /// status stays as it is. `by` is kept in the history (the reader's link, or an admin).
+    /// `None` if there is no such subscriber.
+    pub async fn update_preferences(
+        &self,
+        id: i64,
+        patch: &SubscriberPatch,
+        by: &Actor,
+    ) -> anyhow::Result<Option<Subscriber>> {
+        store::subscribers::update(&self.db, id, patch, by, Utc::now()).await
     }
 
     /// An admin changes a subscriber: their choices, and their status if `status` is given
@@ -348,18 +548,19 @@ impl Subscriptions {
         id: i64,
         patch: &SubscriberPatch,
         status: Option<SubscriberStatus>,
+        by: &Actor,
     ) -> anyhow::Result<Option<Subscriber>> {
         let now = Utc::now();
         if let Some(to) = status {
-            let Some(applied) = store::subscribers::apply(&self.db, id, SubscriberEvent::AdminSet { to }, now).await?
-            else {
+            let event = SubscriberEvent::AdminSet { to };
+            let Some(applied) = store::subscribers::apply(&self.db, id, event, by, None, now).await? else {
                 return Ok(None);
             };
             if applied.transition == Transition::Refused {
                 anyhow::bail!("Subscriber {id} cannot be set to {to}");
             }
         }
-        store::subscribers::update(&self.db, id, patch, now).await
+        store::subscribers::update(&self.db, id, patch, by, now).await
     }
 
     /// An admin sends a pending subscriber their confirmation link again, keeping their
@@ -384,10 +585,18 @@ impl Subscriptions {
         Ok(Resent::Sent)
     }
 
-    /// Erases a person: their row, tokens and queued mail. Returns whether anyone was there.
+    /// Erases a person at their request (`by`: the admin, API token or command line that
+    /// asks): their row, history, tokens and queued mail, and their address in bounce
+    /// reports. Only a keyed hash of the address is kept, on the suppression list, so that no
+    /// import or admin adds them again by mistake; they may still subscribe on the form
+    /// themselves. Returns whether anyone was there.
     #[tracing::instrument(skip_all)]
-    pub async fn erase(&self, id: i64) -> anyhow::Result<bool> {
-        let erased = store::subscribers::delete(&self.db, id).await?;
+    pub async fn erase(&self, id: i64, by: &Actor) -> anyhow::Result<bool> {
+        let Some(subscriber) = store::subscribers::find(&self.db, id).await? else {
+            return Ok(false);
+        };
+        let hash = self.address_hash(&subscriber.email).await?;
+        let erased = store::subscribers::erase(&self.db, id, &hash, by.source, Utc::now()).await?;
         if erased {
             tracing::info!(subscriber = id, "subscriber erased");
         }
@@ -396,21 +605,24 @@ impl Subscriptions {
 
     /// Imports a CSV list (see [`csv::import_csv`]); each row's status is an
     /// [`SubscriberEvent::Imported`] for the state machine. `progress` is told how many bytes
-    /// have been read so far.
+    /// have been read so far; `by` names the file (and who imports it) in the history. Rows
+    /// of erased addresses are refused, each with its line.
     pub async fn import<R: std::io::Read + Send + 'static>(
         &self,
         reader: R,
         options: ImportOptions,
+        by: &Actor,
         progress: impl Fn(u64),
     ) -> anyhow::Result<ImportReport> {
-        csv::import_csv(&self.db, reader, options, self.settings.default_frequency, progress).await
+        csv::import_csv_as(&self.db, reader, options, self.settings.default_frequency, by, progress).await
     }
 
     /// Leaves the list ([`SubscriberEvent::Unsubscribed`]), voiding any confirmation link
     /// still outstanding. Idempotent; a suppressed address stays suppressed.
     pub async fn unsubscribe(&self, subscriber: &Subscriber) -> anyhow::Result<()> {
         let now = Utc::now();
-        let applied = store::subscribers::apply(&self.db, subscriber.id, SubscriberEvent::Unsubscribed, now).await?;
+        let event = SubscriberEvent::Unsubscribed;
+        let applied = store::subscribers::apply(&self.db, subscriber.id, event, &Actor::link(), None, now).await?;
         match applied.map(|a| a.transition) {
             // Moving off the list voided the links.
             Some(Transition::To(_)) => tracing::info!(subscriber = subscriber.id, "unsubscribed"),

@@ -14,7 +14,8 @@ use super::extract::{Json, Path, Query};
 use super::{Result, WebError};
 use crate::bounces::BounceError;
 use crate::domain::{
-    BounceSource, EmailAddress, Frequency, Subscriber, SubscriberSource, SubscriberStatus, parse_name, parse_topics,
+    Actor, BounceSource, EmailAddress, Frequency, Subscriber, SubscriberSource, SubscriberStatus, parse_name,
+    parse_topics,
 };
 use crate::store::{self, subscribers::ListFilter, subscribers::SubscriberPatch};
 use crate::subscribers::csv::ImportOptions;
@@ -22,28 +23,43 @@ use crate::subscribers::{Added, SubscribeRequest};
 
 /// Lets in requests with a valid bearer token (`herald admin create-token`, or `[admin]
 /// api_token`) or an admin's session cookie (the console's own calls); 401 otherwise.
-pub async fn require_token(State(app): State<AppState>, jar: CookieJar, request: Request, next: Next) -> Response {
+/// The request's caller is put in its extensions as an [`Actor`]: the API with the token's
+/// name, or the console with the admin's address, for the history of what it changes.
+pub async fn require_token(State(app): State<AppState>, jar: CookieJar, mut request: Request, next: Next) -> Response {
     let bearer = request
         .headers()
         .get(header::AUTHORIZATION)
         .and_then(|v| v.to_str().ok())
         .and_then(|v| v.strip_prefix("Bearer "))
         .map(|v| v.trim().to_owned());
-    let ok = match bearer {
-        Some(token) => app.auth.token_valid(&token).await.unwrap_or(false),
+    let caller = match bearer {
+        Some(token) => app
+            .auth
+            .token_name(&token)
+            .await
+            .ok()
+            .flatten()
+            .map(|name| Actor::api(Some(name))),
         None => match super::console::session_cookie(&jar) {
-            Some(cookie) => app.auth.session(&cookie).await.ok().flatten().is_some(),
-            None => false,
+            Some(cookie) => app
+                .auth
+                .session(&cookie)
+                .await
+                .ok()
+                .flatten()
+                .map(|email| Actor::console(&email)),
+            None => None,
         },
     };
-    if !ok {
+    let Some(caller) = caller else {
         return (
             StatusCode::UNAUTHORIZED,
             [(header::WWW_AUTHENTICATE, "Bearer")],
             axum::Json(serde_json::json!({"error": "authentication required"})),
         )
             .into_response();
-    }
+    };
+    request.extensions_mut().insert(caller);
     next.run(request).await
 }
 
@@ -152,7 +168,11 @@ pub struct NewBody {
 }
 
 /// Adds a subscriber. `pending` ones get a confirmation mail; 409 if the address is on the list.
-pub async fn create(State(app): State<AppState>, Json(body): Json<NewBody>) -> Result<Response> {
+pub async fn create(
+    State(app): State<AppState>,
+    axum::Extension(caller): axum::Extension<Actor>,
+    Json(body): Json<NewBody>,
+) -> Result<Response> {
     let email = EmailAddress::parse(&body.email).map_err(invalid)?;
     let name = parse_name(body.name.as_deref().unwrap_or("")).map_err(invalid)?;
     let frequency = match body.frequency.as_deref() {
@@ -172,13 +192,18 @@ pub async fn create(State(app): State<AppState>, Json(body): Json<NewBody>) -> R
         topics,
         source: SubscriberSource::Api,
     };
-    match app.subscriptions.add(request, status).await? {
+    let email = request.email.clone();
+    match app.subscriptions.add(request, status, &caller).await? {
         Added::New(subscriber) => Ok((StatusCode::CREATED, Json(subscriber)).into_response()),
         Added::Exists(subscriber) => Err(WebError::Conflict(format!(
             "{} is already on the list",
             subscriber.email
         ))),
         Added::Refused(_) => Err(invalid("a new subscriber is pending or confirmed")),
+        Added::Erased(at) => Err(WebError::Conflict(format!(
+            "{email} was erased at their request on {}; not added (only they can subscribe again, on the form)",
+            at.format("%Y-%m-%d")
+        ))),
     }
 }
 
@@ -188,6 +213,13 @@ async fn found(app: &AppState, id: i64) -> Result<Subscriber> {
 
 pub async fn get_one(State(app): State<AppState>, Path(id): Path<i64>) -> Result<Json<Subscriber>> {
     Ok(Json(found(&app, id).await?))
+}
+
+/// Everything stored about a subscriber, with their history and the evidence of their
+/// consent: what `herald subscribers show --format json` prints, for a subject access request.
+pub async fn record(State(app): State<AppState>, Path(id): Path<i64>) -> Result<Response> {
+    let subscriber = found(&app, id).await?;
+    Ok(Json(app.subscriptions.record_of(subscriber).await?).into_response())
 }
 
 #[derive(Deserialize)]
@@ -201,6 +233,7 @@ pub struct PatchBody {
 
 pub async fn update(
     State(app): State<AppState>,
+    axum::Extension(caller): axum::Extension<Actor>,
     Path(id): Path<i64>,
     Json(body): Json<PatchBody>,
 ) -> Result<Json<Subscriber>> {
@@ -221,7 +254,7 @@ pub async fn update(
     }
     let updated = app
         .subscriptions
-        .admin_update(id, &patch, status)
+        .admin_update(id, &patch, status, &caller)
         .await?
         .ok_or(WebError::NotFound)?;
     Ok(Json(updated))
@@ -247,10 +280,15 @@ pub struct ReactivateBody {
 /// bounce events. 409 if they are not suppressed, 422 without a reason.
 pub async fn reactivate(
     State(app): State<AppState>,
+    axum::Extension(caller): axum::Extension<Actor>,
     Path(id): Path<i64>,
     Json(body): Json<ReactivateBody>,
 ) -> Result<Json<Subscriber>> {
-    match app.bounces.reactivate(id, &body.reason, BounceSource::Api).await {
+    match app
+        .bounces
+        .reactivate(id, &body.reason, caller_source(&caller), caller.by.as_deref())
+        .await
+    {
         Ok(subscriber) => Ok(Json(subscriber)),
         Err(BounceError::NoSuchSubscriber(_)) => Err(WebError::NotFound),
         Err(e @ BounceError::NotSuppressed { .. }) => Err(WebError::Conflict(e.to_string())),
@@ -259,8 +297,23 @@ pub async fn reactivate(
     }
 }
 
-pub async fn delete(State(app): State<AppState>, Path(id): Path<i64>) -> Result<StatusCode> {
-    if app.subscriptions.erase(id).await? {
+/// Whether the caller is an API token or an admin's session, as a bounce record names it.
+fn caller_source(caller: &Actor) -> BounceSource {
+    if caller.source == crate::domain::EventSource::Console {
+        BounceSource::Console
+    } else {
+        BounceSource::Api
+    }
+}
+
+/// Erases a person at their request: only a keyed hash of the address is kept, so no import
+/// or admin adds them again by mistake.
+pub async fn delete(
+    State(app): State<AppState>,
+    axum::Extension(caller): axum::Extension<Actor>,
+    Path(id): Path<i64>,
+) -> Result<StatusCode> {
+    if app.subscriptions.erase(id, &caller).await? {
         Ok(StatusCode::NO_CONTENT)
     } else {
         Err(WebError::NotFound)
@@ -273,17 +326,34 @@ pub struct ImportQuery {
     confirmed: bool,
     #[serde(default)]
     force: bool,
+    /// The name of the file the body holds, for the subscribers' history.
+    #[serde(default)]
+    file: Option<String>,
 }
 
 /// Imports a CSV body (`email,name,frequency,topics,status`); answers with the report.
-pub async fn import(State(app): State<AppState>, Query(q): Query<ImportQuery>, body: Bytes) -> Result<Response> {
+pub async fn import(
+    State(app): State<AppState>,
+    axum::Extension(caller): axum::Extension<Actor>,
+    Query(q): Query<ImportQuery>,
+    body: Bytes,
+) -> Result<Response> {
+    let who = match (caller.source, &caller.by) {
+        (crate::domain::EventSource::Console, Some(by)) => format!("console: {by}"),
+        (_, Some(by)) => format!("API token {by}"),
+        (_, None) => "API".to_owned(),
+    };
+    let by = Actor::import(Some(format!(
+        "{} ({who})",
+        q.file.as_deref().unwrap_or("a request body")
+    )));
     let options = ImportOptions {
         confirmed: q.confirmed,
         force: q.force,
     };
     let report = app
         .subscriptions
-        .import(std::io::Cursor::new(body), options, |_| {})
+        .import(std::io::Cursor::new(body), options, &by, |_| {})
         .await
         .map_err(|e| {
             if e.to_string().starts_with("line ") || e.to_string().starts_with("the file") {

@@ -92,6 +92,7 @@ pub fn router(app: AppState) -> Router {
             get(api::get_one).patch(api::update).delete(api::delete),
         )
         .route("/subscribers/{id}/bounces", get(api::bounce_events))
+        .route("/subscribers/{id}/record", get(api::record))
         .route("/subscribers/{id}/reactivate", post(api::reactivate))
         .route("/subscribers/export", get(roster::export_subscribers))
         .route("/editions", get(api::editions))

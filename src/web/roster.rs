@@ -16,7 +16,8 @@ use super::extract::{Form, Path, Query};
 use super::{AppState, Result, WebError};
 use crate::bounces::BounceError;
 use crate::domain::{
-    BounceSource, EmailAddress, Frequency, SubscriberSource, SubscriberStatus, UnknownValue, parse_name, parse_topics,
+    Actor, BounceSource, EmailAddress, Frequency, SubscriberSource, SubscriberStatus, UnknownValue, parse_name,
+    parse_topics,
 };
 use crate::store::{
     self,
@@ -233,7 +234,7 @@ pub async fn add(
             name: parse_name(&form.name).map_err(|e| e.to_string())?,
             frequency: form.frequency.parse().map_err(|e: UnknownValue| e.to_string())?,
             topics: parse_topics(form.topics.iter().map(String::as_str)).map_err(|e| format!("Topics: {e}."))?,
-            source: SubscriberSource::Api,
+            source: SubscriberSource::Console,
         })
     })();
     let parsed = match parsed {
@@ -252,13 +253,22 @@ pub async fn add(
     } else {
         SubscriberStatus::Pending
     };
-    let message = match app.subscriptions.add(request, status).await? {
+    let message = match app
+        .subscriptions
+        .add(request, status, &Actor::console(&admin.0))
+        .await?
+    {
         Added::Exists(subscriber) => format!("{} is already on the list ({}).", subscriber.email, subscriber.status),
         Added::New(subscriber) if subscriber.status == SubscriberStatus::Pending => {
             format!("{} added; a confirmation mail is on its way.", subscriber.email)
         }
         Added::New(subscriber) => format!("{} added as {}.", subscriber.email, subscriber.status),
         Added::Refused(status) => format!("Nobody is added as {status}."),
+        Added::Erased(at) => format!(
+            "{} was erased at their request on {}; not added. Only they can subscribe again, on the form.",
+            form.email.trim(),
+            at.format("%Y-%m-%d")
+        ),
     };
     list_page(&app, &admin, &query, with_message(Some(&message), None)).await
 }
@@ -278,8 +288,11 @@ pub async fn detail(
         "frequencies",
         &Frequency::ALL.iter().map(|f| f.as_str()).collect::<Vec<_>>(),
     );
-    ctx.insert("subscriber", &subscriber);
     ctx.insert("bounce_events", &app.bounces.events(id, BOUNCE_EVENTS_SHOWN).await?);
+    let record = app.subscriptions.record_of(subscriber.clone()).await?;
+    ctx.insert("consent", &record.consent);
+    ctx.insert("history", &record.events);
+    ctx.insert("subscriber", &subscriber);
     let page = page(&app, "web/admin/subscriber.html", "subscribers", &admin, ctx)?;
     Ok((jar, page).into_response())
 }
@@ -298,6 +311,7 @@ pub struct EditForm {
 /// Saves the choices, then back to the page, which says how it went.
 pub async fn edit(
     State(app): State<AppState>,
+    axum::Extension(admin): axum::Extension<Admin>,
     Path(id): Path<i64>,
     jar: CookieJar,
     Form(form): Form<EditForm>,
@@ -316,7 +330,11 @@ pub async fn edit(
     })();
     let flash = match patch {
         Err(e) => Flash::Error(format!("Nothing was saved: {e}")),
-        Ok(patch) => match app.subscriptions.update_preferences(id, &patch).await? {
+        Ok(patch) => match app
+            .subscriptions
+            .update_preferences(id, &patch, &Actor::console(&admin.0))
+            .await?
+        {
             Some(s) => Flash::Notice(format!("Saved the choices of {}.", s.email)),
             None => return Err(WebError::NotFound),
         },
@@ -338,12 +356,17 @@ pub struct ReactivateForm {
 /// with their bounce events), then back to their page.
 pub async fn reactivate(
     State(app): State<AppState>,
+    axum::Extension(admin): axum::Extension<Admin>,
     Path(id): Path<i64>,
     jar: CookieJar,
     Form(form): Form<ReactivateForm>,
 ) -> Result<Response> {
     let back = format!("admin/subscribers/{id}");
-    let flash = match app.bounces.reactivate(id, &form.reason, BounceSource::Console).await {
+    let flash = match app
+        .bounces
+        .reactivate(id, &form.reason, BounceSource::Console, Some(&admin.0))
+        .await
+    {
         Ok(s) => Flash::Notice(format!("{} is {} again.", s.email, s.status)),
         Err(BounceError::NoSuchSubscriber(_)) => return Err(WebError::NotFound),
         Err(BounceError::Store(e)) => return Err(WebError::Internal(e)),
@@ -439,7 +462,7 @@ pub async fn bulk(
             Action::Remove => (
                 format!("Remove {}?", people(chosen.len())),
                 format!(
-                    "This erases {} and everything stored about them: their rows, their links and any mail queued for them. It cannot be undone.",
+                    "This erases {} and everything stored about them: their rows, history, links and any mail queued for them. Only a keyed hash of each address is kept, so that no import adds them again by mistake. It cannot be undone.",
                     people(chosen.len())
                 ),
                 format!("Remove {}", people(chosen.len())),
@@ -481,10 +504,11 @@ pub async fn bulk(
         return page(&app, "web/admin/bulk.html", "subscribers", &admin, ctx);
     }
     let mut done = 0usize;
+    let by = Actor::console(&admin.0);
     let message = match action {
         Action::Remove => {
             for s in &chosen {
-                done += usize::from(app.subscriptions.erase(s.id).await?);
+                done += usize::from(app.subscriptions.erase(s.id, &by).await?);
             }
             format!("Removed {}, with everything stored about them.", people(done))
         }
@@ -494,7 +518,7 @@ pub async fn bulk(
                 ..Default::default()
             };
             for s in &chosen {
-                done += usize::from(app.subscriptions.update_preferences(s.id, &patch).await?.is_some());
+                done += usize::from(app.subscriptions.update_preferences(s.id, &patch, &by).await?.is_some());
             }
             format!("{} now get mail {}.", people(done), f.sentence())
         }
@@ -545,7 +569,7 @@ pub async fn remove_subscriber(
         ctx.insert("subscriber", &subscriber);
         return page(&app, "web/admin/remove.html", "subscribers", &admin, ctx);
     }
-    let removed = app.subscriptions.erase(id).await?;
+    let removed = app.subscriptions.erase(id, &Actor::console(&admin.0)).await?;
     let message = if removed {
         "Removed, with everything stored about them."
     } else {
@@ -560,19 +584,28 @@ pub async fn remove_subscriber(
     .await
 }
 
+/// An import from the console: the file's name, and the admin who sent it.
+fn import_actor(file_name: Option<String>, admin: &str) -> Actor {
+    let file = file_name.unwrap_or_else(|| "a file".to_owned());
+    Actor::import(Some(format!("{file} (console: {admin})")))
+}
+
 pub async fn import_subscribers(
     State(app): State<AppState>,
     axum::Extension(admin): axum::Extension<Admin>,
     mut multipart: Multipart,
 ) -> Result<Response> {
-    let (mut file, mut options) = (None::<Bytes>, ImportOptions::default());
+    let (mut file, mut file_name, mut options) = (None::<Bytes>, None::<String>, ImportOptions::default());
     while let Some(field) = multipart
         .next_field()
         .await
         .map_err(|e| WebError::Validation(e.to_string()))?
     {
         match field.name() {
-            Some("file") => file = Some(field.bytes().await.map_err(|e| WebError::Validation(e.to_string()))?),
+            Some("file") => {
+                file_name = field.file_name().map(str::to_owned);
+                file = Some(field.bytes().await.map_err(|e| WebError::Validation(e.to_string()))?);
+            }
             Some("confirmed") => options.confirmed = true,
             Some("force") => options.force = true,
             _ => {}
@@ -584,7 +617,12 @@ pub async fn import_subscribers(
     };
     match app
         .subscriptions
-        .import(std::io::Cursor::new(file), options, |_| {})
+        .import(
+            std::io::Cursor::new(file),
+            options,
+            &import_actor(file_name, &admin.0),
+            |_| {},
+        )
         .await
     {
         Ok(report) => {

@@ -14,7 +14,7 @@ use super::Result;
 use super::extract::{Form, Path};
 use super::guard;
 use crate::domain::{
-    EmailAddress, Frequency, Subscriber, SubscriberSource, SubscriberStatus, Tag, parse_name, parse_topics,
+    Actor, EmailAddress, Frequency, Subscriber, SubscriberSource, SubscriberStatus, Tag, parse_name, parse_topics,
 };
 use crate::site::SubscribeForm;
 use crate::store;
@@ -31,6 +31,8 @@ pub struct Fields {
     website: String,
     /// One value per ticked topic checkbox.
     topics: Vec<String>,
+    /// The version of the consent wording the form showed.
+    consent: String,
 }
 
 impl Fields {
@@ -156,7 +158,19 @@ pub async fn subscribe(
     }
     match read {
         Ok(request) => {
-            app.subscriptions.request(request).await?;
+            // The wording the page showed, if it is one Herald has kept (a page rendered by an
+            // earlier version of the site); otherwise the wording this site shows now.
+            let shown = app.site.consent();
+            let version = if fields.consent == shown.version
+                || fields.consent.len() > 64
+                || fields.consent.is_empty()
+                || store::history::consent_text(&app.db, &fields.consent).await?.is_none()
+            {
+                shown.version.as_str()
+            } else {
+                fields.consent.as_str()
+            };
+            app.subscriptions.request(request, Some(version)).await?;
             thanks()
         }
         Err(problem) => {
@@ -171,8 +185,15 @@ pub async fn subscribe(
     }
 }
 
-pub async fn confirm(State(app): State<AppState>, Path(token): Path<String>) -> Result<Response> {
-    match app.subscriptions.confirm(&token).await? {
+pub async fn confirm(
+    State(app): State<AppState>,
+    ConnectInfo(peer): ConnectInfo<SocketAddr>,
+    headers: HeaderMap,
+    Path(token): Path<String>,
+) -> Result<Response> {
+    // Kept with the confirmation as evidence, cut to its network (see `truncate_ip`).
+    let client = guard::client_ip(&app.settings, peer, &headers);
+    match app.subscriptions.confirm(&token, Some(client)).await? {
         store::subscribers::Confirmed::Confirmed(s) if s.status == SubscriberStatus::Confirmed => message(
             &app,
             StatusCode::OK,
@@ -282,7 +303,11 @@ pub async fn save_preferences(
         topics: Some(topics),
         ..Default::default()
     };
-    let updated = app.subscriptions.update_preferences(s.id, &patch).await?.unwrap_or(s);
+    let updated = app
+        .subscriptions
+        .update_preferences(s.id, &patch, &Actor::link())
+        .await?
+        .unwrap_or(s);
     preferences_page(&app, &updated, Some("Your preferences are saved."), None).await
 }
 

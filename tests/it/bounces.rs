@@ -873,7 +873,7 @@ async fn soft_bounces_suppress_only_when_enough_fall_within_the_window() {
 
     // Reactivated, the address counts afresh: older soft bounces no longer count.
     bounces
-        .reactivate(sam.id, "Mailbox cleaned up", BounceSource::Api)
+        .reactivate(sam.id, "Mailbox cleaned up", BounceSource::Api, None)
         .await
         .unwrap();
     assert_eq!(status(&app, sam.id).await, SubscriberStatus::Confirmed);

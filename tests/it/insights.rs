@@ -46,16 +46,23 @@ async fn joined(
     };
     let (s, _) = store::subscribers::insert_or_get(db, &new, asked).await.unwrap();
     if let Some(at) = confirmed {
-        store::subscribers::apply(db, s.id, SubscriberEvent::Confirmed, at)
-            .await
-            .unwrap()
-            .unwrap();
+        store::subscribers::apply(
+            db,
+            s.id,
+            SubscriberEvent::Confirmed,
+            &herald::domain::Actor::cli(),
+            None,
+            at,
+        )
+        .await
+        .unwrap()
+        .unwrap();
     }
     s.id
 }
 
 async fn event(app: &TestApp, id: i64, event: SubscriberEvent, at: DateTime<Utc>) {
-    store::subscribers::apply(&app.app.db, id, event, at)
+    store::subscribers::apply(&app.app.db, id, event, &herald::domain::Actor::cli(), None, at)
         .await
         .unwrap()
         .unwrap();

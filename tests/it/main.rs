@@ -11,6 +11,7 @@ mod cli;
 mod common;
 mod compression;
 mod confirmations;
+mod consent;
 mod console;
 mod crash;
 mod digests;

@@ -187,7 +187,12 @@ async fn run_case(case: usize, batch: u32, concurrency: u32, ops: &[Op]) -> Resu
                             ..Default::default()
                         };
                         app.subscriptions
-                            .admin_update(id, &patch, Some(SubscriberStatus::Confirmed))
+                            .admin_update(
+                                id,
+                                &patch,
+                                Some(SubscriberStatus::Confirmed),
+                                &herald::domain::Actor::cli(),
+                            )
                             .await
                             .unwrap();
                     }

@@ -9,8 +9,8 @@
 use std::collections::{BTreeMap, BTreeSet};
 
 use herald::domain::{
-    BounceKind, BounceSource, DeliveryStatus, EditionStatus, OutboxStatus, PauseCause, PollOutcome, PostSource,
-    RequestStatus, SubscriberStatus,
+    BounceKind, BounceSource, DeliveryStatus, EditionStatus, EventKind, EventSource, OutboxStatus, PauseCause,
+    PollOutcome, PostSource, RequestStatus, SubscriberStatus,
 };
 use herald::store::Db;
 use sqlx::Connection;
@@ -218,6 +218,11 @@ async fn both_migration_folders_make_the_same_schema_with_the_enums_words_checke
         ("posts.posts_source_check", words(&PostSource::PREFIXES)),
         ("sources.sources_last_outcome_check", words(PollOutcome::ALL)),
         ("subscribers.subscribers_status_check", words(SubscriberStatus::ALL)),
+        ("subscriber_events.subscriber_events_kind_check", words(EventKind::ALL)),
+        (
+            "subscriber_events.subscriber_events_source_check",
+            words(EventSource::ALL),
+        ),
         (
             "subscription_requests.subscription_requests_status_check",
             words(RequestStatus::ALL),

@@ -6,7 +6,9 @@
 //! agree with the model, whose rules are the promises:
 //! - only the newest unused link of an address confirms, and only once;
 //! - a confirmed or departed person's choices change only through their own links;
-//! - nobody is confirmed without following a link that was mailed to them.
+//! - nobody is confirmed without following a link that was mailed to them;
+//! - an erased person leaves nothing but their place on the suppression list, their links
+//!   die with them, and only their own request, confirmed by its link, takes them off it.
 
 use std::collections::HashMap;
 use std::sync::Arc;
@@ -14,7 +16,7 @@ use std::sync::atomic::{AtomicUsize, Ordering};
 
 use chrono::Utc;
 use herald::config::Settings;
-use herald::domain::{EmailAddress, Frequency, SubscriberEvent, SubscriberSource, SubscriberStatus};
+use herald::domain::{Actor, EmailAddress, Frequency, SubscriberEvent, SubscriberSource, SubscriberStatus};
 use herald::startup::App;
 use herald::store::subscribers::{Confirmed, SubscriberPatch};
 use herald::subscribers::SubscribeRequest;
@@ -50,6 +52,8 @@ enum Op {
     },
     /// The address bounces permanently.
     Bounce { who: usize },
+    /// An admin erases the person at their request.
+    Erase { who: usize },
 }
 
 fn choices() -> impl Strategy<Value = Choices> {
@@ -91,6 +95,7 @@ fn op() -> impl Strategy<Value = Op> {
         2 => (0..ADDRESSES, frequency(), topics())
             .prop_map(|(who, frequency, topics)| Op::Preferences { who, frequency, topics }),
         1 => (0..ADDRESSES).prop_map(|who| Op::Bounce { who }),
+        1 => (0..ADDRESSES).prop_map(|who| Op::Erase { who }),
     ]
 }
 
@@ -99,6 +104,8 @@ enum Link {
     Live,
     Used,
     Void,
+    /// Its subscriber was erased, and the link with them.
+    Gone,
 }
 
 /// What must be true of one address.
@@ -118,6 +125,8 @@ struct Model {
     links: Vec<(usize, Choices, Link)>,
     /// `confirm_resend_minutes` is 0 (every request mails) or large (only the first does).
     resend_pause: bool,
+    /// Addresses on the suppression list.
+    erased: std::collections::HashSet<usize>,
 }
 
 impl Model {
@@ -148,11 +157,21 @@ impl Model {
         true
     }
 
+    fn erase(&mut self, who: usize) {
+        if self.people.remove(&who).is_some() {
+            self.erased.insert(who);
+            for link in self.links.iter_mut().filter(|l| l.0 == who) {
+                link.2 = Link::Gone;
+            }
+        }
+    }
+
     fn click(&mut self, n: usize) -> Expect {
         let (who, choices, state) = self.links[n].clone();
         match state {
             Link::Used => Expect::Used,
             Link::Void => Expect::Superseded,
+            Link::Gone => Expect::Unknown,
             Link::Live => {
                 self.links[n].2 = Link::Used;
                 let person = self.people.get_mut(&who).unwrap();
@@ -168,6 +187,7 @@ impl Model {
                 }
                 if person.status == SubscriberStatus::Confirmed {
                     person.has_manage_link = true;
+                    self.erased.remove(&who);
                 }
                 Expect::Confirmed(who)
             }
@@ -180,6 +200,7 @@ enum Expect {
     Confirmed(usize),
     Used,
     Superseded,
+    Unknown,
 }
 
 /// One Herald (no server, no workers: the test drives every step) shared by all cases;
@@ -243,6 +264,7 @@ async fn run_case(app: &App, resend_pause: bool, ops: &[Op]) -> Result<(), TestC
     };
     // Tokens in the order they were mailed, parallel to `model.links`.
     let mut tokens: Vec<String> = Vec::new();
+    let smtp = herald::domain::Actor::new(herald::domain::EventSource::Smtp, None);
     for (step, op) in ops.iter().enumerate() {
         match op {
             Op::Request { who, choices } => {
@@ -253,7 +275,7 @@ async fn run_case(app: &App, resend_pause: bool, ops: &[Op]) -> Result<(), TestC
                     topics: choices.topics.clone(),
                     source: SubscriberSource::Form,
                 };
-                app.subscriptions.request(request).await.unwrap();
+                app.subscriptions.request(request, None).await.unwrap();
                 while app.subscriptions.process_requests().await.unwrap() > 0 {}
                 let mailed = take_mail(app).await;
                 let expected = model.request(*who, choices);
@@ -274,7 +296,7 @@ async fn run_case(app: &App, resend_pause: bool, ops: &[Op]) -> Result<(), TestC
                     continue;
                 }
                 let n = n % tokens.len();
-                let outcome = app.subscriptions.confirm(&tokens[n]).await.unwrap();
+                let outcome = app.subscriptions.confirm(&tokens[n], None).await.unwrap();
                 let got = match outcome {
                     Confirmed::Confirmed(s) => {
                         let who = (0..ADDRESSES).find(|w| address(*w) == s.email.as_str()).unwrap();
@@ -282,13 +304,14 @@ async fn run_case(app: &App, resend_pause: bool, ops: &[Op]) -> Result<(), TestC
                     }
                     Confirmed::Used => Expect::Used,
                     Confirmed::Superseded => Expect::Superseded,
+                    Confirmed::Unknown => Expect::Unknown,
                     other => return Err(TestCaseError::fail(format!("step {step}: link {n}: {other:?}"))),
                 };
                 prop_assert_eq!(got, model.click(n), "step {}: link {} of {:?}", step, n, model.links);
             }
             Op::Forged => {
                 let forged = herald::store::subscribers::new_token();
-                let outcome = app.subscriptions.confirm(&forged).await.unwrap();
+                let outcome = app.subscriptions.confirm(&forged, None).await.unwrap();
                 prop_assert_eq!(outcome, Confirmed::Unknown);
             }
             Op::Unsubscribe { who } => {
@@ -315,7 +338,7 @@ async fn run_case(app: &App, resend_pause: bool, ops: &[Op]) -> Result<(), TestC
                     ..Default::default()
                 };
                 app.subscriptions
-                    .update_preferences(subscriber.id, &patch)
+                    .update_preferences(subscriber.id, &patch, &herald::domain::Actor::link())
                     .await
                     .unwrap();
                 person.choices.frequency = *frequency;
@@ -327,16 +350,40 @@ async fn run_case(app: &App, resend_pause: bool, ops: &[Op]) -> Result<(), TestC
                 };
                 let subscriber = find(*who).await.unwrap();
                 // What the outbox does when a mail to the address fails for good.
-                herald::store::subscribers::apply(&app.db, subscriber.id, SubscriberEvent::Bounced, Utc::now())
-                    .await
-                    .unwrap();
+                herald::store::subscribers::apply(
+                    &app.db,
+                    subscriber.id,
+                    SubscriberEvent::Bounced,
+                    &smtp,
+                    None,
+                    Utc::now(),
+                )
+                .await
+                .unwrap();
                 if person.status != SubscriberStatus::Bounced {
                     person.status = SubscriberStatus::Bounced;
                     model.void_links(*who);
                 }
             }
+            Op::Erase { who } => {
+                if let Some(subscriber) = find(*who).await {
+                    let erased = app.subscriptions.erase(subscriber.id, &Actor::cli()).await.unwrap();
+                    prop_assert!(erased);
+                }
+                model.erase(*who);
+            }
         }
         for who in 0..ADDRESSES {
+            let email = EmailAddress::parse(&address(who)).unwrap();
+            let suppressed = app.subscriptions.erased_at(&email).await.unwrap().is_some();
+            prop_assert_eq!(
+                suppressed,
+                model.erased.contains(&who),
+                "step {}: {:?}: suppression of {}",
+                step,
+                op,
+                who
+            );
             let stored = find(who).await;
             match (model.people.get(&who), stored) {
                 (None, None) => {}

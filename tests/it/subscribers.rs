@@ -458,6 +458,7 @@ async fn every_change_of_status_follows_the_one_state_machine() {
     let app = spawn_app_with(&format!("[admin]\napi_token = \"{TOKEN}\"\n")).await;
     let db = &app.app.db;
     let subscriptions = &app.app.subscriptions;
+    let smtp = herald::domain::Actor::new(herald::domain::EventSource::Smtp, None);
     let status = |email: &'static str| {
         let app = &app;
         async move { subscriber(app, email).await.unwrap().status }
@@ -473,7 +474,7 @@ async fn every_change_of_status_follows_the_one_state_machine() {
     .await;
     subscriptions.unsubscribe(&left).await.unwrap();
     assert_eq!(status("left@example.org").await, SubscriberStatus::Unsubscribed);
-    let bounced = apply(db, left.id, SubscriberEvent::Bounced, chrono::Utc::now())
+    let bounced = apply(db, left.id, SubscriberEvent::Bounced, &smtp, None, chrono::Utc::now())
         .await
         .unwrap()
         .unwrap();
@@ -488,10 +489,17 @@ async fn every_change_of_status_follows_the_one_state_machine() {
         &[],
     )
     .await;
-    apply(db, spam.id, SubscriberEvent::Complained, chrono::Utc::now())
-        .await
-        .unwrap();
-    let again = apply(db, spam.id, SubscriberEvent::Bounced, chrono::Utc::now())
+    apply(
+        db,
+        spam.id,
+        SubscriberEvent::Complained,
+        &smtp,
+        None,
+        chrono::Utc::now(),
+    )
+    .await
+    .unwrap();
+    let again = apply(db, spam.id, SubscriberEvent::Bounced, &smtp, None, chrono::Utc::now())
         .await
         .unwrap()
         .unwrap();
@@ -504,7 +512,12 @@ async fn every_change_of_status_follows_the_one_state_machine() {
     assert!(herald::store::outbox::counts(db).await.unwrap().is_empty());
     // An admin's word brings them back.
     let forced = subscriptions
-        .admin_update(spam.id, &Default::default(), Some(SubscriberStatus::Confirmed))
+        .admin_update(
+            spam.id,
+            &Default::default(),
+            Some(SubscriberStatus::Confirmed),
+            &herald::domain::Actor::cli(),
+        )
         .await
         .unwrap()
         .unwrap();
