@@ -7,12 +7,14 @@
 
 pub mod accounts;
 pub mod bounces;
+pub mod clicks;
 pub mod deliveries;
 pub mod editions;
 pub mod health;
 pub mod outbox;
 pub mod pauses;
 pub mod posts;
+pub mod reader_feeds;
 pub mod requests;
 pub mod sources;
 pub mod subscribers;
