@@ -260,13 +260,18 @@ fn ceiling(messages: usize, size: u64, port: u16) -> anyhow::Result<(f64, f64)> 
 /// With `HERALD_BENCH_DATABASE_URL=postgres://...` it runs on PostgreSQL: 100,000
 /// subscribers with one instance and with three; otherwise on SQLite with 10,000 and 100,000.
 /// With `HERALD_BENCH_BEFORE=/path/to/an/older/herald`, each run is made with that binary
-/// first and then with this one, so the two are compared in the same run.
+/// first and then with this one, so the two are compared in the same run (several paths,
+/// separated by `:`, take turns in that order).
 /// `HERALD_BENCH_ONLY=100000x1` keeps one of the runs.
 fn main() -> anyhow::Result<()> {
     let port = free_port();
     let _sink = start_sink(port)?;
     let database = std::env::var("HERALD_BENCH_DATABASE_URL").ok();
-    let mut binaries: Vec<String> = std::env::var("HERALD_BENCH_BEFORE").into_iter().collect();
+    // Several, separated by `:`, take turns in that order (a script that sets
+    // `HERALD_TRACKING__CLICKS=true` and execs a binary measures it with clicks on).
+    let mut binaries: Vec<String> = std::env::var("HERALD_BENCH_BEFORE")
+        .map(|v| v.split(':').filter(|b| !b.is_empty()).map(str::to_owned).collect())
+        .unwrap_or_default();
     binaries.push(env!("CARGO_BIN_EXE_herald").to_owned());
     let mut runs: Vec<(usize, usize)> = match database {
         Some(_) => vec![(100_000, 1), (100_000, 3)],

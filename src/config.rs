@@ -40,6 +40,7 @@ pub struct Settings {
     pub log: LogSettings,
     pub bounces: BounceSettings,
     pub doctor: DoctorSettings,
+    pub tracking: TrackingSettings,
     /// Remote feeds to import posts from (`[[sources]]`).
     pub sources: Vec<SourceSettings>,
     /// Folder the config file lives in; relative paths are resolved against it.
@@ -215,6 +216,25 @@ fn default_source_timeout() -> u64 {
 pub struct DoctorSettings {
     /// The DNS server the checks ask (`127.0.0.1:5353`); none: the system's (resolv.conf).
     pub nameserver: Option<SocketAddr>,
+}
+
+/// What Herald records about readers beyond their subscription. Opens are never tracked.
+#[derive(Debug, Clone, Copy, Default, Deserialize)]
+#[serde(deny_unknown_fields, default)]
+pub struct TrackingSettings {
+    /// Digest links go through `/r/{token}`, which records the click and redirects to the
+    /// link (only ever to a link of that edition). Off by default.
+    pub clicks: bool,
+    /// Clicks are recorded without the reader: per link and per edition only, no unique
+    /// clickers.
+    pub anonymous: bool,
+}
+
+impl TrackingSettings {
+    /// Whether a click names its reader.
+    pub fn names_readers(&self) -> bool {
+        self.clicks && !self.anonymous
+    }
 }
 
 /// Log output.
@@ -594,6 +614,7 @@ impl Default for Settings {
             log: LogSettings::default(),
             bounces: BounceSettings::default(),
             doctor: DoctorSettings::default(),
+            tracking: TrackingSettings::default(),
             sources: Vec::new(),
             base_dir: PathBuf::from("."),
         }
@@ -877,6 +898,11 @@ impl Settings {
                 "site.postal_address is empty: laws on bulk mail (CAN-SPAM in the US, PECR in the UK) \
                  expect the sender's postal address in every newsletter"
                     .into(),
+            );
+        }
+        if self.tracking.anonymous && !self.tracking.clicks {
+            warnings.push(
+                "tracking.anonymous = true does nothing while tracking.clicks = false: no clicks are recorded".into(),
             );
         }
         warnings

@@ -2,6 +2,7 @@
 //! it (`render`), and sending it (`send`: claim, render, send, record). Uses `domain`,
 //! `config`, `store`, `site` (templates, links) and `mail` (composing, transport).
 
+mod links;
 pub mod render;
 pub mod send;
 

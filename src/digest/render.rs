@@ -10,6 +10,7 @@ use lettre::address::Envelope;
 use lettre::message::Mailbox;
 use serde::Serialize;
 
+use super::links::{self, READER, Tracker};
 use crate::config::{DigestContent, Settings};
 use crate::domain::{EditionStatus, Frequency, Post, Subscriber};
 use crate::mail::{Composer, Outgoing, compose};
@@ -47,7 +48,7 @@ struct PostView<'a> {
     image: Option<&'a str>,
     image_alt: Option<&'a str>,
     /// The whole post, for `[digest] content = "full"`.
-    content_html: Option<&'a str>,
+    content_html: Option<String>,
     /// The whole post as wrapped plain text, for the text part.
     content_text: Option<String>,
 }
@@ -68,13 +69,15 @@ pub struct Variant {
 }
 
 /// A document cut at its stand-ins and encoded once (quoted-printable pieces), so each
-/// message only encodes its two links and copies the rest.
+/// message only encodes its two links (and, for tracked links, its reader's part) and
+/// copies the rest.
 struct Filled(Vec<(Vec<u8>, Option<Link>)>);
 
 #[derive(Clone, Copy)]
 enum Link {
     Preferences,
     Unsubscribe,
+    Reader,
 }
 
 fn encoded(text: &str) -> Vec<u8> {
@@ -88,10 +91,14 @@ impl Filled {
         let mut parts = Vec::new();
         let mut rest = doc;
         loop {
-            let next = [(PREFERENCES, Link::Preferences), (UNSUBSCRIBE, Link::Unsubscribe)]
-                .into_iter()
-                .filter_map(|(marker, link)| rest.find(marker).map(|i| (i, marker.len(), link)))
-                .min_by_key(|(i, _, _)| *i);
+            let next = [
+                (PREFERENCES, Link::Preferences),
+                (UNSUBSCRIBE, Link::Unsubscribe),
+                (READER, Link::Reader),
+            ]
+            .into_iter()
+            .filter_map(|(marker, link)| rest.find(marker).map(|i| (i, marker.len(), link)))
+            .min_by_key(|(i, _, _)| *i);
             match next {
                 Some((i, len, link)) => {
                     parts.push((encoded(&rest[..i]), Some(link)));
@@ -105,14 +112,20 @@ impl Filled {
         }
     }
 
-    fn fill(&self, preferences: &str, unsubscribe: &str) -> Vec<u8> {
-        let extra = self.0.len() * 2 * preferences.len().max(unsubscribe.len());
+    /// Each value is encoded once per message, however often its stand-in occurs (a
+    /// tracked link's reader part occurs at every link).
+    fn fill(&self, preferences: &str, unsubscribe: &str, reader: &str) -> Vec<u8> {
+        // Without tracked links (or with anonymous ones) there is no reader part to encode.
+        let reader = if reader.is_empty() { Vec::new() } else { encoded(reader) };
+        let values = [encoded(preferences), encoded(unsubscribe), reader];
+        let extra = self.0.len() * values.iter().map(Vec::len).max().unwrap_or(0);
         let mut out = Vec::with_capacity(self.0.iter().map(|(p, _)| p.len()).sum::<usize>() + extra);
         for (piece, link) in &self.0 {
             out.extend_from_slice(piece);
             match link {
-                Some(Link::Preferences) => compose::qp_piece(preferences, &mut out),
-                Some(Link::Unsubscribe) => compose::qp_piece(unsubscribe, &mut out),
+                Some(Link::Preferences) => out.extend_from_slice(&values[0]),
+                Some(Link::Unsubscribe) => out.extend_from_slice(&values[1]),
+                Some(Link::Reader) => out.extend_from_slice(&values[2]),
                 None => {}
             }
         }
@@ -137,27 +150,37 @@ fn escape_link(link: &str) -> String {
 impl Variant {
     /// The HTML part of a message of this variant whose reader's links are `preferences` and
     /// `unsubscribe`, measured as [`message`] builds it.
+    /// Tracked links count with a reader's part of a typical length.
     pub fn html_part_size(&self, preferences: &str, unsubscribe: &str) -> HtmlPartSize {
         let (preferences, unsubscribe) = (escape_link(preferences), escape_link(unsubscribe));
-        let (p, u) = (
+        let reader = ".100000.AAAAAAAAAAA";
+        let (p, u, r) = (
             self.html.matches(PREFERENCES).count(),
             self.html.matches(UNSUBSCRIBE).count(),
+            self.html.matches(READER).count(),
         );
         HtmlPartSize {
-            encoded: self.html_parts.fill(&preferences, &unsubscribe).len(),
-            decoded: self.html.len() - p * PREFERENCES.len() - u * UNSUBSCRIBE.len()
+            encoded: self.html_parts.fill(&preferences, &unsubscribe, reader).len(),
+            decoded: self.html.len() - p * PREFERENCES.len() - u * UNSUBSCRIBE.len() - r * READER.len()
                 + p * preferences.len()
-                + u * unsubscribe.len(),
+                + u * unsubscribe.len()
+                + r * reader.len(),
         }
     }
 }
+
+/// A variant's topics (sorted) and whether its links are tracked.
+type VariantKey = (Vec<String>, bool);
 
 /// An edition's posts and its rendered variants, shared by every message of the edition.
 pub struct EditionContent {
     pub edition: Edition,
     pub frequency: Frequency,
     pub posts: Vec<Post>,
-    variants: Mutex<HashMap<Vec<String>, Option<Arc<Variant>>>>,
+    /// The edition's tracked links, when `[tracking] clicks` is on and the edition is stored.
+    tracker: Option<Tracker>,
+    /// By topic choice and whether links are tracked (the web view never is).
+    variants: Mutex<HashMap<VariantKey, Option<Arc<Variant>>>>,
 }
 
 /// The subject line: `[digest] subject` (a tera template with `site`, `posts`, `count`) or
@@ -199,19 +222,63 @@ impl EditionContent {
             .context("No such edition")?;
         let ids = store::editions::post_ids(&app.db, edition_id).await?;
         let posts = store::posts::find_by_ids(&app.db, &ids).await?;
+        let tracker = if app.settings().tracking.clicks {
+            Some(Self::tracker(app, edition_id, &posts).await?)
+        } else {
+            None
+        };
         Ok(Self {
             frequency: edition.frequency,
             edition,
             posts,
+            tracker,
             variants: Mutex::new(HashMap::new()),
         })
+    }
+
+    /// Every link the edition's messages carry (each post's address and, for full posts, the
+    /// links inside them), stored as the edition's links with their tokens.
+    async fn tracker(app: &Renderer, edition_id: i64, posts: &[Post]) -> anyhow::Result<Tracker> {
+        let full = app.settings().digest.content == DigestContent::Full;
+        let mut urls = Vec::new();
+        for post in posts {
+            urls.push(app.site.post_url(post.slug.as_str()));
+            if full {
+                urls.extend(links::hrefs(&post.content_html));
+            }
+        }
+        urls.sort();
+        urls.dedup();
+        let tokens = store::clicks::register_links(&app.db, edition_id, &urls, chrono::Utc::now()).await?;
+        let key = store::clicks::signing_key(&app.db).await?;
+        Ok(Tracker::new(
+            app.settings().url_for("r/"),
+            tokens,
+            key,
+            app.settings().tracking.names_readers(),
+        ))
+    }
+
+    /// Whether this edition's messages carry tracked links.
+    pub fn tracked(&self) -> bool {
+        self.tracker.is_some()
     }
 
     /// The digest for subscribers who chose `topics` (empty: everything); `None` when none of
     /// the edition's posts carries one of their topics.
     pub fn variant(&self, app: &Renderer, topics: &[String]) -> anyhow::Result<Option<Arc<Variant>>> {
-        let mut key = topics.to_vec();
-        key.sort();
+        self.variant_as(app, topics, self.tracker.as_ref())
+    }
+
+    fn variant_as(
+        &self,
+        app: &Renderer,
+        topics: &[String],
+        tracker: Option<&Tracker>,
+    ) -> anyhow::Result<Option<Arc<Variant>>> {
+        let mut topics_key = topics.to_vec();
+        topics_key.sort();
+        let key = (topics_key, tracker.is_some());
         if let Some(v) = self
             .variants
             .lock()
@@ -229,7 +296,7 @@ impl EditionContent {
             None
         } else {
             let owned: Vec<Post> = posts.iter().map(|p| (*p).clone()).collect();
-            Some(Arc::new(self.render(app, &owned, topics, false)?))
+            Some(Arc::new(self.render(app, &owned, topics, false, tracker)?))
         };
         if let Ok(mut cache) = self.variants.lock() {
             cache.insert(key, variant.clone());
@@ -239,7 +306,15 @@ impl EditionContent {
 
     /// A variant for subscribers who chose `topics`; `test` for a test send, whose copy has
     /// no reader's links (it says where they go instead) and no web view unless stored.
-    fn render(&self, app: &Renderer, posts: &[Post], topics: &[String], test: bool) -> anyhow::Result<Variant> {
+    /// With a `tracker`, the links to posts and inside them go through `/r/{token}`.
+    fn render(
+        &self,
+        app: &Renderer,
+        posts: &[Post],
+        topics: &[String],
+        test: bool,
+        tracker: Option<&Tracker>,
+    ) -> anyhow::Result<Variant> {
         let subject = if posts.len() == self.posts.len() {
             self.edition.subject.clone()
         } else {
@@ -249,16 +324,21 @@ impl EditionContent {
         let views = posts
             .iter()
             .map(|p| {
+                let url = app.site.post_url(p.slug.as_str());
+                let content_html = full.then(|| match tracker {
+                    Some(tracker) => tracker.rewrite(&p.content_html),
+                    None => p.content_html.clone(),
+                });
                 Ok(PostView {
                     title: &p.title,
-                    url: app.site.post_url(p.slug.as_str()),
+                    url: tracker.and_then(|t| t.tracked(&url)).unwrap_or(url),
                     date_human: p.published_at.format("%-d %B %Y").to_string(),
                     authors: &p.authors,
                     summary: p.summary.as_deref(),
                     image: p.image.as_deref(),
                     image_alt: p.image_alt.as_deref(),
-                    content_html: full.then_some(p.content_html.as_str()),
-                    content_text: if full { Some(post_text(&p.content_html)?) } else { None },
+                    content_text: content_html.as_deref().map(post_text).transpose()?,
+                    content_html,
                 })
             })
             .collect::<anyhow::Result<Vec<PostView>>>()?;
@@ -318,6 +398,7 @@ impl EditionContent {
             },
             frequency,
             posts,
+            tracker: None,
             variants: Mutex::new(HashMap::new()),
         })
     }
@@ -331,7 +412,7 @@ impl EditionContent {
         if self.posts.is_empty() {
             anyhow::bail!("the edition has no posts");
         }
-        let variant = self.render(app, &self.posts, &[], true)?;
+        let variant = self.render(app, &self.posts, &[], true, None)?;
         app.composer.build(Outgoing {
             to: Mailbox::new(None, to.into()),
             subject: format!("[Test] {}", variant.subject),
@@ -344,8 +425,9 @@ impl EditionContent {
     }
 
     /// The web view of the edition (`/editions/{id}`): everything, with links for a visitor.
+    /// Its links are never tracked: a visitor is nobody's reader.
     pub fn web_html(&self, app: &Renderer) -> anyhow::Result<Option<String>> {
-        Ok(self.variant(app, &[])?.map(|v| {
+        Ok(self.variant_as(app, &[], None)?.map(|v| {
             v.html
                 .replace(PREFERENCES, &app.settings().url_for("subscribe"))
                 .replace(UNSUBSCRIBE, &app.settings().url_for("subscribe"))
@@ -363,12 +445,19 @@ pub fn message(
 ) -> anyhow::Result<(Envelope, Vec<u8>)> {
     let preferences = app.site.preferences_url(subscriber);
     let unsubscribe = app.site.unsubscribe_url(subscriber);
-    let html = compose::qp_body(
-        variant
-            .html_parts
-            .fill(&escape_link(&preferences), &escape_link(&unsubscribe)),
-    );
-    let text = compose::qp_body(variant.text_parts.fill(&preferences, &unsubscribe));
+    // One signature per message, the same for each of its tracked links.
+    let reader = match &content.tracker {
+        Some(tracker) if tracker.named => {
+            crate::domain::click::reader_suffix(&tracker.key, content.edition.id, subscriber.id)
+        }
+        _ => String::new(),
+    };
+    let html = compose::qp_body(variant.html_parts.fill(
+        &escape_link(&preferences),
+        &escape_link(&unsubscribe),
+        &reader,
+    ));
+    let text = compose::qp_body(variant.text_parts.fill(&preferences, &unsubscribe, &reader));
     let to = Mailbox::new(subscriber.name.clone(), (&subscriber.email).into());
     let mut list_unsubscribe = format!("<{unsubscribe}>");
     if !app.settings().mail.unsubscribe_mailto.is_empty() {
@@ -407,8 +496,13 @@ mod tests {
     #[test]
     fn stand_ins_are_filled_per_message() {
         let doc = format!("a {PREFERENCES} b {UNSUBSCRIBE} c {PREFERENCES}");
-        assert_eq!(decode(&Filled::cut(&doc).fill("P", "U")), "a P b U c P");
-        assert_eq!(decode(&Filled::cut("none").fill("P", "U")), "none");
+        assert_eq!(decode(&Filled::cut(&doc).fill("P", "U", "R")), "a P b U c P");
+        assert_eq!(decode(&Filled::cut("none").fill("P", "U", "R")), "none");
+        let tracked = format!("<a href=\"https://x/r/AAAA{READER}\">{UNSUBSCRIBE}");
+        assert_eq!(
+            decode(&Filled::cut(&tracked).fill("P", "U", ".7.sig")),
+            "<a href=\"https://x/r/AAAA.7.sig\">U"
+        );
     }
 
     #[test]
@@ -419,7 +513,7 @@ mod tests {
             "y ".repeat(100)
         );
         let link = "https://news.example.org/preferences/abc_DEF-123";
-        let encoded = Filled::cut(&long).fill(link, "unused");
+        let encoded = Filled::cut(&long).fill(link, "unused", "unused");
         assert!(
             encoded.split(|b| *b == b'\n').all(|line| line.len() <= 78),
             "lines stay short"

@@ -3,6 +3,7 @@
 //! Uses nothing else in Herald.
 
 mod bounce;
+pub mod click;
 mod colour;
 mod email;
 mod history;

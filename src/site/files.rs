@@ -24,6 +24,8 @@ pub const RESERVED: &[&str] = &[
     "confirm",
     "unsubscribe",
     "preferences",
+    "feeds",
+    "r",
     "feed.rss",
     "feed.atom",
     "feed.json",

@@ -84,6 +84,9 @@ pub struct SiteView<'a> {
     language: &'a str,
     author: &'a str,
     base_url: &'a str,
+    /// What is recorded of clicks in digests (`[tracking]`): `off`, `anonymous` or `named`,
+    /// for the privacy note of the subscribe form.
+    clicks: &'static str,
     #[serde(flatten)]
     design: &'a Design,
 }
@@ -247,6 +250,11 @@ impl Site {
             .url_for(&format!("unsubscribe/{}", subscriber.manage_token))
     }
 
+    /// A reader's private feed, for the token that opens it.
+    pub fn reader_feed_url(&self, token: &str) -> String {
+        format!("{}feeds/{token}.atom", self.base())
+    }
+
     pub fn post_url(&self, slug: &str) -> String {
         format!("{}posts/{slug}/", self.base())
     }
@@ -309,6 +317,11 @@ impl Site {
             language: &s.language,
             author: &s.author,
             base_url: self.base(),
+            clicks: match self.settings.tracking {
+                t if !t.clicks => "off",
+                t if t.anonymous => "anonymous",
+                _ => "named",
+            },
             design: &self.design,
         }
     }
@@ -579,6 +592,28 @@ impl Site {
         Document {
             body: format.render(&meta, posts),
             content_type: format.content_type(),
+            last_modified: self.newest_change(posts),
+        }
+    }
+
+    /// A reader's private feed (Atom), served at `url`: `posts` are those of their `topics`
+    /// (all posts when they chose none), newest first.
+    pub fn reader_feed(&self, subscriber_id: i64, topics: &[Tag], url: &str, posts: &[Post]) -> Document {
+        let posts = &posts[..posts.len().min(self.settings.feeds.limit.get() as usize)];
+        let mut meta = self.feed_meta(None);
+        if !topics.is_empty() {
+            let names: Vec<&str> = topics.iter().map(Tag::name).collect();
+            meta.title = format!("{}: {}", self.settings.site.title, names.join(", "));
+        }
+        // The feed stays the same feed when its address is renewed.
+        let id = uuid::Uuid::new_v5(&self.site_uuid, format!("reader-feed/{subscriber_id}").as_bytes());
+        meta.id = format!("urn:uuid:{id}");
+        meta.rss_url = url.to_owned();
+        meta.atom_url = url.to_owned();
+        meta.json_url = url.to_owned();
+        Document {
+            body: FeedFormat::Atom.render(&meta, posts),
+            content_type: FeedFormat::Atom.content_type(),
             last_modified: self.newest_change(posts),
         }
     }

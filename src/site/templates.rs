@@ -352,7 +352,8 @@ mod tests {
         serde_json::json!({"title": "Riverside & Co", "base_url": "https://news.example.org/", "language": "en-GB",
             "description": "River news", "author": "The Trust", "accent": "#0b6e4f", "accent_dark": "#5fd3a6",
             "favicon": "https://news.example.org/favicon.svg", "favicon_type": "image/svg+xml",
-            "footer": "Charity no. 1", "postal_address": ["1 Mill Lane", "Bristol"], "theme_css": ""})
+            "footer": "Charity no. 1", "postal_address": ["1 Mill Lane", "Bristol"], "theme_css": "",
+            "clicks": "off"})
     }
 
     fn post() -> serde_json::Value {
@@ -437,6 +438,33 @@ mod tests {
         message["lines"] = serde_json::json!(["One line"]);
         assert!(render("web/message.html", message).contains("<h1>Done</h1>"));
         assert!(render("web/subscribe.html", base.clone()).contains("name=\"email\""));
+        // The privacy note says what is recorded of clicks, as configured.
+        for (clicks, says) in [
+            ("off", "We do not record which links you click."),
+            (
+                "anonymous",
+                "We count clicks on their links without recording who clicked.",
+            ),
+            ("named", "We record which links in them you click."),
+        ] {
+            let mut page = base.clone();
+            page["site"]["clicks"] = clicks.into();
+            let html = render("web/subscribe.html", page);
+            assert!(
+                html.contains(&format!("We never record whether you open our emails. {says}</p>")),
+                "{clicks}: {html}"
+            );
+        }
+        let mut preferences = base.clone();
+        preferences["email"] = "ana@example.org".into();
+        preferences["status"] = "confirmed".into();
+        preferences["action_url"] = "https://news.example.org/preferences/t".into();
+        preferences["unsubscribe_url"] = "https://news.example.org/unsubscribe/t".into();
+        preferences["feed_offered"] = true.into();
+        preferences["feed_action"] = "https://news.example.org/preferences/t/feed".into();
+        preferences["feed_url"] = "https://news.example.org/feeds/abc.atom".into();
+        let html = render("web/preferences.html", preferences);
+        assert!(html.contains("value=\"https://news.example.org/feeds/abc.atom\"") && html.contains("value=\"new\""));
         assert!(render("web/404.html", base).contains("Page not found"));
     }
 

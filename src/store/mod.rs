@@ -7,6 +7,7 @@
 
 pub mod accounts;
 pub mod bounces;
+pub mod clicks;
 pub mod deliveries;
 pub mod editions;
 pub mod health;
@@ -15,6 +16,7 @@ pub mod insight;
 pub mod outbox;
 pub mod pauses;
 pub mod posts;
+pub mod reader_feeds;
 pub mod requests;
 pub mod sources;
 pub mod subscribers;

@@ -412,5 +412,6 @@ pub async fn send_editions(State(app): State<AppState>, body: Option<Json<SendBo
 pub async fn edition(State(app): State<AppState>, Path(id): Path<i64>) -> Result<Response> {
     let edition = store::editions::find(&app.db, id).await?.ok_or(WebError::NotFound)?;
     let counts = store::editions::counts(&app.db, Some(id)).await?;
-    Ok(Json(serde_json::json!({ "edition": edition, "deliveries": counts })).into_response())
+    let clicks = super::tracking::ClickReport::load(&app, id, counts.sent).await?;
+    Ok(Json(serde_json::json!({ "edition": edition, "deliveries": counts, "clicks": clicks })).into_response())
 }

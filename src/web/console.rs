@@ -415,6 +415,10 @@ async fn edition_page(app: &AppState, admin: &Admin, id: i64, ctx: tera::Context
     ctx.insert("edition", &edition);
     ctx.insert("counts", &counts);
     ctx.insert("percent", &percent);
+    ctx.insert(
+        "clicks",
+        &super::tracking::ClickReport::load(app, id, counts.sent).await?,
+    );
     page(app, "web/admin/edition.html", "editions", admin, ctx)
 }
 

@@ -14,11 +14,13 @@ mod insights;
 mod limits;
 mod negotiate;
 mod public;
+mod reader_feed;
 mod roster;
 pub mod server;
 mod state;
 mod subscribe;
 mod trace;
+mod tracking;
 mod webhooks;
 
 use std::sync::Arc;
@@ -153,6 +155,7 @@ pub fn router(app: AppState) -> Router {
             "/preferences/{token}",
             get(subscribe::preferences).post(subscribe::save_preferences),
         )
+        .route("/preferences/{token}/feed", post(reader_feed::change))
         .route_layer(same_origin(subscribe::forbidden));
     let pages = Router::new()
         .merge(forms)
@@ -179,6 +182,8 @@ pub fn router(app: AppState) -> Router {
         .route("/feed.atom", get(public::feed_atom))
         .route("/feed.json", get(public::feed_json))
         .route("/confirm/{token}", get(subscribe::confirm))
+        .route("/feeds/{file}", get(reader_feed::feed))
+        .route("/r/{token}", get(tracking::redirect))
         // Not same-origin only: one-click unsubscribe (RFC 8058) is posted by mail providers.
         .route(
             "/unsubscribe/{token}",

@@ -23,7 +23,7 @@ pub(super) struct Negotiated;
 /// The representation of a cached document the client accepts best (its compressed
 /// variants are made once per content change), or 304 when its validators say it holds an
 /// acceptable one already. HEAD gets the same headers (axum drops the body).
-async fn respond(doc: &CachedDocument, request: &HeaderMap) -> Result<Response> {
+pub(super) async fn respond(doc: &CachedDocument, request: &HeaderMap) -> Result<Response> {
     let header_text = |name| request.get(name).and_then(|v: &HeaderValue| v.to_str().ok());
     let mut accepted = negotiate::accepted(request.get_all(header::ACCEPT_ENCODING), doc.encodings());
     if accepted.is_empty() {

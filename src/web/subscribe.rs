@@ -41,7 +41,7 @@ impl Fields {
     }
 }
 
-async fn topics(app: &AppState) -> anyhow::Result<Vec<Tag>> {
+pub(super) async fn topics(app: &AppState) -> anyhow::Result<Vec<Tag>> {
     Ok(store::posts::public_tags(&app.db, Utc::now())
         .await?
         .into_iter()
@@ -54,7 +54,7 @@ fn html(status: StatusCode, body: String) -> Response {
 }
 
 /// A page with a heading, some lines and an optional link.
-fn message(
+pub(super) fn message(
     app: &AppState,
     status: StatusCode,
     heading: &str,
@@ -235,7 +235,7 @@ pub async fn confirm(
     }
 }
 
-fn unknown_link(app: &AppState) -> Result<Response> {
+pub(super) fn unknown_link(app: &AppState) -> Result<Response> {
     message(
         app,
         StatusCode::NOT_FOUND,
@@ -245,15 +245,18 @@ fn unknown_link(app: &AppState) -> Result<Response> {
     )
 }
 
-async fn by_token(app: &AppState, token: &str) -> anyhow::Result<Option<Subscriber>> {
+pub(super) async fn by_token(app: &AppState, token: &str) -> anyhow::Result<Option<Subscriber>> {
     store::subscribers::find_by_manage_token(&app.db, token).await
 }
 
-async fn preferences_page(
+/// The preferences page; `feed_url` is the reader's private feed when it was made just now
+/// (its token is stored hashed, so this is the one time it can be shown).
+pub(super) async fn preferences_page(
     app: &AppState,
     s: &Subscriber,
     notice: Option<&str>,
     error: Option<&str>,
+    feed_url: Option<&str>,
 ) -> Result<Response> {
     let form = SubscribeForm {
         email: s.email.to_string(),
@@ -267,6 +270,11 @@ async fn preferences_page(
     ctx.insert("status", s.status.as_str());
     ctx.insert("action_url", &app.site.preferences_url(s));
     ctx.insert("unsubscribe_url", &app.site.unsubscribe_url(s));
+    ctx.insert("feed_offered", &(s.status == SubscriberStatus::Confirmed));
+    ctx.insert("feed_action", &format!("{}/feed", app.site.preferences_url(s)));
+    ctx.insert("feed_url", &feed_url);
+    let feed_made = store::reader_feeds::made_at(&app.db, s.id).await?;
+    ctx.insert("feed_made", &feed_made.map(|d| d.format("%-d %B %Y").to_string()));
     let status = if error.is_some() {
         StatusCode::UNPROCESSABLE_ENTITY
     } else {
@@ -277,7 +285,7 @@ async fn preferences_page(
 
 pub async fn preferences(State(app): State<AppState>, Path(token): Path<String>) -> Result<Response> {
     match by_token(&app, &token).await? {
-        Some(s) => preferences_page(&app, &s, None, None).await,
+        Some(s) => preferences_page(&app, &s, None, None, None).await,
         None => unknown_link(&app),
     }
 }
@@ -292,11 +300,11 @@ pub async fn save_preferences(
     };
     let frequency = match fields.frequency.parse::<Frequency>() {
         Ok(f) => f,
-        Err(e) => return preferences_page(&app, &s, None, Some(&e.to_string())).await,
+        Err(e) => return preferences_page(&app, &s, None, Some(&e.to_string()), None).await,
     };
     let topics = match parse_topics(fields.topics()) {
         Ok(t) => t,
-        Err(e) => return preferences_page(&app, &s, None, Some(&format!("Topics: {e}."))).await,
+        Err(e) => return preferences_page(&app, &s, None, Some(&format!("Topics: {e}.")), None).await,
     };
     let patch = store::subscribers::SubscriberPatch {
         frequency: Some(frequency),
@@ -308,7 +316,7 @@ pub async fn save_preferences(
         .update_preferences(s.id, &patch, &Actor::link())
         .await?
         .unwrap_or(s);
-    preferences_page(&app, &updated, Some("Your preferences are saved."), None).await
+    preferences_page(&app, &updated, Some("Your preferences are saved."), None, None).await
 }
 
 pub async fn unsubscribe_page(State(app): State<AppState>, Path(token): Path<String>) -> Result<Response> {

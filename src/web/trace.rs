@@ -55,7 +55,7 @@ pub async fn access_log(request: axum::extract::Request, next: Next) -> Response
 }
 
 /// Route segments whose next segment is a secret.
-const TOKEN_ROUTES: [&str; 3] = ["confirm", "preferences", "unsubscribe"];
+const TOKEN_ROUTES: [&str; 5] = ["confirm", "preferences", "unsubscribe", "feeds", "r"];
 
 /// A path fit for a log line: what follows a token route is replaced, and so is any
 /// segment long and random enough to be a token, whatever route it came in on (a link
