@@ -19,6 +19,7 @@ pub mod palette {
     pub const BOUNCED: RGBColor = RGBColor(0xD5, 0x5E, 0x00);
     pub const COMPLAINED: RGBColor = RGBColor(0xCC, 0x79, 0xA7);
     pub const FAILED: RGBColor = RGBColor(0x56, 0xB4, 0xE9);
+    pub const CLICKED: RGBColor = RGBColor(0x00, 0x9E, 0x73);
     pub const NOW: RGBColor = RGBColor(0x00, 0x72, 0xB2);
 }
 
@@ -28,7 +29,7 @@ const FONT: &str = "sans-serif";
 const INK: RGBColor = RGBColor(0x1d, 0x23, 0x27);
 
 /// The charts there are, by the name in their address (`/admin/insights/{name}.svg`).
-pub const NAMES: &[&str] = &["growth", "flows", "editions", "sources"];
+pub const NAMES: &[&str] = &["growth", "flows", "editions", "clicks", "sources"];
 
 /// Draws the chart called `name`, or None if there is no such chart.
 pub fn draw(report: &Report, name: &str) -> Option<anyhow::Result<String>> {
@@ -37,6 +38,7 @@ pub fn draw(report: &Report, name: &str) -> Option<anyhow::Result<String>> {
         "flows" => flows(report),
         "editions" => editions(report),
         "sources" => sources(report),
+        "clicks" => clicks(report),
         _ => return None,
     })
 }
@@ -397,4 +399,59 @@ fn sources(report: &Report) -> anyhow::Result<String> {
             Ok(())
         },
     )
+}
+
+/// For each of the latest editions, the share of its readers who clicked a link (or, when
+/// clicks are anonymous, clicks per 100 messages): only with `[tracking] clicks` on.
+fn clicks(report: &Report) -> anyhow::Result<String> {
+    let labels: Vec<String> = report.editions.iter().map(|e| format!("#{}", e.id)).collect();
+    let named = report.tracking != "anonymous";
+    let value = |e: &super::EditionOutcome| {
+        if named {
+            e.rates.clicked
+        } else {
+            super::percent(e.clicks, e.sent)
+        }
+    };
+    let (title, caption) = if named {
+        ("Readers who clicked", "Each edition: readers who clicked a link (%)")
+    } else {
+        ("Clicks per 100 messages", "Each edition: clicks per 100 messages")
+    };
+    let max = report.editions.iter().map(value).fold(0.0, f64::max);
+    let desc = match (report.tracking, report.editions.last()) {
+        ("off", _) => "Click tracking is off ([tracking] clicks).".to_owned(),
+        (_, Some(e)) => format!(
+            "The latest {} editions. The last, #{}, had {} clicks from {} messages; {} readers clicked.",
+            report.editions.len(),
+            e.id,
+            e.clicks,
+            e.sent,
+            if named {
+                e.clickers.to_string()
+            } else {
+                "no record of which".to_owned()
+            }
+        ),
+        (_, None) => "No edition has been sent yet.".to_owned(),
+    };
+    svg(title, &desc, |root| {
+        let n = labels.len() as f64;
+        let y_top = if max <= 0.0 { 1.0 } else { (max * 1.5).ceil() };
+        let mut chart = frame(root, caption, -0.5f64..(n - 0.5).max(0.5), 0f64..y_top)?;
+        axes(&mut chart, labels.len().max(1), &sparse(&labels, 12), &|y| {
+            format!("{y:.0}%")
+        })?;
+        let bars = report.editions.iter().enumerate().filter_map(|(i, e)| {
+            let x = i as f64;
+            (value(e) > 0.0).then(|| Rectangle::new([(x - 0.3, 0.0), (x + 0.3, value(e))], palette::CLICKED.filled()))
+        });
+        chart
+            .draw_series(bars)
+            .map_err(plot_error)?
+            .label(title)
+            .legend(legend_box(palette::CLICKED));
+        legend(&mut chart)?;
+        Ok(())
+    })
 }

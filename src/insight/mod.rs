@@ -11,6 +11,7 @@ use anyhow::bail;
 use chrono::{DateTime, Datelike, Days, NaiveDate, Utc};
 use serde::Serialize;
 
+use crate::config::TrackingSettings;
 use crate::domain::{Frequency, SubscriberSource, SubscriberStatus};
 use crate::store::{self, Db};
 
@@ -63,7 +64,11 @@ pub struct EditionOutcome {
     pub complained: i64,
     /// Recipients for whom this was the last edition before they unsubscribed.
     pub unsubscribed_after: i64,
-    /// The four counts above as percentages of `sent`.
+    /// Clicks on its tracked links (`[tracking] clicks`), and the readers who clicked
+    /// (none are known when clicks are anonymous).
+    pub clicks: i64,
+    pub clickers: i64,
+    /// The counts above as percentages of `sent`.
     pub rates: Rates,
 }
 
@@ -74,6 +79,8 @@ pub struct Rates {
     pub bounced: f64,
     pub complained: f64,
     pub unsubscribed_after: f64,
+    /// Readers who clicked a link.
+    pub clicked: f64,
 }
 
 /// `n` as a percentage of `of`, to one decimal place; 0 of nothing is 0.
@@ -105,6 +112,8 @@ pub struct Report {
     pub to: NaiveDate,
     pub days: u32,
     pub bucket: Bucket,
+    /// What is recorded of clicks: `off`, `anonymous` (counted, no reader) or `named`.
+    pub tracking: &'static str,
     /// Confirmed subscribers now.
     pub confirmed: i64,
     /// Confirmations within the report's days.
@@ -126,7 +135,7 @@ pub fn check_days(days: u32) -> anyhow::Result<u32> {
 }
 
 /// The report for the `days` days up to and including `now`'s.
-pub async fn report(db: &Db, now: DateTime<Utc>, days: u32) -> anyhow::Result<Report> {
+pub async fn report(db: &Db, tracking: &TrackingSettings, now: DateTime<Utc>, days: u32) -> anyhow::Result<Report> {
     let days = check_days(days)?;
     let to = now.date_naive();
     let from = to - Days::new(u64::from(days - 1));
@@ -175,10 +184,16 @@ pub async fn report(db: &Db, now: DateTime<Utc>, days: u32) -> anyhow::Result<Re
     let ids: Vec<i64> = latest.iter().map(|e| e.id).collect();
     let oldest = latest.iter().map(|e| e.created_at).min().unwrap_or(now);
     let outcomes = store::insight::outcomes(db, &ids, oldest).await?;
+    let clicks: BTreeMap<i64, (i64, i64)> = store::clicks::per_edition(db, &ids)
+        .await?
+        .into_iter()
+        .map(|c| (c.edition_id, (c.clicks, c.unique_clickers)))
+        .collect();
     let editions = latest
         .into_iter()
         .map(|e| {
             let o = outcomes.get(&e.id).cloned().unwrap_or_default();
+            let (clicks, clickers) = clicks.get(&e.id).copied().unwrap_or_default();
             EditionOutcome {
                 id: e.id,
                 subject: e.subject,
@@ -190,7 +205,10 @@ pub async fn report(db: &Db, now: DateTime<Utc>, days: u32) -> anyhow::Result<Re
                 bounced: o.bounced,
                 complained: o.complained,
                 unsubscribed_after: o.unsubscribed_after,
+                clicks,
+                clickers,
                 rates: Rates {
+                    clicked: percent(clickers, o.sent),
                     failed: percent(o.failed, o.sent),
                     bounced: percent(o.bounced, o.sent),
                     complained: percent(o.complained, o.sent),
@@ -205,6 +223,11 @@ pub async fn report(db: &Db, now: DateTime<Utc>, days: u32) -> anyhow::Result<Re
         to,
         days,
         bucket,
+        tracking: match (tracking.clicks, tracking.anonymous) {
+            (false, _) => "off",
+            (true, true) => "anonymous",
+            (true, false) => "named",
+        },
         confirmed,
         joined: growth.iter().map(|p| p.joined).sum(),
         left: growth.iter().map(|p| p.unsubscribed + p.bounced + p.complained).sum(),

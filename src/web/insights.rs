@@ -21,7 +21,7 @@ pub struct InsightQuery {
 async fn report(app: &AppState, query: &InsightQuery) -> Result<Report> {
     let days = insight::check_days(query.days.unwrap_or(insight::DEFAULT_DAYS))
         .map_err(|e| WebError::Validation(e.to_string()))?;
-    Ok(insight::report(&app.db, Utc::now(), days).await?)
+    Ok(insight::report(&app.db, &app.settings.tracking, Utc::now(), days).await?)
 }
 
 /// `GET /admin/api/insights?days=90`

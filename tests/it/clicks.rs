@@ -270,6 +270,39 @@ async fn tracked_links_lead_only_to_the_editions_links_and_record_who_clicked() 
         page.contains("survey.example.org/otters?year=2026&amp;river=wey"),
         "{page}"
     );
+    // The insight page charts each edition's readers who clicked.
+    let insight: serde_json::Value = console.get("/admin/api/insights").await.json().await.unwrap();
+    assert_eq!(insight["tracking"], "named");
+    let figures: Vec<(i64, i64, i64, f64)> = insight["editions"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|e| {
+            let n = |k: &str| e[k].as_i64().unwrap();
+            (
+                n("id"),
+                n("clicks"),
+                n("clickers"),
+                e["rates"]["clicked"].as_f64().unwrap(),
+            )
+        })
+        .collect();
+    assert_eq!(figures, [(first, 4, 2, 100.0), (second, 0, 0, 0.0)]);
+    let svg = console.page("/admin/insights/clicks.svg").await;
+    let doc = roxmltree::Document::parse(&svg).unwrap();
+    let clicked = herald::insight::charts::palette::CLICKED;
+    let colour = format!("#{:02X}{:02X}{:02X}", clicked.0, clicked.1, clicked.2);
+    let bars = doc
+        .descendants()
+        .filter(|n| n.has_tag_name("rect") && n.attribute("fill").is_some_and(|f| f.eq_ignore_ascii_case(&colour)))
+        .count();
+    assert_eq!(bars, 1 + 1, "one edition was clicked, and the legend's box: {svg}");
+    assert!(
+        console
+            .page("/admin/insights")
+            .await
+            .contains("/admin/insights/clicks.svg")
+    );
     let untouched = herald::store::clicks::per_edition(&app.app.db, &[first, second])
         .await
         .unwrap();

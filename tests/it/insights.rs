@@ -247,9 +247,13 @@ async fn the_lists_history_comes_back_as_figures_and_as_charts() {
 
     // The page shows the four charts with their figures for people who cannot see them.
     let page = console.page("/admin/insights?days=30").await;
-    for name in herald::insight::charts::NAMES {
+    for name in ["growth", "flows", "editions", "sources"] {
         assert!(page.contains(&format!("/admin/insights/{name}.svg?days=30")), "{name}");
     }
+    assert!(
+        !page.contains("/admin/insights/clicks.svg") && page.contains("<code>[tracking] clicks</code> is off"),
+        "with clicks off there is no click chart, and the page says why"
+    );
     assert!(
         page.contains(&format!("<td>{}</td><td>5</td><td>3</td>", day(ago(10)))),
         "{page}"
