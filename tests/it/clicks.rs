@@ -9,26 +9,15 @@ use herald::digest::Trigger;
 use herald::domain::{Frequency, Subscriber, SubscriberStatus};
 use mail_parser::MessageParser;
 
-use crate::common::{TestApp, add_subscriber, post, spawn_app_with};
+use crate::common::{TestApp, add_subscriber, post};
 use crate::smtp::SmtpServer;
 
 const BODY: &str = "Otters are back. Read [the survey](https://survey.example.org/otters?year=2026&river=wey), \
                     or [write to us](mailto:otters@example.org).";
 
+/// A site mailing through `smtp` whose digests carry whole posts, with `tracking` settings.
 async fn app(smtp: &SmtpServer, tracking: &str) -> TestApp {
-    let app = spawn_app_with(&format!(
-        "[mail]\ntransport = \"smtp\"\nfrom = \"Riverside News <news@example.org>\"\n\
-         [mail.smtp]\nhost = \"127.0.0.1\"\nport = {}\n[admin]\napi_token = \"clicks-token\"\n\
-         [digest]\ncontent = \"full\"\n{tracking}",
-        smtp.port
-    ))
-    .await;
-    app.write_post(
-        "archive.md",
-        &post("Archive post", "2026-01-10", &["wildlife"], "Old news."),
-    );
-    app.sync().await;
-    app
+    crate::digests::app_with_smtp(smtp, &format!("[digest]\ncontent = \"full\"\n{tracking}")).await
 }
 
 async fn reader(app: &TestApp, email: &str) -> Subscriber {
@@ -46,15 +35,8 @@ async fn send_edition(app: &TestApp, file: &str, title: &str) -> i64 {
         .await
         .unwrap();
     assert_eq!(editions.len(), 1);
-    for _ in 0..400 {
-        herald::digest::send::deliver_batch(&app.app.sender).await.unwrap();
-        let counts = herald::store::editions::counts(&app.app.db, None).await.unwrap();
-        if counts.remaining() == 0 {
-            return editions[0].id;
-        }
-        tokio::time::sleep(Duration::from_millis(50)).await;
-    }
-    panic!("the queue did not drain");
+    crate::digests::drain(app).await;
+    editions[0].id
 }
 
 /// The HTML and text parts of the message `to` got in edition `edition`.
@@ -102,7 +84,7 @@ async fn click(app: &TestApp, url: &str) -> reqwest::Response {
 async fn api_edition(app: &TestApp, id: i64) -> serde_json::Value {
     app.client
         .get(app.url(&format!("/admin/api/editions/{id}")))
-        .header("authorization", "Bearer clicks-token")
+        .header("authorization", "Bearer digest-token")
         .send()
         .await
         .unwrap()

@@ -27,6 +27,15 @@ async fn app_with_smtp(smtp: &SmtpServer, extra: &str) -> TestApp {
     app
 }
 
+/// Posts the subscribe form and follows the link of the `nth` mail the SMTP server gets.
+async fn subscribe_and_confirm(app: &TestApp, smtp: &SmtpServer, form: &[(&str, &str)], nth: usize) {
+    app.client.post(app.url("/subscribe")).form(form).send().await.unwrap();
+    requests_settled(app).await;
+    let mail = smtp.wait_for(nth, Duration::from_secs(10)).await;
+    let confirmed = app.client.get(confirm_link(&mail[nth - 1].data)).send().await.unwrap();
+    assert_eq!(confirmed.status(), 200);
+}
+
 /// `herald subscribers ARGS` against the test app's own config and database.
 fn run(app: &TestApp, args: &[&str]) -> std::process::Output {
     herald()
@@ -389,23 +398,7 @@ async fn an_erased_person_leaves_no_address_and_a_later_import_refuses_them_row_
     let email = "Erin.Erased@Example.org";
     let token = herald::auth::create_token(&app.app.db, "gdpr-desk").await.unwrap();
     // Erin subscribes and confirms; a bounce report quotes her address; a neighbour stays.
-    app.client
-        .post(app.url("/subscribe"))
-        .form(&[("email", email), ("name", "Erin")])
-        .send()
-        .await
-        .unwrap();
-    requests_settled(&app).await;
-    let mail = smtp.wait_for(1, Duration::from_secs(10)).await;
-    assert_eq!(
-        app.client
-            .get(confirm_link(&mail[0].data))
-            .send()
-            .await
-            .unwrap()
-            .status(),
-        200
-    );
+    subscribe_and_confirm(&app, &smtp, &[("email", email), ("name", "Erin")], 1).await;
     let report = herald::bounces::BounceReport {
         address: email.to_owned(),
         kind: herald::domain::BounceKind::Soft,
@@ -484,23 +477,7 @@ async fn an_erased_person_leaves_no_address_and_a_later_import_refuses_them_row_
     assert!(String::from_utf8_lossy(&cli.stderr).contains("erased at their request"));
 
     // She may come back herself: her own request, confirmed by her link, lifts the suppression.
-    app.client
-        .post(app.url("/subscribe"))
-        .form(&[("email", email)])
-        .send()
-        .await
-        .unwrap();
-    requests_settled(&app).await;
-    let mail = smtp.wait_for(2, Duration::from_secs(10)).await;
-    assert_eq!(
-        app.client
-            .get(confirm_link(&mail[1].data))
-            .send()
-            .await
-            .unwrap()
-            .status(),
-        200
-    );
+    subscribe_and_confirm(&app, &smtp, &[("email", email)], 2).await;
     let erin = EmailAddress::parse(email).unwrap();
     assert_eq!(app.app.subscriptions.erased_at(&erin).await.unwrap(), None);
     let record = show_json(&app, email);

@@ -8,7 +8,7 @@ use mail_parser::{MessageParser, MimeHeaders};
 use crate::common::{TestApp, post, spawn_app_with};
 use crate::smtp::{Behaviour, Received, SmtpServer};
 
-async fn app_with_smtp(smtp: &SmtpServer, extra: &str) -> TestApp {
+pub(crate) async fn app_with_smtp(smtp: &SmtpServer, extra: &str) -> TestApp {
     let app = spawn_app_with(&format!(
         "[mail]\ntransport = \"smtp\"\nfrom = \"Riverside News <news@example.org>\"\nretry_base_seconds = 1\n\
          [mail.smtp]\nhost = \"127.0.0.1\"\nport = {}\n[admin]\napi_token = \"digest-token\"\n{extra}",
@@ -41,7 +41,7 @@ fn scheduled(frequency: Frequency) -> Trigger {
 }
 
 /// Delivers until the queue is empty (the server's own worker may take part).
-async fn drain(app: &TestApp) {
+pub(crate) async fn drain(app: &TestApp) {
     for _ in 0..400 {
         herald::digest::send::deliver_batch(&app.app.sender).await.unwrap();
         if herald::store::editions::counts(&app.app.db, None)
